@@ -1,0 +1,68 @@
+"""Serialized resources: each Envoy resource is packed into an Any and serialized once.
+
+Translation memoizes resources that many proxies share (clusters, endpoints, the outbound
+route table), so the same `Resource` object, and the same bytes, reach every stream that
+sends it; the xDS server frames those bytes into a DiscoveryResponse without re-encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from plait.translate.typeurls import PUSH_ORDER
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One named Envoy resource as the serialized bytes of a google.protobuf.Any."""
+
+    type_url: str
+    name: str
+    body: bytes
+    digest: str
+
+    @classmethod
+    def pack(cls, name: str, message: Message) -> Resource:
+        wrapped = any_pb2.Any()
+        wrapped.Pack(message)
+        body = wrapped.SerializeToString(deterministic=True)
+        return cls(wrapped.type_url, name, body, hashlib.blake2b(body, digest_size=8).hexdigest())
+
+
+def _version(resources: Mapping[str, Resource]) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for name in sorted(resources):
+        h.update(name.encode())
+        h.update(resources[name].digest.encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything one proxy should have, by type URL then resource name."""
+
+    by_type: Mapping[str, Mapping[str, Resource]]
+    versions: Mapping[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "versions", {t: _version(self.by_type.get(t, {})) for t in PUSH_ORDER}
+        )
+
+    @classmethod
+    def of(cls, resources: Iterable[Resource]) -> ProxyConfig:
+        by_type: dict[str, dict[str, Resource]] = {t: {} for t in PUSH_ORDER}
+        for r in resources:
+            by_type.setdefault(r.type_url, {})[r.name] = r
+        return cls(by_type)
+
+    def resources(self, type_url: str) -> Mapping[str, Resource]:
+        return self.by_type.get(type_url, {})
+
+    def version(self, type_url: str) -> str:
+        return self.versions.get(type_url) or _version(self.resources(type_url))
