@@ -1,0 +1,135 @@
+"""Which fields the translator applies today, and warnings for the others.
+
+plait accepts the whole Istio API, but the translator implements it field by field. A
+field that validates but is not applied yet gets a warning, so nobody believes a retry
+budget or a fault is in force when it is not.
+
+`APPLIED` is the one table to edit when the translator learns a field. Paths use the YAML
+names; `[]` stands for any list index; a path covers everything below it (`spec.ports[]`
+is every field of every port; a trailing `.*` says the same thing explicitly). Maps are
+leaves: `spec.http[].match[].headers` covers every header match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from pydantic import BaseModel
+
+from plait.api.result import Loaded
+from plait.errors import ConfigMessage, Severity
+
+ALWAYS = ("apiVersion", "kind", "metadata.*", "status")
+"""Applied for every kind (`status` is written by controllers and ignored by design)."""
+
+APPLIED: Mapping[str, tuple[str, ...]] = {
+    "VirtualService": (
+        *ALWAYS,
+        "spec.hosts",
+        "spec.gateways",
+        "spec.http[].name",
+        "spec.http[].match[].name",
+        "spec.http[].match[].uri",
+        "spec.http[].match[].method",
+        "spec.http[].match[].headers",
+        "spec.http[].route[].destination.host",
+        "spec.http[].route[].destination.subset",
+        "spec.http[].route[].destination.port.number",
+        "spec.http[].route[].weight",
+        "spec.http[].timeout",
+        "spec.http[].retries.attempts",
+        "spec.http[].retries.perTryTimeout",
+        "spec.http[].retries.retryOn",
+    ),
+    "DestinationRule": (
+        *ALWAYS,
+        "spec.host",
+        "spec.subsets[].name",
+        "spec.subsets[].labels",
+    ),
+    "Gateway": (
+        *ALWAYS,
+        "spec.selector",
+        "spec.servers[].port.number",
+        "spec.servers[].port.protocol",
+        "spec.servers[].port.name",
+        "spec.servers[].hosts",
+    ),
+    "ServiceEntry": (
+        *ALWAYS,
+        "spec.hosts",
+        "spec.ports[]",
+        "spec.location",
+        "spec.resolution",
+        "spec.endpoints[].address",
+        "spec.endpoints[].ports",
+        "spec.endpoints[].labels",
+    ),
+    # Kubernetes kinds: plait models only what it uses, so all of the model is applied.
+    # (`image` is deliberately ignored in local mode; see DESIGN.md.)
+    "Service": (*ALWAYS, "spec.*"),
+    "Deployment": (*ALWAYS, "spec.*"),
+}
+
+NOT_APPLIED = "understood but not applied yet by plait; it has no effect"
+
+
+def unapplied_warnings(loaded: Loaded) -> list[ConfigMessage]:
+    """One warning per field the user set that the translator does not apply.
+
+    Only the highest such field is reported (`spec.http[0].fault`, not every leaf of it).
+    """
+    resource = loaded.resource
+    table = _normalize(APPLIED.get(resource.kind, ()))
+    return [
+        ConfigMessage(
+            file=loaded.source.file,
+            document=loaded.source.document,
+            path=path,
+            message=f"'{path.rsplit('.', 1)[-1]}' is {NOT_APPLIED}",
+            severity=Severity.WARNING,
+            kind=resource.kind,
+            name=resource.metadata.name,
+        )
+        for path in unapplied_paths(resource, table)
+    ]
+
+
+def unapplied_paths(model: BaseModel, applied: frozenset[str]) -> list[str]:
+    """Concrete paths (`spec.http[0].fault`) of set fields not covered by `applied`."""
+    return list(_walk(model, "", "", applied))
+
+
+def _normalize(paths: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(p.removesuffix(".*") for p in paths)
+
+
+def _covered(pattern: str, applied: frozenset[str]) -> bool:
+    return any(pattern == a or pattern.startswith((a + ".", a + "[")) for a in applied)
+
+
+def _leads_to(pattern: str, applied: frozenset[str]) -> bool:
+    return any(a.startswith((pattern + ".", pattern + "[")) for a in applied)
+
+
+def _walk(model: BaseModel, pattern: str, path: str, applied: frozenset[str]) -> Iterator[str]:
+    fields = type(model).model_fields
+    for name, field in fields.items():
+        if name not in model.model_fields_set:
+            continue
+        value = getattr(model, name)
+        if value is None or (isinstance(value, tuple | dict) and not value):
+            continue
+        key = field.alias or name
+        sub_pattern = f"{pattern}.{key}" if pattern else key
+        sub_path = f"{path}.{key}" if path else key
+        if _covered(sub_pattern, applied):
+            continue
+        if not _leads_to(sub_pattern, applied):
+            yield sub_path
+        elif isinstance(value, BaseModel):
+            yield from _walk(value, sub_pattern, sub_path, applied)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _walk(item, sub_pattern + "[]", f"{sub_path}[{i}]", applied)

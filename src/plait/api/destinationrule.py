@@ -1,0 +1,269 @@
+"""DestinationRule (networking.istio.io v1, v1beta1, v1alpha3): the full field set.
+
+Follows istio/api networking/v1alpha3/destination_rule.proto, with the CRD's limits
+(percentages, ports, durations of at least 1ms) and the protobuf oneofs enforced.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from plait.api.common import (
+    Bool,
+    IstioModel,
+    NonEmptyStr,
+    NonNegInt,
+    ObjectMeta,
+    PortNumber,
+    PortSelector,
+    Str,
+    StrMap,
+    UInt32,
+    WorkloadSelector,
+    check_one_of,
+    dns_label,
+)
+from plait.api.duration import DurationField, ZeroOkDuration
+from plait.api.virtualservice import NetworkingVersion
+
+PercentInt = Annotated[int, Field(strict=True, ge=0, le=100)]
+PercentFloat = Annotated[float, Field(strict=True, ge=0, le=100)]
+SimpleLB = Literal[
+    "UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"
+]
+ClientTLSMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
+
+
+class RingHash(IstioModel):
+    minimum_ring_size: UInt32 | None = None
+
+
+class MagLev(IstioModel):
+    table_size: UInt32 | None = None
+
+
+class CookieAttribute(IstioModel):
+    name: NonEmptyStr
+    value: Str | None = None
+
+
+class HTTPCookie(IstioModel):
+    name: NonEmptyStr
+    path: Str | None = None
+    ttl: ZeroOkDuration | None = None
+    attributes: tuple[CookieAttribute, ...] = ()
+
+
+class ConsistentHashLB(IstioModel):
+    """Hash key: one of `httpHeaderName`, `httpCookie`, `useSourceIp`,
+    `httpQueryParameterName`; algorithm: `ringHash` or `maglev`."""
+
+    http_header_name: Str | None = None
+    http_cookie: HTTPCookie | None = None
+    use_source_ip: Bool | None = None
+    http_query_parameter_name: Str | None = None
+    ring_hash: RingHash | None = None
+    maglev: MagLev | None = None
+    minimum_ring_size: UInt32 | None = None
+
+    @model_validator(mode="after")
+    def _oneofs(self) -> ConsistentHashLB:
+        keys = ("http_header_name", "http_cookie", "use_source_ip", "http_query_parameter_name")
+        check_one_of(self, keys, required=False)
+        check_one_of(self, ("ring_hash", "maglev"), required=False)
+        return self
+
+
+class LocalityDistribute(IstioModel):
+    from_: Str | None = Field(default=None, alias="from")
+    to: dict[Str, UInt32] = Field(default_factory=dict)
+
+
+class LocalityFailover(IstioModel):
+    from_: Str | None = Field(default=None, alias="from")
+    to: Str | None = None
+
+
+class LocalityLoadBalancerSetting(IstioModel):
+    distribute: tuple[LocalityDistribute, ...] = ()
+    failover: tuple[LocalityFailover, ...] = ()
+    failover_priority: tuple[Str, ...] = ()
+    enabled: Bool | None = None
+
+
+class ZoneAwareLoadBalancerSetting(IstioModel):
+    enabled: Bool | None = None
+    failover: tuple[LocalityFailover, ...] = ()
+    failover_priority: tuple[Str, ...] = ()
+    min_cluster_size: Annotated[int, Field(strict=True, ge=1)] | None = None
+
+
+class WarmupConfiguration(IstioModel):
+    duration: DurationField
+    minimum_percent: PercentFloat | None = None
+    aggression: Annotated[float, Field(strict=True, ge=0)] | None = None
+
+
+class LoadBalancerSettings(IstioModel):
+    """`simple` or `consistentHash` (a oneof), plus locality and warmup settings."""
+
+    simple: SimpleLB | None = None
+    consistent_hash: ConsistentHashLB | None = None
+    locality_lb_setting: LocalityLoadBalancerSetting | None = None
+    zone_aware_lb_setting: ZoneAwareLoadBalancerSetting | None = None
+    warmup_duration_secs: DurationField | None = None
+    warmup: WarmupConfiguration | None = None
+
+    @model_validator(mode="after")
+    def _policy(self) -> LoadBalancerSettings:
+        check_one_of(self, ("simple", "consistent_hash"), required=False)
+        return self
+
+
+class TcpKeepalive(IstioModel):
+    probes: UInt32 | None = None
+    time: DurationField | None = None
+    interval: DurationField | None = None
+
+
+class TCPSettings(IstioModel):
+    max_connections: NonNegInt | None = None
+    connect_timeout: DurationField | None = None
+    tcp_keepalive: TcpKeepalive | None = None
+    max_connection_duration: DurationField | None = None
+    idle_timeout: ZeroOkDuration | None = None
+
+
+class ConnectionKeepalive(IstioModel):
+    interval: DurationField | None = None
+    timeout: DurationField | None = None
+
+
+class HTTPSettings(IstioModel):
+    http1_max_pending_requests: NonNegInt | None = None
+    http2_max_requests: NonNegInt | None = None
+    max_requests_per_connection: NonNegInt | None = None
+    max_retries: NonNegInt | None = None
+    idle_timeout: DurationField | None = None
+    h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] = "DEFAULT"
+    use_client_protocol: Bool = False
+    max_concurrent_streams: NonNegInt | None = None
+    http2_keep_alive: ConnectionKeepalive | None = None
+
+
+class ConnectionPoolSettings(IstioModel):
+    tcp: TCPSettings | None = None
+    http: HTTPSettings | None = None
+
+
+class OutlierDetection(IstioModel):
+    consecutive_errors: NonNegInt | None = None
+    split_external_local_origin_errors: Bool = False
+    consecutive_local_origin_failures: UInt32 | None = None
+    consecutive_gateway_errors: UInt32 | None = None
+    consecutive_5xx_errors: UInt32 | None = Field(default=None, alias="consecutive5xxErrors")
+    interval: DurationField | None = None
+    base_ejection_time: DurationField | None = None
+    max_ejection_percent: PercentInt | None = None
+    min_health_percent: PercentInt | None = None
+    outlier_detection_http_error_codes: tuple[
+        Annotated[int, Field(strict=True, ge=100, le=599)], ...
+    ] = ()
+
+
+class ClientTLSSettings(IstioModel):
+    mode: ClientTLSMode = "DISABLE"
+    client_certificate: Str | None = None
+    private_key: Str | None = None
+    ca_certificates: Str | None = None
+    credential_name: Str | None = None
+    subject_alt_names: tuple[Str, ...] = ()
+    sni: Str | None = None
+    insecure_skip_verify: Bool | None = None
+    ca_crl: Str | None = None
+
+    @model_validator(mode="after")
+    def _mutual(self) -> ClientTLSSettings:
+        missing = self.client_certificate is None or self.private_key is None
+        if self.mode == "MUTUAL" and self.credential_name is None and missing:
+            raise ValueError(
+                "MUTUAL TLS needs 'credentialName', or both 'clientCertificate' and 'privateKey'"
+            )
+        return self
+
+
+class PortTrafficPolicy(IstioModel):
+    port: PortSelector
+    load_balancer: LoadBalancerSettings | None = None
+    connection_pool: ConnectionPoolSettings | None = None
+    outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+
+
+class TunnelSettings(IstioModel):
+    protocol: Literal["CONNECT", "POST"] | None = None
+    target_host: NonEmptyStr
+    target_port: PortNumber
+
+
+class ProxyProtocol(IstioModel):
+    version: Literal["V1", "V2"] = "V1"
+
+
+class RetryBudget(IstioModel):
+    percent: PercentFloat | None = None
+    min_retry_concurrency: UInt32 | None = None
+    budget_interval: ZeroOkDuration | None = None
+
+
+class TrafficPolicy(IstioModel):
+    load_balancer: LoadBalancerSettings | None = None
+    connection_pool: ConnectionPoolSettings | None = None
+    outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
+    port_level_settings: tuple[PortTrafficPolicy, ...] = ()
+    tunnel: TunnelSettings | None = None
+    proxy_protocol: ProxyProtocol | None = None
+    retry_budget: RetryBudget | None = None
+
+    @model_validator(mode="after")
+    def _unique_ports(self) -> TrafficPolicy:
+        numbers = [p.port.number for p in self.port_level_settings]
+        repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+        if repeated:
+            raise ValueError(f"'portLevelSettings' lists port {repeated[0]} more than once")
+        return self
+
+
+class Subset(IstioModel):
+    name: Annotated[str, Field(strict=True), AfterValidator(dns_label)]
+    labels: StrMap = Field(default_factory=dict)
+    traffic_policy: TrafficPolicy | None = None
+
+
+class DestinationRuleSpec(IstioModel):
+    host: NonEmptyStr
+    traffic_policy: TrafficPolicy | None = None
+    subsets: tuple[Subset, ...] = ()
+    export_to: tuple[Str, ...] = ()
+    workload_selector: WorkloadSelector | None = None
+
+    @model_validator(mode="after")
+    def _unique_subsets(self) -> DestinationRuleSpec:
+        names = [s.name for s in self.subsets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"subset name '{repeated[0]}' is used more than once")
+        return self
+
+
+class DestinationRule(IstioModel):
+    """`kind: DestinationRule`: policies for traffic to a host, and its named subsets."""
+
+    api_version: NetworkingVersion
+    kind: Literal["DestinationRule"]
+    metadata: ObjectMeta
+    spec: DestinationRuleSpec
+    status: dict[str, object] | None = None

@@ -1,0 +1,78 @@
+"""Which kinds plait reads, in which API versions, and with which model.
+
+A document's `kind` selects its entry; its `apiVersion` must be one of the entry's
+versions. A kind that plait understands but does not apply yet (the security.istio.io
+policies) has no model: it is reported as a warning and skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plait.api.destinationrule import DestinationRule
+from plait.api.gateway import Gateway
+from plait.api.kube import KubeDeployment, KubeService
+from plait.api.serviceentry import ServiceEntry
+from plait.api.virtualservice import NETWORKING_VERSIONS, VirtualService
+
+Resource = KubeService | KubeDeployment | VirtualService | DestinationRule | Gateway | ServiceEntry
+"""Every resource model; each has `api_version`, `kind`, `metadata` and `spec`."""
+
+ResourceModel = (
+    type[KubeService]
+    | type[KubeDeployment]
+    | type[VirtualService]
+    | type[DestinationRule]
+    | type[Gateway]
+    | type[ServiceEntry]
+)
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """One kind: its accepted apiVersions and the model that validates it."""
+
+    kind: str
+    versions: tuple[str, ...]
+    model: ResourceModel | None
+    legacy_groups: tuple[str, ...] = ()
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """API groups in which this kind lives or lived."""
+        own = tuple(dict.fromkeys(group_of(v) for v in self.versions))
+        return own + self.legacy_groups
+
+
+SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
+
+KINDS: dict[str, KindInfo] = {
+    info.kind: info
+    for info in (
+        KindInfo("Service", ("v1",), KubeService),
+        KindInfo("Deployment", ("apps/v1",), KubeDeployment, legacy_groups=("extensions",)),
+        KindInfo("VirtualService", NETWORKING_VERSIONS, VirtualService),
+        KindInfo("DestinationRule", NETWORKING_VERSIONS, DestinationRule),
+        KindInfo("Gateway", NETWORKING_VERSIONS, Gateway),
+        KindInfo("ServiceEntry", NETWORKING_VERSIONS, ServiceEntry),
+        KindInfo("AuthorizationPolicy", SECURITY_VERSIONS, None),
+        KindInfo("PeerAuthentication", SECURITY_VERSIONS, None),
+        KindInfo("RequestAuthentication", SECURITY_VERSIONS, None),
+    )
+}
+
+
+def group_of(api_version: str) -> str:
+    """`networking.istio.io/v1` → `networking.istio.io`; `v1` → `` (the core group)."""
+    return api_version.rpartition("/")[0]
+
+
+KNOWN_GROUPS = frozenset(g for info in KINDS.values() for g in info.groups)
+"""API groups plait reads. A kind under another group (Gateway API's `Gateway`, Knative's
+`Service`) is a different resource, skipped with a warning; under one of these, a wrong
+apiVersion is an error."""
+
+
+def resource_key(resource: Resource) -> tuple[str, str, str]:
+    """(kind, namespace, name): what makes a resource unique."""
+    return (resource.kind, resource.metadata.namespace, resource.metadata.name)

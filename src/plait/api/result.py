@@ -1,0 +1,44 @@
+"""What loading returns: typed resources with their source, and every message found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plait.api.kinds import Resource
+from plait.errors import ConfigMessage, Severity
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a resource came from: a file and the index of its YAML document (from 0)."""
+
+    file: str
+    document: int
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One valid resource and its source."""
+
+    resource: Resource
+    source: Source
+
+    def __hash__(self) -> int:
+        # Models hold dicts (labels, maps) and are not hashable; the source identifies one.
+        return hash(self.source)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The resources that loaded, in file and document order, and all messages."""
+
+    resources: tuple[Loaded, ...]
+    messages: tuple[ConfigMessage, ...]
+
+    @property
+    def errors(self) -> tuple[ConfigMessage, ...]:
+        return tuple(m for m in self.messages if m.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[ConfigMessage, ...]:
+        return tuple(m for m in self.messages if m.severity is Severity.WARNING)

@@ -1,0 +1,124 @@
+"""ServiceEntry (networking.istio.io v1, v1beta1, v1alpha3): the full field set.
+
+Follows istio/api networking/v1alpha3/service_entry.proto; its `endpoints` have the
+WorkloadEntry shape. The CRD's cross-field rules (resolution vs endpoints, CIDR addresses)
+and the webhook's (static endpoints are IPs) are enforced.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from plait.api.common import (
+    IstioModel,
+    Labels,
+    NonEmptyStr,
+    ObjectMeta,
+    PortNumber,
+    Protocol,
+    SelectorLabels,
+    Str,
+    UInt32,
+)
+from plait.api.virtualservice import NetworkingVersion
+
+Location = Literal["MESH_EXTERNAL", "MESH_INTERNAL"]
+Resolution = Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"]
+
+
+class ServicePort(IstioModel):
+    number: PortNumber
+    protocol: Protocol | None = None
+    name: NonEmptyStr
+    target_port: PortNumber | None = None
+
+
+class WorkloadEntry(IstioModel):
+    """One endpoint: an address (IP, hostname or unix:// socket) with per-port numbers."""
+
+    address: Str | None = None
+    ports: dict[Str, PortNumber] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
+    network: Str | None = None
+    locality: Str | None = None
+    weight: UInt32 | None = None
+    service_account: Str | None = None
+
+    @model_validator(mode="after")
+    def _address(self) -> WorkloadEntry:
+        if not self.address and not self.network:
+            raise ValueError("an endpoint needs an 'address' (or a 'network')")
+        if (self.address or "").startswith("unix://") and self.ports:
+            raise ValueError("a unix:// endpoint cannot have 'ports'")
+        return self
+
+
+class EntryWorkloadSelector(IstioModel):
+    """ServiceEntry's `workloadSelector`: `labels` (not `matchLabels`)."""
+
+    labels: SelectorLabels = Field(default_factory=dict)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class ServiceEntrySpec(IstioModel):
+    hosts: Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
+    addresses: tuple[Str, ...] = ()
+    ports: tuple[ServicePort, ...] = ()
+    location: Location = "MESH_EXTERNAL"
+    resolution: Resolution = "NONE"
+    endpoints: tuple[WorkloadEntry, ...] = ()
+    workload_selector: EntryWorkloadSelector | None = None
+    export_to: tuple[Str, ...] = ()
+    subject_alt_names: tuple[Str, ...] = ()
+
+    @model_validator(mode="after")
+    def _rules(self) -> ServiceEntrySpec:
+        if "*" in self.hosts:
+            raise ValueError("host '*' is not allowed; name the external hosts")
+        for attr in ("number", "name"):
+            values = [getattr(p, attr) for p in self.ports]
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ValueError(f"port {attr} {repeated[0]} is listed more than once")
+        if self.endpoints and self.workload_selector is not None:
+            raise ValueError("set either 'endpoints' or 'workloadSelector', not both")
+        if any("/" in a for a in self.addresses) and self.resolution not in ("NONE", "STATIC"):
+            raise ValueError("CIDR 'addresses' need resolution NONE or STATIC")
+        if self.resolution == "NONE" and self.endpoints:
+            raise ValueError("resolution NONE cannot have 'endpoints'; use STATIC or DNS")
+        if self.resolution == "DNS_ROUND_ROBIN" and len(self.endpoints) > 1:
+            raise ValueError("resolution DNS_ROUND_ROBIN allows at most one endpoint")
+        if self.resolution in ("DNS", "DNS_ROUND_ROBIN") and not self.endpoints:
+            wild = [h for h in self.hosts if "*" in h]
+            if wild:
+                raise ValueError(
+                    f"host '{wild[0]}' cannot be resolved by DNS; add 'endpoints' or name a host"
+                )
+        if self.resolution == "STATIC":
+            for e in self.endpoints:
+                if e.address and not (_is_ip(e.address) or e.address.startswith("unix://")):
+                    raise ValueError(
+                        f"endpoint address '{e.address}' is not an IP address, as resolution "
+                        "STATIC needs; use resolution DNS for host names"
+                    )
+        return self
+
+
+class ServiceEntry(IstioModel):
+    """`kind: ServiceEntry`: adds hosts (often outside the mesh) to the service registry."""
+
+    api_version: NetworkingVersion
+    kind: Literal["ServiceEntry"]
+    metadata: ObjectMeta
+    spec: ServiceEntrySpec
+    status: dict[str, object] | None = None

@@ -1,0 +1,364 @@
+"""VirtualService (networking.istio.io v1, v1beta1, v1alpha3): the full field set.
+
+Follows istio/api networking/v1alpha3/virtual_service.proto. Besides the CRD schema,
+the cross-field rules of Istio's validating webhook are enforced (a rule forwards, redirects,
+answers directly or delegates; mirror vs mirrors; weights).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from plait.api.common import (
+    Bool,
+    IstioModel,
+    NonEmptyStr,
+    ObjectMeta,
+    Percent,
+    PortNumber,
+    PortSelector,
+    Str,
+    StringMatch,
+    StrMap,
+    check_one_of,
+)
+from plait.api.duration import DurationField
+
+NETWORKING_VERSIONS = (
+    "networking.istio.io/v1",
+    "networking.istio.io/v1beta1",
+    "networking.istio.io/v1alpha3",
+)
+NetworkingVersion = Literal[
+    "networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"
+]
+Weight = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]
+
+
+class Destination(IstioModel):
+    host: NonEmptyStr
+    subset: Str | None = None
+    port: PortSelector | None = None
+
+
+class HeaderOperations(IstioModel):
+    set: StrMap = Field(default_factory=dict)
+    add: StrMap = Field(default_factory=dict)
+    remove: tuple[Str, ...] = ()
+
+
+class Headers(IstioModel):
+    request: HeaderOperations | None = None
+    response: HeaderOperations | None = None
+
+
+class Delegate(IstioModel):
+    name: NonEmptyStr
+    namespace: Str | None = None
+
+
+class HTTPMatchRequest(IstioModel):
+    name: Str | None = None
+    uri: StringMatch | None = None
+    scheme: StringMatch | None = None
+    method: StringMatch | None = None
+    authority: StringMatch | None = None
+    headers: dict[Str, StringMatch] = Field(default_factory=dict)
+    port: PortNumber | None = None
+    source_labels: StrMap = Field(default_factory=dict)
+    gateways: tuple[Str, ...] = ()
+    query_params: dict[Str, StringMatch] = Field(default_factory=dict)
+    ignore_uri_case: Bool = False
+    without_headers: dict[Str, StringMatch] = Field(default_factory=dict)
+    source_namespace: Str | None = None
+    stat_prefix: Str | None = None
+
+
+class HTTPRouteDestination(IstioModel):
+    destination: Destination
+    weight: Weight | None = None
+    headers: Headers | None = None
+
+
+class RouteDestination(IstioModel):
+    destination: Destination
+    weight: Weight | None = None
+
+
+class HTTPRedirect(IstioModel):
+    uri: Str | None = None
+    authority: Str | None = None
+    port: PortNumber | None = None
+    derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
+    scheme: Str | None = None
+    redirect_code: Annotated[int, Field(strict=True, ge=300, le=399)] | None = None
+    prefix_rewrite: Str | None = None
+
+    @model_validator(mode="after")
+    def _port_choice(self) -> HTTPRedirect:
+        check_one_of(self, ("port", "derive_port"), required=False)
+        return self
+
+
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("'bytes' must be base64-encoded; use 'string' for plain text") from None
+    return value
+
+
+class HTTPBody(IstioModel):
+    string: Str | None = None
+    bytes: Annotated[str, Field(strict=True), AfterValidator(_base64)] | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HTTPBody:
+        check_one_of(self, ("string", "bytes"), required=False)
+        return self
+
+
+class HTTPDirectResponse(IstioModel):
+    status: Annotated[int, Field(strict=True, ge=200, le=599)]
+    body: HTTPBody | None = None
+
+
+class RegexRewrite(IstioModel):
+    match: NonEmptyStr
+    rewrite: Str
+
+
+class HTTPRewrite(IstioModel):
+    uri: Str | None = None
+    authority: Str | None = None
+    uri_regex_rewrite: RegexRewrite | None = None
+
+    @model_validator(mode="after")
+    def _one_uri(self) -> HTTPRewrite:
+        check_one_of(self, ("uri", "uri_regex_rewrite"), required=False)
+        if self.uri is None and self.uri_regex_rewrite is None and self.authority is None:
+            raise ValueError("a rewrite needs 'uri', 'uriRegexRewrite' or 'authority'")
+        return self
+
+
+RETRY_ON = frozenset(
+    {
+        "5xx",
+        "gateway-error",
+        "reset",
+        "reset-before-request",
+        "connect-failure",
+        "envoy-ratelimited",
+        "retriable-4xx",
+        "refused-stream",
+        "retriable-status-codes",
+        "retriable-headers",
+        "http3-post-connect-failure",
+        "cancelled",
+        "deadline-exceeded",
+        "internal",
+        "resource-exhausted",
+        "unavailable",
+    }
+)
+"""Envoy's retry conditions that Istio accepts in `retryOn` (status codes 100-599 too)."""
+
+
+def _retry_on(value: str) -> str:
+    for part in (p.strip() for p in value.split(",")):
+        if part in RETRY_ON or (part.isdigit() and 100 <= int(part) <= 599):
+            continue
+        close = difflib.get_close_matches(part, sorted(RETRY_ON), 1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; use {', '.join(sorted(RETRY_ON))}"
+        raise ValueError(f"'{part}' is not a retry condition{hint}")
+    return value
+
+
+class HTTPRetry(IstioModel):
+    attempts: Annotated[int, Field(strict=True, ge=0)] | None = None
+    per_try_timeout: DurationField | None = None
+    retry_on: Annotated[str, Field(strict=True), AfterValidator(_retry_on)] | None = None
+    retry_remote_localities: Bool | None = None
+    retry_ignore_previous_hosts: Bool | None = None
+    backoff: DurationField | None = None
+
+
+class CorsPolicy(IstioModel):
+    allow_origin: tuple[Str, ...] = ()
+    allow_origins: tuple[StringMatch, ...] = ()
+    allow_methods: tuple[Str, ...] = ()
+    allow_headers: tuple[Str, ...] = ()
+    expose_headers: tuple[Str, ...] = ()
+    max_age: DurationField | None = None
+    allow_credentials: Bool | None = None
+    unmatched_preflights: Literal["UNSPECIFIED", "FORWARD", "IGNORE"] = "UNSPECIFIED"
+
+
+class FaultDelay(IstioModel):
+    percent: Annotated[int, Field(strict=True, ge=0, le=100)] | None = None
+    fixed_delay: DurationField | None = None
+    exponential_delay: DurationField | None = None
+    percentage: Percent | None = None
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> FaultDelay:
+        check_one_of(self, ("fixed_delay", "exponential_delay"), required=True)
+        return self
+
+
+class FaultAbort(IstioModel):
+    http_status: Annotated[int, Field(strict=True, ge=200, le=599)] | None = None
+    grpc_status: Str | None = None
+    http2_error: Str | None = None
+    percentage: Percent | None = None
+
+    @model_validator(mode="after")
+    def _one_error(self) -> FaultAbort:
+        check_one_of(self, ("http_status", "grpc_status", "http2_error"), required=True)
+        return self
+
+
+class HTTPFaultInjection(IstioModel):
+    delay: FaultDelay | None = None
+    abort: FaultAbort | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> HTTPFaultInjection:
+        if self.delay is None and self.abort is None:
+            raise ValueError("a fault needs a 'delay', an 'abort' or both")
+        return self
+
+
+class HTTPMirrorPolicy(IstioModel):
+    destination: Destination
+    percentage: Percent | None = None
+
+
+class HTTPRoute(IstioModel):
+    """One `http` rule. It does exactly one of: `route`, `redirect`, `directResponse`,
+    `delegate` (Istio's webhook rules, checked here)."""
+
+    name: Str | None = None
+    match: tuple[HTTPMatchRequest, ...] = ()
+    route: tuple[HTTPRouteDestination, ...] = ()
+    redirect: HTTPRedirect | None = None
+    direct_response: HTTPDirectResponse | None = None
+    delegate: Delegate | None = None
+    rewrite: HTTPRewrite | None = None
+    timeout: DurationField | None = None
+    retries: HTTPRetry | None = None
+    fault: HTTPFaultInjection | None = None
+    mirror: Destination | None = None
+    mirrors: tuple[HTTPMirrorPolicy, ...] = ()
+    mirror_percent: Annotated[int, Field(strict=True, ge=0, le=100)] | None = None
+    mirror_percentage: Percent | None = None
+    cors_policy: CorsPolicy | None = None
+    headers: Headers | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> HTTPRoute:
+        actions = [
+            key
+            for key, present in (
+                ("route", bool(self.route)),
+                ("redirect", self.redirect is not None),
+                ("directResponse", self.direct_response is not None),
+                ("delegate", self.delegate is not None),
+            )
+            if present
+        ]
+        if len(actions) > 1:
+            both = "', '".join(actions)
+            raise ValueError(f"an HTTP rule can have only one of '{both}'; keep one")
+        if not actions:
+            raise ValueError(
+                "an HTTP rule needs one of 'route', 'redirect', 'directResponse' or 'delegate'"
+            )
+        for other, present in (("fault", self.fault), ("rewrite", self.rewrite)):
+            if present is not None and actions[0] in ("redirect", "directResponse"):
+                raise ValueError(f"an HTTP rule with '{actions[0]}' cannot also have '{other}'")
+        if self.mirror is not None and self.mirrors:
+            raise ValueError("set either 'mirror' or 'mirrors', not both")
+        _check_weights(self.route)
+        return self
+
+
+def _check_weights(route: tuple[HTTPRouteDestination, ...] | tuple[RouteDestination, ...]) -> None:
+    if len(route) > 1 and sum(d.weight or 0 for d in route) == 0:
+        raise ValueError(
+            "the destinations of 'route' have no weight in total; give each a 'weight' "
+            "(e.g. 80 and 20)"
+        )
+
+
+class L4MatchAttributes(IstioModel):
+    destination_subnets: tuple[Str, ...] = ()
+    port: PortNumber | None = None
+    source_subnet: Str | None = None
+    source_labels: StrMap = Field(default_factory=dict)
+    gateways: tuple[Str, ...] = ()
+    source_namespace: Str | None = None
+
+
+class TLSMatchAttributes(IstioModel):
+    sni_hosts: Annotated[tuple[Str, ...], Field(min_length=1)]
+    destination_subnets: tuple[Str, ...] = ()
+    port: PortNumber | None = None
+    source_labels: StrMap = Field(default_factory=dict)
+    gateways: tuple[Str, ...] = ()
+    source_namespace: Str | None = None
+
+
+class TCPRoute(IstioModel):
+    match: tuple[L4MatchAttributes, ...] = ()
+    route: tuple[RouteDestination, ...] = ()
+
+    @model_validator(mode="after")
+    def _weights(self) -> TCPRoute:
+        _check_weights(self.route)
+        return self
+
+
+class TLSRoute(IstioModel):
+    match: Annotated[tuple[TLSMatchAttributes, ...], Field(min_length=1)]
+    route: tuple[RouteDestination, ...] = ()
+
+    @model_validator(mode="after")
+    def _weights(self) -> TLSRoute:
+        _check_weights(self.route)
+        return self
+
+
+class VirtualServiceSpec(IstioModel):
+    hosts: tuple[Str, ...] = ()
+    gateways: tuple[Str, ...] = ()
+    http: tuple[HTTPRoute, ...] = ()
+    tls: tuple[TLSRoute, ...] = ()
+    tcp: tuple[TCPRoute, ...] = ()
+    export_to: tuple[Str, ...] = ()
+
+    @model_validator(mode="after")
+    def _hosts(self) -> VirtualServiceSpec:
+        if "*" in self.hosts and (not self.gateways or "mesh" in self.gateways):
+            raise ValueError(
+                "host '*' is not allowed for rules that apply to the mesh (sidecars); "
+                "bind the VirtualService to a Gateway with 'gateways' or name the hosts"
+            )
+        if not self.hosts and self.gateways:
+            raise ValueError("a delegate VirtualService (no 'hosts') must not set 'gateways'")
+        return self
+
+
+class VirtualService(IstioModel):
+    """`kind: VirtualService`: how requests to a set of hosts are routed."""
+
+    api_version: NetworkingVersion
+    kind: Literal["VirtualService"]
+    metadata: ObjectMeta
+    spec: VirtualServiceSpec
+    status: dict[str, object] | None = None
