@@ -1,0 +1,25 @@
+"""The xDS side of plait: the ADS server (State of the World) and what it depends on.
+
+    ConfigSource        the protocol the server reads configuration from (source.py)
+    StaticConfigSource  an in-memory ConfigSource for tests and benchmarks
+    AdsServer           the grpc.aio server; statuses() and wait_synced() (server.py)
+    ProxyStatus         one proxy's sync state per type, for `plait status` (status.py)
+
+Delta xDS is not implemented yet (TODO in stream.py and server.py).
+"""
+
+from plait.xds.server import AdsServer, Rejection
+from plait.xds.source import ConfigSource, StaticConfigSource
+from plait.xds.status import ProxyStatus, TypeStatus, XdsCounters
+from plait.xds.typestate import SyncState
+
+__all__ = [
+    "AdsServer",
+    "ConfigSource",
+    "ProxyStatus",
+    "Rejection",
+    "StaticConfigSource",
+    "SyncState",
+    "TypeStatus",
+    "XdsCounters",
+]

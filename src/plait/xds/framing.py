@@ -1,0 +1,97 @@
+"""DiscoveryResponse bytes built from already-serialized resources, and the ADS handler.
+
+A `Resource.body` is the serialized `google.protobuf.Any` made once by translation and
+shared by every proxy that receives it. A DiscoveryResponse is framed around those bytes
+by hand instead of building a message and re-encoding every resource per stream:
+
+    DiscoveryResponse (envoy/service/discovery/v3/discovery.proto)
+      1 version_info   string
+      2 resources      repeated google.protobuf.Any   <- tag, length, Resource.body
+      4 type_url       string
+      5 nonce          string
+      6 control_plane  envoy.config.core.v3.ControlPlane { 1 identifier string }
+
+The gRPC method is registered with an identity response serializer, so the bytes made
+here go to the wire unchanged. Only the State of the World method is registered; a call to
+DeltaAggregatedResources gets UNIMPLEMENTED from gRPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from envoy.service.discovery.v3 import discovery_pb2
+
+from plait.translate.resource import Resource
+
+ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+SOTW_METHOD = "StreamAggregatedResources"
+
+_WIRE_LEN = 2  # length-delimited wire type
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _tag(field: int) -> bytes:
+    return _varint(field << 3 | _WIRE_LEN)
+
+
+_VERSION, _RESOURCE, _TYPE_URL, _NONCE, _CONTROL_PLANE = (_tag(f) for f in (1, 2, 4, 5, 6))
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    return tag + _varint(len(payload)) + payload
+
+
+def control_plane(identifier: str) -> bytes:
+    """The serialized `control_plane` field (a ControlPlane message) for every response."""
+    return _field(_CONTROL_PLANE, _field(_tag(1), identifier.encode()))
+
+
+def encode_response(
+    version: str,
+    type_url: str,
+    nonce: str,
+    resources: Iterable[Resource],
+    control_plane_field: bytes = b"",
+) -> bytes:
+    """A serialized DiscoveryResponse whose resources are the given bodies, byte for byte."""
+    parts = [_field(_VERSION, version.encode())] if version else []
+    for r in resources:
+        parts.append(_RESOURCE + _varint(len(r.body)))
+        parts.append(r.body)
+    parts.append(_field(_TYPE_URL, type_url.encode()))
+    if nonce:
+        parts.append(_field(_NONCE, nonce.encode()))
+    parts.append(control_plane_field)
+    return b"".join(parts)
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+StreamBehaviour = Callable[[Any, Any], Any]
+"""`async def behaviour(request_iterator, context) -> None` (the reader/writer style)."""
+
+
+def ads_handler(sotw: StreamBehaviour) -> grpc.GenericRpcHandler:
+    """The generic handler for ADS: requests parsed by protobuf, responses sent as bytes."""
+    method = grpc.stream_stream_rpc_method_handler(
+        sotw,
+        request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+        response_serializer=_identity,
+    )
+    handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(
+        ADS_SERVICE, {SOTW_METHOD: method}
+    )
+    return handler

@@ -1,0 +1,221 @@
+"""The ADS gRPC server (State of the World) on grpc.aio.
+
+Serves `envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources`.
+Each stream's first request must carry the Envoy node: its id and metadata (written by the
+agent with `to_node_metadata`) become the `Proxy`; a stream without a usable node is
+refused with INVALID_ARGUMENT and recorded in `rejections`. The stream is then served by a
+`Session` (see `session.py` for its tasks and failure model, `stream.py` for the protocol
+rules).
+
+Status codes are chosen in one place, `_status_for`: a bad node is INVALID_ARGUMENT,
+shutdown is UNAVAILABLE, anything unexpected (a failing `config_for`, a bug) is INTERNAL
+and logged with its traceback; Envoy retries the stream with backoff in every case.
+
+A client that disconnects is cancelled by gRPC; its proxy stays listed by `statuses()` as
+disconnected for `disconnected_ttl` seconds. When the same node id connects again, the new
+stream replaces the old in the status table. `stop()` ends every stream with UNAVAILABLE
+so that Envoy reconnects elsewhere or later.
+
+TODO(delta-xds): DeltaAggregatedResources is not registered (gRPC answers UNIMPLEMENTED,
+and Envoy configured for DELTA_GRPC will fail to connect); see `stream.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from plait.model.proxy import NodeMetadataError, Proxy, from_node_metadata
+from plait.translate.resource import ProxyConfig
+from plait.xds import framing
+from plait.xds.session import (
+    BadNodeError,
+    ServerStoppingError,
+    Session,
+    SessionDeps,
+    StreamError,
+    utcnow,
+)
+from plait.xds.source import EMPTY_CONFIG, ConfigSource
+from plait.xds.status import ProxyStatus, XdsCounters
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[type[StreamError], grpc.StatusCode] = {
+    BadNodeError: grpc.StatusCode.INVALID_ARGUMENT,
+    ServerStoppingError: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def _status_for(exc: Exception) -> grpc.StatusCode:
+    """The one place where a reason to end a stream becomes a gRPC status code."""
+    code = _STATUS.get(type(exc)) if isinstance(exc, StreamError) else None
+    return code if code is not None else grpc.StatusCode.INTERNAL
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A stream the server refused."""
+
+    at: datetime
+    peer: str
+    node_id: str
+    code: str
+    message: str
+
+
+def proxy_from_request(first: Any) -> Proxy:
+    """The Proxy described by a stream's first DiscoveryRequest; raises BadNodeError."""
+    if not first.HasField("node") or not first.node.id:
+        raise BadNodeError("the first DiscoveryRequest of a stream must carry node.id")
+    metadata = json_format.MessageToDict(first.node.metadata)
+    try:
+        return from_node_metadata(first.node.id, metadata)
+    except NodeMetadataError as exc:
+        raise BadNodeError(f"node {first.node.id!r}: {exc}") from exc
+
+
+class AdsServer:
+    """Serves each connected proxy its configuration from a `ConfigSource`."""
+
+    def __init__(
+        self,
+        source: ConfigSource,
+        *,
+        control_plane_id: str = "plait",
+        disconnected_ttl: float = 600.0,
+    ) -> None:
+        self.source = source
+        self.counters = XdsCounters()
+        self.rejections: deque[Rejection] = deque(maxlen=100)
+        self.disconnected_ttl = disconnected_ttl
+        self._deps = SessionDeps(
+            source, self.counters, framing.control_plane(control_plane_id), self._notify
+        )
+        self._sessions: dict[str, Session] = {}  # by node id: the latest stream of each
+        self._active: set[Session] = set()
+        self._disconnected_mono: dict[str, float] = {}
+        self._sync_changed = asyncio.Event()
+        self._server: grpc.aio.Server | None = None
+        self.port: int | None = None  # the bound port once started
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on host:port (0 = any free port) and return the bound port."""
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((framing.ads_handler(self._sotw),))
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        bound: int = server.add_insecure_port(address)
+        await server.start()
+        self._server, self.port = server, bound
+        log.info("ADS server listening on %s (port %d)", address, bound)
+        return bound
+
+    async def stop(self, grace: float) -> None:
+        """End every stream with UNAVAILABLE, then stop gRPC within `grace` seconds."""
+        for session in list(self._active):
+            session.close()
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    def statuses(self) -> list[ProxyStatus]:
+        """Every connected proxy, and those disconnected less than `disconnected_ttl` ago."""
+        self._prune()
+        out = [s.status(self._current_config(s)) for s in self._sessions.values()]
+        return sorted(out, key=lambda s: s.proxy.id)
+
+    def _current_config(self, session: Session) -> ProxyConfig:
+        """What the proxy should have now (status must work even if the source fails)."""
+        if session.config is not None and (
+            not session.connected or session.config_generation == self.source.generation
+        ):
+            return session.config
+        try:
+            return self.source.config_for(session.proxy)
+        except Exception:  # the stream itself reports the failure
+            return session.config if session.config is not None else EMPTY_CONFIG
+
+    async def wait_synced(self, generation: int, timeout: float, *, min_proxies: int = 0) -> bool:
+        """Wait until every connected proxy (at least `min_proxies`) has fully ACKed
+        `generation` or a newer one; False when `timeout` seconds pass first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._synced(generation, min_proxies):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._sync_changed.wait(), remaining)
+            except TimeoutError:
+                return self._synced(generation, min_proxies)
+        return True
+
+    def _synced(self, generation: int, min_proxies: int) -> bool:
+        return len(self._active) >= min_proxies and all(
+            s.synced_generation is not None and s.synced_generation >= generation
+            for s in self._active
+        )
+
+    def _notify(self) -> None:
+        self._sync_changed.set()
+        self._sync_changed = asyncio.Event()
+
+    def _prune(self) -> None:
+        cutoff = time.monotonic() - self.disconnected_ttl
+        for node_id, at in list(self._disconnected_mono.items()):
+            if at < cutoff:
+                del self._disconnected_mono[node_id]
+                self._sessions.pop(node_id, None)
+
+    async def _sotw(self, requests: Any, context: Any) -> None:
+        """The StreamAggregatedResources handler (reader/writer style)."""
+        first = await anext(requests, None)
+        if first is None:
+            return
+        try:
+            session = Session(proxy_from_request(first), self._deps)
+            self._connect(session)
+            try:
+                await session.run(first, requests, context.write)
+            finally:
+                self._disconnect(session)
+        except Exception as exc:  # every way a stream ends with an error goes through here
+            code = _status_for(exc)
+            message = str(exc)
+            if isinstance(exc, BadNodeError):
+                self.counters.streams_rejected += 1
+                self.rejections.append(
+                    Rejection(utcnow(), context.peer(), first.node.id, code.name, message)
+                )
+                log.warning("refused ADS stream from %s: %s", context.peer(), exc)
+            elif not isinstance(exc, StreamError):
+                log.exception("ADS stream from %s failed", context.peer())
+                message = f"control plane error: {type(exc).__name__}: {exc}"
+            await context.abort(code, message)
+
+    def _connect(self, session: Session) -> None:
+        node_id = session.proxy.id
+        self._prune()
+        self.counters.streams_opened += 1
+        self._sessions[node_id] = session
+        self._disconnected_mono.pop(node_id, None)
+        self._active.add(session)
+        log.info("proxy %s connected", node_id)
+        self._notify()
+
+    def _disconnect(self, session: Session) -> None:
+        node_id = session.proxy.id
+        session.disconnected_at = utcnow()
+        self._active.discard(session)
+        if self._sessions.get(node_id) is session:
+            self._disconnected_mono[node_id] = time.monotonic()
+        log.info("proxy %s disconnected", node_id)
+        self._notify()

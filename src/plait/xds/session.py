@@ -1,0 +1,206 @@
+"""One ADS stream: its reader, generation watcher and pusher tasks.
+
+Concurrency model (one event loop, no locks):
+
+* the reader feeds each DiscoveryRequest to the `StreamState` (ACK, NACK, stale nonce,
+  subscription) and wakes the pusher;
+* the watcher awaits `ConfigSource.wait_for_generation` and wakes the pusher;
+* the pusher, on each wake, fetches the proxy's config for the *current* generation only
+  (generations that arrived while it was writing are coalesced into one push), writes the
+  planned responses in push order, and records the newest generation the proxy has fully
+  ACKed.
+
+Failure model: when the client half-closes, `run` returns (status OK); when the client
+disconnects or the server stops, gRPC cancels the handler and every task of the stream is
+cancelled with it; a failed write ends the stream with that error. `close()` ends the
+stream with `ServerStoppingError`. Nothing is retried here: Envoy reconnects, and a new
+stream starts from an empty state and re-sends the current configuration in push order
+(so a cluster removed while the proxy was away is not removed make-before-break: the new
+stream cannot know which clusters the proxy still runs). A NACK is logged and kept in the
+state (see `stream.py`); the stream stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from plait.model.proxy import Proxy
+from plait.translate.resource import ProxyConfig
+from plait.translate.typeurls import SHORT_NAMES
+from plait.xds import framing
+from plait.xds.source import ConfigSource
+from plait.xds.status import ProxyStatus, TypeStatus, XdsCounters
+from plait.xds.stream import StreamState
+from plait.xds.typestate import Request, RequestKind
+
+log = logging.getLogger(__name__)
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+class StreamError(Exception):
+    """A reason to end an ADS stream; `server.py` maps each to a gRPC status."""
+
+
+class BadNodeError(StreamError):
+    """The first request's node does not describe a plait proxy."""
+
+
+class ServerStoppingError(StreamError):
+    """The server is shutting down."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SessionDeps:
+    """What every session shares with the server."""
+
+    source: ConfigSource
+    counters: XdsCounters
+    control_plane: bytes  # the framed control_plane field, see framing.control_plane
+    on_sync_change: Callable[[], None]
+
+
+def to_request(msg: Any) -> Request:
+    """A DiscoveryRequest protobuf as the plain `Request` the state machine reads."""
+    error = msg.error_detail.message if msg.HasField("error_detail") else None
+    return Request(
+        type_url=msg.type_url,
+        version_info=msg.version_info,
+        response_nonce=msg.response_nonce,
+        resource_names=tuple(msg.resource_names),
+        error=error,
+    )
+
+
+class Session:
+    """The state and tasks of one stream from one proxy."""
+
+    def __init__(self, proxy: Proxy, deps: SessionDeps) -> None:
+        self.proxy = proxy
+        self.state = StreamState()
+        self.connected_since = utcnow()
+        self.disconnected_at: datetime | None = None
+        self.synced_generation: int | None = None
+        self.config: ProxyConfig | None = None
+        self.config_generation: int | None = None
+        self._deps = deps
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self.disconnected_at is None
+
+    def close(self) -> None:
+        """End the stream with ServerStoppingError."""
+        self._closed.set()
+
+    async def run(self, first: Any, requests: AsyncIterator[Any], write: Write) -> None:
+        """Serve the stream until the client half-closes; `first` is its first request."""
+        self._on_request(first)
+        tasks = [
+            asyncio.create_task(self._read(requests), name=f"ads-read {self.proxy.id}"),
+            asyncio.create_task(self._watch(), name=f"ads-watch {self.proxy.id}"),
+            asyncio.create_task(self._push(write), name=f"ads-push {self.proxy.id}"),
+            asyncio.create_task(self._closed.wait(), name=f"ads-close {self.proxy.id}"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raise a failure of the reader, watcher or pusher
+            if self._closed.is_set():
+                raise ServerStoppingError("control plane is shutting down")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read(self, requests: AsyncIterator[Any]) -> None:
+        async for msg in requests:
+            self._on_request(msg)
+
+    def _on_request(self, msg: Any) -> None:
+        req = to_request(msg)
+        kind = self.state.on_request(req, utcnow())
+        counters = self._deps.counters
+        if kind is RequestKind.IGNORED:
+            log.debug("proxy %s: ignoring unserved type %s", self.proxy.id, req.type_url)
+            return
+        if kind is RequestKind.NACK:
+            counters.count_nack(req.type_url)
+            log.warning(
+                "proxy %s NACKed %s (nonce %s): %s",
+                self.proxy.id,
+                SHORT_NAMES.get(req.type_url),
+                req.response_nonce,
+                req.error,
+            )
+        elif kind is RequestKind.ACK:
+            counters.acks += 1
+        elif kind is RequestKind.STALE:
+            counters.stale_requests += 1
+        self._wake.set()
+
+    async def _watch(self) -> None:
+        generation = self._deps.source.generation
+        while True:
+            generation = await self._deps.source.wait_for_generation(generation)
+            self._wake.set()
+
+    async def _push(self, write: Write) -> None:
+        deps = self._deps
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            generation = deps.source.generation  # read before config_for: never overstate
+            if self.config is None or generation != self.config_generation:
+                self.config = deps.source.config_for(self.proxy)
+                self.config_generation = generation
+            for planned in self.state.plan(self.config):
+                await write(
+                    framing.encode_response(
+                        planned.version,
+                        planned.type_url,
+                        planned.nonce,
+                        planned.resources,
+                        deps.control_plane,
+                    )
+                )
+                deps.counters.count_push(planned.type_url)
+            if self.state.settled(self.config) and self.synced_generation != generation:
+                self.synced_generation = generation
+                deps.on_sync_change()
+
+    def status(self, config: ProxyConfig) -> ProxyStatus:
+        """This stream's status against `config` (the proxy's current configuration)."""
+        types = {}
+        for type_url, ts in self.state.types.items():
+            types[SHORT_NAMES[type_url]] = TypeStatus(
+                state=ts.sync_state(config),
+                latest_version=config.version(type_url),
+                sent_version=ts.sent_version,
+                acked_version=ts.acked_version,
+                last_ack=ts.acked_at,
+                nack=ts.nack.message if ts.nack is not None else None,
+            )
+        nacks = [ts.nack for ts in self.state.types.values() if ts.nack is not None]
+        acks = [ts.acked_at for ts in self.state.types.values() if ts.acked_at is not None]
+        return ProxyStatus(
+            proxy=self.proxy,
+            connected=self.connected,
+            connected_since=self.connected_since,
+            disconnected_at=self.disconnected_at,
+            synced_generation=self.synced_generation,
+            types=types,
+            nack=max(nacks, key=lambda n: n.at).message if nacks else None,
+            last_ack=max(acks) if acks else None,
+        )

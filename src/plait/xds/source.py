@@ -1,0 +1,78 @@
+"""Where the ADS server gets configuration from: the `ConfigSource` protocol.
+
+The server depends on this small protocol, not on the cache class (as go-control-plane's
+server sees only `ConfigWatcher`). A source holds a monotonically increasing *generation*
+that bumps on every new mesh snapshot; `config_for` answers "what should this proxy have
+now" and must be pure (the real cache memoizes it per generation and shares `Resource`
+objects between proxies). Debouncing bursts of changes is the source's job; the server
+only coalesces generations that arrive while a push is in flight.
+
+`StaticConfigSource` is the in-memory implementation used by tests and benchmarks.
+Concurrency: it lives on one event loop; `set` is synchronous and wakes every
+`wait_for_generation` waiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeAlias
+
+from plait.model.proxy import Proxy
+from plait.translate.resource import ProxyConfig
+
+EMPTY_CONFIG = ProxyConfig.of(())
+
+
+class ConfigSource(Protocol):
+    """What the ADS server needs from the configuration cache."""
+
+    @property
+    def generation(self) -> int:
+        """Bumps on every new mesh snapshot."""
+        ...
+
+    def config_for(self, proxy: Proxy) -> ProxyConfig:
+        """Everything `proxy` should have at the current generation; pure, may be memoized."""
+        ...
+
+    async def wait_for_generation(self, after: int) -> int:
+        """Return the current generation as soon as it is greater than `after`."""
+        ...
+
+
+Configs: TypeAlias = Mapping[str, ProxyConfig] | Callable[[Proxy], ProxyConfig]
+
+
+class StaticConfigSource:
+    """An in-memory ConfigSource: configs by proxy id (or a function of the proxy).
+
+    A proxy id missing from the mapping gets an empty configuration.
+    """
+
+    def __init__(self, configs: Configs | None = None) -> None:
+        self._configs: Configs = configs if configs is not None else {}
+        self._generation = 1
+        self._changed = asyncio.Event()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def set(self, configs: Configs) -> int:
+        """Replace every proxy's configuration; returns the new generation."""
+        self._configs = configs
+        self._generation += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return self._generation
+
+    def config_for(self, proxy: Proxy) -> ProxyConfig:
+        if callable(self._configs):
+            return self._configs(proxy)
+        return self._configs.get(proxy.id, EMPTY_CONFIG)
+
+    async def wait_for_generation(self, after: int) -> int:
+        while self._generation <= after:
+            await self._changed.wait()
+        return self._generation

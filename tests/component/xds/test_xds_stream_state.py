@@ -1,0 +1,107 @@
+"""The per-stream state machine without gRPC: what is sent after each request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ads_testkit import cluster, endpoints, mesh
+
+from plait.translate.resource import ProxyConfig
+from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from plait.xds.stream import StreamState
+from plait.xds.typestate import PlannedResponse, Request, RequestKind, SyncState
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def ack(state: StreamState, p: PlannedResponse, names: tuple[str, ...] = ()) -> RequestKind:
+    return state.on_request(Request(p.type_url, p.version, p.nonce, names), NOW)
+
+
+def test_nack_keeps_last_good_and_never_loops() -> None:
+    state = StreamState()
+    good = ProxyConfig.of([cluster("a")])
+    state.on_request(Request(CLUSTER), NOW)
+    [first] = state.plan(good)
+    ack(state, first)
+    bad = ProxyConfig.of([cluster("a", 0)])
+    [rejected] = state.plan(bad)
+    kind = state.on_request(Request(CLUSTER, first.version, rejected.nonce, error="bad"), NOW)
+
+    assert kind is RequestKind.NACK
+    assert state.plan(bad) == []
+    ts = state.types[CLUSTER]
+    assert ts.sync_state(bad) is SyncState.NACK and ts.acked_version == first.version
+    assert ts.nack is not None and ts.nack.version == rejected.version
+    assert state.plan(good)[0].version == good.version(CLUSTER)  # a revert is a new send
+
+
+def test_unsubscribed_then_resubscribed_names_are_sent_again() -> None:
+    state = StreamState()
+    cfg = ProxyConfig.of([endpoints("a", [1]), endpoints("b", [2])])
+    state.on_request(Request(ENDPOINT, resource_names=("a", "b")), NOW)
+    [p] = state.plan(cfg)
+    ack(state, p, ("a", "b"))
+    state.on_request(Request(ENDPOINT, p.version, p.nonce, ("a",)), NOW)
+    assert state.plan(cfg) == []
+    state.on_request(Request(ENDPOINT, p.version, p.nonce, ("a", "b")), NOW)
+    [again] = state.plan(cfg)
+    assert [r.name for r in again.resources] == ["b"]
+
+
+def test_subscribed_name_that_appears_later_is_sent() -> None:
+    state = StreamState()
+    state.on_request(Request(ENDPOINT, resource_names=("a",)), NOW)
+    assert state.plan(ProxyConfig.of([])) == []
+    [p] = state.plan(ProxyConfig.of([endpoints("a", [1])]))
+    assert [r.name for r in p.resources] == ["a"]
+
+
+def test_removal_without_listeners_is_immediate() -> None:
+    state = StreamState()
+    state.on_request(Request(CLUSTER), NOW)
+    [p] = state.plan(ProxyConfig.of([cluster("a"), cluster("b")]))
+    ack(state, p)
+    [p2] = state.plan(ProxyConfig.of([cluster("a")]))
+    assert [r.name for r in p2.resources] == ["a"]
+
+
+def test_removal_keeps_clusters_until_routes_are_acked() -> None:
+    state = StreamState()
+    before = mesh({"a": [1], "b": [2]}, route_to="b")
+    for t, names in (
+        (CLUSTER, ()),
+        (ENDPOINT, ("a", "b")),
+        (LISTENER, ()),
+        (ROUTE, ("outbound-routes",)),
+    ):
+        state.on_request(Request(t, resource_names=names), NOW)
+    for p in state.plan(before):
+        ack(
+            state,
+            p,
+            ("a", "b")
+            if p.type_url == ENDPOINT
+            else ("outbound-routes",)
+            if p.type_url == ROUTE
+            else (),
+        )
+    after = mesh({"a": [1]}, route_to="a")
+    cds, rds = state.plan(after)
+    assert [r.name for r in cds.resources] == ["a", "b"] and rds.type_url == ROUTE
+    ack(state, cds)
+    assert state.plan(after) == []
+    ack(state, rds, ("outbound-routes",))
+    [final] = state.plan(after)
+    assert [r.name for r in final.resources] == ["a"]
+    ack(state, final)
+    assert state.settled(after)
+
+
+def test_a_repeated_nonce_after_ack_only_updates_names() -> None:
+    state = StreamState()
+    cfg = ProxyConfig.of([endpoints("a", [1])])
+    state.on_request(Request(ENDPOINT, resource_names=("a",)), NOW)
+    [p] = state.plan(cfg)
+    assert ack(state, p, ("a",)) is RequestKind.ACK
+    assert ack(state, p, ("a",)) is RequestKind.SUBSCRIBE
