@@ -1,0 +1,194 @@
+"""The Envoy bootstrap a plait proxy starts from (pure: no I/O, no clock).
+
+The bootstrap holds only what Envoy needs before it can talk to the control plane: who it
+is (node id, cluster, metadata that `model.proxy.from_node_metadata` reads back), where its
+admin API listens, and how to reach the control plane (one static cluster, `xds-grpc`,
+used by ADS). Every listener, cluster, route and endpoint then arrives over ADS.
+
+Choices worth knowing (reference: envoy.config.bootstrap.v3.Bootstrap,
+https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/bootstrap/v3/bootstrap.proto):
+
+- `initial_fetch_timeout: 0s` on CDS and LDS, as Istio does: Envoy stays un-initialised
+  (admin `/ready` answers 503) until the control plane has answered, instead of going
+  LIVE with no configuration after the default 15 s. Readiness then means "configured".
+- `set_node_on_first_message_only`: the node (with its metadata) travels once per stream.
+- The `xds-grpc` cluster speaks HTTP/2 with HTTP/2 PINGs and TCP keepalive so a dead
+  control plane (or a silently dropped connection) is noticed and ADS reconnects.
+- The downstream connection limit is set through the overload manager's
+  `global_downstream_max_connections` resource monitor (the runtime key
+  `overload.global_downstream_max_connections` is deprecated); without any limit Envoy
+  logs a warning at start-up.
+- The static runtime layer raises `re2.max_program_size.error_level` to Istio's value,
+  so the regular expressions of an Istio VirtualService that Istio accepts are accepted
+  here too (Envoy's default, 100, rejects modest patterns).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from plait.model.proxy import Proxy, to_node_metadata
+
+XDS_CLUSTER = "xds-grpc"
+"""Name of the static cluster that points at the control plane."""
+
+DEFAULT_MAX_DOWNSTREAM_CONNECTIONS = 50_000
+
+_HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True)
+class BootstrapOptions:
+    """What one Envoy needs to start: its proxy, admin port and the control plane address.
+
+    `proxy.id` is the Envoy node id (made with `model.proxy.node_id`); the xDS server
+    rebuilds the Proxy from it and the node metadata. `admin_port` 0 lets Envoy pick a
+    free port (the supervisor learns it through `--admin-address-path`). `concurrency`
+    is Envoy's worker-thread count; it is a command-line flag, applied by the supervisor.
+    """
+
+    proxy: Proxy
+    admin_port: int
+    xds_host: str
+    xds_port: int
+    concurrency: int = 1
+    initial_fetch_timeout_s: float = 0.0
+    max_downstream_connections: int = DEFAULT_MAX_DOWNSTREAM_CONNECTIONS
+
+    def __post_init__(self) -> None:
+        if not self.proxy.id:
+            raise ValueError("proxy.id (the Envoy node id) is empty")
+        if not 0 <= self.admin_port <= 65535:
+            raise ValueError(f"admin_port {self.admin_port} is not a port number")
+        if not 0 < self.xds_port <= 65535:
+            raise ValueError(f"xds_port {self.xds_port} is not a port number")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency {self.concurrency} must be at least 1")
+        if self.initial_fetch_timeout_s < 0:
+            raise ValueError("initial_fetch_timeout_s must not be negative")
+
+
+def _duration(seconds: float) -> str:
+    """A protobuf Duration in its JSON form ("1.5s")."""
+    return f"{seconds:g}s"
+
+
+def _socket_address(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _node(proxy: Proxy) -> dict[str, Any]:
+    return {"id": proxy.id, "cluster": proxy.workload, "metadata": to_node_metadata(proxy)}
+
+
+def _admin(port: int) -> dict[str, Any]:
+    return {
+        "address": _socket_address("127.0.0.1", port),
+        "access_log": [
+            {
+                "name": "envoy.access_loggers.file",
+                "typed_config": {
+                    "@type": "type.googleapis.com/"
+                    "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                    "path": "/dev/null",
+                },
+            }
+        ],
+    }
+
+
+def _dynamic_resources(initial_fetch_timeout_s: float) -> dict[str, Any]:
+    def ads_source() -> dict[str, Any]:
+        return {
+            "ads": {},
+            "resource_api_version": "V3",
+            "initial_fetch_timeout": _duration(initial_fetch_timeout_s),
+        }
+
+    return {
+        "ads_config": {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "set_node_on_first_message_only": True,
+            "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+        },
+        "cds_config": ads_source(),
+        "lds_config": ads_source(),
+    }
+
+
+def _xds_cluster(host: str, port: int) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": XDS_CLUSTER,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}
+            ],
+        },
+        "typed_extension_protocol_options": {
+            _HTTP_PROTOCOL_OPTIONS: {
+                "@type": f"type.googleapis.com/{_HTTP_PROTOCOL_OPTIONS}",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {"interval": "30s", "timeout": "10s"}
+                    }
+                },
+            }
+        },
+        "upstream_connection_options": {
+            "tcp_keepalive": {
+                "keepalive_time": 300,
+                "keepalive_interval": 30,
+                "keepalive_probes": 3,
+            }
+        },
+    }
+    if not _is_ip(host):
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    return cluster
+
+
+def _overload_manager(max_connections: int) -> dict[str, Any]:
+    return {
+        "resource_monitors": [
+            {
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors."
+                    "downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": max_connections,
+                },
+            }
+        ]
+    }
+
+
+def bootstrap(opts: BootstrapOptions) -> dict[str, Any]:
+    """The Envoy v3 bootstrap for `opts`, as a JSON-ready dict."""
+    return {
+        "node": _node(opts.proxy),
+        "admin": _admin(opts.admin_port),
+        "dynamic_resources": _dynamic_resources(opts.initial_fetch_timeout_s),
+        "static_resources": {"clusters": [_xds_cluster(opts.xds_host, opts.xds_port)]},
+        "overload_manager": _overload_manager(opts.max_downstream_connections),
+        "layered_runtime": {
+            "layers": [
+                {"name": "static", "static_layer": {"re2.max_program_size.error_level": 32768}},
+                {"name": "admin", "admin_layer": {}},
+            ]
+        },
+        "stats_flush_interval": "5s",
+    }

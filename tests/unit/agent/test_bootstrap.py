@@ -1,0 +1,163 @@
+"""The bootstrap dict: its shape, its node metadata round trip, and Envoy's own verdict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+# Registers the typed_config messages the bootstrap names in "@type" (for ParseDict).
+from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
+from envoy.extensions.resource_monitors.downstream_connections.v3 import (  # noqa: F401
+    downstream_connections_pb2,
+)
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+from google.protobuf import json_format
+
+from plait.agent.bootstrap import XDS_CLUSTER, BootstrapOptions, bootstrap
+from plait.agent.envoy import find_envoy
+from plait.model.labels import Labels
+from plait.model.proxy import Proxy, ProxyKind, from_node_metadata, node_id
+
+SIDECAR = Proxy(
+    id=node_id(ProxyKind.SIDECAR, "reviews-v1-0", "shop"),
+    kind=ProxyKind.SIDECAR,
+    workload="reviews-v1",
+    namespace="shop",
+    service_account="reviews",
+    labels=Labels.of({"app": "reviews", "version": "v1"}),
+    inbound_port=15006,
+    app_port=9080,
+    outbound_port=15001,
+)
+GATEWAY = Proxy(
+    id=node_id(ProxyKind.GATEWAY, "ingress", "istio-system"),
+    kind=ProxyKind.GATEWAY,
+    workload="ingressgateway",
+    namespace="istio-system",
+    gateway_ports=((80, 8080), (443, 8443)),
+)
+
+
+def opts(proxy: Proxy = SIDECAR, host: str = "127.0.0.1", **kw: Any) -> BootstrapOptions:
+    return BootstrapOptions(proxy=proxy, admin_port=15000, xds_host=host, xds_port=15010, **kw)
+
+
+def parse(doc: dict[str, Any]) -> bootstrap_pb2.Bootstrap:
+    """Through JSON text and protobuf, as Envoy reads it; unknown fields are an error."""
+    msg = bootstrap_pb2.Bootstrap()
+    json_format.Parse(json.dumps(doc), msg, ignore_unknown_fields=False)
+    return msg
+
+
+@pytest.mark.parametrize("proxy", [SIDECAR, GATEWAY], ids=["sidecar", "gateway"])
+def test_node_metadata_round_trips_through_the_bootstrap_proto(proxy: Proxy) -> None:
+    node = parse(bootstrap(opts(proxy))).node
+
+    meta = json_format.MessageToDict(node.metadata)
+
+    assert node.id == proxy.id
+    assert node.cluster == proxy.workload
+    assert from_node_metadata(node.id, meta) == proxy
+
+
+def test_admin_listens_on_loopback_and_logs_nowhere() -> None:
+    admin = parse(bootstrap(opts())).admin
+
+    assert admin.address.socket_address.address == "127.0.0.1"
+    assert admin.address.socket_address.port_value == 15000
+    assert [log.name for log in admin.access_log] == ["envoy.access_loggers.file"]
+    assert "/dev/null" in json.dumps(bootstrap(opts())["admin"])
+
+
+def test_ads_carries_clusters_and_listeners_over_grpc_v3() -> None:
+    dyn = parse(bootstrap(opts())).dynamic_resources
+
+    ads = dyn.ads_config
+    assert ads.api_type == ads.GRPC
+    assert ads.transport_api_version == 2  # V3
+    assert ads.set_node_on_first_message_only
+    assert [g.envoy_grpc.cluster_name for g in ads.grpc_services] == [XDS_CLUSTER]
+    for source in (dyn.cds_config, dyn.lds_config):
+        assert source.HasField("ads")
+        assert source.resource_api_version == 2  # V3
+        assert source.initial_fetch_timeout.ToSeconds() == 0  # wait for the control plane
+
+
+def test_initial_fetch_timeout_is_an_option() -> None:
+    dyn = parse(bootstrap(opts(initial_fetch_timeout_s=2.5))).dynamic_resources
+
+    assert dyn.cds_config.initial_fetch_timeout.ToMilliseconds() == 2500
+
+
+def test_xds_cluster_is_http2_with_keepalive_to_the_control_plane() -> None:
+    (cluster,) = parse(bootstrap(opts())).static_resources.clusters
+
+    assert cluster.name == XDS_CLUSTER
+    assert cluster.type == cluster.STATIC
+    assert cluster.connect_timeout.ToSeconds() == 1
+    addr = cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+    assert (addr.address, addr.port_value) == ("127.0.0.1", 15010)
+    assert cluster.upstream_connection_options.tcp_keepalive.keepalive_time.value > 0
+    http = bootstrap(opts())["static_resources"]["clusters"][0]
+    options = http["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ]
+    assert "http2_protocol_options" in options["explicit_http_config"]
+
+
+def test_a_control_plane_host_name_is_resolved_by_dns() -> None:
+    (cluster,) = parse(bootstrap(opts(host="istiod.istio-system.svc"))).static_resources.clusters
+
+    assert cluster.type == cluster.STRICT_DNS
+
+
+def test_connection_limit_is_set_so_envoy_does_not_warn() -> None:
+    monitors = parse(bootstrap(opts())).overload_manager.resource_monitors
+
+    assert [m.name for m in monitors] == [
+        "envoy.resource_monitors.global_downstream_max_connections"
+    ]
+
+
+def test_bootstrap_is_pure_and_json_ready() -> None:
+    assert json.dumps(bootstrap(opts())) == json.dumps(bootstrap(opts()))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"admin_port": 70000},
+        {"xds_port": 0},
+        {"concurrency": 0},
+        {"initial_fetch_timeout_s": -1},
+    ],
+)
+def test_options_reject_nonsense(bad: dict[str, Any]) -> None:
+    base: dict[str, Any] = {"proxy": SIDECAR, "admin_port": 0, "xds_host": "h", "xds_port": 1}
+    with pytest.raises(ValueError):
+        BootstrapOptions(**(base | bad))
+
+
+@pytest.mark.parametrize(
+    ("proxy", "host"),
+    [(SIDECAR, "127.0.0.1"), (GATEWAY, "127.0.0.1"), (SIDECAR, "localhost")],
+    ids=["sidecar", "gateway", "dns"],
+)
+def test_envoy_validates_the_bootstrap(tmp_path: Path, proxy: Proxy, host: str) -> None:
+    path = tmp_path / "bootstrap.json"
+    path.write_text(json.dumps(bootstrap(opts(proxy, host))))
+
+    result = subprocess.run(
+        [str(find_envoy()), "--mode", "validate", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in result.stderr.lower(), result.stderr
