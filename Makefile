@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+GATEWAY_PORT ?= 8080
 
 .PHONY: setup test lint demo demo-down bench clean
 
@@ -24,9 +25,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 demo: $(STAMP)
-	$(BIN)/plait up examples/shop --detach
+	$(BIN)/plait up examples/shop --detach --gateway-port $(GATEWAY_PORT)
 	@echo
-	@echo "try:  curl -s http://127.0.0.1:8080/checkout?item=book&payment=invoice"
+	@echo "try:  curl -s 'http://127.0.0.1:$(GATEWAY_PORT)/checkout?item=book&payment=invoice'"
 	@echo "stop: $(BIN)/plait down examples/shop"
 
 demo-down: $(STAMP)

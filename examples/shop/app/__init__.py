@@ -1,0 +1,1 @@
+"""The shop demo services; run one with ``python -m app.SERVICE`` from examples/shop/."""

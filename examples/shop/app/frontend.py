@@ -1,0 +1,73 @@
+"""frontend: the shop's entry point, behind the ingress gateway.
+
+``GET /checkout?item=ITEM&qty=N&payment=card|invoice&customer=NAME`` asks ``reviews`` for
+the item's reviews and ``orders`` to place the order (concurrently), and answers with the
+whole call chain. Reviews are optional (a failure is shown, the checkout goes on); the
+order is required (its failure makes the checkout fail with the partial chain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from aiohttp import web
+
+from . import shopkit
+from .shopkit import Chain, HttpError
+
+PAYMENT_METHODS = ("card", "invoice")
+
+
+def create_app(env: Mapping[str, str] | None = None) -> web.Application:
+    cfg = shopkit.Config.from_env("frontend", env)
+    reviews_url = cfg.upstream("REVIEWS_URL", "http://reviews:8080")
+    orders_url = cfg.upstream("ORDERS_URL", "http://orders:8080")
+
+    async def index(request: web.Request) -> web.Response:
+        return shopkit.answer(
+            request,
+            description="plait demo shop: frontend -> reviews, orders -> inventory, "
+            "payment -> risk-assessment (invoice only)",
+            usage="GET /checkout?item=book|mug|lamp|poster&qty=N&payment=card|invoice"
+            "&customer=NAME",
+            examples=[
+                "/checkout?item=book&payment=invoice",
+                "/checkout?item=mug&qty=2&payment=card",
+            ],
+        )
+
+    async def checkout(request: web.Request) -> web.Response:
+        query = request.query
+        item = shopkit.get_str(query, "item", "book")
+        qty = shopkit.get_int(query, "qty", 1)
+        payment = shopkit.get_str(query, "payment", "card")
+        customer = shopkit.get_str(query, "customer", "alice")
+        if payment not in PAYMENT_METHODS:
+            raise HttpError(400, f"'payment' must be one of {', '.join(PAYMENT_METHODS)}")
+        chain = Chain(request)
+        order_request = {"item": item, "qty": qty, "payment": payment, "customer": customer}
+        reviews, order = await asyncio.gather(
+            chain.call("reviews", "GET", f"{reviews_url}/reviews/{quote(item, safe='')}"),
+            chain.call("orders", "POST", f"{orders_url}/orders", json_body=order_request),
+        )
+        if not order.ok:
+            return chain.fail(order, "checkout failed")
+        return chain.reply(
+            200,
+            checkout="confirmed",
+            order_id=order.data.get("order_id"),
+            amount=order.data.get("amount"),
+            reviews_available=reviews.ok,
+        )
+
+    return shopkit.make_app(cfg, [web.get("/", index), web.get("/checkout", checkout)])
+
+
+def main() -> None:
+    shopkit.run(create_app)
+
+
+if __name__ == "__main__":
+    main()
