@@ -1,0 +1,132 @@
+"""The `plait` command: up, down, status, analyze (and the control-plane process itself)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from plait.cli import exitcodes, render
+from plait.errors import ConfigMessage, MeshStateError, Severity
+
+app = typer.Typer(
+    help="plait: a service mesh on Envoy that speaks the Istio API.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+MeshDir = Annotated[
+    Path,
+    typer.Argument(
+        help="The mesh directory (Kubernetes + Istio YAML).", exists=True, file_okay=False
+    ),
+]
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
+
+
+@app.command()
+def up(
+    directory: MeshDir,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Return once every proxy has ACKed its config.")
+    ] = False,
+    gateway_port: Annotated[
+        int, typer.Option(help="Host port of the ingress gateway (0 = any free port).")
+    ] = 8080,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the mesh to get ready.")
+    ] = 60.0,
+) -> None:
+    """Start the mesh in DIRECTORY: control plane, ingress gateway, every replica with its sidecar."""
+    from plait.cli.up import run_detached, run_foreground
+
+    code = (run_detached if detach else run_foreground)(
+        directory, gateway_port, timeout, console, err
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def down(directory: MeshDir) -> None:
+    """Stop the mesh that `plait up DIRECTORY --detach` started."""
+    from plait.cli.up import stop_detached
+
+    raise typer.Exit(stop_detached(directory, console, err))
+
+
+@app.command()
+def status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
+    """Proxies, their xDS sync state (SYNCED, STALE, NACK with Envoy's error) and config errors."""
+    from plait.local.status import collect_status
+
+    try:
+        data = collect_status(directory)
+    except MeshStateError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exitcodes.NOT_RUNNING) from None
+    if output == Output.json:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(f"phase: {data['phase']}   gateway: {data['gateway'] or '-'}")
+    if data["controlPlane"].get("error"):
+        err.print(f"[yellow]warning:[/] {data['controlPlane']['error']}")
+    console.print(render.proxies_table(data["proxies"]))
+    msgs = [_message(m) for m in data["errors"] + data["warnings"]]
+    render.print_messages(console, msgs)
+    for kept in data["keptLastGood"]:
+        console.print(f"[yellow]serving last good config for[/] {kept}")
+
+
+def _message(m: dict[str, object]) -> ConfigMessage:
+    return ConfigMessage(
+        file=str(m["file"]),
+        document=int(str(m["document"])),
+        path=str(m["path"]),
+        message=str(m["message"]),
+        severity=Severity(str(m["severity"])),
+        kind=str(m.get("kind") or ""),
+        name=str(m.get("name") or ""),
+    )
+
+
+@app.command()
+def analyze(directory: MeshDir, output: OutputOpt = Output.table) -> None:
+    """Validate the configuration in DIRECTORY; exit 1 if there are errors."""
+    from plait.sources.directory import DirectorySource
+
+    view = DirectorySource(directory).load()
+    errors = [m for m in view.messages if m.severity == Severity.ERROR]
+    if output == Output.json:
+        print(json.dumps({"messages": [m.to_json() for m in view.messages]}, indent=2))
+    else:
+        render.print_messages(console, view.messages)
+        n_warn = len(view.messages) - len(errors)
+        console.print(
+            f"{len(view.resources)} resources, [red]{len(errors)} errors[/], [yellow]{n_warn} warnings[/]"
+        )
+    raise typer.Exit(exitcodes.CONFIG_ERRORS if errors else exitcodes.OK)
+
+
+@app.command(hidden=True)
+def controlplane(
+    directory: MeshDir,
+    xds_port: Annotated[int, typer.Option(help="xDS (ADS gRPC) port.")] = 15010,
+    status_port: Annotated[int, typer.Option(help="Status HTTP port.")] = 15014,
+) -> None:
+    """Run the control plane alone (plait up starts it for you)."""
+    from plait.controlplane.main import ControlPlaneOptions, main
+
+    main(ControlPlaneOptions(root=directory.resolve(), xds_port=xds_port, debug_port=status_port))

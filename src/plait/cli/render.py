@@ -1,0 +1,96 @@
+"""Rich rendering of config messages, proxies and services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from plait.errors import ConfigMessage, Severity
+
+
+def messages_table(messages: Sequence[ConfigMessage]) -> Table:
+    table = Table(title="configuration", show_lines=False)
+    for col in ("severity", "file", "doc", "resource", "field", "message"):
+        table.add_column(col, overflow="fold")
+    for m in messages:
+        style = "red" if m.severity == Severity.ERROR else "yellow"
+        table.add_row(
+            f"[{style}]{m.severity.value}[/]",
+            m.file,
+            str(m.document),
+            f"{m.kind}/{m.name}" if m.kind else "",
+            m.path,
+            m.message,
+        )
+    return table
+
+
+def print_messages(console: Console, messages: Sequence[ConfigMessage]) -> None:
+    if messages:
+        console.print(messages_table(messages))
+
+
+_STATE_STYLE = {"SYNCED": "green", "STALE": "yellow", "NACK": "red", "NOT SENT": "dim"}
+
+
+def proxies_table(proxies: Iterable[dict[str, Any]]) -> Table:
+    table = Table(title="proxies")
+    for col in (
+        "proxy",
+        "kind",
+        "workload",
+        "inbound",
+        "outbound",
+        "admin",
+        "cds",
+        "eds",
+        "lds",
+        "rds",
+    ):
+        table.add_column(col, overflow="fold")
+    nacks: list[str] = []
+    for p in proxies:
+        sync = p.get("sync") or {}
+        cells = [
+            f"[{_STATE_STYLE.get(sync.get(t, ''), 'white')}]{sync.get(t, '-')}[/]"
+            for t in ("cds", "eds", "lds", "rds")
+        ]
+        table.add_row(
+            p["name"],
+            p["kind"],
+            p["workload"],
+            p.get("inbound") or "",
+            p.get("outbound") or "",
+            p.get("admin") or "",
+            *cells,
+        )
+        if p.get("nack"):
+            nacks.append(f"{p['name']}: {p['nack']}")
+    if nacks:
+        table.caption = "NACK: " + " | ".join(nacks)
+    return table
+
+
+def services_table(proxies: Iterable[dict[str, Any]]) -> Table:
+    """Workloads with their replicas' addresses, as `plait up` prints once ready."""
+    by_workload: dict[str, list[dict[str, Any]]] = {}
+    for p in proxies:
+        if p["kind"] == "sidecar":
+            by_workload.setdefault(f"{p['namespace']}/{p['workload']}", []).append(p)
+    table = Table(title="workloads")
+    for col in ("workload", "labels", "replicas", "sidecar inbound", "app"):
+        table.add_column(col, overflow="fold")
+    for name in sorted(by_workload):
+        reps = by_workload[name]
+        labels = ",".join(f"{k}={v}" for k, v in sorted(reps[0]["labels"].items()))
+        table.add_row(
+            name,
+            labels,
+            str(len(reps)),
+            " ".join(r.get("inbound") or "" for r in reps),
+            " ".join(r.get("app") or "" for r in reps),
+        )
+    return table

@@ -1,0 +1,182 @@
+"""`plait up` (foreground and --detach) and `plait down`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+
+from plait.cli import exitcodes, render
+from plait.errors import MeshStateError, StartupError
+from plait.local.statefile import MeshState, clear_state, read_state, state_path
+from plait.sources.workloads import STATE_DIR
+
+UP_LOG = "up.log"
+
+
+def _already_running(directory: Path) -> MeshState | None:
+    try:
+        return read_state(directory)
+    except MeshStateError:
+        return None
+
+
+def _print_ready(state: MeshState, console: Console) -> None:
+    proxies = [asdict(p) for p in state.proxies]
+    console.print(render.services_table(proxies))
+    for server_port, host_port in sorted(state.gateway_ports.items()):
+        console.print(f"gateway port {server_port} → http://127.0.0.1:{host_port}")
+    print(f"gateway: {state.gateway}" if state.gateway else "gateway: none (no Gateway resource)")
+    sys.stdout.flush()
+
+
+def run_foreground(
+    directory: Path, gateway_port: int, timeout: float, console: Console, err: Console
+) -> int:
+    from plait.local.runner import LocalMesh, UpOptions
+
+    running = _already_running(directory)
+    if running is not None:
+        err.print(
+            f"[red]error:[/] a mesh is already running for {directory} (pid {running.pid}); "
+            f"stop it with `plait down {directory}`"
+        )
+        return exitcodes.STARTUP_FAILED
+    mesh = LocalMesh(
+        UpOptions(root=directory, gateway_port=gateway_port, ready_timeout_s=timeout),
+        progress=lambda line: console.print(f"[cyan]▸[/] {line}"),
+    )
+    for m in mesh.config_messages:
+        err.print(f"[yellow]{m}[/]")
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        current = asyncio.current_task()
+        starting = True
+
+        def on_signal() -> None:
+            stop.set()
+            if starting and current is not None:
+                current.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            try:
+                state = await mesh.start()
+            except StartupError as exc:
+                err.print(f"[red]error:[/] {exc}")
+                return exitcodes.STARTUP_FAILED
+            except asyncio.CancelledError:
+                err.print("interrupted; everything started was stopped")
+                return exitcodes.STARTUP_FAILED
+            starting = False
+            _print_ready(state, console)
+            console.print("[green]mesh ready[/]; Ctrl-C stops it")
+            await stop.wait()
+            console.print("stopping…")
+            await mesh.stop()
+            return exitcodes.OK
+        finally:
+            clear_state(mesh.root)
+
+    return asyncio.run(main())
+
+
+def run_detached(
+    directory: Path, gateway_port: int, timeout: float, console: Console, err: Console
+) -> int:
+    running = _already_running(directory)
+    if running is not None:
+        err.print(
+            f"[red]error:[/] a mesh is already running for {directory} (pid {running.pid}); "
+            f"stop it with `plait down {directory}`"
+        )
+        return exitcodes.STARTUP_FAILED
+    run_dir = directory / STATE_DIR
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clear_state(directory)
+    log_path = run_dir / UP_LOG
+    with log_path.open("wb") as log:
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "plait",
+                "up",
+                str(directory),
+                "--gateway-port",
+                str(gateway_port),
+                "--timeout",
+                str(timeout),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "COLUMNS": "160", "TERM": "dumb"},
+        )
+    deadline = time.monotonic() + timeout + 30
+    shown = 0
+    while True:
+        shown = _echo_new_lines(log_path, shown, console)
+        state = _already_running(directory) if state_path(directory).exists() else None
+        if state is not None and state.phase == "ready":
+            _print_ready(state, console)
+            return exitcodes.OK
+        code = child.poll()
+        if code is not None or time.monotonic() > deadline:
+            _echo_new_lines(log_path, shown, console)
+            if code is None:
+                child.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(30)
+            err.print(f"[red]error:[/] the mesh did not get ready; full log: {log_path}")
+            return exitcodes.STARTUP_FAILED
+        time.sleep(0.1)
+
+
+def _echo_new_lines(path: Path, shown: int, console: Console) -> int:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return shown
+    complete = lines[shown:]
+    for line in complete:
+        console.print(line, markup=False, highlight=False)
+    return shown + len(complete)
+
+
+def stop_detached(directory: Path, console: Console, err: Console) -> int:
+    try:
+        state = read_state(directory)
+    except MeshStateError as exc:
+        console.print(f"nothing to stop: {exc}")
+        clear_state(directory)
+        return exitcodes.OK
+    console.print(f"stopping the mesh for {directory} (pid {state.pid})…")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(state.pid, 0)
+        except ProcessLookupError:
+            clear_state(directory)
+            console.print("stopped")
+            return exitcodes.OK
+        time.sleep(0.1)
+    err.print(f"[red]error:[/] pid {state.pid} did not stop within 30 s; killing it")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(state.pid, signal.SIGKILL)
+    clear_state(directory)
+    return exitcodes.STARTUP_FAILED

@@ -1,0 +1,1 @@
+"""Wiring: sources → snapshot → translator → xDS server, plus the status endpoint."""

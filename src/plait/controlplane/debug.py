@@ -1,0 +1,60 @@
+"""The control plane's status endpoint: `GET /status` → JSON for `plait status`.
+
+Read-only and cheap: it reads the xDS server's live stream states and the current
+snapshot's config messages; it never blocks the event loop on I/O of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from plait.errors import Severity
+
+if TYPE_CHECKING:
+    from plait.controlplane.main import Watcher
+    from plait.controlplane.state import MeshState
+    from plait.xds.server import AdsServer
+
+
+class DebugServer:
+    def __init__(self, server: AdsServer, state: MeshState, watcher: Watcher) -> None:
+        self.server = server
+        self.state = state
+        self.watcher = watcher
+        self._runner: web.AppRunner | None = None
+
+    def status(self) -> dict[str, Any]:
+        messages = self.state.snapshot.messages
+        return {
+            "controlPlane": {
+                "pid": os.getpid(),
+                "generation": self.state.generation,
+                "snapshotVersion": self.state.snapshot.version,
+            },
+            "proxies": [s.to_json() for s in self.server.statuses()],
+            "errors": [m.to_json() for m in messages if m.severity == Severity.ERROR],
+            "warnings": [m.to_json() for m in messages if m.severity == Severity.WARNING],
+            "keptLastGood": list(self.watcher.kept),
+            "translationErrors": dict(self.state.translation_errors),
+        }
+
+    async def _status(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.status())
+
+    async def start(self, host: str, port: int) -> int:
+        app = web.Application()
+        app.router.add_get("/status", self._status)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

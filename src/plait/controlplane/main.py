@@ -1,0 +1,120 @@
+"""The control-plane process: watch the mesh directory, rebuild snapshots, serve xDS.
+
+Concurrency: one event loop. The watcher task reloads config/registry on file changes
+(watchfiles groups bursts: it yields once no change has arrived for `step` ms, at most
+`debounce` ms after the first), builds a snapshot and publishes it; the xDS server's
+streams pick the new generation up and push only what changed. Failure: a bad file is
+reported in status and the last good config stays in force (see sources.directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import watchfiles
+
+from plait.controlplane.debug import DebugServer
+from plait.controlplane.state import MeshState
+from plait.model.snapshot import MeshSnapshot, build_snapshot
+from plait.sources.directory import YAML_SUFFIXES, DirectorySource
+from plait.sources.workloads import STATE_DIR, WORKLOADS_FILE, read_registry
+from plait.xds.server import AdsServer
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_STEP_MS = 30
+DEBOUNCE_MAX_MS = 300
+
+
+@dataclass(frozen=True)
+class ControlPlaneOptions:
+    root: Path
+    host: str = "127.0.0.1"
+    xds_port: int = 15010
+    debug_port: int = 15014
+
+
+def _is_config(path: str) -> bool:
+    rel = Path(path)
+    return rel.suffix in YAML_SUFFIXES and not any(p.startswith(".") for p in rel.parts[-3:-1])
+
+
+def _is_registry(path: str) -> bool:
+    p = Path(path)
+    return p.name == WORKLOADS_FILE and p.parent.name == STATE_DIR
+
+
+class Watcher:
+    """Owns the directory source and builds snapshots; one instance per control plane."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.source = DirectorySource(root)
+        self.version = 0
+        self.kept: tuple[str, ...] = ()
+        self._view = self.source.load()
+        self._instances = read_registry(root)
+
+    def snapshot(self) -> MeshSnapshot:
+        self.version += 1
+        self.kept = self._view.kept
+        return build_snapshot(
+            self._view.resources, self._instances, self.version, self._view.messages
+        )
+
+    def apply(self, changed: set[str]) -> bool:
+        config = any(_is_config(p) for p in changed)
+        registry = any(_is_registry(p) for p in changed)
+        if config:
+            self._view = self.source.load()
+        if registry:
+            self._instances = read_registry(self.root)
+        return config or registry
+
+    async def run(self, state: MeshState, stop: asyncio.Event) -> None:
+        async for changes in watchfiles.awatch(
+            self.root,
+            step=DEBOUNCE_STEP_MS,
+            debounce=DEBOUNCE_MAX_MS,
+            stop_event=stop,
+            watch_filter=lambda _c, p: _is_config(p) or _is_registry(p),
+        ):
+            if self.apply({p for _, p in changes}):
+                gen = await state.publish(self.snapshot())
+                log.info("published generation %d (%d file changes)", gen, len(changes))
+
+
+async def run(opts: ControlPlaneOptions) -> None:
+    watcher = Watcher(opts.root)
+    state = MeshState(watcher.snapshot())
+    server = AdsServer(state)
+    xds_port = await server.start(opts.host, opts.xds_port)
+    debug = DebugServer(server, state, watcher)
+    debug_port = await debug.start(opts.host, opts.debug_port)
+    log.info(
+        "control plane: xds %s:%d, status http://%s:%d/status",
+        opts.host,
+        xds_port,
+        opts.host,
+        debug_port,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await watcher.run(state, stop)
+    finally:
+        await debug.stop()
+        await server.stop(1.0)
+
+
+def main(opts: ControlPlaneOptions) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run(opts))

@@ -1,0 +1,62 @@
+"""MeshState: the current snapshot, served to the xDS server as its ConfigSource.
+
+Single event loop, no locks: `publish` swaps in a new Translator and bumps the
+generation; waiters wake on an asyncio.Condition. A translation failure for one proxy is
+recorded and that proxy keeps the last config it was given, so one bad resource never
+takes the rest of the mesh down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from plait.model.proxy import Proxy
+from plait.model.snapshot import MeshSnapshot
+from plait.translate.proxy import Translator
+from plait.translate.resource import ProxyConfig
+
+log = logging.getLogger(__name__)
+
+
+class MeshState:
+    def __init__(self, snapshot: MeshSnapshot) -> None:
+        self._generation = 1
+        self._translator = Translator(snapshot)
+        self._changed = asyncio.Condition()
+        self._last_config: dict[str, ProxyConfig] = {}
+        self.translation_errors: dict[str, str] = {}
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def snapshot(self) -> MeshSnapshot:
+        return self._translator.snapshot
+
+    async def publish(self, snapshot: MeshSnapshot) -> int:
+        self._translator = Translator(snapshot)
+        self._generation += 1
+        async with self._changed:
+            self._changed.notify_all()
+        return self._generation
+
+    def config_for(self, proxy: Proxy) -> ProxyConfig:
+        try:
+            config = self._translator.config_for(proxy)
+        except Exception as exc:  # noqa: BLE001 - a translator bug must not kill the stream
+            log.exception("translation failed for %s", proxy.id)
+            self.translation_errors[proxy.id] = f"{type(exc).__name__}: {exc}"
+            previous = self._last_config.get(proxy.id)
+            if previous is None:
+                raise
+            return previous
+        self.translation_errors.pop(proxy.id, None)
+        self._last_config[proxy.id] = config
+        return config
+
+    async def wait_for_generation(self, after: int) -> int:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._generation > after)
+        return self._generation

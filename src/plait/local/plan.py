@@ -1,0 +1,72 @@
+"""What `plait up` will start, derived from the loaded config (pure).
+
+Each Deployment replica becomes one app process plus one sidecar; one ingress gateway
+serves every Gateway. The first HTTP server port of the Gateways goes on the host's
+gateway port; further server ports get free host ports (listed by `plait status`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from plait.api import KubeDeployment, Loaded
+from plait.model.labels import Labels
+from plait.model.snapshot import MeshSnapshot
+from plait.translate.vhosts import gateway_ports
+
+
+@dataclass(frozen=True)
+class ReplicaSpec:
+    instance: str  # e.g. orders-v1-0
+    workload: str  # the Deployment's name
+    namespace: str
+    labels: Labels
+    service_account: str
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    replicas: tuple[ReplicaSpec, ...]
+    gateway_server_ports: tuple[int, ...] = field(default=())
+
+
+def _command(raw: Sequence[str]) -> tuple[str, ...]:
+    """`python`/`python3` run with plait's own interpreter, so the app sees plait's venv."""
+    if raw and raw[0] in ("python", "python3"):
+        return (sys.executable, *raw[1:])
+    return tuple(raw)
+
+
+def replicas_of(item: Loaded) -> list[ReplicaSpec]:
+    dep: KubeDeployment = item.resource  # type: ignore[assignment]
+    template = dep.spec.template
+    containers = template.spec.containers
+    if not containers:
+        return []
+    c = containers[0]
+    command = _command([*(c.command or []), *(c.args or [])])
+    env = tuple((e.name, e.value or "") for e in (c.env or []))
+    labels = Labels.of(template.metadata.labels if template.metadata else {})
+    return [
+        ReplicaSpec(
+            instance=f"{dep.metadata.name}-{i}",
+            workload=dep.metadata.name,
+            namespace=dep.metadata.namespace,
+            labels=labels,
+            service_account=template.spec.service_account_name or "default",
+            command=command,
+            env=env,
+        )
+        for i in range(dep.spec.replicas if dep.spec.replicas is not None else 1)
+    ]
+
+
+def make_plan(config: Sequence[Loaded], snapshot: MeshSnapshot) -> Plan:
+    replicas = [
+        r for item in config if isinstance(item.resource, KubeDeployment) for r in replicas_of(item)
+    ]
+    return Plan(tuple(replicas), tuple(gateway_ports(snapshot)))

@@ -1,0 +1,401 @@
+"""`plait up`: start the control plane, the ingress gateway and every replica with its sidecar.
+
+Order and readiness:
+1. the control plane (a child process, restarted if it dies; Envoys keep their config
+   and reconnect meanwhile), ready when its xDS port accepts connections;
+2. the gateway and, per replica, the app (PORT, HTTP_PROXY = its sidecar) and its
+   sidecar, all at once; a replica joins the registry (and so gets traffic) once its
+   app listens and its sidecar has ACKed its config — a readiness gate as in Kubernetes;
+3. ready when every proxy reports every xDS type SYNCED at the control plane.
+A failure at any step stops everything already started and raises StartupError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plait.agent.bootstrap import BootstrapOptions
+from plait.agent.supervisor import EnvoySupervisor
+from plait.errors import EnvoyError, StartupError
+from plait.local.ports import free_port, is_listening
+from plait.local.process import ManagedProcess
+from plait.local.statefile import MeshState, ProxyEntry, write_state
+from plait.model.labels import Labels
+from plait.model.proxy import Proxy, ProxyKind, node_id
+from plait.model.registry import WorkloadInstance
+from plait.sources.workloads import STATE_DIR, write_registry
+
+HOST = "127.0.0.1"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    root: Path
+    gateway_port: int = 8080
+    ready_timeout_s: float = 60.0
+
+
+@dataclass
+class Replica:
+    spec: Any  # plan.ReplicaSpec
+    proxy: Proxy
+    app: ManagedProcess
+    sidecar: EnvoySupervisor
+    registered: bool = False
+
+
+@dataclass
+class Started:
+    controlplane: ManagedProcess | None = None
+    gateway: EnvoySupervisor | None = None
+    replicas: list[Replica] = field(default_factory=list)
+
+
+def fetch_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we made
+        return json.loads(resp.read())
+
+
+async def _until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise StartupError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class LocalMesh:
+    """Everything `plait up DIR` runs; `start()` then `wait()`, and `stop()` in a finally."""
+
+    def __init__(self, opts: UpOptions, progress: Progress) -> None:
+        from plait.local.plan import make_plan
+        from plait.model.snapshot import build_snapshot
+        from plait.sources.directory import DirectorySource
+
+        self.opts = opts
+        self.root = opts.root.resolve()
+        self.progress = progress
+        self.run_dir = self.root / STATE_DIR
+        view = DirectorySource(opts.root).load()
+        self.config_messages = view.messages
+        self.plan = make_plan(view.resources, build_snapshot(view.resources, [], 0))
+        self.started = Started()
+        self.xds_port = free_port()
+        self.debug_port = free_port()
+        self.state = MeshState(
+            pid=os.getpid(),
+            phase="starting",
+            root=str(self.root),
+            xds=f"{HOST}:{self.xds_port}",
+            status_url=f"http://{HOST}:{self.debug_port}/status",
+            controlplane_log=str(self.run_dir / "controlplane.log"),
+        )
+
+    # -- start -----------------------------------------------------------------------
+
+    def _gateway_ports(self) -> list[tuple[int, int]]:
+        mapping: list[tuple[int, int]] = []
+        for i, server_port in enumerate(self.plan.gateway_server_ports):
+            if i == 0 and self.opts.gateway_port:
+                if is_listening(HOST, self.opts.gateway_port) or not _bindable(
+                    self.opts.gateway_port
+                ):
+                    raise StartupError(
+                        f"gateway port {self.opts.gateway_port} is already in use; "
+                        "pass --gateway-port N (or 0 for any free port)"
+                    )
+                mapping.append((server_port, self.opts.gateway_port))
+            else:
+                mapping.append((server_port, free_port()))
+        return mapping
+
+    async def _start_controlplane(self) -> None:
+        self.progress(f"control plane: starting (xDS on {HOST}:{self.xds_port})")
+        cp = ManagedProcess(
+            "controlplane",
+            [
+                sys.executable,
+                "-m",
+                "plait",
+                "controlplane",
+                str(self.root),
+                "--xds-port",
+                str(self.xds_port),
+                "--status-port",
+                str(self.debug_port),
+            ],
+            env=dict(os.environ),
+            cwd=self.root,
+            log_path=Path(self.state.controlplane_log),
+        )
+        self.started.controlplane = cp
+        await cp.start()
+        await _until(
+            lambda: is_listening(HOST, self.xds_port) and is_listening(HOST, self.debug_port),
+            20,
+            "the control plane to listen (see " + self.state.controlplane_log + ")",
+        )
+
+    def _envoy(self, proxy: Proxy) -> EnvoySupervisor:
+        return EnvoySupervisor(
+            BootstrapOptions(proxy=proxy, admin_port=0, xds_host=HOST, xds_port=self.xds_port),
+            self.run_dir / "envoy",
+            name=proxy.id.split("~", 1)[1],
+        )
+
+    def _replica(self, spec: Any) -> Replica:
+        app_port, inbound, outbound = free_port(), free_port(), free_port()
+        proxy = Proxy(
+            id=node_id(ProxyKind.SIDECAR, spec.instance, spec.namespace),
+            kind=ProxyKind.SIDECAR,
+            workload=spec.workload,
+            namespace=spec.namespace,
+            service_account=spec.service_account,
+            labels=spec.labels,
+            address=HOST,
+            inbound_port=inbound,
+            app_port=app_port,
+            outbound_port=outbound,
+        )
+        proxy_url = f"http://{HOST}:{outbound}"
+        env = {
+            **os.environ,
+            **dict(spec.env),
+            "PORT": str(app_port),
+            "HTTP_PROXY": proxy_url,
+            "http_proxy": proxy_url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "PLAIT_INSTANCE": spec.instance,
+            "PLAIT_WORKLOAD": spec.workload,
+            "PLAIT_NAMESPACE": spec.namespace,
+            "PYTHONUNBUFFERED": "1",
+        }
+        app = ManagedProcess(
+            spec.instance,
+            spec.command,
+            env=env,
+            cwd=self.root,
+            log_path=self.run_dir / "logs" / f"{spec.instance}.log",
+        )
+        return Replica(spec, proxy, app, self._envoy(proxy))
+
+    async def _start_replica(self, r: Replica) -> None:
+        if not r.spec.command:
+            raise StartupError(f"Deployment {r.spec.workload}: its first container has no command")
+        try:
+            await r.app.start()
+        except OSError as exc:
+            raise StartupError(
+                f"{r.spec.instance}: cannot run {r.spec.command[0]!r}: {exc}"
+            ) from exc
+        await r.sidecar.start()
+        assert r.proxy.app_port is not None
+        port = r.proxy.app_port
+        await _until(
+            lambda: is_listening(HOST, port),
+            self.opts.ready_timeout_s,
+            f"{r.spec.instance} to listen on $PORT={port} (see {r.app.log_path})",
+        )
+        await r.sidecar.wait_ready(self.opts.ready_timeout_s)
+        r.registered = True
+        self._write_registry()
+        self.progress(f"{r.spec.instance}: ready (app :{port}, sidecar :{r.proxy.inbound_port})")
+
+    def _write_registry(self) -> None:
+        write_registry(
+            self.root,
+            [
+                WorkloadInstance(
+                    name=r.spec.instance,
+                    workload=r.spec.workload,
+                    namespace=r.spec.namespace,
+                    labels=r.spec.labels,
+                    service_account=r.spec.service_account,
+                    address=HOST,
+                    inbound_port=r.proxy.inbound_port or 0,
+                )
+                for r in self.started.replicas
+                if r.registered
+            ],
+        )
+
+    async def _start_gateway(self, ports: list[tuple[int, int]]) -> None:
+        proxy = Proxy(
+            id=node_id(ProxyKind.GATEWAY, "istio-ingressgateway", "istio-system"),
+            kind=ProxyKind.GATEWAY,
+            workload="istio-ingressgateway",
+            namespace="istio-system",
+            service_account="istio-ingressgateway-service-account",
+            labels=Labels.of({"istio": "ingressgateway", "app": "istio-ingressgateway"}),
+            address=HOST,
+            gateway_ports=tuple(ports),
+        )
+        gw = self._envoy(proxy)
+        self.started.gateway = gw
+        await gw.start()
+        await gw.wait_ready(self.opts.ready_timeout_s)
+        self.progress(f"ingress gateway: ready on {', '.join(f'{HOST}:{h}' for _, h in ports)}")
+
+    async def start(self) -> MeshState:
+        try:
+            try:
+                return await self._start()
+            except EnvoyError as exc:
+                raise StartupError(str(exc)) from exc
+        except BaseException as exc:
+            self.state.phase = "failed"
+            self.state.error = str(exc)
+            write_state(self.root, self.state)
+            await self.stop()
+            raise
+
+    async def _start(self) -> MeshState:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_registry(self.root, [])
+        ports = self._gateway_ports()
+        write_state(self.root, self.state)
+        await self._start_controlplane()
+        self.started.replicas = [self._replica(spec) for spec in self.plan.replicas]
+        self.progress(f"starting {len(self.started.replicas)} replicas with sidecars")
+        tasks = [self._start_replica(r) for r in self.started.replicas]
+        if ports:
+            tasks.append(self._start_gateway(ports))
+        await _gather_or_cancel(tasks)
+        self.state.gateway_ports = {str(s): h for s, h in ports}
+        self.state.gateway = f"http://{HOST}:{ports[0][1]}" if ports else None
+        self.state.proxies = self._proxy_entries()
+        await self._wait_synced()
+        self.state.phase = "ready"
+        write_state(self.root, self.state)
+        return self.state
+
+    def _proxy_entries(self) -> list[ProxyEntry]:
+        out: list[ProxyEntry] = []
+        gw = self.started.gateway
+        if gw is not None:
+            p = gw.config.proxy
+            out.append(
+                ProxyEntry(
+                    name=p.id,
+                    kind=p.kind.value,
+                    workload=p.workload,
+                    namespace=p.namespace,
+                    serviceAccount=p.service_account,
+                    labels=p.labels.as_dict(),
+                    admin=_hostport(gw.admin_url),
+                    envoyLog=str(gw.log_path),
+                )
+            )
+        for r in self.started.replicas:
+            p = r.proxy
+            out.append(
+                ProxyEntry(
+                    name=p.id,
+                    kind=p.kind.value,
+                    workload=p.workload,
+                    namespace=p.namespace,
+                    serviceAccount=p.service_account,
+                    labels=p.labels.as_dict(),
+                    admin=_hostport(r.sidecar.admin_url),
+                    inbound=f"{HOST}:{p.inbound_port}",
+                    outbound=f"{HOST}:{p.outbound_port}",
+                    app=f"{HOST}:{p.app_port}",
+                    envoyLog=str(r.sidecar.log_path),
+                    appLog=str(r.app.log_path),
+                )
+            )
+        return out
+
+    async def _wait_synced(self) -> None:
+        expected = {e.name for e in self.state.proxies}
+        last: dict[str, Any] = {}
+
+        def synced() -> bool:
+            nonlocal last
+            try:
+                last = fetch_json(self.state.status_url)
+            except OSError:
+                return False
+            done = {
+                p["name"]
+                for p in last.get("proxies", [])
+                if p.get("connected")
+                and all(v in ("SYNCED", "NOT SENT") for v in p["sync"].values())
+                and p["sync"].get("cds") == "SYNCED"
+                and p["sync"].get("lds") == "SYNCED"
+            }
+            return expected <= done
+
+        self.progress("waiting for every proxy to ACK its configuration")
+        try:
+            await _until(
+                synced, self.opts.ready_timeout_s, "every proxy to ACK its configuration", 0.1
+            )
+        except StartupError as exc:
+            nacks = [f"{p['name']}: {p['nack']}" for p in last.get("proxies", []) if p.get("nack")]
+            raise StartupError(
+                str(exc) + ("; NACKs: " + "; ".join(nacks) if nacks else "")
+            ) from exc
+
+    # -- run and stop -----------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop in reverse: sidecars drain first, then apps, gateway, control plane."""
+        if self.state.phase != "failed":
+            self.state.phase = "stopping"
+            with contextlib.suppress(OSError):
+                write_state(self.root, self.state)
+        s = self.started
+        await asyncio.gather(
+            *(r.sidecar.stop() for r in s.replicas),
+            *(r.app.stop() for r in s.replicas),
+            return_exceptions=True,
+        )
+        if s.gateway is not None:
+            await s.gateway.stop()
+        if s.controlplane is not None:
+            await s.controlplane.stop()
+        with contextlib.suppress(OSError):
+            write_registry(self.root, [])
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _hostport(url: str | None) -> str:
+    return (url or "").removeprefix("http://").rstrip("/")
+
+
+async def _gather_or_cancel(coros: list[Any]) -> None:
+    """Run all; on the first failure cancel the rest and re-raise that failure."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -1,0 +1,56 @@
+"""`plait status`: the state file (what runs where) joined with the control plane's view."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from plait.local.statefile import read_state
+
+XDS_TYPES = ("cds", "eds", "lds", "rds")
+
+
+def _fetch(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback URL we made
+        data: dict[str, Any] = json.loads(resp.read())
+        return data
+
+
+def collect_status(root: Path) -> dict[str, Any]:
+    """The JSON object of `plait status -o json` (shape in DESIGN.md; extra keys allowed).
+
+    Raises MeshStateError when no mesh runs for root. If the control plane cannot be
+    reached (e.g. it is restarting), proxies are listed with sync state UNKNOWN and the
+    reason is in `controlPlane.error`.
+    """
+    state = read_state(root)
+    cp: dict[str, Any]
+    try:
+        cp = _fetch(state.status_url)
+        cp_error = None
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        cp, cp_error = {}, f"control plane unreachable at {state.status_url}: {exc}"
+    seen = {p["name"]: p for p in cp.get("proxies", [])}
+    proxies = []
+    for entry in state.proxies:
+        xds = seen.get(entry.name, {})
+        item = asdict(entry)
+        item["metrics"] = entry.metrics
+        item["connected"] = bool(xds.get("connected"))
+        item["sync"] = xds.get("sync") or {t: "UNKNOWN" for t in XDS_TYPES}
+        item["nack"] = xds.get("nack")
+        proxies.append(item)
+    return {
+        "phase": state.phase,
+        "gateway": state.gateway,
+        "gatewayPorts": state.gateway_ports,
+        "controlPlane": {**cp.get("controlPlane", {}), "xds": state.xds, "error": cp_error},
+        "proxies": proxies,
+        "errors": cp.get("errors", []),
+        "warnings": cp.get("warnings", []),
+        "keptLastGood": cp.get("keptLastGood", []),
+    }

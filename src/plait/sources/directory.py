@@ -1,0 +1,109 @@
+"""The mesh directory: YAML files → validated resources, keeping the last good config.
+
+A file that fails (YAML syntax, an invalid document) must not take valid config down:
+for each file we remember the last resources that loaded cleanly. On reload, documents
+that load are used; a resource that was good before and is now missing *because its file
+has errors* keeps its last good version until the file is fixed or deleted. Messages
+(errors and warnings) always describe the current files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.api import Loaded, load_text
+from plait.errors import ConfigMessage, Severity
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def yaml_files(root: Path) -> Iterator[Path]:
+    """YAML files under root, sorted, skipping hidden files and directories (e.g. .plait/)."""
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix in YAML_SUFFIXES and path.is_file():
+            yield path
+
+
+def _key(item: Loaded) -> tuple[str, str, str]:
+    r = item.resource
+    return (r.kind, r.metadata.namespace, r.metadata.name)
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    resources: tuple[Loaded, ...]
+    messages: tuple[ConfigMessage, ...]
+    kept: tuple[str, ...]  # "kind/ns/name (file)" served from the last good config
+
+
+class DirectorySource:
+    """Loads a mesh directory; not thread-safe, owned by one task."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._last_good: dict[str, dict[tuple[str, str, str], Loaded]] = {}
+
+    def load(self) -> ConfigView:
+        resources: list[Loaded] = []
+        messages: list[ConfigMessage] = []
+        kept: list[str] = []
+        seen_files: set[str] = set()
+        for path in yaml_files(self.root):
+            file = str(path)
+            seen_files.add(file)
+            try:
+                text = path.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                messages.append(ConfigMessage(file, 0, "", f"cannot read file: {exc}"))
+                text = None
+            if text is None:
+                result_resources: tuple[Loaded, ...] = ()
+                has_errors = True
+            else:
+                result = load_text(text, file)
+                result_resources = result.resources
+                messages.extend(result.messages)
+                has_errors = any(m.severity == Severity.ERROR for m in result.messages)
+            current = {_key(r): r for r in result_resources}
+            if has_errors:
+                for key, old in self._last_good.get(file, {}).items():
+                    if key not in current:
+                        current[key] = old
+                        kept.append(f"{key[0]}/{key[1]}/{key[2]} ({file})")
+            self._last_good[file] = current
+            resources.extend(current.values())
+        resources = _drop_duplicates(resources, messages)
+        for gone in set(self._last_good) - seen_files:
+            del self._last_good[gone]
+        return ConfigView(tuple(resources), tuple(messages), tuple(kept))
+
+
+def _drop_duplicates(resources: list[Loaded], messages: list[ConfigMessage]) -> list[Loaded]:
+    """The same kind/namespace/name in two files: the first file wins, the second is an error."""
+    first: dict[tuple[str, str, str], Loaded] = {}
+    for item in resources:
+        key = _key(item)
+        if key in first:
+            prev = first[key].source
+            messages.append(
+                ConfigMessage(
+                    item.source.file,
+                    item.source.document,
+                    "metadata.name",
+                    f"{key[0]} {key[1]}/{key[2]} is already defined in {prev.file}"
+                    f"[{prev.document}]; rename one of them",
+                    kind=key[0],
+                    name=key[2],
+                )
+            )
+            continue
+        first[key] = item
+    return list(first.values())

@@ -1,0 +1,40 @@
+"""ClusterLoadAssignments for EDS clusters, filtered by subset labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from envoy.config.core.v3 import address_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from google.protobuf import wrappers_pb2
+
+from plait.model.registry import Endpoint
+
+
+def load_assignment(
+    cluster_name: str, endpoints: Sequence[Endpoint], subset_labels: Mapping[str, str]
+) -> endpoint_pb2.ClusterLoadAssignment:
+    selected = [e for e in endpoints if e.labels.matches(subset_labels)]
+    selected.sort(key=lambda e: (e.address, e.port))
+    return endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=cluster_name,
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[
+                    endpoint_components_pb2.LbEndpoint(
+                        endpoint=endpoint_components_pb2.Endpoint(
+                            address=address_pb2.Address(
+                                socket_address=address_pb2.SocketAddress(
+                                    address=e.address, port_value=e.port
+                                )
+                            )
+                        ),
+                        load_balancing_weight=wrappers_pb2.UInt32Value(value=e.weight),
+                    )
+                    for e in selected
+                ]
+            )
+        ]
+        if selected
+        else [],
+    )

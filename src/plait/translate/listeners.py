@@ -1,0 +1,89 @@
+"""Listeners: the sidecar's outbound HTTP proxy and inbound port, the gateway's ports.
+
+Local mode has no traffic capture: an app reaches its sidecar because HTTP_PROXY points
+at the outbound listener (absolute-form requests; Envoy takes :authority from the URL),
+and other sidecars reach it at its inbound listener.
+"""
+
+from __future__ import annotations
+
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
+from plait.translate import names
+
+HCM = hcm_pb2.HttpConnectionManager
+
+
+def _router() -> hcm_pb2.HttpFilter:
+    f = hcm_pb2.HttpFilter(name="envoy.filters.http.router")
+    f.typed_config.Pack(router_pb2.Router())
+    return f
+
+
+def _rds(route_name: str) -> hcm_pb2.Rds:
+    return hcm_pb2.Rds(
+        route_config_name=route_name,
+        config_source=config_source_pb2.ConfigSource(
+            ads=config_source_pb2.AggregatedConfigSource(),
+            resource_api_version=config_source_pb2.V3,
+        ),
+    )
+
+
+def _listener(
+    name: str, address: str, port: int, hcm: hcm_pb2.HttpConnectionManager
+) -> listener_pb2.Listener:
+    chain = listener_components_pb2.FilterChain()
+    f = chain.filters.add(name="envoy.filters.network.http_connection_manager")
+    f.typed_config.Pack(hcm)
+    return listener_pb2.Listener(
+        name=name,
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(address=address, port_value=port)
+        ),
+        filter_chains=[chain],
+        traffic_direction=base_pb2.INBOUND
+        if name != names.OUTBOUND_LISTENER
+        else base_pb2.OUTBOUND,
+    )
+
+
+def outbound_listener(address: str, port: int) -> listener_pb2.Listener:
+    hcm = HCM(
+        stat_prefix="outbound_http_proxy",
+        codec_type=HCM.AUTO,
+        rds=_rds(names.OUTBOUND_ROUTE),
+        http_filters=[_router()],
+    )
+    hcm.http_protocol_options.allow_absolute_url.value = True
+    return _listener(names.OUTBOUND_LISTENER, address, port, hcm)
+
+
+def inbound_listener(
+    address: str, port: int, app_route: route_pb2.RouteConfiguration
+) -> listener_pb2.Listener:
+    hcm = HCM(
+        stat_prefix=f"inbound_{port}",
+        codec_type=HCM.AUTO,
+        route_config=app_route,
+        http_filters=[_router()],
+    )
+    return _listener(names.INBOUND_LISTENER, address, port, hcm)
+
+
+def gateway_listener(server_port: int, address: str, host_port: int) -> listener_pb2.Listener:
+    hcm = HCM(
+        stat_prefix=f"outbound_{server_port}",
+        codec_type=HCM.AUTO,
+        rds=_rds(names.gateway_route(server_port)),
+        http_filters=[_router()],
+        strip_any_host_port=True,
+    )
+    hcm.use_remote_address.value = True
+    return _listener(names.gateway_listener(server_port), address, host_port, hcm)
