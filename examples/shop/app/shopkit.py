@@ -131,6 +131,9 @@ def identity(request: web.Request) -> JSONDict:
         "version": cfg.version,
         "instance": cfg.instance,
         "x-request-id": request.headers.get("x-request-id"),
+        # Set by the sidecar that delivered this request (plait's inbound route), so the
+        # chain shows which sidecars the call crossed; absent when called directly.
+        "sidecar": request.headers.get("x-plait-sidecar"),
     }
     trace = {k: v for k, v in trace_headers(request).items() if k != "x-request-id"}
     if trace:

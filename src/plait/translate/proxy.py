@@ -82,7 +82,7 @@ class Translator:
         if proxy.inbound_port is not None and proxy.app_port is not None:
             inbound = clusters.inbound_cluster(proxy.address, proxy.app_port)
             lis = listeners.inbound_listener(
-                proxy.address, proxy.inbound_port, vhosts.inbound_routes(proxy.app_port)
+                proxy.address, proxy.inbound_port, vhosts.inbound_routes(proxy.app_port, proxy.id)
             )
             out += [Resource.pack(inbound.name, inbound), Resource.pack(lis.name, lis)]
         return ProxyConfig.of(out)

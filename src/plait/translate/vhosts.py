@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import wrappers_pb2
@@ -56,7 +57,9 @@ def mesh_virtual_services(snapshot: MeshSnapshot) -> dict[str, Loaded]:
 
 def sidecar_routes(snapshot: MeshSnapshot, proxy_namespace: str) -> route_pb2.RouteConfiguration:
     by_host = mesh_virtual_services(snapshot)
-    config = route_pb2.RouteConfiguration(name=names.OUTBOUND_ROUTE, validate_clusters=wrappers_pb2.BoolValue(value=False))
+    config = route_pb2.RouteConfiguration(
+        name=names.OUTBOUND_ROUTE, validate_clusters=wrappers_pb2.BoolValue(value=False)
+    )
     for hostname in sorted(snapshot.services):
         service = snapshot.services[hostname]
         for port in service.ports:
@@ -77,9 +80,19 @@ def sidecar_routes(snapshot: MeshSnapshot, proxy_namespace: str) -> route_pb2.Ro
     return config
 
 
-def inbound_routes(app_port: int) -> route_pb2.RouteConfiguration:
+SIDECAR_HEADER = "x-plait-sidecar"
+
+
+def inbound_routes(app_port: int, proxy_id: str) -> route_pb2.RouteConfiguration:
+    """Everything to the app; the request tells the app which sidecar delivered it."""
     return route_pb2.RouteConfiguration(
         name=names.inbound_cluster(app_port),
+        request_headers_to_add=[
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key=SIDECAR_HEADER, value=proxy_id),
+                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
+        ],
         virtual_hosts=[
             rc.VirtualHost(
                 name="inbound|http",
@@ -150,7 +163,9 @@ def gateway_routes(snapshot: MeshSnapshot, port: int) -> route_pb2.RouteConfigur
             if vhost is None:
                 vhost = vhosts[host] = rc.VirtualHost(name=f"{host}:{port}", domains=[host])
             vhost.routes.extend(routes)
-    config = route_pb2.RouteConfiguration(name=names.gateway_route(port), validate_clusters=wrappers_pb2.BoolValue(value=False))
+    config = route_pb2.RouteConfiguration(
+        name=names.gateway_route(port), validate_clusters=wrappers_pb2.BoolValue(value=False)
+    )
     config.virtual_hosts.extend(vhosts[h] for h in _ordered(vhosts))
     return config
 

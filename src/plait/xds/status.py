@@ -63,6 +63,7 @@ class ProxyStatus:
             "serviceAccount": self.proxy.service_account,
             "labels": self.proxy.labels.as_dict(),
             "connected": self.connected,
+            "generation": self.synced_generation,
             "sync": self.sync,
             "nack": self.nack,
         }
