@@ -1,0 +1,51 @@
+"""Fixtures for mesh e2e tests: one shop mesh per module, diagnostics on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from meshkit import SHOP, Mesh, copy_mesh, processes_under
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    root = copy_mesh(SHOP, tmp_path_factory.mktemp("mesh") / "shop")
+    mesh = Mesh(root)
+    result = mesh.up()
+    try:
+        assert result.returncode == 0, (
+            f"plait up failed:\n{result.stdout}\n{result.stderr}\n{mesh.diagnostics()}"
+        )
+        assert mesh.gateway.startswith("http://127.0.0.1:"), result.stdout
+        yield mesh
+    finally:
+        down = mesh.down()
+        left = processes_under(root)
+        assert down.returncode == 0, down.stderr
+        assert not left, f"processes left behind after plait down: {left}"
+
+
+@pytest.fixture(autouse=True)
+def _diagnose(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print Envoy logs and config dumps when a test that uses a mesh fails."""
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed and "shop" in request.fixturenames:
+        mesh: Mesh = request.getfixturevalue("shop")
+        print(mesh.diagnostics())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.e2e)
