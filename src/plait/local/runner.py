@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +25,16 @@ from typing import Any
 from plait.agent.bootstrap import BootstrapOptions
 from plait.agent.supervisor import EnvoySupervisor
 from plait.errors import EnvoyError, StartupError
+from plait.local.plan import ReplicaSpec, make_plan
 from plait.local.ports import free_port, is_listening
 from plait.local.process import ManagedProcess
 from plait.local.statefile import MeshState, ProxyEntry, write_state
+from plait.local.status import get_json
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.registry import WorkloadInstance
+from plait.model.snapshot import build_snapshot
+from plait.sources.directory import DirectorySource
 from plait.sources.workloads import STATE_DIR, write_registry
 
 HOST = "127.0.0.1"
@@ -48,7 +50,7 @@ class UpOptions:
 
 @dataclass
 class Replica:
-    spec: Any  # plan.ReplicaSpec
+    spec: ReplicaSpec
     proxy: Proxy
     app: ManagedProcess
     sidecar: EnvoySupervisor
@@ -60,11 +62,6 @@ class Started:
     controlplane: ManagedProcess | None = None
     gateway: EnvoySupervisor | None = None
     replicas: list[Replica] = field(default_factory=list)
-
-
-def fetch_json(url: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we made
-        return json.loads(resp.read())
 
 
 async def _until(
@@ -81,10 +78,6 @@ class LocalMesh:
     """Everything `plait up DIR` runs; `start()` then `wait()`, and `stop()` in a finally."""
 
     def __init__(self, opts: UpOptions, progress: Progress) -> None:
-        from plait.local.plan import make_plan
-        from plait.model.snapshot import build_snapshot
-        from plait.sources.directory import DirectorySource
-
         self.opts = opts
         self.root = opts.root.resolve()
         self.progress = progress
@@ -156,7 +149,7 @@ class LocalMesh:
             name=proxy.id.split("~", 1)[1],
         )
 
-    def _replica(self, spec: Any) -> Replica:
+    def _replica(self, spec: ReplicaSpec) -> Replica:
         app_port, inbound, outbound = free_port(), free_port(), free_port()
         proxy = Proxy(
             id=node_id(ProxyKind.SIDECAR, spec.instance, spec.namespace),
@@ -327,7 +320,7 @@ class LocalMesh:
         def synced() -> bool:
             nonlocal last
             try:
-                last = fetch_json(self.state.status_url)
+                last = get_json(self.state.status_url, timeout=1.0)
             except OSError:
                 return False
             done = {

@@ -14,8 +14,9 @@ from plait.local.statefile import read_state
 XDS_TYPES = ("cds", "eds", "lds", "rds")
 
 
-def _fetch(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback URL we made
+def get_json(url: str, timeout: float = 3.0) -> dict[str, Any]:
+    """GET a JSON object from a loopback status URL plait made."""
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we made
         data: dict[str, Any] = json.loads(resp.read())
         return data
 
@@ -30,7 +31,7 @@ def collect_status(root: Path) -> dict[str, Any]:
     state = read_state(root)
     cp: dict[str, Any]
     try:
-        cp = _fetch(state.status_url)
+        cp = get_json(state.status_url)
         cp_error = None
     except (OSError, urllib.error.URLError, ValueError) as exc:
         cp, cp_error = {}, f"control plane unreachable at {state.status_url}: {exc}"
