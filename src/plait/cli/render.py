@@ -38,8 +38,8 @@ _STATE_STYLE = {"SYNCED": "green", "STALE": "yellow", "NACK": "red", "NOT SENT":
 
 def proxies_table(proxies: Iterable[dict[str, Any]]) -> Table:
     table = Table(title="proxies")
+    table.add_column("proxy", no_wrap=True)
     for col in (
-        "proxy",
         "kind",
         "workload",
         "inbound",
