@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,17 @@ class ControlPlaneOptions:
     debug_port: int = 15014
 
 
-def _is_config(path: str) -> bool:
-    rel = Path(path)
-    return rel.suffix in YAML_SUFFIXES and not any(p.startswith(".") for p in rel.parts[-3:-1])
+def _is_config(path: str, root: Path) -> bool:
+    """A YAML file below `root`, not inside one of its hidden directories (e.g. `.plait/`).
+
+    Only the part below `root` counts: a mesh directory may itself sit in a hidden one.
+    """
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return False
+    hidden = any(p.startswith(".") for p in rel.parts[:-1])
+    return Path(path).suffix in YAML_SUFFIXES and not hidden
 
 
 def _is_registry(path: str) -> bool:
@@ -67,7 +76,7 @@ class Watcher:
         )
 
     def apply(self, changed: set[str]) -> bool:
-        config = any(_is_config(p) for p in changed)
+        config = any(_is_config(p, self.root) for p in changed)
         registry = any(_is_registry(p) for p in changed)
         if config:
             self._view = self.source.load()
@@ -81,7 +90,7 @@ class Watcher:
             step=DEBOUNCE_STEP_MS,
             debounce=DEBOUNCE_MAX_MS,
             stop_event=stop,
-            watch_filter=lambda _c, p: _is_config(p) or _is_registry(p),
+            watch_filter=lambda _c, p: _is_config(p, self.root) or _is_registry(p),
         ):
             if self.apply({p for _, p in changes}):
                 gen = await state.publish(self.snapshot())

@@ -9,27 +9,14 @@ has errors* keeps its last good version until the file is fixed or deleted. Mess
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from plait.api import Loaded, load_text
+from plait.api.loader import SUFFIXES, yaml_files
 from plait.errors import ConfigMessage, Severity
 
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-def yaml_files(root: Path) -> Iterator[Path]:
-    """YAML files under root, sorted, skipping hidden files and directories (e.g. .plait/)."""
-    if root.is_file():
-        yield root
-        return
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix in YAML_SUFFIXES and path.is_file():
-            yield path
+YAML_SUFFIXES = SUFFIXES
 
 
 def _key(item: Loaded) -> tuple[str, str, str]:
@@ -56,11 +43,11 @@ class DirectorySource:
         messages: list[ConfigMessage] = []
         kept: list[str] = []
         seen_files: set[str] = set()
-        for path in yaml_files(self.root):
+        for path in [self.root] if self.root.is_file() else yaml_files(self.root):
             file = str(path)
             seen_files.add(file)
             try:
-                text = path.read_text()
+                text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 messages.append(ConfigMessage(file, 0, "", f"cannot read file: {exc}"))
                 text = None

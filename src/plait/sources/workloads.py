@@ -62,5 +62,5 @@ def read_registry(root: Path) -> list[WorkloadInstance]:
             )
             for d in data.get("instances", [])
         ]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []

@@ -10,6 +10,17 @@ from google.protobuf import wrappers_pb2
 
 from plait.model.registry import Endpoint
 
+UNIX_PREFIX = "unix://"
+
+
+def _address(e: Endpoint) -> address_pb2.Address:
+    """A socket address, or a pipe for a ServiceEntry endpoint `unix:///path` (as Istio)."""
+    if e.address.startswith(UNIX_PREFIX):
+        return address_pb2.Address(pipe=address_pb2.Pipe(path=e.address[len(UNIX_PREFIX) :]))
+    return address_pb2.Address(
+        socket_address=address_pb2.SocketAddress(address=e.address, port_value=e.port)
+    )
+
 
 def load_assignment(
     cluster_name: str, endpoints: Sequence[Endpoint], subset_labels: Mapping[str, str]
@@ -22,13 +33,7 @@ def load_assignment(
             endpoint_components_pb2.LocalityLbEndpoints(
                 lb_endpoints=[
                     endpoint_components_pb2.LbEndpoint(
-                        endpoint=endpoint_components_pb2.Endpoint(
-                            address=address_pb2.Address(
-                                socket_address=address_pb2.SocketAddress(
-                                    address=e.address, port_value=e.port
-                                )
-                            )
-                        ),
+                        endpoint=endpoint_components_pb2.Endpoint(address=_address(e)),
                         load_balancing_weight=wrappers_pb2.UInt32Value(value=e.weight),
                     )
                     for e in selected

@@ -137,7 +137,8 @@ def _route_action(ctx: RouteContext, rule: HTTPRoute) -> rc.RouteAction | None:
     clusters: list[tuple[str, int]] = []
     for d in dests:
         cluster = destination_cluster(ctx, d.destination)
-        weight = d.weight if d.weight is not None else (100 if len(dests) == 1 else 0)
+        # A lone destination takes all traffic whatever its weight, as in Istio.
+        weight = 100 if len(dests) == 1 else (d.weight or 0)
         if cluster is None:
             # Unknown destination: Envoy answers 503 (no cluster), as Istio does (NC).
             cluster = names.outbound_cluster(

@@ -16,16 +16,20 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import wrappers_pb2
 
 from plait.api import Gateway, Loaded, VirtualService
-from plait.model.registry import Service
+from plait.model.registry import Service, service_hostname
 from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
 from plait.translate import names
 from plait.translate.routes import NO_TIMEOUT, RouteContext, default_route, vs_routes
 
 
 def service_domains(service: Service, port: int, proxy_namespace: str) -> list[str]:
-    """Host[:port] forms a caller can use; the bare host only for port 80."""
+    """Host[:port] forms a caller can use; the bare host only for port 80.
+
+    The short forms (`name.ns`, `name.ns.svc`, `name`) exist only for Kubernetes Service
+    hostnames; a ServiceEntry host is used as written.
+    """
     hosts = [service.hostname]
-    if not service.external:
+    if service.hostname == service_hostname(service.name, service.namespace):
         hosts += [f"{service.name}.{service.namespace}", f"{service.name}.{service.namespace}.svc"]
         if service.namespace == proxy_namespace:
             hosts.append(service.name)
@@ -55,11 +59,25 @@ def mesh_virtual_services(snapshot: MeshSnapshot) -> dict[str, Loaded]:
     return out
 
 
+def _primary_domains(service: Service, port: int) -> set[str]:
+    return {f"{service.hostname}:{port}", *([service.hostname] if port == 80 else [])}
+
+
 def sidecar_routes(snapshot: MeshSnapshot, proxy_namespace: str) -> route_pb2.RouteConfiguration:
+    """One virtual host per HTTP service port.
+
+    Envoy rejects a table in which two virtual hosts share a domain, so a host's own name
+    always wins over another service's short alias (a ServiceEntry host `reviews` beside
+    the Kubernetes Service `reviews`), and an alias is used once, by the first service.
+    """
     by_host = mesh_virtual_services(snapshot)
     config = route_pb2.RouteConfiguration(
         name=names.OUTBOUND_ROUTE, validate_clusters=wrappers_pb2.BoolValue(value=False)
     )
+    taken: set[str] = set()
+    for service in snapshot.services.values():
+        for port in service.ports:
+            taken |= _primary_domains(service, port.port)
     for hostname in sorted(snapshot.services):
         service = snapshot.services[hostname]
         for port in service.ports:
@@ -72,11 +90,14 @@ def sidecar_routes(snapshot: MeshSnapshot, proxy_namespace: str) -> route_pb2.Ro
                 routes = vs_routes(ctx, vs)
             else:
                 routes = [default_route(service, port.port)]
-            config.virtual_hosts.add(
-                name=f"{hostname}:{port.port}",
-                domains=service_domains(service, port.port, proxy_namespace),
-                routes=routes,
-            )
+            primary = _primary_domains(service, port.port)
+            domains = [
+                d
+                for d in service_domains(service, port.port, proxy_namespace)
+                if d in primary or d not in taken
+            ]
+            taken.update(domains)
+            config.virtual_hosts.add(name=f"{hostname}:{port.port}", domains=domains, routes=routes)
     return config
 
 

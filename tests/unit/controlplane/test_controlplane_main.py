@@ -1,0 +1,126 @@
+"""Watcher.apply: which changed files mean a config reload, a registry reload, or nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plait.controlplane.main import Watcher
+from plait.model.labels import Labels
+from plait.model.registry import WorkloadInstance
+from plait.sources.workloads import registry_path, write_registry
+
+SERVICE = """apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{name: http, port: 80}}]
+"""
+
+INSTANCE = WorkloadInstance(
+    name="a-0",
+    workload="a",
+    namespace="default",
+    labels=Labels.of({"app": "a"}),
+    service_account="default",
+    address="127.0.0.1",
+    inbound_port=20001,
+)
+
+
+def hosts(watcher: Watcher) -> list[str]:
+    return sorted(watcher.snapshot().services)
+
+
+@pytest.fixture(params=["plain", "under-hidden"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A mesh directory; also one inside a hidden directory (e.g. ~/.meshes/shop)."""
+    path = tmp_path / "mesh" if request.param == "plain" else tmp_path / ".meshes" / "shop"
+    path.mkdir(parents=True)
+    (path / "a.yaml").write_text(SERVICE.format(name="a"))
+    return path
+
+
+def test_a_yaml_change_reloads_config(root: Path) -> None:
+    watcher = Watcher(root)
+    assert hosts(watcher) == ["a.default.svc.cluster.local"]
+    for rel in ["b.yaml", "sub/c.yml"]:
+        path = root / rel
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(SERVICE.format(name=path.stem))
+        assert watcher.apply({str(path)}) is True
+    assert hosts(watcher) == [
+        "a.default.svc.cluster.local",
+        "b.default.svc.cluster.local",
+        "c.default.svc.cluster.local",
+    ]
+
+
+def test_a_deleted_yaml_file_reloads_config(root: Path) -> None:
+    watcher = Watcher(root)
+    (root / "a.yaml").unlink()
+    assert watcher.apply({str(root / "a.yaml")}) is True
+    assert hosts(watcher) == []
+
+
+def test_a_registry_change_reloads_instances_only(root: Path) -> None:
+    watcher = Watcher(root)
+    write_registry(root, [INSTANCE])
+    (root / "b.yaml").write_text(SERVICE.format(name="b"))  # not reported: not reloaded
+    assert watcher.apply({str(registry_path(root))}) is True
+    snap = watcher.snapshot()
+    assert sorted(snap.services) == ["a.default.svc.cluster.local"]
+    assert snap.endpoints_for("a.default.svc.cluster.local", 80) == (INSTANCE.endpoint(),)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "README.md",
+        "app/main.py",
+        ".plait/state.json",
+        ".plait/workloads.tmp",
+        ".plait/config.yaml",
+        ".git/x.yaml",
+        "sub/.cache/x.yaml",
+    ],
+)
+def test_other_files_change_nothing(root: Path, rel: str) -> None:
+    watcher = Watcher(root)
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SERVICE.format(name="z"))
+    assert watcher.apply({str(path)}) is False
+    assert hosts(watcher) == ["a.default.svc.cluster.local"]
+
+
+def test_a_yaml_file_outside_the_root_changes_nothing(root: Path) -> None:
+    watcher = Watcher(root)
+    outside = root.parent / "other.yaml"
+    outside.write_text(SERVICE.format(name="z"))
+    assert watcher.apply({str(outside)}) is False
+
+
+def test_a_relative_root_classifies_absolute_paths(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watchfiles reports absolute paths even for a relative root."""
+    monkeypatch.chdir(root.parent)
+    watcher = Watcher(Path(root.name))
+    (root / "b.yaml").write_text(SERVICE.format(name="b"))
+    assert watcher.apply({str(root / "b.yaml")}) is True
+    assert len(hosts(watcher)) == 2
+
+
+def test_snapshots_are_versioned_and_carry_kept_resources(root: Path) -> None:
+    watcher = Watcher(root)
+    assert watcher.snapshot().version == 1
+    (root / "a.yaml").write_text("kind: [\n")
+    watcher.apply({str(root / "a.yaml")})
+    snap = watcher.snapshot()
+    assert snap.version == 2
+    assert sorted(snap.services) == ["a.default.svc.cluster.local"]  # last good
+    assert watcher.kept == (f"Service/default/a ({root / 'a.yaml'})",)
+    assert [m.file for m in snap.messages] == [str(root / "a.yaml")]

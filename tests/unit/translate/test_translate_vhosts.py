@@ -1,0 +1,302 @@
+"""Virtual hosts: per-namespace sidecar domains, mesh binding, gateway tables."""
+
+from __future__ import annotations
+
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_pb2
+from translate_kit import snapshot
+
+from plait.model.snapshot import MeshSnapshot
+from plait.translate.vhosts import (
+    SIDECAR_HEADER,
+    gateway_ports,
+    gateway_routes,
+    inbound_routes,
+    mesh_virtual_services,
+    service_domains,
+    sidecar_routes,
+)
+
+REVIEWS = "reviews.default.svc.cluster.local"
+
+SERVICES = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: team}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80}
+  - {name: tcp-db, port: 5432}
+  - {name: grpc, port: 9000}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external}
+spec:
+  hosts: [api.example.com]
+  resolution: DNS
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: https, protocol: HTTPS}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: internal}
+spec:
+  hosts: [db.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1}]
+"""
+
+
+def vhosts(config: route_pb2.RouteConfiguration) -> dict[str, list[str]]:
+    return {v.name: list(v.domains) for v in config.virtual_hosts}
+
+
+def test_domains_in_the_service_namespace_include_the_short_name() -> None:
+    snap = snapshot(SERVICES)
+    reviews = snap.service(REVIEWS)
+    assert reviews is not None
+    assert service_domains(reviews, 8080, "default") == [
+        f"{REVIEWS}:8080",
+        "reviews.default:8080",
+        "reviews.default.svc:8080",
+        "reviews:8080",
+    ]
+    # Kubernetes DNS search paths: `reviews` only resolves inside the service's namespace
+    assert "reviews:8080" not in service_domains(reviews, 8080, "team")
+
+
+def test_the_bare_host_only_for_port_80() -> None:
+    web = snapshot(SERVICES).service("web.team.svc.cluster.local")
+    assert web is not None
+    assert service_domains(web, 80, "team") == [
+        "web.team.svc.cluster.local:80",
+        "web.team:80",
+        "web.team.svc:80",
+        "web:80",
+        "web.team.svc.cluster.local",
+        "web.team",
+        "web.team.svc",
+        "web",
+    ]
+    assert all(":" in d for d in service_domains(web, 9000, "team"))
+
+
+@pytest.mark.parametrize("host", ["api.example.com", "db.internal"])
+def test_service_entry_hosts_are_used_as_written(host: str) -> None:
+    """Short forms exist only for Kubernetes Services (a MESH_INTERNAL entry once got
+    `db.internal:80` twice, and Envoy rejected the whole route table)."""
+    service = snapshot(SERVICES).service(host)
+    assert service is not None
+    assert service_domains(service, 80, "default") == [f"{host}:80", host]
+
+
+def test_sidecar_table_has_one_vhost_per_http_port() -> None:
+    config = sidecar_routes(snapshot(SERVICES), "default")
+    assert config.name == "outbound"
+    assert config.validate_clusters.value is False
+    assert list(vhosts(config)) == [
+        "api.example.com:80",
+        "db.internal:80",
+        f"{REVIEWS}:8080",
+        "web.team.svc.cluster.local:80",
+        "web.team.svc.cluster.local:9000",
+    ]  # sorted by host; TCP (5432) and HTTPS (443) ports get no virtual host
+    domains = [d for v in config.virtual_hosts for d in v.domains]
+    assert len(domains) == len(set(domains))
+
+
+def test_sidecar_tables_differ_by_namespace() -> None:
+    snap = snapshot(SERVICES)
+    in_default = vhosts(sidecar_routes(snap, "default"))
+    in_team = vhosts(sidecar_routes(snap, "team"))
+    assert "reviews:8080" in in_default[f"{REVIEWS}:8080"]
+    assert "reviews:8080" not in in_team[f"{REVIEWS}:8080"]
+    assert "web" in in_team["web.team.svc.cluster.local:80"]
+    assert "web" not in in_default["web.team.svc.cluster.local:80"]
+
+
+def test_service_without_virtual_service_gets_the_default_route() -> None:
+    config = sidecar_routes(snapshot(SERVICES), "default")
+    vhost = next(v for v in config.virtual_hosts if v.name == f"{REVIEWS}:8080")
+    (route,) = vhost.routes
+    assert route.name == "default"
+    assert route.route.cluster == f"outbound|8080||{REVIEWS}"
+
+
+def virtual_service(name: str, gateways: str, hosts: str = "[reviews]", ns: str = "default") -> str:
+    return f"""---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  hosts: {hosts}
+  gateways: {gateways}
+  http: [{{route: [{{destination: {{host: reviews.default, subset: {name}}}}}]}}]
+"""
+
+
+def reviews_cluster(snap: MeshSnapshot) -> str:
+    config = sidecar_routes(snap, "default")
+    vhost = next(v for v in config.virtual_hosts if v.name == f"{REVIEWS}:8080")
+    (route,) = vhost.routes
+    return str(route.route.cluster)
+
+
+def test_virtual_service_without_gateways_applies_to_sidecars() -> None:
+    snap = snapshot(SERVICES + virtual_service("v1", "[]"))
+    assert reviews_cluster(snap) == f"outbound|8080|v1|{REVIEWS}"
+
+
+def test_virtual_service_bound_only_to_a_gateway_does_not_apply_to_sidecars() -> None:
+    snap = snapshot(SERVICES + virtual_service("v1", "[shop-gateway]"))
+    assert mesh_virtual_services(snap) == {}
+    assert reviews_cluster(snap) == f"outbound|8080||{REVIEWS}"
+
+
+def test_virtual_service_bound_to_a_gateway_and_mesh_applies_to_sidecars() -> None:
+    snap = snapshot(SERVICES + virtual_service("v2", "[shop-gateway, mesh]"))
+    assert reviews_cluster(snap) == f"outbound|8080|v2|{REVIEWS}"
+
+
+def test_first_virtual_service_for_a_host_wins() -> None:
+    snap = snapshot(
+        SERVICES
+        + virtual_service("v2", "[mesh]", hosts=f"[{REVIEWS}]")
+        + virtual_service("v1", "[mesh]", hosts="[reviews]")
+    )
+    assert list(mesh_virtual_services(snap)) == [REVIEWS]
+    assert reviews_cluster(snap) == f"outbound|8080|v1|{REVIEWS}"  # default/v1 < default/v2
+
+
+def test_virtual_service_host_resolves_in_its_own_namespace() -> None:
+    snap = snapshot(SERVICES + virtual_service("v3", "[]", hosts="[web]", ns="team"))
+    assert list(mesh_virtual_services(snap)) == ["web.team.svc.cluster.local"]
+
+
+def test_inbound_routes_send_everything_to_the_app_and_name_the_sidecar() -> None:
+    config = inbound_routes(9080, "sidecar~reviews-v1-0.default")
+    assert config.name == "inbound|9080||"
+    (header,) = config.request_headers_to_add
+    assert (header.header.key, header.header.value) == (
+        SIDECAR_HEADER,
+        "sidecar~reviews-v1-0.default",
+    )
+    assert header.append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+    (vhost,) = config.virtual_hosts
+    assert list(vhost.domains) == ["*"]
+    (route,) = vhost.routes
+    assert route.match.prefix == "/"
+    assert route.route.cluster == "inbound|9080||"
+
+
+GATEWAYS = """---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*.example.com"]
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: cert}
+  - port: {number: 9000, name: grpc, protocol: GRPC}
+    hosts: ["edge/api.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: shop-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*"]
+  - port: {number: 81, name: tcp, protocol: TCP}
+    hosts: ["*"]
+"""
+
+
+def test_gateway_ports_are_http_server_ports_in_first_seen_order() -> None:
+    assert gateway_ports(snapshot(SERVICES + GATEWAYS)) == [80, 9000]  # default/… before edge/…
+
+
+def test_gateway_vhosts_for_virtual_services_bound_by_name_and_by_namespace_name() -> None:
+    snap = snapshot(
+        SERVICES
+        + GATEWAYS
+        + virtual_service("v1", "[shop-gateway]", hosts='["*"]')
+        + virtual_service("v2", "[edge/public]", hosts="[api.example.com, other.org]")
+        + virtual_service("v3", "[public]", hosts="[www.example.com]", ns="edge")
+        + virtual_service("v4", "[mesh]", hosts="[reviews]")
+    )
+    config = gateway_routes(snap, 80)
+    assert config.name == "http.80"
+    assert config.validate_clusters.value is False
+    got = {v.name: (list(v.domains), [r.name for r in v.routes]) for v in config.virtual_hosts}
+    assert got == {
+        # other.org is not served by edge/public (*.example.com); `*` comes last
+        "api.example.com:80": (["api.example.com"], ["default/v2/http[0]/match[0]"]),
+        "www.example.com:80": (["www.example.com"], ["edge/v3/http[0]/match[0]"]),
+        "*:80": (["*"], ["default/v1/http[0]/match[0]"]),
+    }
+    assert list(got)[-1] == "*:80"
+    route = config.virtual_hosts[-1].routes[0]
+    assert route.route.cluster == f"outbound|8080|v1|{REVIEWS}"
+
+
+def test_gateway_server_host_with_namespace_prefix_matches_the_host() -> None:
+    snap = snapshot(
+        SERVICES + GATEWAYS + virtual_service("v2", "[edge/public]", hosts="[api.example.com]")
+    )
+    assert vhosts(gateway_routes(snap, 9000)) == {"api.example.com:9000": ["api.example.com"]}
+
+
+def test_gateway_port_without_bound_virtual_services_is_empty() -> None:
+    assert len(gateway_routes(snapshot(SERVICES + GATEWAYS), 80).virtual_hosts) == 0
+
+
+def test_two_virtual_services_for_one_gateway_host_share_a_vhost_in_order() -> None:
+    snap = snapshot(
+        SERVICES
+        + GATEWAYS
+        + virtual_service("v1", "[shop-gateway]", hosts="[shop.local]")
+        + virtual_service("v2", "[shop-gateway]", hosts="[shop.local]")
+    )
+    (vhost,) = gateway_routes(snap, 80).virtual_hosts
+    assert [r.name for r in vhost.routes] == [
+        "default/v1/http[0]/match[0]",
+        "default/v2/http[0]/match[0]",
+    ]
+
+
+def test_a_host_named_like_a_short_alias_keeps_its_name_and_domains_stay_unique() -> None:
+    entry = """
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: shadow}
+spec:
+  hosts: [reviews]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http}]
+  endpoints: [{address: 10.0.0.2}]
+"""
+    table = vhosts(sidecar_routes(snapshot(SERVICES + entry), "default"))
+    all_domains = [d for domains in table.values() for d in domains]
+    assert len(all_domains) == len(set(all_domains))
+    assert "reviews:8080" in table["reviews:8080"]
+    assert "reviews:8080" not in table[f"{REVIEWS}:8080"]
+    assert "reviews.default:8080" in table[f"{REVIEWS}:8080"]
