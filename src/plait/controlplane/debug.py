@@ -39,6 +39,7 @@ class DebugServer:
             "warnings": [m.to_json() for m in messages if m.severity == Severity.WARNING],
             "keptLastGood": list(self.watcher.kept),
             "translationErrors": dict(self.state.translation_errors),
+            "internalError": self.watcher.internal_error,
         }
 
     async def _status(self, _request: web.Request) -> web.Response:

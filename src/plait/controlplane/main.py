@@ -65,6 +65,7 @@ class Watcher:
         self.source = DirectorySource(root)
         self.version = 0
         self.kept: tuple[str, ...] = ()
+        self.internal_error: str | None = None
         self._view = self.source.load()
         self._instances = read_registry(root)
 
@@ -92,9 +93,18 @@ class Watcher:
             stop_event=stop,
             watch_filter=lambda _c, p: _is_config(p, self.root) or _is_registry(p),
         ):
-            if self.apply({p for _, p in changes}):
-                gen = await state.publish(self.snapshot())
-                log.info("published generation %d (%d file changes)", gen, len(changes))
+            try:
+                if not self.apply({p for _, p in changes}):
+                    continue
+                snapshot = self.snapshot()
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the mesh
+                # Keep serving the last snapshot; status shows why nothing changed.
+                log.exception("cannot build a snapshot; keeping the last one")
+                self.internal_error = f"{type(exc).__name__}: {exc}"
+                continue
+            self.internal_error = None
+            gen = await state.publish(snapshot)
+            log.info("published generation %d (%d file changes)", gen, len(changes))
 
 
 async def run(opts: ControlPlaneOptions) -> None:

@@ -124,3 +124,44 @@ def test_snapshots_are_versioned_and_carry_kept_resources(root: Path) -> None:
     assert sorted(snap.services) == ["a.default.svc.cluster.local"]  # last good
     assert watcher.kept == (f"Service/default/a ({root / 'a.yaml'})",)
     assert [m.file for m in snap.messages] == [str(root / "a.yaml")]
+
+
+async def test_a_failing_snapshot_build_keeps_serving_the_last_one(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from plait.controlplane import main
+    from plait.controlplane.state import MeshState
+
+    watcher = Watcher(root)
+    state = MeshState(watcher.snapshot())
+    first = state.generation
+    real_build = main.build_snapshot
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("bug in snapshot building")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(main, "build_snapshot", flaky)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(state, stop))
+    try:
+        # Edit until the watcher (which gives no sign of having started) sees an edit.
+        async with asyncio.timeout(5):
+            while watcher.internal_error is None:
+                (root / "b.yaml").write_text(SERVICE.format(name="b"))
+                await asyncio.sleep(0.1)
+        assert "bug in snapshot building" in watcher.internal_error
+        assert state.generation == first  # nothing published, the last snapshot stays
+        (root / "c.yaml").write_text(SERVICE.format(name="c"))
+        async with asyncio.timeout(5):
+            await state.wait_for_generation(first)
+        assert watcher.internal_error is None
+        assert "c.default.svc.cluster.local" in state.snapshot.services
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
