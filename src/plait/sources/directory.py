@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plait.api import Loaded, load_text
+from plait.api import Loaded, LoadResult, load_text
 from plait.api.loader import SUFFIXES, yaml_files
 from plait.errors import ConfigMessage, Severity
 
@@ -37,6 +37,16 @@ class DirectorySource:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._last_good: dict[str, dict[tuple[str, str, str], Loaded]] = {}
+        # file → (its text, what loading that text gave): an edit re-parses one file only.
+        self._parsed: dict[str, tuple[str, LoadResult]] = {}
+
+    def _parse(self, file: str, text: str) -> LoadResult:
+        cached = self._parsed.get(file)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        result = load_text(text, file)
+        self._parsed[file] = (text, result)
+        return result
 
     def load(self) -> ConfigView:
         resources: list[Loaded] = []
@@ -55,7 +65,7 @@ class DirectorySource:
                 result_resources: tuple[Loaded, ...] = ()
                 has_errors = True
             else:
-                result = load_text(text, file)
+                result = self._parse(file, text)
                 result_resources = result.resources
                 messages.extend(result.messages)
                 has_errors = any(m.severity == Severity.ERROR for m in result.messages)
@@ -70,6 +80,7 @@ class DirectorySource:
         resources = _drop_duplicates(resources, messages)
         for gone in set(self._last_good) - seen_files:
             del self._last_good[gone]
+            self._parsed.pop(gone, None)
         return ConfigView(tuple(resources), tuple(messages), tuple(kept))
 
 

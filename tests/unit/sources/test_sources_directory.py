@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from plait.errors import Severity
+from plait.sources import directory
 from plait.sources.directory import ConfigView, DirectorySource, yaml_files
 
 
@@ -182,3 +185,27 @@ def test_warnings_do_not_trigger_last_good(tmp_path: Path) -> None:
     assert names(view) == ["reviews"]
     assert view.kept == ()
     assert [m.severity for m in view.messages] == [Severity.WARNING]
+
+
+def test_only_changed_files_are_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    real = directory.load_text
+
+    def counting(text: str, file: str):  # type: ignore[no-untyped-def]
+        parsed.append(Path(file).name)
+        return real(text, file)
+
+    monkeypatch.setattr(directory, "load_text", counting)
+    (tmp_path / "a.yaml").write_text(service("a"))
+    (tmp_path / "b.yaml").write_text(service("b"))
+    source = DirectorySource(tmp_path)
+    source.load()
+    assert sorted(parsed) == ["a.yaml", "b.yaml"]
+    parsed.clear()
+    (tmp_path / "b.yaml").write_text(service("b", port=8080))
+    view = source.load()
+    assert parsed == ["b.yaml"]
+    assert port_of(view, "b") == 8080
+    assert names(view) == ["a", "b"]
