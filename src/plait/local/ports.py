@@ -18,3 +18,14 @@ def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def can_bind(host: str, port: int) -> bool:
+    """True if a listener could bind host:port now (SO_REUSEADDR, as Envoy binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -26,7 +26,7 @@ from plait.agent.bootstrap import BootstrapOptions
 from plait.agent.supervisor import EnvoySupervisor
 from plait.errors import EnvoyError, StartupError
 from plait.local.plan import ReplicaSpec, make_plan
-from plait.local.ports import free_port, is_listening
+from plait.local.ports import can_bind, free_port, is_listening
 from plait.local.process import ManagedProcess
 from plait.local.statefile import MeshState, ProxyEntry, write_state
 from plait.local.status import get_json
@@ -103,9 +103,7 @@ class LocalMesh:
         mapping: list[tuple[int, int]] = []
         for i, server_port in enumerate(self.plan.gateway_server_ports):
             if i == 0 and self.opts.gateway_port:
-                if is_listening(HOST, self.opts.gateway_port) or not _bindable(
-                    self.opts.gateway_port
-                ):
+                if not can_bind(HOST, self.opts.gateway_port):
                     raise StartupError(
                         f"gateway port {self.opts.gateway_port} is already in use; "
                         "pass --gateway-port N (or 0 for any free port)"
@@ -364,18 +362,6 @@ class LocalMesh:
             await s.controlplane.stop()
         with contextlib.suppress(OSError):
             write_registry(self.root, [])
-
-
-def _bindable(port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def _hostport(url: str | None) -> str:
