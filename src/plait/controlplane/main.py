@@ -85,6 +85,9 @@ class Watcher:
             self._instances = read_registry(self.root)
         return config or registry
 
+    def _rebuild(self, changed: set[str]) -> MeshSnapshot | None:
+        return self.snapshot() if self.apply(changed) else None
+
     async def run(self, state: MeshState, stop: asyncio.Event) -> None:
         async for changes in watchfiles.awatch(
             self.root,
@@ -94,9 +97,11 @@ class Watcher:
             watch_filter=lambda _c, p: _is_config(p, self.root) or _is_registry(p),
         ):
             try:
-                if not self.apply({p for _, p in changes}):
+                # Parsing and indexing a large mesh takes a while: off the event loop, so
+                # ADS streams and /status keep answering. Only this task touches the watcher.
+                snapshot = await asyncio.to_thread(self._rebuild, {p for _, p in changes})
+                if snapshot is None:
                     continue
-                snapshot = self.snapshot()
             except Exception as exc:  # noqa: BLE001 - a bug here must not stop the mesh
                 # Keep serving the last snapshot; status shows why nothing changed.
                 log.exception("cannot build a snapshot; keeping the last one")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -11,16 +11,17 @@ class Labels(Mapping[str, str]):
     """Sorted key/value pairs; usable as a dict key and inside frozen dataclasses."""
 
     items_: tuple[tuple[str, str], ...] = ()
+    _lookup: dict[str, str] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_lookup", dict(self.items_))
 
     @classmethod
     def of(cls, mapping: Mapping[str, str] | None = None) -> Labels:
         return cls(tuple(sorted((mapping or {}).items())))
 
     def __getitem__(self, key: str) -> str:
-        for k, v in self.items_:
-            if k == key:
-                return v
-        raise KeyError(key)
+        return self._lookup[key]
 
     def __iter__(self) -> Iterator[str]:
         return (k for k, _ in self.items_)
@@ -30,7 +31,8 @@ class Labels(Mapping[str, str]):
 
     def matches(self, selector: Mapping[str, str]) -> bool:
         """True when every selector pair is present here (an empty selector matches all)."""
-        return all(self.get(k) == v for k, v in selector.items())
+        lookup = self._lookup
+        return all(lookup.get(k) == v for k, v in selector.items())
 
     def as_dict(self) -> dict[str, str]:
-        return dict(self.items_)
+        return dict(self._lookup)

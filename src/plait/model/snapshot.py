@@ -145,6 +145,25 @@ def _by_name(items: Iterable[Loaded]) -> tuple[Loaded, ...]:
     )
 
 
+class _InstanceIndex:
+    """Instances by (namespace, label, value), so selecting is not services × instances."""
+
+    def __init__(self, instances: Sequence[WorkloadInstance]) -> None:
+        self._by_pair: dict[tuple[str, str, str], list[WorkloadInstance]] = {}
+        for i in instances:
+            for key, value in i.labels.items():
+                self._by_pair.setdefault((i.namespace, key, value), []).append(i)
+
+    def select(self, namespace: str, selector: Labels) -> list[WorkloadInstance]:
+        """Instances in namespace matching every selector pair; none for an empty selector."""
+        if not selector:
+            return []  # a Service without a selector has no registry endpoints (Kubernetes)
+        candidates = min(
+            (self._by_pair.get((namespace, k, v), []) for k, v in selector.items()), key=len
+        )
+        return [i for i in candidates if i.labels.matches(selector)]
+
+
 def build_snapshot(
     config: Sequence[Loaded],
     instances: Sequence[WorkloadInstance],
@@ -158,14 +177,11 @@ def build_snapshot(
     for item in config:
         kinds.setdefault(type(item.resource), []).append(item)
 
+    index = _InstanceIndex(instances)
     for item in kinds.get(KubeService, []):
         svc = _kube_service(item.resource)  # type: ignore[arg-type]
         services[svc.hostname] = svc
-        selected = [
-            i.endpoint()
-            for i in instances
-            if i.namespace == svc.namespace and svc.selector and i.labels.matches(svc.selector)
-        ]
+        selected = [i.endpoint() for i in index.select(svc.namespace, svc.selector)]
         for port in svc.ports:
             endpoints[(svc.hostname, port.port)] = tuple(selected)
 

@@ -65,24 +65,29 @@ class Translator:
             for port in vhosts.gateway_ports(self.snapshot)
         }
 
-    def config_for(self, proxy: Proxy) -> ProxyConfig:
+    @cached_property
+    def _shared(self) -> ProxyConfig:
+        """What every proxy gets: outbound clusters and their endpoints."""
         cds, eds = self._outbound
-        out: list[Resource] = [*cds, *eds]
+        return ProxyConfig.of([*cds, *eds])
+
+    def config_for(self, proxy: Proxy) -> ProxyConfig:
+        own: list[Resource] = []
         if proxy.kind == ProxyKind.GATEWAY:
             for port, route in self._gateway_routes.items():
                 host_port = proxy.host_port_for_gateway_port(port)
                 if host_port is None:
                     continue  # no host port was given for this server port (see plait status)
                 lis = listeners.gateway_listener(port, proxy.address, host_port)
-                out += [Resource.pack(lis.name, lis), route]
-            return ProxyConfig.of(out)
+                own += [Resource.pack(lis.name, lis), route]
+            return ProxyConfig.layered(self._shared, own)
         if proxy.outbound_port is not None:
             lis = listeners.outbound_listener(proxy.address, proxy.outbound_port)
-            out += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy.namespace)]
+            own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy.namespace)]
         if proxy.inbound_port is not None and proxy.app_port is not None:
             inbound = clusters.inbound_cluster(proxy.address, proxy.app_port)
             lis = listeners.inbound_listener(
                 proxy.address, proxy.inbound_port, vhosts.inbound_routes(proxy.app_port, proxy.id)
             )
-            out += [Resource.pack(inbound.name, inbound), Resource.pack(lis.name, lis)]
-        return ProxyConfig.of(out)
+            own += [Resource.pack(inbound.name, inbound), Resource.pack(lis.name, lis)]
+        return ProxyConfig.layered(self._shared, own)

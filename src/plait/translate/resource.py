@@ -44,15 +44,21 @@ def _version(resources: Mapping[str, Resource]) -> str:
 
 @dataclass(frozen=True)
 class ProxyConfig:
-    """Everything one proxy should have, by type URL then resource name."""
+    """Everything one proxy should have, by type URL then resource name.
+
+    `versions` (one per type, a hash of names and digests) are computed once here; a
+    config layered on a shared base (`layered`) reuses the base's dicts and versions for
+    the types it does not add to, so per-proxy cost does not grow with the mesh.
+    """
 
     by_type: Mapping[str, Mapping[str, Resource]]
-    versions: Mapping[str, str] = field(init=False)
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "versions", {t: _version(self.by_type.get(t, {})) for t in PUSH_ORDER}
-        )
+        if not self.versions:
+            object.__setattr__(
+                self, "versions", {t: _version(self.by_type.get(t, {})) for t in PUSH_ORDER}
+            )
 
     @classmethod
     def of(cls, resources: Iterable[Resource]) -> ProxyConfig:
@@ -60,6 +66,22 @@ class ProxyConfig:
         for r in resources:
             by_type.setdefault(r.type_url, {})[r.name] = r
         return cls(by_type)
+
+    @classmethod
+    def layered(cls, base: ProxyConfig, extra: Iterable[Resource]) -> ProxyConfig:
+        """`base` plus per-proxy resources (which win on a name clash)."""
+        extras: dict[str, dict[str, Resource]] = {}
+        for r in extra:
+            extras.setdefault(r.type_url, {})[r.name] = r
+        by_type = dict(base.by_type)
+        versions = dict(base.versions)
+        for type_url, added in extras.items():
+            by_type[type_url] = {**base.resources(type_url), **added}
+            h = hashlib.blake2b(digest_size=8)
+            h.update(base.version(type_url).encode())
+            h.update(_version(added).encode())
+            versions[type_url] = h.hexdigest()
+        return cls(by_type, versions)
 
     def resources(self, type_url: str) -> Mapping[str, Resource]:
         return self.by_type.get(type_url, {})

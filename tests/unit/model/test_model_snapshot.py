@@ -275,3 +275,26 @@ def test_version_and_messages_are_carried() -> None:
     assert snap.version == 7
     assert snap.messages == (message,)
     assert snap.services == {} and snap.endpoints == {}
+
+
+def test_multi_label_selectors_need_every_pair() -> None:
+    text = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v2}
+spec:
+  selector: {app: reviews, version: v2}
+  ports: [{name: http, port: 8080}]
+"""
+    snap = snapshot(
+        text,
+        [
+            instance("reviews-v1-0", app="reviews", version="v1", port=1),
+            instance("reviews-v2-0", app="reviews", version="v2", port=2),
+            instance("reviews-v2-1", app="reviews", version="v2", tier="x", port=3),
+            instance("other-0", version="v2", port=4),
+            instance("reviews-v2-9", namespace="shop", app="reviews", version="v2", port=5),
+        ],
+    )
+    got = snap.endpoints_for("reviews-v2.default.svc.cluster.local", 8080)
+    assert [e.instance for e in got] == ["reviews-v2-0", "reviews-v2-1"]

@@ -63,3 +63,25 @@ def test_empty_types_have_one_stable_version() -> None:
     assert ProxyConfig.of([cluster("a")]).version(typeurls.ENDPOINT) == empty.version(
         typeurls.ENDPOINT
     )
+
+
+def listener(name: str, port: int) -> Resource:
+    lis = listener_pb2.Listener(name=name)
+    lis.address.socket_address.port_value = port
+    return Resource.pack(name, lis)
+
+
+def test_layered_config_shares_the_base_and_versions_follow_the_extras() -> None:
+    base = ProxyConfig.of([cluster("a"), cluster("b")])
+    one = ProxyConfig.layered(base, [cluster("own"), listener("in", 1)])
+    same = ProxyConfig.layered(base, [listener("in", 1), cluster("own")])
+    other = ProxyConfig.layered(base, [cluster("own"), listener("in", 2)])
+
+    assert set(one.resources(typeurls.CLUSTER)) == {"a", "b", "own"}
+    assert one.versions == same.versions
+    assert one.version(typeurls.CLUSTER) == other.version(typeurls.CLUSTER)
+    assert one.version(typeurls.LISTENER) != other.version(typeurls.LISTENER)
+    assert one.version(typeurls.CLUSTER) != base.version(typeurls.CLUSTER)
+    # Types without extras reuse the base's mapping and version as they are.
+    assert one.resources(typeurls.ENDPOINT) is base.resources(typeurls.ENDPOINT)
+    assert one.version(typeurls.ROUTE) == base.version(typeurls.ROUTE)
