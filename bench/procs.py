@@ -1,0 +1,215 @@
+"""Processes the benchmarks start, and what they read about processes.
+
+Every child is started with plait's parent-death hook (`agent.process`): if the bench is
+killed without a chance to clean up, the kernel kills its children. The orderly path is
+`stop()` in a `finally`, which every caller uses; Ctrl-C cancels the main task and runs
+those `finally` blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from plait.agent.envoy import find_envoy
+from plait.agent.process import die_with_parent_hook, tail
+
+HOST = "127.0.0.1"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a running process (all its threads) has used; 0.0 if it is gone.
+
+    Read from each thread's /proc schedstat (nanoseconds) rather than /proc/PID/stat,
+    whose clock ticks (10 ms) are too coarse for a single config change.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def machine_cpu() -> dict[str, float]:
+    """CPU seconds, summed over all cores, from /proc/stat: `busy` (user, nice, system:
+    time also charged to some process), `irq` (hard and soft interrupts, charged to no
+    process; loopback traffic is processed there) and `steal` (taken by the hypervisor)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return {
+        "busy": (user + nice + system) / _CLK_TCK,
+        "irq": (irq + softirq) / _CLK_TCK,
+        "steal": steal / _CLK_TCK,
+    }
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a running process and all its running descendants."""
+    total = cpu_seconds(pid)
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                total += tree_cpu_seconds(int(child))
+    return total
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children (wrk, once it has exited)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def memory_kib(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS (resident now) and VmHWM (peak resident) of a process, in KiB."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+async def wait_listening(port: int, timeout: float, proc: asyncio.subprocess.Process) -> None:
+    """Return once something accepts TCP connections on HOST:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"process {proc.pid} exited with code {proc.returncode}")
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise TimeoutError(f"nothing listens on {HOST}:{port} after {timeout:g}s")
+
+
+async def terminate(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; waits for the exit."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(grace):
+                await proc.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    await proc.wait()
+
+
+class StaticEnvoy:
+    """An Envoy from a hand-written static config (not a plait proxy), run like plait runs
+    its sidecars: one worker thread, no hot restart, same binary."""
+
+    def __init__(self, name: str, config: dict[str, Any], port: int, run_dir: Path) -> None:
+        self.name = name
+        self.config = config
+        self.port = port  # the listener that tells us it is up
+        self.config_path = run_dir / f"{name}.static.json"
+        self.log_path = run_dir / f"{name}.envoy.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+    async def start(self, timeout: float = 15.0) -> None:
+        """Start Envoy and wait for its listener. An Envoy that dies while starting is
+        started once more: Envoy 1.40 was seen to die of SIGSEGV at start-up (rarely,
+        with nothing in its log), which must not void a ten-minute run."""
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(self.config, indent=1))
+        for attempt in (1, 2):
+            self.proc = await self._spawn()
+            try:
+                await wait_listening(self.port, timeout, self.proc)
+                return
+            except (RuntimeError, TimeoutError) as exc:
+                await terminate(self.proc)
+                if attempt == 1 and isinstance(exc, RuntimeError):
+                    print(f"Envoy {self.name} died at start-up ({exc}); starting it again",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    continue
+                raise RuntimeError(
+                    f"Envoy {self.name} did not start: {exc}; log {self.log_path}:\n"
+                    f"{tail(self.log_path, 20)}"
+                ) from exc
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        with self.log_path.open("ab") as log:
+            return await asyncio.create_subprocess_exec(
+                str(find_envoy()),
+                "-c", str(self.config_path),
+                "--concurrency", "1",
+                "--disable-hot-restart",
+                "--log-level", "warning",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                preexec_fn=die_with_parent_hook(),
+            )  # fmt: skip
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await terminate(self.proc)
+
+
+async def spawn_python(
+    module: str, *args: str, stdout: int | None = asyncio.subprocess.PIPE
+) -> asyncio.subprocess.Process:
+    """`python -m module args…` with this interpreter, dying with this process."""
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=stdout,
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent_hook(),
+    )
+
+
+def ensure_wrk() -> str:
+    """The path of `wrk`; installs the Debian package when it is missing (needs root)."""
+    found = shutil.which("wrk")
+    if found is not None:
+        return found
+    print("wrk not found: installing the Debian package with apt-get", file=sys.stderr, flush=True)
+    install = ["apt-get", "install", "-y", "-qq", "wrk"]
+    done = subprocess.run(install, capture_output=True, text=True, check=False)
+    if done.returncode != 0:  # a stale package index: refresh it once
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
+        done = subprocess.run(install, capture_output=True, text=True, check=False)
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError(f"cannot install wrk (`{' '.join(install)}`):\n{done.stderr[-2000:]}")
+    return found

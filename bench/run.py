@@ -1,0 +1,85 @@
+"""Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane]`.
+
+Prints progress while it runs, then markdown tables; writes the raw results (every run,
+every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
+run takes about ten minutes; `--quick` about two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import convergence, dataplane, machine, report
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _progress(start: float) -> dataplane.Progress:
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
+    """Everything, in order; SIGINT or SIGTERM cancels it, which stops every process it
+    started (each part stops its processes in a `finally`)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    progress = _progress(time.monotonic())
+    results: dict[str, Any] = {"machine": machine.describe(), "quick": args.quick}
+    progress(f"machine: {results['machine']['cpu']}, {results['machine']['cores']} cores")
+    if args.only in (None, "dataplane"):
+        quick = dataplane.DataplaneOptions(reps=2, duration_s=3)
+        opts = quick if args.quick else dataplane.DataplaneOptions()
+        results["dataplane"] = await dataplane.run(opts, out_dir, progress)
+    if args.only in (None, "controlplane"):
+        results["controlplane"] = await convergence.run(args.quick, progress)
+    end_commit = machine.describe()["plait_commit"]
+    if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
+        results["machine"]["plait_commit"] += f" → {end_commit} (changed during the run)"
+        progress(f"warning: plait's checkout changed during the run (now {end_commit})")
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    parts = ["## Machine\n\n" + machine.markdown(results["machine"])]
+    if "dataplane" in results:
+        parts.append("## Data plane\n\n" + report.dataplane(results["dataplane"]))
+    if "controlplane" in results:
+        parts.append("## Control plane\n\n" + report.convergence(results["controlplane"]))
+    return "\n\n".join(parts) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter runs (a smoke test)")
+    parser.add_argument("--only", choices=["dataplane", "controlplane"])
+    args = parser.parse_args()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = RESULTS / f"{stamp}{'-quick' if args.quick else ''}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        results = asyncio.run(_run(args, out_dir))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; every process the bench started has been stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    text = markdown(results)
+    (out_dir / "results.md").write_text(text)
+    print(text)
+    print(f"raw results: {out_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Simulated proxies: ADS clients that subscribe and ACK the way Envoy does.
+
+Run as a process (`python -m bench.simclient PORT PROXIES.json`), one ADS stream per
+proxy, each on its own gRPC channel (so its own TCP connection, as each Envoy has).
+What one simulated proxy does, following Envoy's SotW ADS behaviour
+(https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol):
+
+1. opens the stream with a wildcard CDS request carrying its node (id + plait metadata);
+2. on a CDS response: decodes the clusters, subscribes EDS to the EDS clusters' service
+   names (a new EDS request when the set changed), then ACKs CDS;
+3. once CDS and the first EDS response are in (Envoy's cluster-manager init), sends the
+   wildcard LDS request;
+4. on an LDS response: decodes the listeners, subscribes RDS to the route names their HTTP
+   connection managers reference, then ACKs LDS;
+5. ACKs every EDS and RDS response.
+
+It decodes every resource it is sent (clusters, endpoints, listeners and routes) so that
+its CPU cost per response is in the same league as a real client's parse, but it
+applies nothing. It never NACKs. It exits on SIGTERM or when its parent dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import json_format, struct_pb2
+
+from plait.model.proxy import Proxy, from_node_metadata, to_node_metadata
+from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
+
+METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+CHANNEL_OPTIONS = [
+    ("grpc.use_local_subchannel_pool", 1),  # one TCP connection per simulated proxy
+    ("grpc.max_receive_message_length", -1),
+]
+_MESSAGES: dict[str, type[Any]] = {
+    CLUSTER: cluster_pb2.Cluster,
+    ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
+    LISTENER: listener_pb2.Listener,
+    ROUTE: route_pb2.RouteConfiguration,
+}
+
+
+def proxies_to_json(proxies: Iterable[Proxy]) -> str:
+    return json.dumps([{"id": p.id, "metadata": to_node_metadata(p)} for p in proxies])
+
+
+def proxies_from_json(text: str) -> list[Proxy]:
+    return [from_node_metadata(d["id"], d["metadata"]) for d in json.loads(text)]
+
+
+def node_of(proxy: Proxy) -> base_pb2.Node:
+    meta = struct_pb2.Struct()
+    json_format.ParseDict(to_node_metadata(proxy), meta)
+    return base_pb2.Node(id=proxy.id, cluster=proxy.workload, metadata=meta)
+
+
+def eds_names(clusters: Iterable[Any]) -> list[str]:
+    names = []
+    for c in clusters:
+        if c.type == cluster_pb2.Cluster.EDS:
+            names.append(c.eds_cluster_config.service_name or c.name)
+    return sorted(names)
+
+
+def rds_names(listeners: Iterable[Any]) -> list[str]:
+    names = set()
+    for lis in listeners:
+        for chain in lis.filter_chains:
+            for f in chain.filters:
+                if f.typed_config.Is(hcm_pb2.HttpConnectionManager.DESCRIPTOR):
+                    hcm = hcm_pb2.HttpConnectionManager()
+                    f.typed_config.Unpack(hcm)
+                    if hcm.HasField("rds"):
+                        names.add(hcm.rds.route_config_name)
+    return sorted(names)
+
+
+class SimProxy:
+    """One simulated Envoy on one ADS stream."""
+
+    def __init__(self, proxy: Proxy, target: str) -> None:
+        self.proxy = proxy
+        self.target = target
+        self.responses = 0
+        self._names: dict[str, list[str]] = {ENDPOINT: [], ROUTE: []}
+        self._nonce: dict[str, str] = {}
+        self._version: dict[str, str] = {}  # last ACKed version per type
+        self._lds_requested = False
+        self._node_sent = False
+
+    def _request(self, type_url: str, nonce: str = "") -> Any:
+        req = discovery_pb2.DiscoveryRequest(
+            type_url=type_url,
+            version_info=self._version.get(type_url, ""),
+            response_nonce=nonce,
+            resource_names=self._names.get(type_url, []),
+        )
+        if not self._node_sent:
+            req.node.CopyFrom(node_of(self.proxy))
+            self._node_sent = True
+        return req
+
+    async def run(self) -> None:
+        async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
+            call = channel.stream_stream(
+                METHOD,
+                request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
+                response_deserializer=discovery_pb2.DiscoveryResponse.FromString,
+            )()
+            await call.write(self._request(CLUSTER))
+            async for resp in call:
+                self.responses += 1
+                for req in self._on_response(resp):
+                    await call.write(req)
+
+    def _on_response(self, resp: Any) -> list[Any]:
+        t = resp.type_url
+        decoded = [_MESSAGES[t].FromString(a.value) for a in resp.resources]
+        out: list[Any] = []
+        follow = {CLUSTER: (ENDPOINT, eds_names), LISTENER: (ROUTE, rds_names)}.get(t)
+        if follow is not None:
+            sub_type, names_of = follow
+            names = names_of(decoded)
+            if names != self._names[sub_type]:
+                self._names[sub_type] = names
+                out.append(self._request(sub_type, self._nonce.get(sub_type, "")))
+        self._nonce[t] = resp.nonce
+        self._version[t] = resp.version_info
+        out.append(self._request(t, resp.nonce))  # the ACK
+        clusters_warm = CLUSTER in self._nonce and (
+            ENDPOINT in self._nonce or not self._names[ENDPOINT]
+        )
+        if clusters_warm and not self._lds_requested:
+            self._lds_requested = True
+            out.append(self._request(LISTENER))
+        return out
+
+
+async def run_all(port: int, proxies: list[Proxy]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sims = [SimProxy(p, f"127.0.0.1:{port}") for p in proxies]
+    tasks = [asyncio.create_task(s.run()) for s in sims]
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for task in [waiter, *tasks]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    if not stop.is_set():
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed and not isinstance(failed[0], asyncio.CancelledError):
+            print(f"simclient: a stream ended: {failed[0]!r}", file=sys.stderr)
+            raise SystemExit(1)
+
+
+def main() -> None:
+    port, path = int(sys.argv[1]), sys.argv[2]
+    with open(path) as f:
+        proxies = proxies_from_json(f.read())
+    asyncio.run(run_all(port, proxies))
+
+
+if __name__ == "__main__":
+    main()
