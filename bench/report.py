@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 
@@ -165,3 +166,15 @@ def convergence(result: dict[str, Any]) -> str:
     if result.get("failures"):
         parts.append("**Failed scenarios:**\n\n" + "\n".join(f"- {f}" for f in result["failures"]))
     return "\n\n".join(parts)
+
+
+def shop(result: dict[str, Any]) -> str:
+    """YAML edit → every proxy of the running shop ACKed (real Envoys)."""
+    ms = sorted(result["edits_ms"])
+    p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
+    return (
+        f"**YAML edit → every proxy ACKed**, `plait up examples/shop` ({result['proxies']} real "
+        f"Envoys), {len(ms)} edits of the reviews VirtualService:\n\n"
+        "| p50 ms | p90 ms | max ms |\n| ---: | ---: | ---: |\n"
+        f"| {statistics.median(ms):.0f} | {p90:.0f} | {ms[-1]:.0f} |\n"
+    )

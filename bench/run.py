@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, dataplane, machine, report
+from bench import convergence, dataplane, machine, report, shopedit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,6 +45,7 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         results["dataplane"] = await dataplane.run(opts, out_dir, progress)
     if args.only in (None, "controlplane"):
         results["controlplane"] = await convergence.run(args.quick, progress)
+        results["shop"] = await shopedit.run(5 if args.quick else 20, progress)
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
         results["machine"]["plait_commit"] += f" → {end_commit} (changed during the run)"
@@ -58,6 +59,8 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append("## Data plane\n\n" + report.dataplane(results["dataplane"]))
     if "controlplane" in results:
         parts.append("## Control plane\n\n" + report.convergence(results["controlplane"]))
+    if "shop" in results:
+        parts.append("## The shop\n\n" + report.shop(results["shop"]))
     return "\n\n".join(parts) + "\n"
 
 
