@@ -33,6 +33,7 @@ class DebugServer:
                 "pid": os.getpid(),
                 "generation": self.state.generation,
                 "snapshotVersion": self.state.snapshot.version,
+                "instances": self.watcher.instance_names,
             },
             "proxies": [s.to_json() for s in self.server.statuses()],
             "errors": [m.to_json() for m in messages if m.severity == Severity.ERROR],

@@ -69,6 +69,11 @@ class Watcher:
         self._view = self.source.load()
         self._instances = read_registry(root)
 
+    @property
+    def instance_names(self) -> list[str]:
+        """Registered replicas (from .plait/workloads.json) in the current snapshot."""
+        return sorted(i.name for i in self._instances)
+
     def snapshot(self) -> MeshSnapshot:
         self.version += 1
         self.kept = self._view.kept

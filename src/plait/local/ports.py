@@ -1,23 +1,37 @@
-"""Free TCP ports on loopback, chosen by the kernel."""
+"""Ports for listeners that plait configures but does not bind itself.
+
+plait picks a port, then an Envoy binds it later (when its listener arrives over xDS).
+A port from the kernel's ephemeral range could be handed, in between, to any outgoing
+connection on the machine (every sidecar-to-sidecar and Envoy-to-control-plane connection
+takes one), and the listener would then fail to bind. So ports are chosen *below* the
+ephemeral range (`net.ipv4.ip_local_port_range`), which the kernel never assigns on its
+own, checked to be free, and never handed out twice by this process.
+"""
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST = 10000  # stay clear of well-known and commonly configured service ports
+_given: set[int] = set()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (bind to 0, read it back, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
+def ephemeral_range() -> tuple[int, int]:
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        low, high = (int(x) for x in EPHEMERAL_RANGE_FILE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _candidates() -> range:
+    low, high = ephemeral_range()
+    if low - LOWEST >= 1000:
+        return range(LOWEST, low)
+    return range(high + 1, 65536)  # a machine whose ephemeral range starts low
 
 
 def can_bind(host: str, port: int) -> bool:
@@ -29,3 +43,22 @@ def can_bind(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free port outside the ephemeral range, not given out before by this process."""
+    candidates = _candidates()
+    for _ in range(1000):
+        port = random.choice(candidates)
+        if port not in _given and can_bind(host, port):
+            _given.add(port)
+            return port
+    raise OSError(f"no free port found in {candidates.start}-{candidates.stop - 1} on {host}")
+
+
+def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

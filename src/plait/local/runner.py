@@ -313,18 +313,24 @@ class LocalMesh:
 
     async def _wait_synced(self) -> None:
         expected = {e.name for e in self.state.proxies}
+        instances = {r.spec.instance for r in self.started.replicas}
         last: dict[str, Any] = {}
 
         def synced() -> bool:
+            """Every proxy ACKed the generation that has every replica's endpoints."""
             nonlocal last
             try:
                 last = get_json(self.state.status_url, timeout=1.0)
             except OSError:
                 return False
+            cp = last.get("controlPlane", {})
+            if not instances <= set(cp.get("instances", [])):
+                return False  # the control plane has not read the final registry yet
             done = {
                 p["name"]
                 for p in last.get("proxies", [])
                 if p.get("connected")
+                and (p.get("generation") or 0) >= cp.get("generation", 0)
                 and all(v in ("SYNCED", "NOT SENT") for v in p["sync"].values())
                 and p["sync"].get("cds") == "SYNCED"
                 and p["sync"].get("lds") == "SYNCED"

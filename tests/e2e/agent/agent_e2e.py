@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,16 +10,14 @@ from pathlib import Path
 import aiohttp
 
 from plait.agent.supervisor import EnvoySupervisor
+from plait.local import ports
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
 
 
 def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port for an Envoy listener (outside the ephemeral range: see local.ports)."""
+    return ports.free_port()
 
 
 def make_proxy(instance: str = "web-0") -> Proxy:

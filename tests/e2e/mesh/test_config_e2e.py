@@ -36,6 +36,7 @@ def reviews_instances(mesh: Mesh, n: int = 10) -> set[str]:
             doc = json.loads(resp.read())
         for call in doc["calls"]:
             if call["target"] == "reviews":
+                assert call.get("status") == 200, f"the reviews call failed: {call}"
                 seen.add(call["response"]["instance"])
     return seen
 
