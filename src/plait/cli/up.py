@@ -152,7 +152,9 @@ def _echo_new_lines(path: Path, shown: int, console: Console) -> int:
         return shown
     complete = lines[shown:]
     for line in complete:
-        console.print(line, markup=False, highlight=False)
+        # Progress and problems only: the parent prints the summary table itself.
+        if line.startswith(("▸", "error", "warning")) or "Error" in line:
+            console.print(line, markup=False, highlight=False)
     return shown + len(complete)
 
 
