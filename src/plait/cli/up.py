@@ -82,8 +82,11 @@ def run_foreground(
             starting = False
             _print_ready(state, console)
             console.print("[green]mesh ready[/]; Ctrl-C stops it")
+            watcher = asyncio.create_task(mesh.watch(stop))
             await stop.wait()
             console.print("stopping…")
+            watcher.cancel()  # a reconcile in flight is abandoned; stop() ends what it began
+            await asyncio.gather(watcher, return_exceptions=True)
             await mesh.stop()
             return exitcodes.OK
         finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import watchfiles
 from plait.controlplane.debug import DebugServer
 from plait.controlplane.state import MeshState
 from plait.model.snapshot import MeshSnapshot, build_snapshot
-from plait.sources.directory import YAML_SUFFIXES, DirectorySource
+from plait.sources.directory import DirectorySource, is_config_path
 from plait.sources.workloads import STATE_DIR, WORKLOADS_FILE, read_registry
 from plait.xds.server import AdsServer
 
@@ -37,19 +36,6 @@ class ControlPlaneOptions:
     host: str = "127.0.0.1"
     xds_port: int = 15010
     debug_port: int = 15014
-
-
-def _is_config(path: str, root: Path) -> bool:
-    """A YAML file below `root`, not inside one of its hidden directories (e.g. `.plait/`).
-
-    Only the part below `root` counts: a mesh directory may itself sit in a hidden one.
-    """
-    try:
-        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
-    except ValueError:
-        return False
-    hidden = any(p.startswith(".") for p in rel.parts[:-1])
-    return Path(path).suffix in YAML_SUFFIXES and not hidden
 
 
 def _is_registry(path: str) -> bool:
@@ -82,7 +68,7 @@ class Watcher:
         )
 
     def apply(self, changed: set[str]) -> bool:
-        config = any(_is_config(p, self.root) for p in changed)
+        config = any(is_config_path(p, self.root) for p in changed)
         registry = any(_is_registry(p) for p in changed)
         if config:
             self._view = self.source.load()
@@ -99,7 +85,7 @@ class Watcher:
             step=DEBOUNCE_STEP_MS,
             debounce=DEBOUNCE_MAX_MS,
             stop_event=stop,
-            watch_filter=lambda _c, p: _is_config(p, self.root) or _is_registry(p),
+            watch_filter=lambda _c, p: is_config_path(p, self.root) or _is_registry(p),
         ):
             try:
                 # Parsing and indexing a large mesh takes a while: off the event loop, so

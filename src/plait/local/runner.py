@@ -22,19 +22,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import watchfiles
+
 from plait.agent.bootstrap import BootstrapOptions
 from plait.agent.supervisor import EnvoySupervisor
 from plait.errors import EnvoyError, StartupError
 from plait.local.plan import ReplicaSpec, make_plan
 from plait.local.ports import can_bind, free_port, is_listening
 from plait.local.process import ManagedProcess
+from plait.local.reconcile import diff_replicas
 from plait.local.statefile import MeshState, ProxyEntry, write_state
 from plait.local.status import get_json
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.registry import WorkloadInstance
 from plait.model.snapshot import build_snapshot
-from plait.sources.directory import DirectorySource
+from plait.sources.directory import DirectorySource, is_config_path
 from plait.sources.workloads import STATE_DIR, write_registry
 
 HOST = "127.0.0.1"
@@ -82,7 +85,8 @@ class LocalMesh:
         self.root = opts.root.resolve()
         self.progress = progress
         self.run_dir = self.root / STATE_DIR
-        view = DirectorySource(opts.root).load()
+        self.source = DirectorySource(opts.root)
+        view = self.source.load()
         self.config_messages = view.messages
         self.plan = make_plan(view.resources, build_snapshot(view.resources, [], 0))
         self.started = Started()
@@ -313,7 +317,7 @@ class LocalMesh:
 
     async def _wait_synced(self) -> None:
         expected = {e.name for e in self.state.proxies}
-        instances = {r.spec.instance for r in self.started.replicas}
+        instances = {r.spec.instance for r in self.started.replicas if r.registered}
         last: dict[str, Any] = {}
 
         def synced() -> bool:
@@ -324,8 +328,8 @@ class LocalMesh:
             except OSError:
                 return False
             cp = last.get("controlPlane", {})
-            if not instances <= set(cp.get("instances", [])):
-                return False  # the control plane has not read the final registry yet
+            if instances != set(cp.get("instances", [])):
+                return False  # the control plane has not read the current registry yet
             done = {
                 p["name"]
                 for p in last.get("proxies", [])
@@ -349,6 +353,53 @@ class LocalMesh:
             ) from exc
 
     # -- run and stop -----------------------------------------------------------------
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Keep the replicas in line with the Deployments while the mesh runs.
+
+        The control plane applies routing changes itself; this loop starts and stops
+        processes. A failure is reported and the loop goes on with the next change.
+        """
+        async for _ in watchfiles.awatch(
+            self.root,
+            step=50,
+            debounce=500,
+            stop_event=stop,
+            watch_filter=lambda _c, p: is_config_path(p, self.root),
+        ):
+            try:
+                await self.reconcile()
+            except (StartupError, EnvoyError, OSError) as exc:
+                self.progress(f"error: {exc}")
+
+    async def reconcile(self) -> None:
+        """Stop replicas that are gone or changed (after traffic has moved off them), then
+        start new ones; each joins the registry once ready, as at start."""
+        view = self.source.load()
+        plan = make_plan(view.resources, build_snapshot(view.resources, [], 0))
+        if plan.gateway_server_ports != self.plan.gateway_server_ports:
+            self.progress("warning: Gateway ports changed; restart `plait up` to serve them")
+        change = diff_replicas([r.spec for r in self.started.replicas], plan.replicas)
+        if not change:
+            return
+        leaving = [r for r in self.started.replicas if r.spec.instance in change.stop]
+        for r in leaving:
+            r.registered = False
+        self._write_registry()
+        await self._wait_synced()  # no proxy sends to the leaving replicas any more
+        await asyncio.gather(*(r.sidecar.stop() for r in leaving), *(r.app.stop() for r in leaving))
+        self.started.replicas = [r for r in self.started.replicas if r not in leaving]
+        joining = [self._replica(spec) for spec in change.start]
+        self.started.replicas += joining
+        try:
+            await _gather_or_cancel([self._start_replica(r) for r in joining])
+        finally:
+            self.state.proxies = self._proxy_entries()
+            write_state(self.root, self.state)
+        await self._wait_synced()
+        gone = ", ".join(r.spec.instance for r in leaving) or "none"
+        new = ", ".join(r.spec.instance for r in joining) or "none"
+        self.progress(f"replicas updated: stopped {gone}; started {new}")
 
     async def stop(self) -> None:
         """Stop in reverse: sidecars drain first, then apps, gateway, control plane."""

@@ -9,6 +9,7 @@ has errors* keeps its last good version until the file is fixed or deleted. Mess
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,19 @@ from plait.api.loader import SUFFIXES, yaml_files
 from plait.errors import ConfigMessage, Severity
 
 YAML_SUFFIXES = SUFFIXES
+
+
+def is_config_path(path: str, root: Path) -> bool:
+    """A YAML file below `root`, not inside one of its hidden directories (e.g. `.plait/`).
+
+    Only the part below `root` counts: a mesh directory may itself sit in a hidden one.
+    """
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
+    except ValueError:
+        return False
+    hidden = any(p.startswith(".") for p in rel.parts[:-1])
+    return Path(path).suffix in YAML_SUFFIXES and not hidden
 
 
 def _key(item: Loaded) -> tuple[str, str, str]:
