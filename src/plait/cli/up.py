@@ -29,6 +29,16 @@ def _already_running(directory: Path) -> MeshState | None:
         return None
 
 
+def _refuse_if_running(directory: Path, err: Console) -> bool:
+    running = _already_running(directory)
+    if running is not None:
+        err.print(
+            f"[red]error:[/] a mesh is already running for {directory} (pid {running.pid}); "
+            f"stop it with `plait down {directory}`"
+        )
+    return running is not None
+
+
 def _print_ready(state: MeshState, console: Console) -> None:
     proxies = [asdict(p) for p in state.proxies]
     console.print(render.services_table(proxies))
@@ -43,12 +53,7 @@ def run_foreground(
 ) -> int:
     from plait.local.runner import LocalMesh, UpOptions
 
-    running = _already_running(directory)
-    if running is not None:
-        err.print(
-            f"[red]error:[/] a mesh is already running for {directory} (pid {running.pid}); "
-            f"stop it with `plait down {directory}`"
-        )
+    if _refuse_if_running(directory, err):
         return exitcodes.STARTUP_FAILED
     mesh = LocalMesh(
         UpOptions(root=directory, gateway_port=gateway_port, ready_timeout_s=timeout),
@@ -98,12 +103,7 @@ def run_foreground(
 def run_detached(
     directory: Path, gateway_port: int, timeout: float, console: Console, err: Console
 ) -> int:
-    running = _already_running(directory)
-    if running is not None:
-        err.print(
-            f"[red]error:[/] a mesh is already running for {directory} (pid {running.pid}); "
-            f"stop it with `plait down {directory}`"
-        )
+    if _refuse_if_running(directory, err):
         return exitcodes.STARTUP_FAILED
     run_dir = directory / STATE_DIR
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -279,41 +279,11 @@ class LocalMesh:
         return self.state
 
     def _proxy_entries(self) -> list[ProxyEntry]:
-        out: list[ProxyEntry] = []
-        gw = self.started.gateway
-        if gw is not None:
-            p = gw.config.proxy
-            out.append(
-                ProxyEntry(
-                    name=p.id,
-                    kind=p.kind.value,
-                    workload=p.workload,
-                    namespace=p.namespace,
-                    serviceAccount=p.service_account,
-                    labels=p.labels.as_dict(),
-                    admin=_hostport(gw.admin_url),
-                    envoyLog=str(gw.log_path),
-                )
-            )
-        for r in self.started.replicas:
-            p = r.proxy
-            out.append(
-                ProxyEntry(
-                    name=p.id,
-                    kind=p.kind.value,
-                    workload=p.workload,
-                    namespace=p.namespace,
-                    serviceAccount=p.service_account,
-                    labels=p.labels.as_dict(),
-                    admin=_hostport(r.sidecar.admin_url),
-                    inbound=f"{HOST}:{p.inbound_port}",
-                    outbound=f"{HOST}:{p.outbound_port}",
-                    app=f"{HOST}:{p.app_port}",
-                    envoyLog=str(r.sidecar.log_path),
-                    appLog=str(r.app.log_path),
-                )
-            )
-        return out
+        envoys: list[tuple[EnvoySupervisor, ManagedProcess | None]] = []
+        if self.started.gateway is not None:
+            envoys.append((self.started.gateway, None))
+        envoys += [(r.sidecar, r.app) for r in self.started.replicas]
+        return [_entry(envoy, app) for envoy, app in envoys]
 
     async def _wait_synced(self) -> None:
         expected = {e.name for e in self.state.proxies}
@@ -419,6 +389,25 @@ class LocalMesh:
             await s.controlplane.stop()
         with contextlib.suppress(OSError):
             write_registry(self.root, [])
+
+
+def _entry(envoy: EnvoySupervisor, app: ManagedProcess | None) -> ProxyEntry:
+    p = envoy.config.proxy
+    sidecar = p.kind == ProxyKind.SIDECAR
+    return ProxyEntry(
+        name=p.id,
+        kind=p.kind.value,
+        workload=p.workload,
+        namespace=p.namespace,
+        serviceAccount=p.service_account,
+        labels=p.labels.as_dict(),
+        admin=_hostport(envoy.admin_url),
+        inbound=f"{HOST}:{p.inbound_port}" if sidecar else None,
+        outbound=f"{HOST}:{p.outbound_port}" if sidecar else None,
+        app=f"{HOST}:{p.app_port}" if sidecar else None,
+        envoyLog=str(envoy.log_path),
+        appLog=str(app.log_path) if app is not None else None,
+    )
 
 
 def _hostport(url: str | None) -> str:
