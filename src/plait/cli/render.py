@@ -74,23 +74,14 @@ def proxies_table(proxies: Iterable[dict[str, Any]]) -> Table:
     return table
 
 
-def services_table(proxies: Iterable[dict[str, Any]]) -> Table:
-    """Workloads with their replicas' addresses, as `plait up` prints once ready."""
-    by_workload: dict[str, list[dict[str, Any]]] = {}
-    for p in proxies:
-        if p["kind"] == "sidecar":
-            by_workload.setdefault(f"{p['namespace']}/{p['workload']}", []).append(p)
-    table = Table(title="workloads")
-    for col in ("workload", "labels", "replicas", "sidecar inbound", "app"):
+def services_table(services: Iterable[dict[str, Any]]) -> Table:
+    """Services with the URL apps use, their replicas and endpoints (after `plait up`)."""
+    table = Table(title="services")
+    for col in ("service", "url (from apps)", "replicas", "endpoints (sidecar inbound)"):
         table.add_column(col, overflow="fold")
-    for name in sorted(by_workload):
-        reps = by_workload[name]
-        labels = ",".join(f"{k}={v}" for k, v in sorted(reps[0]["labels"].items()))
+    for s in services:
+        name = s["name"] if s["namespace"] == "default" else f"{s['namespace']}/{s['name']}"
         table.add_row(
-            name,
-            labels,
-            str(len(reps)),
-            " ".join(r.get("inbound") or "" for r in reps),
-            " ".join(r.get("app") or "" for r in reps),
+            name, " ".join(s["urls"]), " ".join(s["replicas"]) or "-", " ".join(s["endpoints"])
         )
     return table

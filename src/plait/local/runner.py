@@ -31,11 +31,11 @@ from plait.local.plan import ReplicaSpec, make_plan
 from plait.local.ports import can_bind, free_port, is_listening
 from plait.local.process import ManagedProcess
 from plait.local.reconcile import diff_replicas
-from plait.local.statefile import MeshState, ProxyEntry, write_state
+from plait.local.statefile import MeshState, ProxyEntry, ServiceEntry, write_state
 from plait.local.status import get_json
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import Resolution, WorkloadInstance
 from plait.model.snapshot import build_snapshot
 from plait.sources.directory import DirectorySource, is_config_path
 from plait.sources.workloads import STATE_DIR, write_registry
@@ -88,7 +88,8 @@ class LocalMesh:
         self.source = DirectorySource(opts.root)
         view = self.source.load()
         self.config_messages = view.messages
-        self.plan = make_plan(view.resources, build_snapshot(view.resources, [], 0))
+        self.snapshot = build_snapshot(view.resources, [], 0)
+        self.plan = make_plan(view.resources, self.snapshot)
         self.started = Started()
         self.xds_port = free_port()
         self.debug_port = free_port()
@@ -273,10 +274,34 @@ class LocalMesh:
         self.state.gateway_ports = {str(s): h for s, h in ports}
         self.state.gateway = f"http://{HOST}:{ports[0][1]}" if ports else None
         self.state.proxies = self._proxy_entries()
+        self.state.services = self._service_entries()
         await self._wait_synced()
         self.state.phase = "ready"
         write_state(self.root, self.state)
         return self.state
+
+    def _service_entries(self) -> list[ServiceEntry]:
+        out = []
+        for svc in sorted(self.snapshot.services.values(), key=lambda s: s.hostname):
+            if svc.external or svc.resolution != Resolution.REGISTRY:
+                continue
+            reps = [
+                r
+                for r in self.started.replicas
+                if r.spec.namespace == svc.namespace
+                and svc.selector
+                and r.spec.labels.matches(svc.selector)
+            ]
+            out.append(
+                ServiceEntry(
+                    name=svc.name,
+                    namespace=svc.namespace,
+                    urls=[f"http://{svc.name}:{p.port}" for p in svc.ports if p.protocol.is_http],
+                    replicas=[r.spec.instance for r in reps],
+                    endpoints=[f"{HOST}:{r.proxy.inbound_port}" for r in reps],
+                )
+            )
+        return out
 
     def _proxy_entries(self) -> list[ProxyEntry]:
         envoys: list[tuple[EnvoySupervisor, ManagedProcess | None]] = []
@@ -346,7 +371,8 @@ class LocalMesh:
         """Stop replicas that are gone or changed (after traffic has moved off them), then
         start new ones; each joins the registry once ready, as at start."""
         view = self.source.load()
-        plan = make_plan(view.resources, build_snapshot(view.resources, [], 0))
+        self.snapshot = build_snapshot(view.resources, [], 0)
+        plan = make_plan(view.resources, self.snapshot)
         if plan.gateway_server_ports != self.plan.gateway_server_ports:
             self.progress("warning: Gateway ports changed; restart `plait up` to serve them")
         change = diff_replicas([r.spec for r in self.started.replicas], plan.replicas)
@@ -365,6 +391,7 @@ class LocalMesh:
             await _gather_or_cancel([self._start_replica(r) for r in joining])
         finally:
             self.state.proxies = self._proxy_entries()
+            self.state.services = self._service_entries()
             write_state(self.root, self.state)
         await self._wait_synced()
         gone = ", ".join(r.spec.instance for r in leaving) or "none"

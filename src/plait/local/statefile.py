@@ -39,6 +39,17 @@ class ProxyEntry:
 
 
 @dataclass
+class ServiceEntry:
+    """A Kubernetes Service as `plait up` shows it: how apps call it and who serves it."""
+
+    name: str
+    namespace: str
+    urls: list[str]  # e.g. http://orders:8080 (as apps in the same namespace call it)
+    replicas: list[str]  # instance names behind it
+    endpoints: list[str]  # their sidecars' inbound addresses
+
+
+@dataclass
 class MeshState:
     pid: int
     phase: str  # starting | ready | failed | stopping
@@ -48,6 +59,7 @@ class MeshState:
     gateway: str | None = None
     gateway_ports: dict[str, int] = field(default_factory=dict)
     proxies: list[ProxyEntry] = field(default_factory=list)
+    services: list[ServiceEntry] = field(default_factory=list)
     error: str | None = None
     controlplane_log: str = ""
 
@@ -79,7 +91,8 @@ def read_state(root: Path, *, require_alive: bool = True) -> MeshState:
     try:
         raw: dict[str, Any] = json.loads(path.read_text())
         proxies = [ProxyEntry(**p) for p in raw.pop("proxies", [])]
-        state = MeshState(**raw, proxies=proxies)
+        services = [ServiceEntry(**s) for s in raw.pop("services", [])]
+        state = MeshState(**raw, proxies=proxies, services=services)
     except FileNotFoundError as exc:
         raise MeshStateError(
             f"no mesh is running for {root} (no {path}); start one with `plait up {root}`"

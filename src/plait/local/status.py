@@ -51,6 +51,7 @@ def collect_status(root: Path) -> dict[str, Any]:
         "gatewayPorts": state.gateway_ports,
         "controlPlane": {**cp.get("controlPlane", {}), "xds": state.xds, "error": cp_error},
         "proxies": proxies,
+        "services": [asdict(svc) for svc in state.services],
         "errors": cp.get("errors", []),
         "warnings": cp.get("warnings", []),
         "keptLastGood": cp.get("keptLastGood", []),

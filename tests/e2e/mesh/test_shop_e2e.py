@@ -73,6 +73,9 @@ def test_load_is_spread_over_replicas(shop: Mesh) -> None:
 def test_status_json_has_the_contract_shape(shop: Mesh) -> None:
     data = shop.status()
     assert data["errors"] == []
+    orders = next(s for s in data["services"] if s["name"] == "orders")
+    assert orders["urls"] == ["http://orders:8080"]
+    assert orders["replicas"] == ["orders-0", "orders-1"]
     names = {p["name"] for p in data["proxies"]}
     assert "gateway~istio-ingressgateway.istio-system" in names
     sidecar = next(p for p in data["proxies"] if p["workload"] == "payment")
