@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Annotated, Any, ClassVar
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -100,6 +101,15 @@ def check_one_of(model: BaseModel, names: tuple[str, ...], *, required: bool) ->
         raise ValueError(f"set only one of {choices}, not {_quoted_and(present)}")
     if required and not present:
         raise ValueError(f"one of {choices} is required")
+
+
+T = TypeVar("T")
+
+
+def first_repeated(values: Sequence[T]) -> T | None:
+    """The smallest value that occurs more than once, or None (for "X is used twice")."""
+    repeated = sorted({v for v in values if values.count(v) > 1})  # type: ignore[type-var]
+    return repeated[0] if repeated else None
 
 
 def _quoted_or(names: list[str]) -> str:

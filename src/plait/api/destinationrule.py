@@ -24,6 +24,7 @@ from plait.api.common import (
     WorkloadSelector,
     check_one_of,
     dns_label,
+    first_repeated,
 )
 from plait.api.duration import DurationField, ZeroOkDuration
 from plait.api.virtualservice import NetworkingVersion
@@ -231,9 +232,9 @@ class TrafficPolicy(IstioModel):
     @model_validator(mode="after")
     def _unique_ports(self) -> TrafficPolicy:
         numbers = [p.port.number for p in self.port_level_settings]
-        repeated = sorted({n for n in numbers if numbers.count(n) > 1})
-        if repeated:
-            raise ValueError(f"'portLevelSettings' lists port {repeated[0]} more than once")
+        repeated = first_repeated(numbers)
+        if repeated is not None:
+            raise ValueError(f"'portLevelSettings' lists port {repeated} more than once")
         return self
 
 
@@ -253,9 +254,9 @@ class DestinationRuleSpec(IstioModel):
     @model_validator(mode="after")
     def _unique_subsets(self) -> DestinationRuleSpec:
         names = [s.name for s in self.subsets]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"subset name '{repeated[0]}' is used more than once")
+        repeated = first_repeated(names)
+        if repeated is not None:
+            raise ValueError(f"subset name '{repeated}' is used more than once")
         return self
 
 

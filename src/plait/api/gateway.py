@@ -19,6 +19,7 @@ from plait.api.common import (
     Protocol,
     SelectorLabels,
     Str,
+    first_repeated,
 )
 from plait.api.virtualservice import NetworkingVersion
 
@@ -114,9 +115,9 @@ class GatewaySpec(IstioModel):
     @model_validator(mode="after")
     def _unique_port_names(self) -> GatewaySpec:
         names = [s.port.name for s in self.servers]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"port name '{repeated[0]}' is used by more than one server")
+        repeated = first_repeated(names)
+        if repeated is not None:
+            raise ValueError(f"port name '{repeated}' is used by more than one server")
         return self
 
 

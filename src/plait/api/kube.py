@@ -30,6 +30,7 @@ from plait.api.common import (
     Str,
     StrMap,
     dns_label,
+    first_repeated,
     known,
 )
 
@@ -111,9 +112,9 @@ class KubeServiceSpec(KubeModel):
         if len(self.ports) > 1 and any(p.name is None for p in self.ports):
             raise ValueError("a Service with more than one port must name every port")
         names = [p.name for p in self.ports if p.name is not None]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"port name '{repeated[0]}' is used more than once")
+        repeated = first_repeated(names)
+        if repeated is not None:
+            raise ValueError(f"port name '{repeated}' is used more than once")
         return self
 
 
@@ -184,9 +185,9 @@ class PodSpec(KubeModel):
     @model_validator(mode="after")
     def _unique_containers(self) -> PodSpec:
         names = [c.name for c in self.containers]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"container name '{repeated[0]}' is used more than once")
+        repeated = first_repeated(names)
+        if repeated is not None:
+            raise ValueError(f"container name '{repeated}' is used more than once")
         return self
 
 
