@@ -19,7 +19,16 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from google.protobuf import json_format
-from translate_kit import clusters, gateway, listeners, load_assignments, routes, sidecar, snapshot
+from translate_kit import (
+    REVIEWS_SERVICE,
+    clusters,
+    gateway,
+    listeners,
+    load_assignments,
+    routes,
+    sidecar,
+    snapshot,
+)
 
 from plait.agent.envoy import find_envoy
 from plait.local.plan import make_plan
@@ -107,15 +116,9 @@ def test_envoy_accepts_the_shop_config(tmp_path: Path, proxy: Proxy) -> None:
     assert_envoy_accepts(tmp_path, config)
 
 
-RICH = """
-apiVersion: v1
-kind: Service
-metadata: {name: reviews}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 8080}]
----
-apiVersion: v1
+RICH = (
+    REVIEWS_SERVICE
+    + """apiVersion: v1
 kind: Service
 metadata: {name: multi, namespace: team}
 spec:
@@ -190,6 +193,7 @@ spec:
     retries: {attempts: 0}
   - route: [{destination: {host: nowhere}}]
 """
+)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from translate_kit import (
+    REVIEWS,
+    REVIEWS_SERVICE,
     clusters,
     gateway,
     hcm,
@@ -17,17 +19,9 @@ from translate_kit import (
 from plait.translate import typeurls
 from plait.translate.proxy import Translator
 
-REVIEWS = "reviews.default.svc.cluster.local"
-
-MESH = """
-apiVersion: v1
-kind: Service
-metadata: {name: reviews}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 8080}]
----
-apiVersion: v1
+MESH = (
+    REVIEWS_SERVICE
+    + """apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: team}
 spec:
@@ -69,6 +63,7 @@ spec:
   gateways: [shop-gateway]
   http: [{route: [{destination: {host: reviews, subset: v2}}]}]
 """
+)
 
 V1 = instance("reviews-v1-0", 20001, app="reviews", version="v1")
 V2 = instance("reviews-v2-0", 20002, app="reviews", version="v2")

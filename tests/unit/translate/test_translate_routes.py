@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from envoy.config.route.v3 import route_components_pb2 as rc
-from translate_kit import snapshot
+from translate_kit import REVIEWS, REVIEWS_SERVICE, snapshot
 
 from plait.api import VirtualService
 from plait.api.virtualservice import Destination
@@ -18,23 +18,16 @@ from plait.translate.routes import (
     vs_routes,
 )
 
-REVIEWS = "reviews.default.svc.cluster.local"
-
-MESH = """
-apiVersion: v1
-kind: Service
-metadata: {name: reviews}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 8080}]
----
-apiVersion: v1
+MESH = (
+    REVIEWS_SERVICE
+    + """apiVersion: v1
 kind: Service
 metadata: {name: multi, namespace: team}
 spec:
   selector: {app: multi}
   ports: [{name: http, port: 80}, {name: grpc, port: 9000}]
 """
+)
 
 
 def vs(http: str, namespace: str = "default") -> tuple[MeshSnapshot, VirtualService]:

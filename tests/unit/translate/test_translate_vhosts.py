@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_pb2
-from translate_kit import snapshot
+from translate_kit import REVIEWS, REVIEWS_SERVICE, snapshot
 
 from plait.model.snapshot import MeshSnapshot
 from plait.translate.vhosts import (
@@ -18,17 +18,9 @@ from plait.translate.vhosts import (
     sidecar_routes,
 )
 
-REVIEWS = "reviews.default.svc.cluster.local"
-
-SERVICES = """
-apiVersion: v1
-kind: Service
-metadata: {name: reviews}
-spec:
-  selector: {app: reviews}
-  ports: [{name: http, port: 8080}]
----
-apiVersion: v1
+SERVICES = (
+    REVIEWS_SERVICE
+    + """apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: team}
 spec:
@@ -56,6 +48,7 @@ spec:
   ports: [{number: 80, name: http, protocol: HTTP}]
   endpoints: [{address: 10.0.0.1}]
 """
+)
 
 
 def vhosts(config: route_pb2.RouteConfiguration) -> dict[str, list[str]]:

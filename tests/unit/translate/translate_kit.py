@@ -25,6 +25,18 @@ from plait.translate.resource import ProxyConfig, Resource
 
 M = TypeVar("M", bound=Message)
 
+REVIEWS = "reviews.default.svc.cluster.local"
+# The Service most tests route to; test meshes start with it.
+REVIEWS_SERVICE = """
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 8080}]
+---
+"""
+
 
 def snapshot(
     text: str, instances: Sequence[WorkloadInstance] = (), version: int = 1
