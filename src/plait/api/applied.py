@@ -73,15 +73,34 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
 
 NOT_APPLIED = "understood but not applied yet by plait; it has no effect"
 
+EXTENSIONS: Mapping[str, Mapping[str, str]] = {
+    "DestinationRule": {
+        "trafficPolicy.retryPolicy": (
+            "'retryPolicy' is not an Istio DestinationRule field; plait applies it as an "
+            "extension to routes to this host that set no retries. Istio rejects it: use "
+            "VirtualService 'spec.http[].retries' instead"
+        ),
+        "trafficPolicy.timeout": (
+            "'timeout' is not an Istio DestinationRule field; plait applies 'http' to routes "
+            "to this host that set no timeout, and 'connectTimeout' to the connections. "
+            "Istio rejects it: use VirtualService 'spec.http[].timeout' and "
+            "'trafficPolicy.connectionPool.tcp.connectTimeout' instead"
+        ),
+    },
+}
+"""plait extensions: fields Istio does not have, applied by plait with a warning naming
+the standard field. Keys are suffixes of a field path (any depth: top level, subset, port)."""
+
 
 def unapplied_warnings(loaded: Loaded) -> list[ConfigMessage]:
-    """One warning per field the user set that the translator does not apply.
+    """One warning per field the user set that the translator does not apply, and one per
+    plait extension used (`EXTENSIONS`).
 
     Only the highest such field is reported (`spec.http[0].fault`, not every leaf of it).
     """
     resource = loaded.resource
     table = _normalize(APPLIED.get(resource.kind, ()))
-    return [
+    return _extension_warnings(loaded) + [
         ConfigMessage(
             file=loaded.source.file,
             document=loaded.source.document,
@@ -133,3 +152,42 @@ def _walk(model: BaseModel, pattern: str, path: str, applied: frozenset[str]) ->
             for i, item in enumerate(value):
                 if isinstance(item, BaseModel):
                     yield from _walk(item, sub_pattern + "[]", f"{sub_path}[{i}]", applied)
+
+
+def _extension_warnings(loaded: Loaded) -> list[ConfigMessage]:
+    resource = loaded.resource
+    table = EXTENSIONS.get(resource.kind, {})
+    if not table:
+        return []
+    return [
+        ConfigMessage(
+            file=loaded.source.file,
+            document=loaded.source.document,
+            path=path,
+            message=message,
+            severity=Severity.WARNING,
+            kind=resource.kind,
+            name=resource.metadata.name,
+        )
+        for path in _set_paths(resource, "")
+        for suffix, message in table.items()
+        if path.endswith("." + suffix)
+    ]
+
+
+def _set_paths(model: BaseModel, path: str) -> Iterator[str]:
+    """Every concrete path of a set, non-empty field, depth first."""
+    for name, field in type(model).model_fields.items():
+        if name not in model.model_fields_set:
+            continue
+        value = getattr(model, name)
+        if value is None:
+            continue
+        sub = f"{path}.{field.alias or name}" if path else (field.alias or name)
+        yield sub
+        if isinstance(value, BaseModel):
+            yield from _set_paths(value, sub)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _set_paths(item, f"{sub}[{i}]")

@@ -27,7 +27,7 @@ from plait.api.common import (
     first_repeated,
 )
 from plait.api.duration import DurationField, ZeroOkDuration
-from plait.api.virtualservice import NetworkingVersion
+from plait.api.virtualservice import HTTPRetry, NetworkingVersion
 
 PercentInt = Annotated[int, Field(strict=True, ge=0, le=100)]
 PercentFloat = Annotated[float, Field(strict=True, ge=0, le=100)]
@@ -219,7 +219,23 @@ class RetryBudget(IstioModel):
     budget_interval: ZeroOkDuration | None = None
 
 
+class PlaitTimeouts(IstioModel):
+    """plait extension (`trafficPolicy.timeout`): not an Istio field, see `TrafficPolicy`."""
+
+    http: ZeroOkDuration | None = None
+    connect_timeout: DurationField | None = None
+
+
 class TrafficPolicy(IstioModel):
+    """Istio's TrafficPolicy, plus two plait extensions some guides show on DestinationRules.
+
+    `retryPolicy` and `timeout` are not valid Istio (there they belong on the VirtualService
+    route, `spec.http[].retries` / `spec.http[].timeout`, and the TCP connect timeout on
+    `connectionPool.tcp.connectTimeout`). plait accepts them so that such YAML does what
+    its author meant, applies them to routes that set nothing themselves, and warns with
+    the standard field to use (`api/applied.py` EXTENSIONS).
+    """
+
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
@@ -228,6 +244,8 @@ class TrafficPolicy(IstioModel):
     tunnel: TunnelSettings | None = None
     proxy_protocol: ProxyProtocol | None = None
     retry_budget: RetryBudget | None = None
+    retry_policy: HTTPRetry | None = None  # plait extension
+    timeout: PlaitTimeouts | None = None  # plait extension
 
     @model_validator(mode="after")
     def _unique_ports(self) -> TrafficPolicy:

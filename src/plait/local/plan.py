@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from plait.api import KubeDeployment, Loaded
 from plait.model.labels import Labels
 from plait.model.snapshot import MeshSnapshot
-from plait.translate.vhosts import gateway_ports
+from plait.translate.gateway import gateway_ports
 
 
 @dataclass(frozen=True)

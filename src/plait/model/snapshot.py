@@ -15,6 +15,7 @@ from typing import Any
 from plait.api import DestinationRule, Gateway, KubeService, Loaded, ServiceEntry, VirtualService
 from plait.errors import ConfigMessage
 from plait.model.labels import Labels
+from plait.model.policy import HostRules, choose, merge
 from plait.model.registry import (
     Endpoint,
     Protocol,
@@ -39,7 +40,7 @@ class MeshSnapshot:
     gateways: tuple[Loaded, ...] = ()
     messages: tuple[ConfigMessage, ...] = ()
     # indexes, derived in build_snapshot
-    dr_by_host: Mapping[str, Loaded] = field(default_factory=dict)
+    rules_by_host: Mapping[str, HostRules] = field(default_factory=dict)
 
     def service(self, hostname: str) -> Service | None:
         return self.services.get(hostname)
@@ -63,9 +64,9 @@ class MeshSnapshot:
                 return candidate
         return host
 
-    def destination_rule(self, hostname: str) -> DestinationRule | None:
-        loaded = self.dr_by_host.get(hostname)
-        return loaded.resource if loaded is not None else None  # type: ignore[return-value]
+    def host_rules(self, hostname: str) -> HostRules | None:
+        """The merged DestinationRules for a host (see `model.policy`), if any."""
+        return self.rules_by_host.get(hostname)
 
 
 def _kube_service(svc: KubeService) -> Service:
@@ -213,12 +214,25 @@ def build_snapshot(
         gateways=_by_name(kinds.get(Gateway, [])),
         messages=tuple(messages),
     )
-    dr_by_host: dict[str, Loaded] = {}
+    by_host: dict[str, list[Loaded]] = {}
     for item in drs:
         dr: DestinationRule = item.resource  # type: ignore[assignment]
-        host = snapshot.resolve_host(dr.spec.host, dr.metadata.namespace)
-        dr_by_host.setdefault(host, item)
-    object.__setattr__(snapshot, "dr_by_host", dr_by_host)
+        by_host.setdefault(snapshot.resolve_host(dr.spec.host, dr.metadata.namespace), []).append(
+            item
+        )
+    rules_by_host: dict[str, HostRules] = {}
+    merge_messages: list[ConfigMessage] = []
+    for host, items in by_host.items():
+        service = services.get(host)
+        chosen = choose(items, service.namespace if service is not None else None)
+        if not chosen:
+            continue
+        rules, warnings = merge(host, chosen)
+        rules_by_host[host] = rules
+        merge_messages += warnings
+    object.__setattr__(snapshot, "rules_by_host", rules_by_host)
+    if merge_messages:
+        object.__setattr__(snapshot, "messages", (*snapshot.messages, *merge_messages))
     return snapshot
 
 

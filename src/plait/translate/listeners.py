@@ -10,20 +10,14 @@ from __future__ import annotations
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
 from plait.translate import names
+from plait.translate.httpfilters import http_filters, upgrade_configs
 
 HCM = hcm_pb2.HttpConnectionManager
-
-
-def _router() -> hcm_pb2.HttpFilter:
-    f = hcm_pb2.HttpFilter(name="envoy.filters.http.router")
-    f.typed_config.Pack(router_pb2.Router())
-    return f
 
 
 def _rds(route_name: str) -> hcm_pb2.Rds:
@@ -59,7 +53,8 @@ def outbound_listener(address: str, port: int) -> listener_pb2.Listener:
         stat_prefix="outbound_http_proxy",
         codec_type=HCM.AUTO,
         rds=_rds(names.OUTBOUND_ROUTE),
-        http_filters=[_router()],
+        http_filters=http_filters(),
+        upgrade_configs=upgrade_configs(),
     )
     hcm.http_protocol_options.allow_absolute_url.value = True
     return _listener(names.OUTBOUND_LISTENER, address, port, hcm)
@@ -72,7 +67,8 @@ def inbound_listener(
         stat_prefix=f"inbound_{port}",
         codec_type=HCM.AUTO,
         route_config=app_route,
-        http_filters=[_router()],
+        http_filters=http_filters(),
+        upgrade_configs=upgrade_configs(),
     )
     return _listener(names.INBOUND_LISTENER, address, port, hcm)
 
@@ -82,7 +78,8 @@ def gateway_listener(server_port: int, address: str, host_port: int) -> listener
         stat_prefix=f"outbound_{server_port}",
         codec_type=HCM.AUTO,
         rds=_rds(names.gateway_route(server_port)),
-        http_filters=[_router()],
+        http_filters=http_filters(),
+        upgrade_configs=upgrade_configs(),
         strip_any_host_port=True,
     )
     hcm.use_remote_address.value = True

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from plait.api import DestinationRule
 from plait.model.proxy import Proxy, ProxyKind
 from plait.model.snapshot import MeshSnapshot
-from plait.translate import clusters, endpoints, listeners, names, vhosts
+from plait.translate import clusters, endpoints, gateway, inbound, listeners, names, vhosts
 from plait.translate.resource import ProxyConfig, Resource
 
 
@@ -24,10 +23,10 @@ class Translator:
         self._routes_by_ns: dict[str, Resource] = {}
 
     def _subsets(self, hostname: str) -> list[tuple[str, dict[str, str]]]:
-        dr: DestinationRule | None = self.snapshot.destination_rule(hostname)
-        if dr is None:
+        rules = self.snapshot.host_rules(hostname)
+        if rules is None:
             return []
-        return [(s.name, dict(s.labels)) for s in dr.spec.subsets]
+        return [(s.name, dict(s.labels)) for s in rules.subsets]
 
     @cached_property
     def _outbound(self) -> tuple[list[Resource], list[Resource]]:
@@ -60,9 +59,9 @@ class Translator:
     def _gateway_routes(self) -> dict[int, Resource]:
         return {
             port: Resource.pack(
-                names.gateway_route(port), vhosts.gateway_routes(self.snapshot, port)
+                names.gateway_route(port), gateway.gateway_routes(self.snapshot, port)
             )
-            for port in vhosts.gateway_ports(self.snapshot)
+            for port in gateway.gateway_ports(self.snapshot)
         }
 
     @cached_property
@@ -85,9 +84,9 @@ class Translator:
             lis = listeners.outbound_listener(proxy.address, proxy.outbound_port)
             own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy.namespace)]
         if proxy.inbound_port is not None and proxy.app_port is not None:
-            inbound = clusters.inbound_cluster(proxy.address, proxy.app_port)
+            app = clusters.inbound_cluster(proxy.address, proxy.app_port)
             lis = listeners.inbound_listener(
-                proxy.address, proxy.inbound_port, vhosts.inbound_routes(proxy.app_port, proxy.id)
+                proxy.address, proxy.inbound_port, inbound.inbound_routes(proxy.app_port, proxy.id)
             )
-            own += [Resource.pack(inbound.name, inbound), Resource.pack(lis.name, lis)]
+            own += [Resource.pack(app.name, app), Resource.pack(lis.name, lis)]
         return ProxyConfig.layered(self._shared, own)

@@ -17,8 +17,9 @@ from google.protobuf import duration_pb2, wrappers_pb2
 from plait.api import Duration, VirtualService
 from plait.api.common import StringMatch
 from plait.api.virtualservice import Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute
+from plait.model.proxy import Proxy
 from plait.model.registry import Service
-from plait.model.snapshot import MeshSnapshot
+from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
 from plait.translate import names
 
 NO_TIMEOUT = duration_pb2.Duration(seconds=0)
@@ -27,11 +28,18 @@ DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriab
 
 @dataclass(frozen=True)
 class RouteContext:
-    """Where a VirtualService's rules are being translated."""
+    """Where a VirtualService's rules are being translated.
+
+    `gateway` is `mesh` for sidecar tables, else the Gateway (`ns/name`) whose table is
+    being built; `source` is the calling proxy for sidecar tables (for `sourceLabels` and
+    `sourceNamespace` matches), None for gateway tables.
+    """
 
     snapshot: MeshSnapshot
     namespace: str  # the VirtualService's namespace, for short host names
     port: int | None  # the port of the virtual host being built (sidecars), if any
+    gateway: str = MESH_GATEWAY
+    source: Proxy | None = None
 
 
 def default_retry_policy() -> rc.RetryPolicy:

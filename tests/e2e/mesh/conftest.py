@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from meshkit import SHOP, Mesh, copy_mesh, processes_under
-
-
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    rep = outcome.get_result()  # type: ignore[attr-defined]
-    setattr(item, f"rep_{rep.when}", rep)
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +34,3 @@ def _diagnose(request: pytest.FixtureRequest) -> Iterator[None]:
     if rep is not None and rep.failed and "shop" in request.fixturenames:
         mesh: Mesh = request.getfixturevalue("shop")
         print(mesh.diagnostics())
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            item.add_marker(pytest.mark.e2e)

@@ -234,16 +234,18 @@ spec:
 """
 
 
-def test_destination_rules_are_indexed_by_resolved_host_first_by_name() -> None:
+def test_destination_rules_are_indexed_by_resolved_host_and_merged() -> None:
     snap = snapshot(SERVICES + "---\n" + DRS)
-    dr = snap.destination_rule(REVIEWS)
-    assert dr is not None
-    assert dr.metadata.name == "a-reviews-fqdn"  # default/a-... sorts before default/b-...
-    shop = snap.destination_rule("reviews.shop.svc.cluster.local")  # short host, DR's namespace
-    assert shop is not None and shop.metadata.namespace == "shop"
-    ratings = snap.destination_rule("ratings.shop.svc.cluster.local")
-    assert ratings is not None and ratings.metadata.name == "ratings"
-    assert snap.destination_rule("api.example.com") is None
+    rules = snap.host_rules(REVIEWS)
+    assert rules is not None
+    # both default-namespace rules for reviews merge, in name order: a-... then b-...
+    assert [r.resource.metadata.name for r in rules.sources] == ["a-reviews-fqdn", "b-reviews"]
+    assert [s.name for s in rules.subsets] == ["v2", "v1"]
+    shop = snap.host_rules("reviews.shop.svc.cluster.local")  # short host, DR's namespace
+    assert shop is not None and shop.sources[0].resource.metadata.namespace == "shop"
+    ratings = snap.host_rules("ratings.shop.svc.cluster.local")
+    assert ratings is not None and ratings.sources[0].resource.metadata.name == "ratings"
+    assert snap.host_rules("api.example.com") is None
     assert [d.resource.metadata.name for d in snap.destination_rules] == [
         "a-reviews-fqdn",
         "b-reviews",

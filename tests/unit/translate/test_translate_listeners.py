@@ -7,7 +7,7 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from translate_kit import hcm
 
 from plait.translate import listeners
-from plait.translate.vhosts import inbound_routes
+from plait.translate.inbound import inbound_routes
 
 
 def test_outbound_listener_is_an_http_proxy_with_rds_over_ads() -> None:
@@ -23,9 +23,14 @@ def test_outbound_listener_is_an_http_proxy_with_rds_over_ads() -> None:
     assert h.rds.route_config_name == "outbound"
     assert h.rds.config_source.HasField("ads")
     assert h.stat_prefix == "outbound_http_proxy"
-    (router,) = h.http_filters
-    assert router.name == "envoy.filters.http.router"
-    assert router.typed_config.Is(router_pb2.Router.DESCRIPTOR)
+    assert [f.name for f in h.http_filters] == [
+        "envoy.filters.http.fault",
+        "envoy.filters.http.cors",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.router",
+    ]
+    assert h.http_filters[-1].typed_config.Is(router_pb2.Router.DESCRIPTOR)
+    assert [u.upgrade_type for u in h.upgrade_configs] == ["websocket"]
 
 
 def test_inbound_listener_carries_its_route_table_inline() -> None:

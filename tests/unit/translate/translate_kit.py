@@ -46,6 +46,19 @@ def snapshot(
     return build_snapshot(result.resources, instances, version)
 
 
+def virtual_service(name: str, gateways: str, hosts: str = "[reviews]", ns: str = "default") -> str:
+    """A VirtualService for `hosts`, bound to `gateways`, routing to the subset `name`."""
+    return f"""---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  hosts: {hosts}
+  gateways: {gateways}
+  http: [{{route: [{{destination: {{host: reviews.default, subset: {name}}}}}]}}]
+"""
+
+
 def instance(name: str, port: int, namespace: str = "default", **labels: str) -> WorkloadInstance:
     return WorkloadInstance(
         name=name,

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SHOP = REPO / "examples" / "shop"
 
 
