@@ -13,8 +13,12 @@ from meshkit import Mesh, copy_mesh, processes_under
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab mesh; a module may add files before start with `LAB_FILES = {name: text}`
+    (more Services and Deployments only that module needs; scripts live in lab/)."""
     root = copy_mesh(LAB, tmp_path_factory.mktemp("traffic") / "lab")
+    for name, text in getattr(request.module, "LAB_FILES", {}).items():
+        (root / name).write_text(text)
     mesh = Mesh(root)
     result = mesh.up()
     try:
