@@ -16,36 +16,101 @@ from collections.abc import Iterator, Mapping
 
 from pydantic import BaseModel
 
+from plait.api.caveats import value_warnings
+from plait.api.common import KubeModel
 from plait.api.result import Loaded
 from plait.errors import ConfigMessage, Severity
 
 ALWAYS = ("apiVersion", "kind", "metadata.*", "status")
 """Applied for every kind (`status` is written by controllers and ignored by design)."""
 
+_DR_POLICY_FIELDS = (
+    *("loadBalancer." + f for f in ("simple", "consistentHash", "warmupDurationSecs", "warmup")),
+    "connectionPool.tcp",
+    "connectionPool.http",
+    *(
+        "outlierDetection." + f
+        for f in (
+            "consecutive5xxErrors",
+            "consecutiveGatewayErrors",
+            "consecutiveLocalOriginFailures",
+            "splitExternalLocalOriginErrors",
+            "interval",
+            "baseEjectionTime",
+            "maxEjectionPercent",
+            "minHealthPercent",
+        )
+    ),
+    *(
+        "tls." + f
+        for f in (
+            "mode",
+            "sni",
+            "caCertificates",
+            "subjectAltNames",
+            "insecureSkipVerify",
+            "caCrl",
+            "clientCertificate",
+            "privateKey",
+        )
+    ),
+)
+_DR_CLUSTER_PATHS = tuple(
+    path
+    for policy in ("spec.trafficPolicy", "spec.subsets[].trafficPolicy")
+    for path in (
+        *(f"{policy}.{f}" for f in _DR_POLICY_FIELDS),
+        f"{policy}.retryBudget.percent",
+        f"{policy}.retryBudget.minRetryConcurrency",
+        f"{policy}.timeout.connectTimeout",
+        f"{policy}.portLevelSettings[].port",
+        *(f"{policy}.portLevelSettings[].{f}" for f in _DR_POLICY_FIELDS),
+    )
+)
+"""DestinationRule policy fields applied to outbound clusters (translate/clusters.py)."""
+
 APPLIED: Mapping[str, tuple[str, ...]] = {
     "VirtualService": (
         *ALWAYS,
         "spec.hosts",
         "spec.gateways",
+        # translate/routes.py and the modules it names; Istio does not apply
+        # fault.delay.exponentialDelay nor fault.abort.http2Error either
         "spec.http[].name",
-        "spec.http[].match[].name",
-        "spec.http[].match[].uri",
-        "spec.http[].match[].method",
-        "spec.http[].match[].headers",
-        "spec.http[].route[].destination.host",
-        "spec.http[].route[].destination.subset",
-        "spec.http[].route[].destination.port.number",
+        "spec.http[].match[]",
+        "spec.http[].route[].destination",
         "spec.http[].route[].weight",
+        "spec.http[].route[].headers",
+        "spec.http[].redirect",
+        "spec.http[].directResponse",
+        "spec.http[].delegate",
+        "spec.http[].rewrite",
         "spec.http[].timeout",
         "spec.http[].retries.attempts",
         "spec.http[].retries.perTryTimeout",
         "spec.http[].retries.retryOn",
+        "spec.http[].retries.retryRemoteLocalities",
+        "spec.http[].retries.retryIgnorePreviousHosts",
+        "spec.http[].retries.backoff",
+        "spec.http[].fault.delay.fixedDelay",
+        "spec.http[].fault.delay.percent",
+        "spec.http[].fault.delay.percentage",
+        "spec.http[].fault.abort.httpStatus",
+        "spec.http[].fault.abort.grpcStatus",
+        "spec.http[].fault.abort.percentage",
+        "spec.http[].mirror",
+        "spec.http[].mirrors[]",
+        "spec.http[].mirrorPercent",
+        "spec.http[].mirrorPercentage",
+        "spec.http[].corsPolicy",
+        "spec.http[].headers",
     ),
     "DestinationRule": (
         *ALWAYS,
         "spec.host",
         "spec.subsets[].name",
         "spec.subsets[].labels",
+        *_DR_CLUSTER_PATHS,
     ),
     "Gateway": (
         *ALWAYS,
@@ -54,6 +119,14 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         "spec.servers[].port.protocol",
         "spec.servers[].port.name",
         "spec.servers[].hosts",
+        "spec.servers[].tls.httpsRedirect",
+        "spec.servers[].tls.mode",
+        "spec.servers[].tls.serverCertificate",
+        "spec.servers[].tls.privateKey",
+        "spec.servers[].tls.caCertificates",
+        "spec.servers[].tls.minProtocolVersion",
+        "spec.servers[].tls.maxProtocolVersion",
+        "spec.servers[].tls.cipherSuites",
     ),
     "ServiceEntry": (
         *ALWAYS,
@@ -64,7 +137,13 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         "spec.endpoints[].address",
         "spec.endpoints[].ports",
         "spec.endpoints[].labels",
+        "spec.endpoints[].weight",
+        "spec.workloadSelector",
     ),
+    # Only the mesh ConfigMap (istio-system/istio) keeps its data; see api.meshconfig.
+    "ConfigMap": ("apiVersion", "kind", "metadata.*", "data.mesh.outboundTrafficPolicy.mode"),
+    # plait's own RateLimit: every field is applied (translate/ratelimit.py).
+    "RateLimit": (*ALWAYS, "spec.*"),
     # Kubernetes kinds: plait models only what it uses, so all of the model is applied.
     # (`image` is deliberately ignored in local mode; see DESIGN.md.)
     "Service": (*ALWAYS, "spec.*"),
@@ -100,7 +179,8 @@ def unapplied_warnings(loaded: Loaded) -> list[ConfigMessage]:
     """
     resource = loaded.resource
     table = _normalize(APPLIED.get(resource.kind, ()))
-    return _extension_warnings(loaded) + [
+    head = value_warnings(loaded) + _extension_warnings(loaded)  # api/caveats.py, EXTENSIONS
+    return head + [
         ConfigMessage(
             file=loaded.source.file,
             document=loaded.source.document,
@@ -152,6 +232,9 @@ def _walk(model: BaseModel, pattern: str, path: str, applied: frozenset[str]) ->
             for i, item in enumerate(value):
                 if isinstance(item, BaseModel):
                     yield from _walk(item, sub_pattern + "[]", f"{sub_path}[{i}]", applied)
+    if not isinstance(model, KubeModel):  # an open Istio message (MeshConfig): extras are
+        for key in model.model_extra or {}:  # its fields that plait does not model
+            yield f"{path}.{key}" if path else key
 
 
 def _extension_warnings(loaded: Loaded) -> list[ConfigMessage]:

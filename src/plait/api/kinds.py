@@ -12,11 +12,22 @@ from dataclasses import dataclass
 from plait.api.destinationrule import DestinationRule
 from plait.api.gateway import Gateway
 from plait.api.kube import KubeDeployment, KubeService
+from plait.api.meshconfig import ConfigMap
+from plait.api.ratelimit import RATELIMIT_VERSIONS, RateLimit
 from plait.api.serviceentry import ServiceEntry
 from plait.api.virtualservice import NETWORKING_VERSIONS, VirtualService
 
-Resource = KubeService | KubeDeployment | VirtualService | DestinationRule | Gateway | ServiceEntry
-"""Every resource model; each has `api_version`, `kind`, `metadata` and `spec`."""
+Resource = (
+    KubeService
+    | KubeDeployment
+    | VirtualService
+    | DestinationRule
+    | Gateway
+    | ServiceEntry
+    | ConfigMap
+    | RateLimit
+)
+"""Every resource model; each has `api_version`, `kind`, `metadata` and (not ConfigMap) `spec`."""
 
 ResourceModel = (
     type[KubeService]
@@ -25,6 +36,8 @@ ResourceModel = (
     | type[DestinationRule]
     | type[Gateway]
     | type[ServiceEntry]
+    | type[ConfigMap]
+    | type[RateLimit]
 )
 
 
@@ -55,6 +68,8 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("DestinationRule", NETWORKING_VERSIONS, DestinationRule),
         KindInfo("Gateway", NETWORKING_VERSIONS, Gateway),
         KindInfo("ServiceEntry", NETWORKING_VERSIONS, ServiceEntry),
+        KindInfo("ConfigMap", ("v1",), ConfigMap),  # istio-system/istio: the MeshConfig
+        KindInfo("RateLimit", RATELIMIT_VERSIONS, RateLimit),  # plait's own API
         KindInfo("AuthorizationPolicy", SECURITY_VERSIONS, None),
         KindInfo("PeerAuthentication", SECURITY_VERSIONS, None),
         KindInfo("RequestAuthentication", SECURITY_VERSIONS, None),

@@ -9,12 +9,16 @@ double it without making translation safer; the registry is converted to domain 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from plait.api import DestinationRule, Gateway, KubeService, Loaded, ServiceEntry, VirtualService
+from plait.api.meshconfig import ConfigMap
+from plait.api.ratelimit import RateLimit
 from plait.errors import ConfigMessage
 from plait.model.labels import Labels
+from plait.model.meshsettings import MeshSettings, mesh_settings
+from plait.model.orphans import orphan_hosts
 from plait.model.policy import HostRules, choose, merge
 from plait.model.registry import (
     Endpoint,
@@ -38,9 +42,19 @@ class MeshSnapshot:
     virtual_services: tuple[Loaded, ...] = ()
     destination_rules: tuple[Loaded, ...] = ()
     gateways: tuple[Loaded, ...] = ()
+    rate_limits: tuple[Loaded, ...] = ()
     messages: tuple[ConfigMessage, ...] = ()
+    mesh: MeshSettings = field(default_factory=MeshSettings)  # the mesh ConfigMap's settings
     # indexes, derived in build_snapshot
     rules_by_host: Mapping[str, HostRules] = field(default_factory=dict)
+    orphan_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    def vs_hosts(self, vs: VirtualService) -> tuple[str, ...]:
+        """The hosts a VirtualService applies to: its own, or an orphan's destination hosts
+        (see `model.orphans`)."""
+        if vs.spec.hosts:
+            return tuple(vs.spec.hosts)
+        return self.orphan_hosts.get((vs.metadata.namespace, vs.metadata.name), ())
 
     def service(self, hostname: str) -> Service | None:
         return self.services.get(hostname)
@@ -126,6 +140,20 @@ def _entry_services(entry: ServiceEntry) -> list[tuple[Service, list[Endpoint]]]
     return out
 
 
+def _entry_endpoints(
+    entry: ServiceEntry, eps: Sequence[Endpoint], port: ServicePort, index: _InstanceIndex
+) -> tuple[Endpoint, ...]:
+    """One port's endpoints: listed ones with their port numbers, or, for a
+    `workloadSelector`, the selected replicas in the entry's namespace (as for a Service)."""
+    selector = entry.spec.workload_selector
+    if selector is not None:
+        labels = Labels.of(selector.labels)
+        return tuple(i.endpoint() for i in index.select(entry.metadata.namespace, labels))
+    return tuple(
+        replace(e, port=_entry_endpoint_port(entry, idx, port)) for idx, e in enumerate(eps)
+    )
+
+
 def _entry_endpoint_port(entry: ServiceEntry, endpoint_index: int, port: ServicePort) -> int:
     endpoints = entry.spec.endpoints
     ports: Mapping[str, int] = {}
@@ -193,16 +221,7 @@ def build_snapshot(
                 continue  # a Kubernetes Service of the same name wins, as in Istio
             services[svc.hostname] = svc
             for port in svc.ports:
-                endpoints[(svc.hostname, port.port)] = tuple(
-                    Endpoint(
-                        address=e.address,
-                        port=_entry_endpoint_port(entry, idx, port),
-                        labels=e.labels,
-                        namespace=e.namespace,
-                        weight=e.weight,
-                    )
-                    for idx, e in enumerate(eps)
-                )
+                endpoints[(svc.hostname, port.port)] = _entry_endpoints(entry, eps, port, index)
 
     drs = _by_name(kinds.get(DestinationRule, []))
     snapshot = MeshSnapshot(
@@ -212,7 +231,9 @@ def build_snapshot(
         virtual_services=_by_name(kinds.get(VirtualService, [])),
         destination_rules=drs,
         gateways=_by_name(kinds.get(Gateway, [])),
+        rate_limits=_by_name(kinds.get(RateLimit, [])),
         messages=tuple(messages),
+        mesh=mesh_settings(kinds.get(ConfigMap, [])),
     )
     by_host: dict[str, list[Loaded]] = {}
     for item in drs:
@@ -231,6 +252,9 @@ def build_snapshot(
         rules_by_host[host] = rules
         merge_messages += warnings
     object.__setattr__(snapshot, "rules_by_host", rules_by_host)
+    orphans, orphan_messages = orphan_hosts(snapshot.virtual_services)
+    object.__setattr__(snapshot, "orphan_hosts", orphans)
+    merge_messages += orphan_messages
     if merge_messages:
         object.__setattr__(snapshot, "messages", (*snapshot.messages, *merge_messages))
     return snapshot

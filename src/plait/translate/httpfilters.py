@@ -19,6 +19,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from google.protobuf.message import Message
 
+from plait.translate import egress
+
 FAULT = "envoy.filters.http.fault"
 CORS = "envoy.filters.http.cors"
 LOCAL_RATELIMIT = "envoy.filters.http.local_ratelimit"
@@ -33,14 +35,20 @@ def _filter(name: str, config: Message) -> hcm_pb2.HttpFilter:
     return f
 
 
-def http_filters() -> list[hcm_pb2.HttpFilter]:
-    """fault → cors → local rate limit → router; all idle until a route enables them."""
+def http_filters(*, outbound: bool = False) -> list[hcm_pb2.HttpFilter]:
+    """fault → cors → local rate limit → router; all idle until a route enables them.
+
+    `outbound` (the sidecar's outbound listener) adds the dynamic forward proxy before the
+    router, for routes to PassthroughCluster and resolution-NONE hosts (see `egress`).
+    """
+    forward_proxy = [_filter(egress.DFP_FILTER, egress.forward_proxy_filter())] if outbound else []
     return [
         _filter(FAULT, fault_pb2.HTTPFault()),
         _filter(CORS, cors_pb2.Cors()),
         _filter(
             LOCAL_RATELIMIT, local_rate_limit_pb2.LocalRateLimit(stat_prefix=RATELIMIT_STAT_PREFIX)
         ),
+        *forward_proxy,
         _filter(ROUTER, router_pb2.Router()),
     ]
 

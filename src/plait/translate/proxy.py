@@ -11,16 +11,29 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind
 from plait.model.snapshot import MeshSnapshot
-from plait.translate import clusters, endpoints, gateway, inbound, listeners, names, vhosts
+from plait.translate import (
+    clusters,
+    egress,
+    endpoints,
+    gateway,
+    gatewaylisteners,
+    inbound,
+    listeners,
+    names,
+    vhosts,
+)
+from plait.translate.appprotocol import AppProtocols
+from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
 
 
 class Translator:
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self.snapshot = snapshot
-        self._routes_by_ns: dict[str, Resource] = {}
+        self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
 
     def _subsets(self, hostname: str) -> list[tuple[str, dict[str, str]]]:
         rules = self.snapshot.host_rules(hostname)
@@ -36,57 +49,74 @@ class Translator:
         for hostname in sorted(self.snapshot.services):
             service = self.snapshot.services[hostname]
             subsets: list[tuple[str, dict[str, str]]] = [("", {}), *self._subsets(hostname)]
+            rules = self.snapshot.host_rules(hostname)
             for port in service.ports:
                 eps = self.snapshot.endpoints_for(hostname, port.port)
                 for subset, labels in subsets:
-                    cluster = clusters.outbound_cluster(service, port, subset)
+                    policy = rules.policy_for(port.port, subset) if rules is not None else None
+                    cluster = clusters.outbound_cluster(service, port, subset, policy)
                     cds.append(Resource.pack(cluster.name, cluster))
                     if cluster.HasField("eds_cluster_config"):
                         cla = endpoints.load_assignment(cluster.name, eps, labels)
                         eds.append(Resource.pack(cluster.name, cla))
         return cds, eds
 
-    def _sidecar_routes(self, namespace: str) -> Resource:
-        found = self._routes_by_ns.get(namespace)
+    @cached_property
+    def _source_selectors(self) -> tuple[Labels, ...]:
+        return vhosts.source_selectors(self.snapshot)
+
+    def _sidecar_routes(self, proxy: Proxy) -> Resource:
+        """The outbound table, shared by every proxy with the same `vhosts.table_key`."""
+        key = vhosts.table_key(proxy, self._source_selectors)
+        found = self._sidecar_tables.get(key)
         if found is None:
-            found = Resource.pack(
-                names.OUTBOUND_ROUTE, vhosts.sidecar_routes(self.snapshot, namespace)
-            )
-            self._routes_by_ns[namespace] = found
+            table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy)
+            found = self._sidecar_tables[key] = Resource.pack(names.OUTBOUND_ROUTE, table)
         return found
 
     @cached_property
-    def _gateway_routes(self) -> dict[int, Resource]:
+    def _gateway_routes(self) -> dict[int, tuple[gateway.GatewayPort, list[Resource]]]:
+        """Per served Gateway port: its servers and the route tables its listener names."""
         return {
-            port: Resource.pack(
-                names.gateway_route(port), gateway.gateway_routes(self.snapshot, port)
+            port.number: (
+                port,
+                [Resource.pack(t.name, t) for t in gateway.route_tables(self.snapshot, port)],
             )
-            for port in gateway.gateway_ports(self.snapshot)
+            for port in gateway.gateway_port_plans(self.snapshot)
         }
+
+    @cached_property
+    def _app_protocols(self) -> AppProtocols:
+        return AppProtocols(self.snapshot)
 
     @cached_property
     def _shared(self) -> ProxyConfig:
         """What every proxy gets: outbound clusters and their endpoints."""
-        cds, eds = self._outbound
+        cds, eds = egress.complete_clusters(self.snapshot, *self._outbound)
         return ProxyConfig.of([*cds, *eds])
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = []
         if proxy.kind == ProxyKind.GATEWAY:
-            for port, route in self._gateway_routes.items():
-                host_port = proxy.host_port_for_gateway_port(port)
+            for number, (port, tables) in self._gateway_routes.items():
+                host_port = proxy.host_port_for_gateway_port(number)
                 if host_port is None:
                     continue  # no host port was given for this server port (see plait status)
-                lis = listeners.gateway_listener(port, proxy.address, host_port)
-                own += [Resource.pack(lis.name, lis), route]
+                lis = gatewaylisteners.port_listener(port, proxy.address, host_port)
+                own += [Resource.pack(lis.name, lis), *tables]
             return ProxyConfig.layered(self._shared, own)
         if proxy.outbound_port is not None:
             lis = listeners.outbound_listener(proxy.address, proxy.outbound_port)
-            own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy.namespace)]
+            own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy)]
         if proxy.inbound_port is not None and proxy.app_port is not None:
-            app = clusters.inbound_cluster(proxy.address, proxy.app_port)
-            lis = listeners.inbound_listener(
-                proxy.address, proxy.inbound_port, inbound.inbound_routes(proxy.app_port, proxy.id)
-            )
-            own += [Resource.pack(app.name, app), Resource.pack(lis.name, lis)]
+            protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
+            app = clusters.inbound_cluster(proxy.address, proxy.app_port, protocol)
+            limits = limits_for(self.snapshot, proxy)
+            table = inbound.inbound_routes(proxy.app_port, proxy.id, limits)
+            lis = listeners.inbound_listener(proxy.address, proxy.inbound_port, table.name)
+            own += [
+                Resource.pack(app.name, app),
+                Resource.pack(lis.name, lis),
+                Resource.pack(table.name, table),
+            ]
         return ProxyConfig.layered(self._shared, own)

@@ -1,29 +1,51 @@
-"""HTTP routes: VirtualService rules → Envoy Routes, and the virtual hosts that hold them.
+"""HTTP routes: VirtualService `http` rules → Envoy Routes.
 
-The same rule translation serves sidecars (hosts bound to the `mesh` gateway) and the
-ingress gateway (hosts bound to a named Gateway); only the virtual hosts differ.
+The same translation serves sidecar tables (gateway `mesh`, the calling proxy known) and
+gateway tables (a named Gateway, no calling proxy); only the virtual hosts differ
+(`vhosts.py`, `gateway.py`). Rules go in order, delegating rules expanded in place
+(`delegate.py`); each match of a rule (OR) becomes one Envoy route; matches that cannot
+apply here (`match.applies`: gateways, source labels and namespace, port) are left out,
+and so is everything after a catch-all route, which nothing could reach.
+
+The per-route parts live in their own modules: `match` (RouteMatch), `actions` (forward,
+redirect, direct response, rewrite), `headers`, `mirror`, `resilience` (timeout and
+retries), `faults` and `cors` (per-route config of the idle filters every HCM carries).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from envoy.config.route.v3 import route_components_pb2 as rc
-from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
-from envoy.type.matcher.v3 import regex_pb2, string_pb2
-from google.protobuf import duration_pb2, wrappers_pb2
 
-from plait.api import Duration, VirtualService
-from plait.api.common import StringMatch
-from plait.api.virtualservice import Destination, HTTPMatchRequest, HTTPRetry, HTTPRoute
+from plait.api import VirtualService
+from plait.api.destinationrule import TrafficPolicy
+from plait.api.virtualservice import Destination, HTTPMatchRequest, HTTPRoute
+from plait.model.labels import Labels
 from plait.model.proxy import Proxy
 from plait.model.registry import Service
 from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
-from plait.translate import names
+from plait.translate import actions, delegate, faults, httpfilters, names, resilience
+from plait.translate.cors import cors_policy
+from plait.translate.headers import header_ops
+from plait.translate.match import applies, is_catch_all, route_match
+from plait.translate.resilience import (
+    DEFAULT_RETRY_ON,
+    NO_TIMEOUT,
+    default_retry_policy,
+    duration,
+)
 
-NO_TIMEOUT = duration_pb2.Duration(seconds=0)
-DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+__all__ = [
+    "DEFAULT_RETRY_ON",
+    "NO_TIMEOUT",
+    "RouteContext",
+    "default_retry_policy",
+    "default_route",
+    "destination_cluster",
+    "duration",
+    "vs_routes",
+]
 
 
 @dataclass(frozen=True)
@@ -42,79 +64,11 @@ class RouteContext:
     source: Proxy | None = None
 
 
-def default_retry_policy() -> rc.RetryPolicy:
-    """Istio's retry policy when a route sets none: 2 attempts on connection-level failures."""
-    policy = rc.RetryPolicy(
-        retry_on=DEFAULT_RETRY_ON,
-        num_retries=wrappers_pb2.UInt32Value(value=2),
-        retriable_status_codes=[503],
-        host_selection_retry_max_attempts=5,
-    )
-    pred = policy.retry_host_predicate.add(name="envoy.retry_host_predicates.previous_hosts")
-    pred.typed_config.Pack(previous_hosts_pb2.PreviousHostsPredicate())
-    return policy
+def destination_port(ctx: RouteContext, destination: Destination) -> tuple[str, int] | None:
+    """(hostname, port) a Destination names, or None when its host or port is unknown.
 
-
-def duration(value: Duration) -> duration_pb2.Duration:
-    seconds, nanos = value.seconds_nanos()
-    return duration_pb2.Duration(seconds=seconds, nanos=nanos)
-
-
-def _retry_policy(retries: HTTPRetry | None) -> rc.RetryPolicy | None:
-    if retries is None:
-        return default_retry_policy()
-    if not retries.attempts:
-        return None
-    policy = default_retry_policy()
-    policy.num_retries.value = retries.attempts
-    if retries.per_try_timeout:
-        policy.per_try_timeout.CopyFrom(duration(retries.per_try_timeout))
-    retry_on = retries.retry_on
-    if retry_on:
-        conditions, codes = [], []
-        for part in (p.strip() for p in retry_on.split(",") if p.strip()):
-            if part.isdigit():
-                codes.append(int(part))
-            else:
-                conditions.append(part)
-        if codes and "retriable-status-codes" not in conditions:
-            conditions.append("retriable-status-codes")
-        policy.retry_on = ",".join(conditions)
-        del policy.retriable_status_codes[:]
-        policy.retriable_status_codes.extend(codes)
-    return policy
-
-
-def _string_matcher(m: StringMatch) -> string_pb2.StringMatcher:
-    if m.exact is not None:
-        return string_pb2.StringMatcher(exact=m.exact)
-    if m.prefix is not None:
-        return string_pb2.StringMatcher(prefix=m.prefix)
-    return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=m.regex or ""))
-
-
-def _route_match(match: HTTPMatchRequest | None) -> rc.RouteMatch:
-    out = rc.RouteMatch()
-    uri = match.uri if match is not None else None
-    if uri is None:
-        out.prefix = "/"
-    elif uri.exact is not None:
-        out.path = uri.exact
-    elif uri.prefix is not None:
-        out.prefix = uri.prefix
-    else:
-        out.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=uri.regex or ""))
-    if match is None:
-        return out
-    for name, sm in sorted(match.headers.items()):
-        out.headers.add(name=name.lower(), string_match=_string_matcher(sm))
-    if match.method is not None:
-        out.headers.add(name=":method", string_match=_string_matcher(match.method))
-    return out
-
-
-def destination_cluster(ctx: RouteContext, destination: Destination) -> str | None:
-    """The cluster a Destination names, or None when its host or port cannot be resolved."""
+    Without `port`, a single-port service's port, else the port being routed (Istio).
+    """
     host = ctx.snapshot.resolve_host(destination.host, ctx.namespace)
     service = ctx.snapshot.service(host)
     if service is None:
@@ -129,71 +83,97 @@ def destination_cluster(ctx: RouteContext, destination: Destination) -> str | No
             return None
     if service.port(number) is None:
         return None
-    return names.outbound_cluster(service.hostname, number, destination.subset or "")
+    return service.hostname, number
 
 
-def _route_action(ctx: RouteContext, rule: HTTPRoute) -> rc.RouteAction | None:
-    dests = list(rule.route)
-    if not dests:
+def destination_cluster(ctx: RouteContext, destination: Destination) -> str | None:
+    """The cluster a Destination names, or None when its host or port cannot be resolved."""
+    found = destination_port(ctx, destination)
+    if found is None:
         return None
-    action = rc.RouteAction(timeout=NO_TIMEOUT)
-    if rule.timeout:
-        action.timeout.CopyFrom(duration(rule.timeout))
-    retry = _retry_policy(rule.retries)
-    if retry is not None:
-        action.retry_policy.CopyFrom(retry)
-    clusters: list[tuple[str, int]] = []
-    for d in dests:
-        cluster = destination_cluster(ctx, d.destination)
-        # A lone destination takes all traffic whatever its weight, as in Istio.
-        weight = 100 if len(dests) == 1 else (d.weight or 0)
-        if cluster is None:
-            # Unknown destination: Envoy answers 503 (no cluster), as Istio does (NC).
-            cluster = names.outbound_cluster(
-                ctx.snapshot.resolve_host(d.destination.host, ctx.namespace),
-                ctx.port or 0,
-                d.destination.subset or "",
-            )
-        if weight > 0:
-            clusters.append((cluster, weight))
-    if not clusters:
-        return None
-    if len(clusters) == 1:
-        action.cluster = clusters[0][0]
-    else:
-        action.weighted_clusters.clusters.extend(
-            rc.WeightedCluster.ClusterWeight(name=c, weight=wrappers_pb2.UInt32Value(value=w))
-            for c, w in clusters
+    return names.outbound_cluster(found[0], found[1], destination.subset or "")
+
+
+def _resolver(ctx: RouteContext) -> actions.Resolver:
+    def cluster_of(destination: Destination) -> str:
+        cluster = destination_cluster(ctx, destination)
+        if cluster is not None:
+            return cluster
+        # Unknown destination: Envoy answers 503 (no cluster), as Istio does (NC).
+        return names.outbound_cluster(
+            ctx.snapshot.resolve_host(destination.host, ctx.namespace),
+            ctx.port or 0,
+            destination.subset or "",
         )
-    return action
+
+    def policy_of(destination: Destination) -> TrafficPolicy | None:
+        found = destination_port(ctx, destination)
+        rules = ctx.snapshot.host_rules(found[0]) if found is not None else None
+        if rules is None or found is None:
+            return None
+        return rules.policy_for(found[1], destination.subset or "")
+
+    return actions.Resolver(cluster_of, policy_of)
+
+
+def _route(
+    ctx: RouteContext, rule: HTTPRoute, match: HTTPMatchRequest | None, name: str
+) -> rc.Route | None:
+    route = rc.Route(name=name, match=route_match(match))
+    if match is not None and match.stat_prefix:
+        route.stat_prefix = match.stat_prefix
+    ops = header_ops(rule.headers)
+    ops.apply_to(route)
+    if rule.redirect is not None:
+        redirect = actions.redirect_action(rule.redirect, ctx.port)
+        if redirect is None:
+            return None
+        route.redirect.CopyFrom(redirect)
+    elif rule.direct_response is not None:
+        route.direct_response.CopyFrom(actions.direct_response(rule.direct_response))
+    else:
+        action = actions.route_action(rule, route, ops.authority, _resolver(ctx))
+        if action is None:
+            return None
+        route.route.CopyFrom(action)
+    if rule.fault is not None:
+        fault = faults.http_fault(rule.fault)
+        if fault is not None:
+            route.typed_per_filter_config[httpfilters.FAULT].Pack(fault)
+    if rule.cors_policy is not None:
+        route.typed_per_filter_config[httpfilters.CORS].Pack(cors_policy(rule.cors_policy))
+    return route
+
+
+def _source(ctx: RouteContext) -> tuple[Labels, str] | None:
+    return (ctx.source.labels, ctx.source.namespace) if ctx.source is not None else None
 
 
 def vs_routes(ctx: RouteContext, vs: VirtualService) -> list[rc.Route]:
-    """Rules in order; each match of a rule (OR) becomes one Envoy route."""
+    """Rules in order; each match of a rule (OR) that can apply here is one Envoy route."""
     out: list[rc.Route] = []
-    for i, rule in enumerate(vs.spec.http):
-        action = _route_action(ctx, rule)
-        if action is None:
-            continue
-        matches: Sequence[HTTPMatchRequest | None] = list(rule.match) or [None]
+    source = _source(ctx)
+    for scoped in delegate.http_rules(ctx.snapshot, vs):
+        rule_ctx = replace(ctx, namespace=scoped.namespace)
+        matches: list[HTTPMatchRequest | None] = list(scoped.rule.match) or [None]
         for j, match in enumerate(matches):
-            route = rc.Route(
-                name=f"{vs.metadata.namespace}/{vs.metadata.name}/http[{i}]/match[{j}]",
-                match=_route_match(match),
-                route=action,
-            )
+            if not applies(match, gateway=ctx.gateway, port=ctx.port, source=source):
+                continue
+            route = _route(rule_ctx, scoped.rule, match, f"{scoped.name}/match[{j}]")
+            if route is None:
+                continue
             out.append(route)
+            if is_catch_all(route.match):
+                return out
     return out
 
 
-def default_route(service: Service, port: int) -> rc.Route:
-    """A service with no VirtualService: everything to its one cluster."""
-    return rc.Route(
-        name="default",
-        match=rc.RouteMatch(prefix="/"),
-        route=rc.RouteAction(
-            cluster=names.outbound_cluster(service.hostname, port),
-            timeout=NO_TIMEOUT,
-            retry_policy=default_retry_policy(),
-        ),
-    )
+_NO_RULE = HTTPRoute.model_construct()  # no timeout, no retries: defaults apply
+
+
+def default_route(service: Service, port: int, policy: TrafficPolicy | None = None) -> rc.Route:
+    """A service with no VirtualService: everything to its one cluster, with Istio's default
+    retries, or the DestinationRule's plait extension `retryPolicy` / `timeout` if set."""
+    action = rc.RouteAction(cluster=names.outbound_cluster(service.hostname, port))
+    resilience.apply(action, _NO_RULE, policy)
+    return rc.Route(name="default", match=rc.RouteMatch(prefix="/"), route=action)

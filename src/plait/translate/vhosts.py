@@ -12,10 +12,16 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import wrappers_pb2
 
 from plait.api import Loaded, VirtualService
+from plait.model.labels import Labels
+from plait.model.proxy import Proxy
 from plait.model.registry import Service, service_hostname
 from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
 from plait.translate import egress, names
+from plait.translate.match import gateway_key
 from plait.translate.routes import RouteContext, default_route, vs_routes
+
+MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
+"""Istio's limit for `directResponse` bodies (Envoy's own default is 4 KiB)."""
 
 
 def service_domains(service: Service, port: int, proxy_namespace: str) -> list[str]:
@@ -37,10 +43,23 @@ def service_domains(service: Service, port: int, proxy_namespace: str) -> list[s
 
 def gateways_of(vs: VirtualService) -> list[str]:
     ns = vs.metadata.namespace
-    return [
-        g if "/" in g or g == MESH_GATEWAY else f"{ns}/{g}"
-        for g in (vs.spec.gateways or [MESH_GATEWAY])
-    ]
+    return [gateway_key(g, ns) for g in (vs.spec.gateways or [MESH_GATEWAY])]
+
+
+def source_selectors(snapshot: MeshSnapshot) -> tuple[Labels, ...]:
+    """Every distinct `sourceLabels` selector of an HTTP match (delegates included)."""
+    found: set[Labels] = set()
+    for item in snapshot.virtual_services:
+        vs: VirtualService = item.resource  # type: ignore[assignment]
+        for rule in vs.spec.http:
+            found.update(Labels.of(m.source_labels) for m in rule.match if m.source_labels)
+    return tuple(sorted(found, key=lambda labels: labels.items_))
+
+
+def table_key(proxy: Proxy, selectors: tuple[Labels, ...]) -> tuple[str, tuple[bool, ...]]:
+    """Proxies with the same key get the same sidecar table: it depends on the caller only
+    through its namespace and which `sourceLabels` selectors its labels satisfy."""
+    return proxy.namespace, tuple(proxy.labels.matches(s) for s in selectors)
 
 
 def mesh_virtual_services(snapshot: MeshSnapshot) -> dict[str, Loaded]:
@@ -50,7 +69,7 @@ def mesh_virtual_services(snapshot: MeshSnapshot) -> dict[str, Loaded]:
         vs: VirtualService = item.resource  # type: ignore[assignment]
         if MESH_GATEWAY not in gateways_of(vs):
             continue
-        for host in vs.spec.hosts:
+        for host in snapshot.vs_hosts(vs):
             out.setdefault(snapshot.resolve_host(host, vs.metadata.namespace), item)
     return out
 
@@ -59,8 +78,11 @@ def _primary_domains(service: Service, port: int) -> set[str]:
     return {f"{service.hostname}:{port}", *([service.hostname] if port == 80 else [])}
 
 
-def sidecar_routes(snapshot: MeshSnapshot, proxy_namespace: str) -> route_pb2.RouteConfiguration:
-    """One virtual host per HTTP service port.
+def sidecar_routes(
+    snapshot: MeshSnapshot, proxy_namespace: str, source: Proxy | None = None
+) -> route_pb2.RouteConfiguration:
+    """One virtual host per HTTP service port, for callers in `proxy_namespace` (`source`
+    is the calling proxy, for `sourceLabels` / `sourceNamespace` matches).
 
     Envoy rejects a table in which two virtual hosts share a domain, so a host's own name
     always wins over another service's short alias (a ServiceEntry host `reviews` beside
@@ -68,7 +90,11 @@ def sidecar_routes(snapshot: MeshSnapshot, proxy_namespace: str) -> route_pb2.Ro
     """
     by_host = mesh_virtual_services(snapshot)
     config = route_pb2.RouteConfiguration(
-        name=names.OUTBOUND_ROUTE, validate_clusters=wrappers_pb2.BoolValue(value=False)
+        name=names.OUTBOUND_ROUTE,
+        validate_clusters=wrappers_pb2.BoolValue(value=False),
+        max_direct_response_body_size_bytes=wrappers_pb2.UInt32Value(
+            value=MAX_DIRECT_RESPONSE_BODY
+        ),
     )
     taken: set[str] = set()
     for service in snapshot.services.values():
@@ -82,10 +108,12 @@ def sidecar_routes(snapshot: MeshSnapshot, proxy_namespace: str) -> route_pb2.Ro
             loaded = by_host.get(hostname)
             if loaded is not None:
                 vs: VirtualService = loaded.resource  # type: ignore[assignment]
-                ctx = RouteContext(snapshot, vs.metadata.namespace, port.port)
+                ctx = RouteContext(snapshot, vs.metadata.namespace, port.port, source=source)
                 routes = vs_routes(ctx, vs)
             else:
-                routes = [default_route(service, port.port)]
+                rules = snapshot.host_rules(hostname)
+                policy = rules.policy_for(port.port) if rules is not None else None
+                routes = [default_route(service, port.port, policy)]
             primary = _primary_domains(service, port.port)
             domains = [
                 d

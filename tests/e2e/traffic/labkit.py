@@ -75,6 +75,12 @@ class Lab:
     def errors(self) -> list[dict[str, Any]]:
         return list(self.mesh.cp_status()["errors"])
 
+    def gateway_port(self, server_port: int) -> int | None:
+        """The host port serving a Gateway server port (`gatewayPorts` in `plait status -o
+        json`), None while it has none."""
+        port = self.mesh.status()["gatewayPorts"].get(str(server_port))
+        return int(port) if port is not None else None
+
     # --- the mesh's processes ---------------------------------------------------------
     def proxy(self, workload: str, index: int = 0) -> dict[str, Any]:
         found = sorted(

@@ -27,21 +27,23 @@ def test_outbound_listener_is_an_http_proxy_with_rds_over_ads() -> None:
         "envoy.filters.http.fault",
         "envoy.filters.http.cors",
         "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.dynamic_forward_proxy",  # egress: PassthroughCluster
         "envoy.filters.http.router",
     ]
     assert h.http_filters[-1].typed_config.Is(router_pb2.Router.DESCRIPTOR)
     assert [u.upgrade_type for u in h.upgrade_configs] == ["websocket"]
 
 
-def test_inbound_listener_carries_its_route_table_inline() -> None:
+def test_inbound_listener_takes_its_route_table_over_rds() -> None:
     table = inbound_routes(9080, "sidecar~a-0.default")
-    lis = listeners.inbound_listener("127.0.0.1", 15006, table)
+    lis = listeners.inbound_listener("127.0.0.1", 15006, table.name)
     assert lis.name == "virtualInbound"
     assert lis.address.socket_address.port_value == 15006
     assert lis.traffic_direction == base_pb2.INBOUND
     h = hcm(lis)
-    assert h.WhichOneof("route_specifier") == "route_config"
-    assert h.route_config == table
+    assert h.WhichOneof("route_specifier") == "rds"
+    assert h.rds.route_config_name == table.name == "inbound|9080||"
+    assert h.rds.config_source.HasField("ads")
     assert h.stat_prefix == "inbound_15006"
 
 

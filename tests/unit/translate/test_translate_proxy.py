@@ -72,6 +72,7 @@ V2 = instance("reviews-v2-0", 20002, app="reviews", version="v2")
 def test_sidecar_config() -> None:
     config = Translator(snapshot(MESH, [V1, V2])).config_for(sidecar("frontend-0"))
     assert sorted(clusters(config)) == [
+        "PassthroughCluster",  # egress: ALLOW_ANY
         "inbound|21002||",
         "outbound|443||api.example.com",
         f"outbound|8080|v1|{REVIEWS}",
@@ -102,9 +103,10 @@ def test_sidecar_config() -> None:
     assert sorted(lds) == ["virtualInbound", "virtualOutbound"]
     assert lds["virtualOutbound"].address.socket_address.port_value == 21003
     assert lds["virtualInbound"].address.socket_address.port_value == 21001
-    inbound_table = hcm(lds["virtualInbound"]).route_config
+    assert hcm(lds["virtualInbound"]).rds.route_config_name == "inbound|21002||"
+    inbound_table = routes(config)["inbound|21002||"]
     assert inbound_table.virtual_hosts[0].routes[0].route.cluster == "inbound|21002||"
-    assert list(routes(config)) == ["outbound"]
+    assert sorted(routes(config)) == ["inbound|21002||", "outbound"]
 
 
 def test_sidecar_without_ports_gets_only_the_shared_resources() -> None:

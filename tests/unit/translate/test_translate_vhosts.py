@@ -1,16 +1,25 @@
-"""Virtual hosts: per-namespace sidecar domains, mesh binding, gateway tables."""
+"""Sidecar virtual hosts: per-namespace domains, mesh binding, tables per caller signature."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from envoy.config.route.v3 import route_pb2
-from translate_kit import REVIEWS, REVIEWS_SERVICE, snapshot, virtual_service
+from translate_kit import REVIEWS, REVIEWS_SERVICE, sidecar, snapshot, unpack, virtual_service
 
+from plait.model.labels import Labels
+from plait.model.proxy import Proxy
 from plait.model.snapshot import MeshSnapshot
+from plait.translate import typeurls
+from plait.translate.proxy import Translator
+from plait.translate.resource import Resource
 from plait.translate.vhosts import (
     mesh_virtual_services,
     service_domains,
     sidecar_routes,
+    source_selectors,
+    table_key,
 )
 
 SERVICES = (
@@ -99,7 +108,8 @@ def test_sidecar_table_has_one_vhost_per_http_port() -> None:
         f"{REVIEWS}:8080",
         "web.team.svc.cluster.local:80",
         "web.team.svc.cluster.local:9000",
-    ]  # sorted by host; TCP (5432) and HTTPS (443) ports get no virtual host
+        "allow_any",
+    ]  # sorted by host; TCP (5432) and HTTPS (443) ports get none; egress catch-all last
     domains = [d for v in config.virtual_hosts for d in v.domains]
     assert len(domains) == len(set(domains))
 
@@ -179,3 +189,76 @@ spec:
     assert "reviews:8080" in table["reviews:8080"]
     assert "reviews:8080" not in table[f"{REVIEWS}:8080"]
     assert "reviews.default:8080" in table[f"{REVIEWS}:8080"]
+
+
+SOURCE_VS = """---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: by-caller}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{sourceLabels: {app: client}, uri: {prefix: /a}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{sourceLabels: {app: client, version: v1}}, {sourceLabels: {app: client}}]
+    route: [{destination: {host: reviews, subset: v3}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""
+
+
+def caller(name: str, namespace: str = "default", **labels: str) -> Proxy:
+    base = sidecar(name, namespace=namespace)
+    return replace(base, labels=Labels.of(labels))
+
+
+def test_source_selectors_are_the_distinct_source_label_maps() -> None:
+    snap = snapshot(SERVICES + SOURCE_VS)
+    assert source_selectors(snap) == (
+        Labels.of({"app": "client"}),
+        Labels.of({"app": "client", "version": "v1"}),
+    )
+    assert source_selectors(snapshot(SERVICES)) == ()
+
+
+def test_table_key_is_namespace_and_which_selectors_match() -> None:
+    selectors = source_selectors(snapshot(SERVICES + SOURCE_VS))
+    assert table_key(caller("a-0", app="client", team="x"), selectors) == ("default", (True, False))
+    assert table_key(caller("b-0", app="client", version="v1"), selectors) == (
+        "default",
+        (True, True),
+    )
+    assert table_key(caller("c-0", namespace="team"), selectors) == ("team", (False, False))
+
+
+def reviews_routes(config: route_pb2.RouteConfiguration) -> list[str]:
+    vhost = next(v for v in config.virtual_hosts if v.name == f"{REVIEWS}:8080")
+    return [r.route.cluster.split("|")[2] for r in vhost.routes]
+
+
+def test_the_sidecar_table_follows_the_callers_labels() -> None:
+    snap = snapshot(SERVICES + SOURCE_VS)
+    client = caller("client-0", app="client")
+    # for a client, the second rule is a catch-all: nothing after it
+    assert reviews_routes(sidecar_routes(snap, "default", client)) == ["v2", "v3"]
+    assert reviews_routes(sidecar_routes(snap, "default", caller("x-0", app="x"))) == ["v1"]
+    assert reviews_routes(sidecar_routes(snap, "default")) == ["v1"]  # no caller known
+
+
+def test_translator_shares_one_table_per_key() -> None:
+    translator = Translator(snapshot(SERVICES + SOURCE_VS))
+
+    def table(proxy: Proxy) -> Resource:
+        return translator.config_for(proxy).resources(typeurls.ROUTE)["outbound"]
+
+    client_a, client_b = caller("client-0", app="client"), caller("client-1", app="client", x="y")
+    other = caller("other-0", app="other")
+    assert table(client_a) is table(client_b)  # same key: the same serialized Resource
+    assert table(client_a) is not table(other)
+    assert table(other) is table(caller("plain-0"))
+    assert reviews_routes(unpack(table(client_a), route_pb2.RouteConfiguration)) == ["v2", "v3"]
+    assert reviews_routes(unpack(table(other), route_pb2.RouteConfiguration)) == ["v1"]
+
+
+def test_direct_responses_may_carry_istios_body_size() -> None:
+    config = sidecar_routes(snapshot(SERVICES), "default")
+    assert config.max_direct_response_body_size_bytes.value == 1024 * 1024
