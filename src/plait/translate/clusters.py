@@ -1,31 +1,30 @@
-"""Clusters: one outbound cluster per service port and subset, one inbound cluster per sidecar."""
+"""Clusters: one outbound cluster per service port and subset, one inbound cluster per sidecar.
+
+An outbound cluster carries the DestinationRule policy in force for its (host, port,
+subset) — `model.policy.HostRules.policy_for` — translated aspect by aspect: load
+balancing (`lb`), connection pool and retry budget (`connpool`), outlier detection
+(`outlier`) and client TLS (`clienttls`), in istiod's order.
+"""
 
 from __future__ import annotations
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
-from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
-from google.protobuf import duration_pb2, wrappers_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_pb2
 
+from plait.api.destinationrule import TrafficPolicy
 from plait.model.registry import Protocol, Resolution, Service, ServicePort
-from plait.translate import names
+from plait.translate import clienttls, connpool, lb, names, outlier
+from plait.translate.appprotocol import HTTP_OPTIONS, upstream_http_options
 
 # Istio's default: 10 s to connect, and circuit-breaker thresholds raised to the maximum so
 # that Envoy's own defaults (1024 connections/requests) never cap a mesh silently.
-CONNECT_TIMEOUT = duration_pb2.Duration(seconds=10)
-_UNLIMITED = 4294967295
+CONNECT_TIMEOUT = connpool.CONNECT_TIMEOUT
 
 
 def _open_thresholds() -> circuit_breaker_pb2.CircuitBreakers:
-    t = circuit_breaker_pb2.CircuitBreakers.Thresholds(
-        max_connections=wrappers_pb2.UInt32Value(value=_UNLIMITED),
-        max_pending_requests=wrappers_pb2.UInt32Value(value=_UNLIMITED),
-        max_requests=wrappers_pb2.UInt32Value(value=_UNLIMITED),
-        max_retries=wrappers_pb2.UInt32Value(value=_UNLIMITED),
-        track_remaining=True,
-    )
-    return circuit_breaker_pb2.CircuitBreakers(thresholds=[t])
+    return connpool.circuit_breakers(None)
 
 
 def _ads() -> config_source_pb2.ConfigSource:
@@ -35,27 +34,45 @@ def _ads() -> config_source_pb2.ConfigSource:
     )
 
 
-def _set_protocol(cluster: cluster_pb2.Cluster, protocol: Protocol) -> None:
-    if protocol not in (Protocol.HTTP2, Protocol.GRPC):
+def _http_options(port: ServicePort, policy: TrafficPolicy | None) -> hpo_pb2.HttpProtocolOptions:
+    """The upstream HTTP options: the port's protocol, then the policy's pool, TLS and hash."""
+    options = hpo_pb2.HttpProtocolOptions()
+    if port.protocol in (Protocol.HTTP2, Protocol.GRPC):
+        options.explicit_http_config.http2_protocol_options.SetInParent()
+    if policy is None:
+        return options
+    connpool.apply_http_options(options, policy.connection_pool)
+    clienttls.apply_auto_sni(options, policy.tls)
+    options.hash_policy.extend(lb.hash_policies(policy.load_balancer))
+    return options
+
+
+def _set_http_options(cluster: cluster_pb2.Cluster, options: hpo_pb2.HttpProtocolOptions) -> None:
+    if not options.ListFields():
         return
-    opts = http_protocol_options_pb2.HttpProtocolOptions(
-        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-            http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
-        )
-    )
-    cluster.typed_extension_protocol_options[
-        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-    ].Pack(opts)
+    if options.WhichOneof("upstream_protocol_options") is None:
+        options.explicit_http_config.http_protocol_options.SetInParent()  # HTTP/1.1, required
+    cluster.typed_extension_protocol_options[HTTP_OPTIONS].Pack(options)
 
 
-def outbound_cluster(service: Service, port: ServicePort, subset: str = "") -> cluster_pb2.Cluster:
-    """EDS for registry and STATIC services; DNS resolution for DNS ServiceEntries."""
+def outbound_cluster(
+    service: Service,
+    port: ServicePort,
+    subset: str = "",
+    policy: TrafficPolicy | None = None,
+) -> cluster_pb2.Cluster:
+    """EDS for registry and STATIC services; DNS resolution for DNS ServiceEntries.
+
+    `policy` is the effective DestinationRule traffic policy of this cluster, if any.
+    """
     name = names.outbound_cluster(service.hostname, port.port, subset)
+    pool = policy.connection_pool if policy is not None else None
     cluster = cluster_pb2.Cluster(
         name=name,
-        connect_timeout=CONNECT_TIMEOUT,
-        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
-        circuit_breakers=_open_thresholds(),
+        connect_timeout=connpool.connect_timeout(policy),
+        circuit_breakers=connpool.circuit_breakers(
+            pool, policy.retry_budget if policy is not None else None
+        ),
     )
     if service.resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN):
         cluster.type = (
@@ -80,7 +97,16 @@ def outbound_cluster(service: Service, port: ServicePort, subset: str = "") -> c
         cluster.eds_cluster_config.CopyFrom(
             cluster_pb2.Cluster.EdsClusterConfig(eds_config=_ads(), service_name=name)
         )
-    _set_protocol(cluster, port.protocol)
+    keepalive = connpool.upstream_connection_options(pool.tcp if pool is not None else None)
+    if keepalive is not None:
+        cluster.upstream_connection_options.CopyFrom(keepalive)
+    _set_http_options(cluster, _http_options(port, policy))
+    if policy is not None:
+        outlier.apply_outlier_detection(cluster, policy.outlier_detection)
+    lb.apply_load_balancer(cluster, policy.load_balancer if policy is not None else None)
+    socket = clienttls.transport_socket(policy.tls if policy is not None else None)
+    if socket is not None:
+        cluster.transport_socket.CopyFrom(socket)
     return cluster
 
 
@@ -94,10 +120,13 @@ def _lb_endpoint(address: str, port: int) -> endpoint_components_pb2.LbEndpoint:
     )
 
 
-def inbound_cluster(app_address: str, app_port: int) -> cluster_pb2.Cluster:
-    """The sidecar's route to its own app: a static cluster on the app's port."""
+def inbound_cluster(
+    app_address: str, app_port: int, protocol: Protocol = Protocol.HTTP
+) -> cluster_pb2.Cluster:
+    """The sidecar's route to its own app: a static cluster on the app's port, speaking the
+    app port's protocol (`appprotocol.app_protocol`: h2c to a gRPC/HTTP2 app)."""
     name = names.inbound_cluster(app_port)
-    return cluster_pb2.Cluster(
+    cluster = cluster_pb2.Cluster(
         name=name,
         type=cluster_pb2.Cluster.STATIC,
         connect_timeout=CONNECT_TIMEOUT,
@@ -111,3 +140,7 @@ def inbound_cluster(app_address: str, app_port: int) -> cluster_pb2.Cluster:
             ],
         ),
     )
+    options = upstream_http_options(protocol)
+    if options is not None:
+        cluster.typed_extension_protocol_options[HTTP_OPTIONS].Pack(options)
+    return cluster

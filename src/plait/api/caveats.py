@@ -1,0 +1,68 @@
+"""Field values plait accepts but applies differently from Istio, or not yet, with a warning.
+
+`applied.APPLIED` lists the *fields* the translator applies; a few fields are applied for
+some of their values only. `CAVEATS` names those values: kind → (path suffix, value) →
+message. A suffix matches at any depth (top-level policy, port level, subset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from pydantic import BaseModel
+
+from plait.api.result import Loaded
+from plait.errors import ConfigMessage, Severity
+
+CAVEATS: Mapping[str, Mapping[tuple[str, str], str]] = {
+    "DestinationRule": {
+        ("loadBalancer.simple", "PASSTHROUGH"): (
+            "PASSTHROUGH sends each connection to the address the caller dialled; in local "
+            "mode apps call service names through their sidecar's HTTP proxy, so there is no "
+            "such address: plait load-balances as if 'simple' were unset (ROUND_ROBIN)"
+        ),
+        ("tls.mode", "ISTIO_MUTUAL"): (
+            "'ISTIO_MUTUAL' is understood but not applied yet by plait: connections to this "
+            "destination do not use the mesh's certificates"
+        ),
+    },
+}
+
+
+def value_warnings(loaded: Loaded) -> list[ConfigMessage]:
+    """One warning per set field whose value is listed in `CAVEATS` for its kind."""
+    resource = loaded.resource
+    table = CAVEATS.get(resource.kind, {})
+    if not table:
+        return []
+    return [
+        ConfigMessage(
+            file=loaded.source.file,
+            document=loaded.source.document,
+            path=path,
+            message=message,
+            severity=Severity.WARNING,
+            kind=resource.kind,
+            name=resource.metadata.name,
+        )
+        for path, value in _scalars(resource, "")
+        for (suffix, bad), message in table.items()
+        if value == bad and path.endswith("." + suffix)
+    ]
+
+
+def _scalars(model: BaseModel, path: str) -> Iterator[tuple[str, object]]:
+    """(path, value) of every set field that is not a model or a list of models."""
+    for name, field in type(model).model_fields.items():
+        if name not in model.model_fields_set:
+            continue
+        value = getattr(model, name)
+        sub = f"{path}.{field.alias or name}" if path else (field.alias or name)
+        if isinstance(value, BaseModel):
+            yield from _scalars(value, sub)
+        elif isinstance(value, tuple) and any(isinstance(v, BaseModel) for v in value):
+            for i, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _scalars(item, f"{sub}[{i}]")
+        else:
+            yield sub, value
