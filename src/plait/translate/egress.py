@@ -1,17 +1,162 @@
-"""Traffic to hosts outside the registry: the outbound route table's catch-all.
+"""Traffic that leaves the registry: the outbound traffic policy and external hosts.
 
-Today there is none, so Envoy answers 404 (NR) for an unknown host; the mesh's
-outboundTrafficPolicy (ALLOW_ANY / REGISTRY_ONLY) is applied here.
+**Outbound traffic policy** (MeshConfig `outboundTrafficPolicy.mode`), as istiod builds it
+(`buildCatchAllVirtualHost`): the sidecar's outbound table ends with a catch-all virtual
+host (domains `*`) for every host no service or ServiceEntry claims.
+
+- ALLOW_ANY (the default): `allow_any` routes to `PassthroughCluster` with no timeout;
+- REGISTRY_ONLY: `block_all` answers 502 itself (a direct response, like istiod's; there
+  is no cluster to count an upstream failure against).
+
+**Passing through without traffic capture.** Istio's PassthroughCluster is ORIGINAL_DST:
+iptables captured the connection, so the kernel knows where it was going. Local mode has
+no capture; the app speaks to its sidecar as an HTTP proxy, and the only record of the
+destination is the request's authority. So PassthroughCluster is Envoy's dynamic forward
+proxy (DFP): the DFP HTTP filter resolves the authority through a DNS cache and the DFP
+cluster connects to the address found. The filter is on the outbound listener always (it
+does nothing for routes to other clusters), so switching the mode changes RDS only.
+
+**ServiceEntry resolution** (clusters.py builds the clusters; this module finishes the
+ones whose addresses are not in the registry):
+
+- NONE: "connect to the address the caller asked for", i.e. pass through; the entry's
+  clusters become DFP clusters on the same DNS cache, so VirtualService and
+  DestinationRule policies still apply to the host (and to wildcard hosts);
+- DNS / DNS_ROUND_ROBIN: the entry's endpoint addresses are resolved (STRICT_DNS /
+  LOGICAL_DNS), with per-endpoint ports, weights and subset labels; without endpoints,
+  the host itself is resolved (as clusters.py already does).
+
+Pure: no I/O; resources are unpacked, completed and repacked only for these entries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.extensions.clusters.dynamic_forward_proxy.v3 import cluster_pb2 as dfp_cluster_pb2
+from envoy.extensions.common.dynamic_forward_proxy.v3 import dns_cache_pb2
+from envoy.extensions.filters.http.dynamic_forward_proxy.v3 import (
+    dynamic_forward_proxy_pb2 as dfp_filter_pb2,
+)
+from google.protobuf import any_pb2, duration_pb2
 
+from plait.model.meshsettings import OutboundMode
+from plait.model.registry import Resolution
 from plait.model.snapshot import MeshSnapshot
+from plait.translate import endpoints, names
+from plait.translate.clusters import CONNECT_TIMEOUT
+from plait.translate.resource import Resource
+
+PASSTHROUGH_CLUSTER = "PassthroughCluster"
+ALLOW_ANY_ROUTE = "allow_any"
+BLOCK_ALL_ROUTE = "block_all"
+BLOCKED_STATUS = 502  # what istiod's block_all route answers
+DFP_CLUSTER_TYPE = "envoy.clusters.dynamic_forward_proxy"
+DFP_FILTER = "envoy.filters.http.dynamic_forward_proxy"
+DNS_CACHE = "outbound_dns_cache"
+
+_NO_TIMEOUT = duration_pb2.Duration(seconds=0)
+_RESOLVED_HERE = (Resolution.NONE, Resolution.DNS, Resolution.DNS_ROUND_ROBIN)
 
 
-def catch_all_vhost(snapshot: MeshSnapshot) -> rc.VirtualHost | None:
-    """The virtual host for every domain no service claims, or None for Envoy's 404."""
-    del snapshot
-    return None
+def dns_cache_config() -> dns_cache_pb2.DnsCacheConfig:
+    """The one DNS cache that the DFP filter and every DFP cluster share (by name)."""
+    return dns_cache_pb2.DnsCacheConfig(
+        name=DNS_CACHE, dns_lookup_family=cluster_pb2.Cluster.V4_PREFERRED
+    )
+
+
+def forward_proxy_filter() -> dfp_filter_pb2.FilterConfig:
+    """The outbound listener's DFP HTTP filter config (see the module docstring)."""
+    return dfp_filter_pb2.FilterConfig(dns_cache_config=dns_cache_config())
+
+
+def _forward_proxy_type() -> cluster_pb2.Cluster.CustomClusterType:
+    config = any_pb2.Any()
+    config.Pack(dfp_cluster_pb2.ClusterConfig(dns_cache_config=dns_cache_config()))
+    return cluster_pb2.Cluster.CustomClusterType(name=DFP_CLUSTER_TYPE, typed_config=config)
+
+
+def passthrough_cluster() -> cluster_pb2.Cluster:
+    """Where `allow_any` sends unregistered hosts: the host named by the request."""
+    return cluster_pb2.Cluster(
+        name=PASSTHROUGH_CLUSTER,
+        connect_timeout=CONNECT_TIMEOUT,
+        lb_policy=cluster_pb2.Cluster.CLUSTER_PROVIDED,
+        cluster_type=_forward_proxy_type(),
+    )
+
+
+def catch_all_vhost(snapshot: MeshSnapshot) -> rc.VirtualHost:
+    """The virtual host for every domain no service claims, per the outbound mode."""
+    route = rc.Route(match=rc.RouteMatch(prefix="/"))
+    if snapshot.mesh.outbound_mode is OutboundMode.REGISTRY_ONLY:
+        route.name = BLOCK_ALL_ROUTE
+        route.direct_response.status = BLOCKED_STATUS
+        return rc.VirtualHost(name=BLOCK_ALL_ROUTE, domains=["*"], routes=[route])
+    route.name = ALLOW_ANY_ROUTE
+    route.route.CopyFrom(rc.RouteAction(cluster=PASSTHROUGH_CLUSTER, timeout=_NO_TIMEOUT))
+    return rc.VirtualHost(name=ALLOW_ANY_ROUTE, domains=["*"], routes=[route])
+
+
+def complete_clusters(
+    snapshot: MeshSnapshot, cds: Sequence[Resource], eds: Sequence[Resource]
+) -> tuple[list[Resource], list[Resource]]:
+    """The outbound clusters and load assignments with ServiceEntry resolution applied,
+    plus PassthroughCluster. NONE clusters lose their (empty) load assignments."""
+    out_cds: list[Resource] = []
+    passthrough: set[str] = set()
+    for resource in cds:
+        parsed = names.parse_cluster(resource.name)
+        service = snapshot.services.get(parsed.host) if parsed is not None else None
+        if parsed is None or service is None or service.resolution not in _RESOLVED_HERE:
+            out_cds.append(resource)
+            continue
+        cluster = cluster_pb2.Cluster()
+        _unpack(resource, cluster)
+        if service.resolution is Resolution.NONE:
+            _make_forward_proxy(cluster)
+            passthrough.add(resource.name)
+        else:
+            _resolve_endpoints(snapshot, cluster, parsed)
+        out_cds.append(Resource.pack(cluster.name, cluster))
+    out_cds.append(Resource.pack(PASSTHROUGH_CLUSTER, passthrough_cluster()))
+    return out_cds, [r for r in eds if r.name not in passthrough]
+
+
+def _unpack(resource: Resource, cluster: cluster_pb2.Cluster) -> None:
+    wrapped = any_pb2.Any()
+    wrapped.ParseFromString(resource.body)
+    wrapped.Unpack(cluster)
+
+
+def _make_forward_proxy(cluster: cluster_pb2.Cluster) -> None:
+    """Turn a cluster into a DFP cluster, keeping its connection and resilience settings."""
+    cluster.ClearField("eds_cluster_config")
+    cluster.ClearField("load_assignment")
+    cluster.ClearField("load_balancing_policy")
+    lb_config = cluster.WhichOneof("lb_config")
+    if lb_config is not None:
+        cluster.ClearField(lb_config)  # the DFP cluster picks the host itself
+    cluster.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED
+    cluster.cluster_type.CopyFrom(_forward_proxy_type())
+
+
+def _resolve_endpoints(
+    snapshot: MeshSnapshot, cluster: cluster_pb2.Cluster, parsed: names.ClusterName
+) -> None:
+    """Resolve the entry's endpoint addresses (when it lists any) instead of its host."""
+    eps = snapshot.endpoints_for(parsed.host, parsed.port)
+    if not eps:
+        return  # no endpoints: clusters.py resolves the host itself
+    labels: dict[str, str] = {}
+    rules = snapshot.host_rules(parsed.host)
+    if parsed.subset and rules is not None:
+        subset = next((s for s in rules.subsets if s.name == parsed.subset), None)
+        labels = dict(subset.labels) if subset is not None else {}
+    assignment = endpoints.load_assignment(cluster.name, eps, labels)
+    if cluster.type == cluster_pb2.Cluster.LOGICAL_DNS and not assignment.endpoints:
+        cluster.type = cluster_pb2.Cluster.STRICT_DNS  # LOGICAL_DNS needs exactly one host
+    cluster.load_assignment.CopyFrom(assignment)

@@ -33,7 +33,8 @@ def snapshot(*names: str, version: int = 1) -> MeshSnapshot:
 
 
 def cluster_names(config: ProxyConfig) -> list[str]:
-    return sorted(config.resources(typeurls.CLUSTER))
+    """The service clusters (not egress's PassthroughCluster)."""
+    return sorted(n for n in config.resources(typeurls.CLUSTER) if n.startswith("outbound|"))
 
 
 async def test_publish_bumps_the_generation_and_swaps_the_snapshot() -> None:
