@@ -2,7 +2,8 @@
 
 Each Deployment replica becomes one app process plus one sidecar; one ingress gateway
 serves every Gateway. The first HTTP server port of the Gateways goes on the host's
-gateway port; further server ports get free host ports (listed by `plait status`).
+gateway port; further server ports (HTTPS ones too) get free host ports (listed by
+`plait status`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from plait.api import KubeDeployment, Loaded
 from plait.model.labels import Labels
 from plait.model.snapshot import MeshSnapshot
-from plait.translate.gateway import gateway_ports
+from plait.translate.gateway import gateway_port_plans
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,13 @@ class ReplicaSpec:
 @dataclass(frozen=True)
 class Plan:
     replicas: tuple[ReplicaSpec, ...]
-    gateway_server_ports: tuple[int, ...] = field(default=())
+    gateway_server_ports: tuple[int, ...] = field(default=())  # plain-text ports first
+    gateway_tls_ports: frozenset[int] = frozenset()  # those of them that are HTTPS
+
+    def first_plain_gateway_port(self) -> int | None:
+        """The server port served on the host's gateway port (`--gateway-port`)."""
+        plain = [p for p in self.gateway_server_ports if p not in self.gateway_tls_ports]
+        return plain[0] if plain else None
 
 
 def _command(raw: Sequence[str]) -> tuple[str, ...]:
@@ -69,4 +76,9 @@ def make_plan(config: Sequence[Loaded], snapshot: MeshSnapshot) -> Plan:
     replicas = [
         r for item in config if isinstance(item.resource, KubeDeployment) for r in replicas_of(item)
     ]
-    return Plan(tuple(replicas), tuple(gateway_ports(snapshot)))
+    ports = gateway_port_plans(snapshot)
+    return Plan(
+        tuple(replicas),
+        tuple(p.number for p in ports),
+        frozenset(p.number for p in ports if p.tls),
+    )
