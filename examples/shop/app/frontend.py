@@ -4,26 +4,32 @@
 the item's reviews and ``orders`` to place the order (concurrently), and answers with the
 whole call chain. Reviews are optional (a failure is shown, the checkout goes on); the
 order is required (its failure makes the checkout fail with the partial chain).
+
+``GET /product/ITEM`` asks ``reviews`` (HTTP) and ``recommendations`` (gRPC, see
+:mod:`app.recommendations`) concurrently; both are optional.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote
 
+import grpc
 from aiohttp import web
 
-from . import shopkit
+from . import recommendations, shopkit
 from .shopkit import Chain, HttpError
 
 PAYMENT_METHODS = ("card", "invoice")
+RECOMMENDATIONS = web.AppKey("recommendations", grpc.aio.Channel)
 
 
 def create_app(env: Mapping[str, str] | None = None) -> web.Application:
     cfg = shopkit.Config.from_env("frontend", env)
     reviews_url = cfg.upstream("REVIEWS_URL", "http://reviews:8080")
     orders_url = cfg.upstream("ORDERS_URL", "http://orders:8080")
+    recommendations_addr = cfg.env.get("RECOMMENDATIONS_ADDR", "recommendations:8080")
 
     async def index(request: web.Request) -> web.Response:
         return shopkit.answer(
@@ -35,6 +41,7 @@ def create_app(env: Mapping[str, str] | None = None) -> web.Application:
             examples=[
                 "/checkout?item=book&payment=invoice",
                 "/checkout?item=mug&qty=2&payment=card",
+                "/product/book",
             ],
         )
 
@@ -62,7 +69,37 @@ def create_app(env: Mapping[str, str] | None = None) -> web.Application:
             reviews_available=reviews.ok,
         )
 
-    return shopkit.make_app(cfg, [web.get("/", index), web.get("/checkout", checkout)])
+    async def product(request: web.Request) -> web.Response:
+        item = request.match_info["item"]
+        chain = Chain(request)
+        reviews, recommended = await asyncio.gather(
+            chain.call("reviews", "GET", f"{reviews_url}/reviews/{quote(item, safe='')}"),
+            recommendations.fetch(
+                chain, request.app[RECOMMENDATIONS], recommendations_addr, item, cfg.timeout_s
+            ),
+        )
+        return chain.reply(
+            200,
+            item=item,
+            reviews=reviews.data.get("reviews") if reviews.ok else None,
+            recommended=recommended.data.get("recommended") if recommended.ok else None,
+        )
+
+    async def grpc_channel(app: web.Application) -> AsyncIterator[None]:
+        async with recommendations.channel(recommendations_addr, cfg.env) as ch:
+            app[RECOMMENDATIONS] = ch
+            yield
+
+    app = shopkit.make_app(
+        cfg,
+        [
+            web.get("/", index),
+            web.get("/checkout", checkout),
+            web.get("/product/{item}", product),
+        ],
+    )
+    app.cleanup_ctx.append(grpc_channel)
+    return app
 
 
 def main() -> None:

@@ -27,13 +27,13 @@ import watchfiles
 from plait.agent.bootstrap import BootstrapOptions
 from plait.agent.supervisor import EnvoySupervisor
 from plait.errors import EnvoyError, StartupError
-from plait.local.plan import ReplicaSpec, make_plan
-from plait.local.ports import can_bind, free_port, is_listening
+from plait.local import ingress
+from plait.local.plan import Plan, ReplicaSpec, make_plan
+from plait.local.ports import free_port, is_listening
 from plait.local.process import ManagedProcess
 from plait.local.reconcile import diff_replicas
 from plait.local.statefile import MeshState, ProxyEntry, ServiceEntry, write_state
 from plait.local.status import get_json
-from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.registry import Resolution, WorkloadInstance
 from plait.model.snapshot import build_snapshot
@@ -91,6 +91,7 @@ class LocalMesh:
         self.snapshot = build_snapshot(view.resources, [], 0)
         self.plan = make_plan(view.resources, self.snapshot)
         self.started = Started()
+        self._gateway_generation = 0  # replacements of the gateway Envoy (local.ingress)
         self.xds_port = free_port()
         self.debug_port = free_port()
         self.state = MeshState(
@@ -103,20 +104,6 @@ class LocalMesh:
         )
 
     # -- start -----------------------------------------------------------------------
-
-    def _gateway_ports(self) -> list[tuple[int, int]]:
-        mapping: list[tuple[int, int]] = []
-        for i, server_port in enumerate(self.plan.gateway_server_ports):
-            if i == 0 and self.opts.gateway_port:
-                if not can_bind(HOST, self.opts.gateway_port):
-                    raise StartupError(
-                        f"gateway port {self.opts.gateway_port} is already in use; "
-                        "pass --gateway-port N (or 0 for any free port)"
-                    )
-                mapping.append((server_port, self.opts.gateway_port))
-            else:
-                mapping.append((server_port, free_port()))
-        return mapping
 
     async def _start_controlplane(self) -> None:
         self.progress(f"control plane: starting (xDS on {HOST}:{self.xds_port})")
@@ -175,6 +162,9 @@ class LocalMesh:
             "http_proxy": proxy_url,
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
+            # The same listener for clients that cannot use an HTTP proxy (gRPC): they dial
+            # it and name the service in :authority (docs/traffic/protocols.md).
+            "PLAIT_OUTBOUND": f"{HOST}:{outbound}",
             "PLAIT_INSTANCE": spec.instance,
             "PLAIT_WORKLOAD": spec.workload,
             "PLAIT_NAMESPACE": spec.namespace,
@@ -230,21 +220,36 @@ class LocalMesh:
         )
 
     async def _start_gateway(self, ports: list[tuple[int, int]]) -> None:
-        proxy = Proxy(
-            id=node_id(ProxyKind.GATEWAY, "istio-ingressgateway", "istio-system"),
-            kind=ProxyKind.GATEWAY,
-            workload="istio-ingressgateway",
-            namespace="istio-system",
-            service_account="istio-ingressgateway-service-account",
-            labels=Labels.of({"istio": "ingressgateway", "app": "istio-ingressgateway"}),
-            address=HOST,
-            gateway_ports=tuple(ports),
-        )
-        gw = self._envoy(proxy)
+        gw = ingress.gateway_envoy(ports, self.run_dir, self.xds_port)
         self.started.gateway = gw
         await gw.start()
         await gw.wait_ready(self.opts.ready_timeout_s)
         self.progress(f"ingress gateway: ready on {', '.join(f'{HOST}:{h}' for _, h in ports)}")
+
+    async def _update_gateway(self, plan: Plan) -> None:
+        """Serve Gateway server ports added while the mesh runs (see `local.ingress`):
+        a new gateway Envoy with the larger port map, then the old one drains."""
+        current = {int(s): h for s, h in self.state.gateway_ports.items()}
+        if not ingress.has_new_ports(plan, current):
+            return
+        ports = ingress.host_ports(plan, current, self.opts.gateway_port)
+        self._gateway_generation += 1
+        new = ingress.gateway_envoy(ports, self.run_dir, self.xds_port, self._gateway_generation)
+        try:
+            await new.start()
+            await new.wait_ready(self.opts.ready_timeout_s)
+        except BaseException:
+            await new.stop()
+            raise
+        old, self.started.gateway = self.started.gateway, new
+        self.state.gateway_ports = {str(s): h for s, h in ports}
+        self.state.gateway = ingress.gateway_url(plan, dict(ports))
+        self.state.proxies = self._proxy_entries()
+        await self._wait_synced()  # the new Envoy (same node id) has ACKed every port's config
+        if old is not None:
+            await old.stop()
+        write_state(self.root, self.state)
+        self.progress(f"ingress gateway: now on {', '.join(f'{HOST}:{h}' for _, h in ports)}")
 
     async def start(self) -> MeshState:
         try:
@@ -262,7 +267,7 @@ class LocalMesh:
     async def _start(self) -> MeshState:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_registry(self.root, [])
-        ports = self._gateway_ports()
+        ports = ingress.host_ports(self.plan, {}, self.opts.gateway_port)
         write_state(self.root, self.state)
         await self._start_controlplane()
         self.started.replicas = [self._replica(spec) for spec in self.plan.replicas]
@@ -272,7 +277,7 @@ class LocalMesh:
             tasks.append(self._start_gateway(ports))
         await _gather_or_cancel(tasks)
         self.state.gateway_ports = {str(s): h for s, h in ports}
-        self.state.gateway = f"http://{HOST}:{ports[0][1]}" if ports else None
+        self.state.gateway = ingress.gateway_url(self.plan, dict(ports))
         self.state.proxies = self._proxy_entries()
         self.state.services = self._service_entries()
         await self._wait_synced()
@@ -373,8 +378,7 @@ class LocalMesh:
         view = self.source.load()
         self.snapshot = build_snapshot(view.resources, [], 0)
         plan = make_plan(view.resources, self.snapshot)
-        if plan.gateway_server_ports != self.plan.gateway_server_ports:
-            self.progress("warning: Gateway ports changed; restart `plait up` to serve them")
+        await self._update_gateway(plan)
         change = diff_replicas([r.spec for r in self.started.replicas], plan.replicas)
         if not change:
             return

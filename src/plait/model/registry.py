@@ -20,7 +20,11 @@ def service_hostname(name: str, namespace: str) -> str:
 
 
 class Protocol(StrEnum):
-    """Application protocol of a port, chosen from appProtocol or the port name (Istio rules)."""
+    """Application protocol of a port, chosen by `protocol_of` (Istio's protocol selection).
+
+    UNKNOWN is a port whose protocol was not declared; Istio sniffs such ports (and finds
+    HTTP/1.1 or HTTP/2), plait treats them as HTTP of either version (see `protocol_of`).
+    """
 
     HTTP = "HTTP"
     HTTP2 = "HTTP2"
@@ -28,39 +32,64 @@ class Protocol(StrEnum):
     TCP = "TCP"
     TLS = "TLS"
     HTTPS = "HTTPS"
+    UDP = "UDP"
     UNKNOWN = "UNKNOWN"
 
     @property
     def is_http(self) -> bool:
-        return self in (Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC)
+        """Routed by HTTP rules (VirtualService `http`); an undeclared port counts as HTTP."""
+        return self in (Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC, Protocol.UNKNOWN)
+
+    @property
+    def is_http2(self) -> bool:
+        """Spoken as HTTP/2 (prior knowledge, h2c in plain text) to the app that serves it."""
+        return self in (Protocol.HTTP2, Protocol.GRPC)
 
 
-_PREFIXES: dict[str, Protocol] = {
+_NAMES: dict[str, Protocol] = {
+    "http": Protocol.HTTP,
+    "http_proxy": Protocol.HTTP,
     "http2": Protocol.HTTP2,
+    "h2c": Protocol.HTTP2,
     "grpc": Protocol.GRPC,
     "grpc-web": Protocol.GRPC,
-    "http": Protocol.HTTP,
     "https": Protocol.HTTPS,
     "tcp": Protocol.TCP,
     "tls": Protocol.TLS,
+    "udp": Protocol.UDP,
+    # Istio's experimental mongo/mysql/redis filters are off by default: opaque TCP.
     "mongo": Protocol.TCP,
     "redis": Protocol.TCP,
     "mysql": Protocol.TCP,
 }
 
+# Kubernetes' standard appProtocol values (KEP-3726), recognised by Istio as well.
+_KUBERNETES_APP_PROTOCOLS: dict[str, Protocol] = {
+    "kubernetes.io/h2c": Protocol.HTTP2,
+    "kubernetes.io/ws": Protocol.HTTP,
+    "kubernetes.io/wss": Protocol.HTTPS,
+}
+
 
 def protocol_of(name: str | None, app_protocol: str | None) -> Protocol:
-    """Istio's protocol selection: appProtocol first, then the port name's `PROTO[-suffix]`.
+    """Istio's explicit protocol selection for a Service (or ServiceEntry) port.
 
-    Unlike Istio (which sniffs), an unnamed port is treated as HTTP in local mode, because
-    the sidecar's app-facing listener is an HTTP proxy; the analyzer warns about it.
+    `appProtocol` (a ServiceEntry port's `protocol`) wins whenever it is set, even when
+    plait does not know its value; otherwise the port name decides by its `PROTO[-suffix]`
+    prefix (`grpc-web` is matched whole). Case does not matter. What is left is UNKNOWN:
+    Istio would sniff it, plait (whose sidecar is an HTTP proxy to the app in local mode)
+    routes it as HTTP and lets the downstream's HTTP version pick the upstream's.
+    https://istio.io/latest/docs/ops/configuration/traffic-management/protocol-selection/
     """
-    for raw in (app_protocol, (name or "").split("-")[0] if name else None):
-        if raw:
-            found = _PREFIXES.get(raw.lower())
-            if found is not None:
-                return found
-    return Protocol.HTTP if not app_protocol else Protocol.UNKNOWN
+    declared = app_protocol if app_protocol else name
+    if not declared:
+        return Protocol.UNKNOWN
+    raw = declared.lower()
+    if app_protocol and raw in _KUBERNETES_APP_PROTOCOLS:
+        return _KUBERNETES_APP_PROTOCOLS[raw]
+    if raw.startswith("grpc-web"):
+        return Protocol.GRPC
+    return _NAMES.get(raw.split("-", 1)[0], Protocol.UNKNOWN)
 
 
 @dataclass(frozen=True)

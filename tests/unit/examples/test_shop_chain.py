@@ -33,10 +33,12 @@ def test_mesh_config_is_consistent() -> None:
         "payment",
         "risk-assessment",
         "reviews",
+        "recommendations",
     }
-    for svc in services.values():
+    for name, svc in services.items():
+        protocol = "grpc" if name == "recommendations" else "http"
         assert svc["spec"]["ports"] == [
-            {"name": "http", "port": 8080, "targetPort": 8080, "appProtocol": "http"}
+            {"name": protocol, "port": 8080, "targetPort": 8080, "appProtocol": protocol}
         ]
     for name, dep in deployments.items():
         labels = dep["spec"]["template"]["metadata"]["labels"]

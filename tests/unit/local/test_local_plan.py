@@ -102,8 +102,9 @@ def test_shop_plan() -> None:
         "risk-assessment-0",
         "reviews-v1-0",
         "reviews-v2-0",
+        "recommendations-0",
     ]
-    reviews = plan.replicas[-1]
+    reviews = next(r for r in plan.replicas if r.instance == "reviews-v2-0")
     assert reviews.labels == Labels.of({"app": "reviews", "version": "v2"})
     assert reviews.service_account == "reviews"
     assert reviews.command == (sys.executable, "-m", "app.reviews")

@@ -17,42 +17,72 @@ from plait.model.registry import (
 
 
 @pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("http", Protocol.HTTP),
+        ("http-web", Protocol.HTTP),
+        ("HTTP", Protocol.HTTP),
+        ("http2", Protocol.HTTP2),
+        ("http2-api", Protocol.HTTP2),
+        ("h2c", Protocol.HTTP2),
+        ("grpc", Protocol.GRPC),
+        ("grpc-recommend", Protocol.GRPC),
+        ("grpc-web", Protocol.GRPC),
+        ("grpc-web-ui", Protocol.GRPC),
+        ("https", Protocol.HTTPS),
+        ("https-admin", Protocol.HTTPS),
+        ("tcp-db", Protocol.TCP),
+        ("tls", Protocol.TLS),
+        ("udp-dns", Protocol.UDP),
+        # mongo/mysql/redis: Istio's protocol filters are off by default → opaque TCP
+        ("mongo", Protocol.TCP),
+        ("redis-cache", Protocol.TCP),
+        ("mysql", Protocol.TCP),
+    ],
+)
+def test_port_name_prefix_selects_the_protocol(name: str, expected: Protocol) -> None:
+    assert protocol_of(name, None) is expected
+
+
+@pytest.mark.parametrize(
     ("name", "app_protocol", "expected"),
     [
-        ("http", None, Protocol.HTTP),
-        ("http-web", None, Protocol.HTTP),
-        ("HTTP", None, Protocol.HTTP),
-        ("http2", None, Protocol.HTTP2),
-        ("http2-api", None, Protocol.HTTP2),
-        ("grpc", None, Protocol.GRPC),
-        ("grpc-web", None, Protocol.GRPC),
-        ("https", None, Protocol.HTTPS),
-        ("tcp-db", None, Protocol.TCP),
-        ("tls", None, Protocol.TLS),
-        ("mongo", None, Protocol.TCP),
-        ("redis-cache", None, Protocol.TCP),
-        ("mysql", None, Protocol.TCP),
-        # appProtocol wins over the name
         ("http", "grpc", Protocol.GRPC),
         ("tcp", "HTTP", Protocol.HTTP),
         ("", "http2", Protocol.HTTP2),
+        (None, "grpc", Protocol.GRPC),
         ("http", "grpc-web", Protocol.GRPC),
-        # an unrecognised appProtocol falls back to the name, then is UNKNOWN
-        ("http", "custom", Protocol.HTTP),
-        ("web", "custom", Protocol.UNKNOWN),
-        # unnamed or unprefixed ports are HTTP in local mode (no sniffing)
-        (None, None, Protocol.HTTP),
-        ("", None, Protocol.HTTP),
-        ("web", None, Protocol.HTTP),
-        ("httpx", None, Protocol.HTTP),
+        ("grpc", "tcp", Protocol.TCP),
+        ("http", "kubernetes.io/h2c", Protocol.HTTP2),
+        ("tcp", "kubernetes.io/ws", Protocol.HTTP),
+        ("http", "kubernetes.io/wss", Protocol.HTTPS),
+        # an appProtocol plait does not know still wins: the name is not consulted
+        ("grpc", "custom", Protocol.UNKNOWN),
+        ("http", "example.com/proto", Protocol.UNKNOWN),
     ],
 )
-def test_protocol_of(name: str | None, app_protocol: str | None, expected: Protocol) -> None:
+def test_app_protocol_wins_over_the_port_name(
+    name: str | None, app_protocol: str, expected: Protocol
+) -> None:
     assert protocol_of(name, app_protocol) is expected
 
 
+@pytest.mark.parametrize("name", [None, "", "web", "httpx", "metrics", "kubernetes.io/h2c"])
+def test_undeclared_protocol_is_unknown(name: str | None) -> None:
+    """No sniffing: no declared protocol is UNKNOWN (kubernetes.io/… counts only as appProtocol)."""
+    assert protocol_of(name, None) is Protocol.UNKNOWN
+    assert protocol_of(name, "") is Protocol.UNKNOWN
+
+
 def test_http_family() -> None:
-    assert {p for p in Protocol if p.is_http} == {Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC}
+    """UNKNOWN is routed as HTTP (the sidecar is an HTTP proxy); only h2/gRPC speak h2 to apps."""
+    assert {p for p in Protocol if p.is_http} == {
+        Protocol.HTTP,
+        Protocol.HTTP2,
+        Protocol.GRPC,
+        Protocol.UNKNOWN,
+    }
+    assert {p for p in Protocol if p.is_http2} == {Protocol.HTTP2, Protocol.GRPC}
 
 
 def test_service_hostname_is_the_kubernetes_fqdn() -> None:

@@ -89,7 +89,8 @@ def test_kubernetes_service_becomes_a_service_with_protocols() -> None:
         resolution=Resolution.REGISTRY,
         external=False,
     )
-    assert snap.service("ratings.shop.svc.cluster.local").ports[0].protocol is Protocol.HTTP  # type: ignore[union-attr]
+    # an unnamed port declares no protocol (Istio would sniff it; plait routes it as HTTP)
+    assert snap.service("ratings.shop.svc.cluster.local").ports[0].protocol is Protocol.UNKNOWN  # type: ignore[union-attr]
 
 
 def test_endpoints_are_selected_by_labels_within_the_service_namespace() -> None:
