@@ -104,20 +104,22 @@ def _message(m: dict[str, object]) -> ConfigMessage:
 
 @app.command()
 def analyze(directory: MeshDir, output: OutputOpt = Output.table) -> None:
-    """Validate the configuration in DIRECTORY; exit 1 if there are errors."""
-    from plait.sources.directory import DirectorySource
+    """Validate the configuration in DIRECTORY: schema, then semantics (unknown hosts and
+    subsets, unreachable rules, conflicting VirtualServices, regexes Envoy would reject...).
+    Exit 1 if there are errors (what a running mesh would refuse to push), 0 otherwise."""
+    from plait.cli.analyze import analyze_directory, report_tables
 
-    view = DirectorySource(directory).load()
-    errors = [m for m in view.messages if m.severity == Severity.ERROR]
+    report = analyze_directory(directory)
     if output == Output.json:
-        print(json.dumps({"messages": [m.to_json() for m in view.messages]}, indent=2))
+        print(json.dumps({"messages": [m.to_json() for m in report.messages]}, indent=2))
     else:
-        render.print_messages(console, view.messages)
-        n_warn = len(view.messages) - len(errors)
+        for table in report_tables(directory, report.messages):
+            console.print(table)
         console.print(
-            f"{len(view.resources)} resources, [red]{len(errors)} errors[/], [yellow]{n_warn} warnings[/]"
+            f"{report.resources} resources, [red]{report.errors} errors[/], "
+            f"[yellow]{report.warnings} warnings[/]"
         )
-    raise typer.Exit(exitcodes.CONFIG_ERRORS if errors else exitcodes.OK)
+    raise typer.Exit(exitcodes.CONFIG_ERRORS if report.errors else exitcodes.OK)
 
 
 @app.command(hidden=True)

@@ -10,6 +10,7 @@ reported in status and the last good config stays in force (see sources.director
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import watchfiles
 
+from plait.analysis import analyze, vet
 from plait.controlplane.debug import DebugServer
 from plait.controlplane.state import MeshState
+from plait.errors import ConfigMessage
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.sources.directory import DirectorySource, is_config_path
 from plait.sources.workloads import STATE_DIR, WORKLOADS_FILE, read_registry
@@ -44,16 +47,23 @@ def _is_registry(path: str) -> bool:
 
 
 class Watcher:
-    """Owns the directory source and builds snapshots; one instance per control plane."""
+    """Owns the directory source and builds snapshots; one instance per control plane.
+
+    Semantic validation (`plait.analysis`) happens here, before anything is translated: a
+    resource with an error is dropped as each file loads (its last good version, if any,
+    stays in force, as for a YAML error), and the cross-resource warnings are computed once
+    per config change (they do not depend on the registry).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.source = DirectorySource(root)
+        self.source = DirectorySource(root, check=vet)
         self.version = 0
         self.kept: tuple[str, ...] = ()
         self.internal_error: str | None = None
         self._view = self.source.load()
         self._instances = read_registry(root)
+        self._warnings: tuple[ConfigMessage, ...] | None = None  # analysis of self._view
 
     @property
     def instance_names(self) -> list[str]:
@@ -63,15 +73,19 @@ class Watcher:
     def snapshot(self) -> MeshSnapshot:
         self.version += 1
         self.kept = self._view.kept
-        return build_snapshot(
+        snapshot = build_snapshot(
             self._view.resources, self._instances, self.version, self._view.messages
         )
+        if self._warnings is None:
+            self._warnings = tuple(analyze(snapshot))
+        return dataclasses.replace(snapshot, messages=(*snapshot.messages, *self._warnings))
 
     def apply(self, changed: set[str]) -> bool:
         config = any(is_config_path(p, self.root) for p in changed)
         registry = any(_is_registry(p) for p in changed)
         if config:
             self._view = self.source.load()
+            self._warnings = None
         if registry:
             self._instances = read_registry(self.root)
         return config or registry

@@ -10,6 +10,7 @@ has errors* keeps its last good version until the file is fixed or deleted. Mess
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,11 @@ class ConfigView:
 class DirectorySource:
     """Loads a mesh directory; not thread-safe, owned by one task."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, check: Callable[[LoadResult], LoadResult] | None = None) -> None:
+        """`check` vets each file's result (e.g. `plait.analysis.vet`): a resource it drops
+        with an error counts as one that failed to load, so its last good version stays."""
         self.root = root
+        self._check = check
         self._last_good: dict[str, dict[tuple[str, str, str], Loaded]] = {}
         # file → (its text, what loading that text gave): an edit re-parses one file only.
         self._parsed: dict[str, tuple[str, LoadResult]] = {}
@@ -59,6 +63,8 @@ class DirectorySource:
         if cached is not None and cached[0] == text:
             return cached[1]
         result = load_text(text, file)
+        if self._check is not None:
+            result = self._check(result)
         self._parsed[file] = (text, result)
         return result
 
