@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 GATEWAY_PORT ?= 8080
 
-.PHONY: setup test lint demo demo-down bench clean
+.PHONY: setup test lint demo demo-down bench outage clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -35,6 +35,14 @@ demo-down: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# the outage scenario of article 000 (docs/outage.md); matplotlib draws its plot
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+outage: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.outage
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
