@@ -16,10 +16,10 @@ from collections.abc import Iterator, Mapping
 
 from pydantic import BaseModel
 
-from plait.api.caveats import value_warnings
+from plait.api.caveats import field_warning, set_fields, value_warnings
 from plait.api.common import KubeModel
 from plait.api.result import Loaded
-from plait.errors import ConfigMessage, Severity
+from plait.errors import ConfigMessage
 
 ALWAYS = ("apiVersion", "kind", "metadata.*", "status")
 """Applied for every kind (`status` is written by controllers and ignored by design)."""
@@ -177,20 +177,11 @@ def unapplied_warnings(loaded: Loaded) -> list[ConfigMessage]:
 
     Only the highest such field is reported (`spec.http[0].fault`, not every leaf of it).
     """
-    resource = loaded.resource
-    table = _normalize(APPLIED.get(resource.kind, ()))
+    table = _normalize(APPLIED.get(loaded.resource.kind, ()))
     head = value_warnings(loaded) + _extension_warnings(loaded)  # api/caveats.py, EXTENSIONS
     return head + [
-        ConfigMessage(
-            file=loaded.source.file,
-            document=loaded.source.document,
-            path=path,
-            message=f"'{path.rsplit('.', 1)[-1]}' is {NOT_APPLIED}",
-            severity=Severity.WARNING,
-            kind=resource.kind,
-            name=resource.metadata.name,
-        )
-        for path in unapplied_paths(resource, table)
+        field_warning(loaded, path, f"'{path.rsplit('.', 1)[-1]}' is {NOT_APPLIED}")
+        for path in unapplied_paths(loaded.resource, table)
     ]
 
 
@@ -238,39 +229,10 @@ def _walk(model: BaseModel, pattern: str, path: str, applied: frozenset[str]) ->
 
 
 def _extension_warnings(loaded: Loaded) -> list[ConfigMessage]:
-    resource = loaded.resource
-    table = EXTENSIONS.get(resource.kind, {})
-    if not table:
-        return []
+    table = EXTENSIONS.get(loaded.resource.kind, {})
     return [
-        ConfigMessage(
-            file=loaded.source.file,
-            document=loaded.source.document,
-            path=path,
-            message=message,
-            severity=Severity.WARNING,
-            kind=resource.kind,
-            name=resource.metadata.name,
-        )
-        for path in _set_paths(resource, "")
+        field_warning(loaded, path, message)
+        for path, _ in set_fields(loaded.resource)
         for suffix, message in table.items()
         if path.endswith("." + suffix)
     ]
-
-
-def _set_paths(model: BaseModel, path: str) -> Iterator[str]:
-    """Every concrete path of a set, non-empty field, depth first."""
-    for name, field in type(model).model_fields.items():
-        if name not in model.model_fields_set:
-            continue
-        value = getattr(model, name)
-        if value is None:
-            continue
-        sub = f"{path}.{field.alias or name}" if path else (field.alias or name)
-        yield sub
-        if isinstance(value, BaseModel):
-            yield from _set_paths(value, sub)
-        elif isinstance(value, tuple):
-            for i, item in enumerate(value):
-                if isinstance(item, BaseModel):
-                    yield from _set_paths(item, f"{sub}[{i}]")

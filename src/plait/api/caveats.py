@@ -29,40 +29,44 @@ CAVEATS: Mapping[str, Mapping[tuple[str, str], str]] = {
 }
 
 
+def field_warning(loaded: Loaded, path: str, message: str) -> ConfigMessage:
+    """A warning about one field of a loaded resource."""
+    return ConfigMessage(
+        file=loaded.source.file,
+        document=loaded.source.document,
+        path=path,
+        message=message,
+        severity=Severity.WARNING,
+        kind=loaded.resource.kind,
+        name=loaded.resource.metadata.name,
+    )
+
+
 def value_warnings(loaded: Loaded) -> list[ConfigMessage]:
     """One warning per set field whose value is listed in `CAVEATS` for its kind."""
-    resource = loaded.resource
-    table = CAVEATS.get(resource.kind, {})
-    if not table:
-        return []
+    table = CAVEATS.get(loaded.resource.kind, {})
     return [
-        ConfigMessage(
-            file=loaded.source.file,
-            document=loaded.source.document,
-            path=path,
-            message=message,
-            severity=Severity.WARNING,
-            kind=resource.kind,
-            name=resource.metadata.name,
-        )
-        for path, value in _scalars(resource, "")
+        field_warning(loaded, path, message)
+        for path, value in set_fields(loaded.resource)
         for (suffix, bad), message in table.items()
         if value == bad and path.endswith("." + suffix)
     ]
 
 
-def _scalars(model: BaseModel, path: str) -> Iterator[tuple[str, object]]:
-    """(path, value) of every set field that is not a model or a list of models."""
+def set_fields(model: BaseModel, path: str = "") -> Iterator[tuple[str, object]]:
+    """(path, value) of every field the user set, depth first: a nested model or list of
+    models is yielded itself, then its own fields."""
     for name, field in type(model).model_fields.items():
         if name not in model.model_fields_set:
             continue
         value = getattr(model, name)
+        if value is None:
+            continue
         sub = f"{path}.{field.alias or name}" if path else (field.alias or name)
+        yield sub, value
         if isinstance(value, BaseModel):
-            yield from _scalars(value, sub)
-        elif isinstance(value, tuple) and any(isinstance(v, BaseModel) for v in value):
+            yield from set_fields(value, sub)
+        elif isinstance(value, tuple):
             for i, item in enumerate(value):
                 if isinstance(item, BaseModel):
-                    yield from _scalars(item, f"{sub}[{i}]")
-        else:
-            yield sub, value
+                    yield from set_fields(item, f"{sub}[{i}]")
