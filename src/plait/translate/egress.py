@@ -26,12 +26,12 @@ ones whose addresses are not in the registry):
   LOGICAL_DNS), with per-endpoint ports, weights and subset labels; without endpoints,
   the host itself is resolved (as clusters.py already does).
 
-Pure: no I/O; resources are unpacked, completed and repacked only for these entries.
+Pure: no I/O; `finish_cluster` completes each cluster before it is serialized.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -43,11 +43,10 @@ from envoy.extensions.filters.http.dynamic_forward_proxy.v3 import (
 from google.protobuf import any_pb2, duration_pb2
 
 from plait.model.meshsettings import OutboundMode
-from plait.model.registry import Resolution
+from plait.model.registry import Endpoint, Resolution, Service
 from plait.model.snapshot import MeshSnapshot
-from plait.translate import endpoints, names
+from plait.translate import endpoints
 from plait.translate.clusters import CONNECT_TIMEOUT
-from plait.translate.resource import Resource
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
 ALLOW_ANY_ROUTE = "allow_any"
@@ -58,7 +57,6 @@ DFP_FILTER = "envoy.filters.http.dynamic_forward_proxy"
 DNS_CACHE = "outbound_dns_cache"
 
 _NO_TIMEOUT = duration_pb2.Duration(seconds=0)
-_RESOLVED_HERE = (Resolution.NONE, Resolution.DNS, Resolution.DNS_ROUND_ROBIN)
 
 
 def dns_cache_config() -> dns_cache_pb2.DnsCacheConfig:
@@ -101,35 +99,19 @@ def catch_all_vhost(snapshot: MeshSnapshot) -> rc.VirtualHost:
     return rc.VirtualHost(name=ALLOW_ANY_ROUTE, domains=["*"], routes=[route])
 
 
-def complete_clusters(
-    snapshot: MeshSnapshot, cds: Sequence[Resource], eds: Sequence[Resource]
-) -> tuple[list[Resource], list[Resource]]:
-    """The outbound clusters and load assignments with ServiceEntry resolution applied,
-    plus PassthroughCluster. NONE clusters lose their (empty) load assignments."""
-    out_cds: list[Resource] = []
-    passthrough: set[str] = set()
-    for resource in cds:
-        parsed = names.parse_cluster(resource.name)
-        service = snapshot.services.get(parsed.host) if parsed is not None else None
-        if parsed is None or service is None or service.resolution not in _RESOLVED_HERE:
-            out_cds.append(resource)
-            continue
-        cluster = cluster_pb2.Cluster()
-        _unpack(resource, cluster)
-        if service.resolution is Resolution.NONE:
-            _make_forward_proxy(cluster)
-            passthrough.add(resource.name)
-        else:
-            _resolve_endpoints(snapshot, cluster, parsed)
-        out_cds.append(Resource.pack(cluster.name, cluster))
-    out_cds.append(Resource.pack(PASSTHROUGH_CLUSTER, passthrough_cluster()))
-    return out_cds, [r for r in eds if r.name not in passthrough]
-
-
-def _unpack(resource: Resource, cluster: cluster_pb2.Cluster) -> None:
-    wrapped = any_pb2.Any()
-    wrapped.ParseFromString(resource.body)
-    wrapped.Unpack(cluster)
+def finish_cluster(
+    cluster: cluster_pb2.Cluster,
+    service: Service,
+    eps: Sequence[Endpoint],
+    labels: Mapping[str, str],
+) -> None:
+    """ServiceEntry resolution, applied to an outbound cluster before it is serialized:
+    NONE becomes a dynamic-forward-proxy cluster (no EDS), DNS and DNS_ROUND_ROBIN resolve
+    the entry's endpoint addresses (when it lists any) instead of its host."""
+    if service.resolution is Resolution.NONE:
+        _make_forward_proxy(cluster)
+    elif service.resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN) and eps:
+        _resolve_endpoints(cluster, eps, labels)
 
 
 def _make_forward_proxy(cluster: cluster_pb2.Cluster) -> None:
@@ -145,18 +127,9 @@ def _make_forward_proxy(cluster: cluster_pb2.Cluster) -> None:
 
 
 def _resolve_endpoints(
-    snapshot: MeshSnapshot, cluster: cluster_pb2.Cluster, parsed: names.ClusterName
+    cluster: cluster_pb2.Cluster, eps: Sequence[Endpoint], labels: Mapping[str, str]
 ) -> None:
-    """Resolve the entry's endpoint addresses (when it lists any) instead of its host."""
-    eps = snapshot.endpoints_for(parsed.host, parsed.port)
-    if not eps:
-        return  # no endpoints: clusters.py resolves the host itself
-    labels: dict[str, str] = {}
-    rules = snapshot.host_rules(parsed.host)
-    if parsed.subset and rules is not None:
-        subset = next((s for s in rules.subsets if s.name == parsed.subset), None)
-        labels = dict(subset.labels) if subset is not None else {}
-    assignment = endpoints.load_assignment(cluster.name, eps, labels)
+    assignment = endpoints.load_assignment(cluster.name, eps, dict(labels))
     if cluster.type == cluster_pb2.Cluster.LOGICAL_DNS and not assignment.endpoints:
         cluster.type = cluster_pb2.Cluster.STRICT_DNS  # LOGICAL_DNS needs exactly one host
     cluster.load_assignment.CopyFrom(assignment)

@@ -55,6 +55,7 @@ class Translator:
                 for subset, labels in subsets:
                     policy = rules.policy_for(port.port, subset) if rules is not None else None
                     cluster = clusters.outbound_cluster(service, port, subset, policy)
+                    egress.finish_cluster(cluster, service, eps, labels)
                     cds.append(Resource.pack(cluster.name, cluster))
                     if cluster.HasField("eds_cluster_config"):
                         cla = endpoints.load_assignment(cluster.name, eps, labels)
@@ -92,8 +93,9 @@ class Translator:
     @cached_property
     def _shared(self) -> ProxyConfig:
         """What every proxy gets: outbound clusters and their endpoints."""
-        cds, eds = egress.complete_clusters(self.snapshot, *self._outbound)
-        return ProxyConfig.of([*cds, *eds])
+        cds, eds = self._outbound
+        passthrough = egress.passthrough_cluster()
+        return ProxyConfig.of([*cds, Resource.pack(passthrough.name, passthrough), *eds])
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = []
