@@ -5,7 +5,6 @@ maxRequestsPerConnection, and TLS is originated to an external HTTPS server."""
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import time
@@ -16,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from labkit import Lab, eventually, replicas_of, statuses
 from meshkit import get_json
+
+from testpki import self_signed
 
 ECHO = "http://echo:8080"
 HOST = "echo.default.svc.cluster.local"
@@ -172,33 +169,6 @@ async def test_max_requests_per_connection_recycles_upstream_connections(lab: La
 
 
 # --- TLS origination to an external HTTPS server --------------------------------------------
-
-
-def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 def free_port() -> int:

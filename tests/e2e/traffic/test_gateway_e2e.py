@@ -5,19 +5,15 @@ added while the mesh runs (a new gateway Envoy, with no request lost on the old 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import ssl
 from collections.abc import Mapping
-from pathlib import Path
 
 import aiohttp
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from labkit import Lab, eventually, replicas_of, statuses
 from meshkit import envoy_pid
+
+from testpki import ca_and_hosts
 
 V1 = {"echo-v1-0", "echo-v1-1"}
 
@@ -105,51 +101,6 @@ async def test_a_virtual_service_in_another_namespace_binds_with_ns_slash_name(l
 # --- HTTPS ------------------------------------------------------------------------------
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def write_test_pki(directory: Path, hosts: list[str]) -> Path:
-    """A CA (`ca.crt`) and, per host, `HOST.crt`/`HOST.key` signed by it; returns ca.crt."""
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("plait test CA"))
-        .issuer_name(_name("plait test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    for host in hosts:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(host))
-            .issuer_name(ca.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        (directory / f"{host}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (directory / f"{host}.key").write_bytes(_pem_key(key))
-    return directory / "ca.crt"
-
-
 TLS_GATEWAY = """apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata: {name: tls-gateway}
@@ -232,7 +183,7 @@ async def test_https_servers_on_a_port_added_while_the_mesh_runs(lab: Lab) -> No
     test CA, host name included) and routes to echo; the HTTP server with
     httpsRedirect answers 301 to https.
     """
-    ca = write_test_pki(lab.mesh.root / "certs", ["a.lab.example", "b.lab.example"])
+    ca = ca_and_hosts(lab.mesh.root / "certs", ["a.lab.example", "b.lab.example"])
     assert lab.gateway_port(443) is None
     failures: list[str] = []
     sent = 0

@@ -3,18 +3,14 @@ and real Envoy (`--mode validate`) accepts clusters using every applied policy f
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from envoy.config.cluster.v3 import cluster_pb2
 from test_translate_envoy_validate import assert_envoy_accepts
 from translate_kit import clusters, instance, sidecar, snapshot
 
 from plait.translate.proxy import Translator
+from testpki import self_signed
 
 C = cluster_pb2.Cluster
 
@@ -189,36 +185,8 @@ def test_each_cluster_gets_its_effective_policy() -> None:
     assert not found[outbound("cart", 8080)].HasField("outlier_detection")
 
 
-def write_self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    """A self-signed certificate for `name` and its key, as PEM files (Envoy reads them)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 def test_envoy_accepts_clusters_using_every_policy_field(tmp_path: Path) -> None:
-    cert, key = write_self_signed(tmp_path, "bank.example.com")
+    cert, key = self_signed(tmp_path, "bank.example.com")
     snap = snapshot(
         MESH.replace("CERT_FILE", str(cert)).replace("KEY_FILE", str(key)),
         [

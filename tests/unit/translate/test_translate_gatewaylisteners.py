@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -22,6 +17,7 @@ from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.translate.gateway import gateway_port_plans
 from plait.translate.gatewaylisteners import TLS_INSPECTOR, port_listener
 from plait.translate.proxy import Translator
+from testpki import self_signed
 
 
 def mesh(directory: Path, servers: str) -> MeshSnapshot:
@@ -108,34 +104,9 @@ def test_mutual_tls_requires_a_client_certificate_signed_by_the_ca(tmp_path: Pat
     assert trusted.filename == str(tmp_path / "ca.crt")
 
 
-def write_self_signed(directory: Path, *names: str) -> None:
-    """A self-signed certificate and key per name (`NAME.crt`, `NAME.key`)."""
-    now = datetime.datetime.now(datetime.UTC)
-    for name in names:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256())
-        )
-        (directory / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        (directory / f"{name}.key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-
-
 def test_envoy_accepts_the_gateway_with_https_and_redirect(tmp_path: Path) -> None:
-    write_self_signed(tmp_path, "a", "any", "ca")
+    for name in ("a", "any", "ca"):
+        self_signed(tmp_path, name, ".crt")
     config = Translator(mesh(tmp_path, TWO_SERVERS)).config_for(gateway((80, 8080), (443, 8443)))
     assert set(listeners(config)) == {"0.0.0.0_80", "0.0.0.0_443"}
     assert set(routes(config)) == {
@@ -148,7 +119,8 @@ def test_envoy_accepts_the_gateway_with_https_and_redirect(tmp_path: Path) -> No
 
 def test_envoy_rejects_the_gateway_when_a_certificate_file_is_missing(tmp_path: Path) -> None:
     """The validation above is not vacuous: Envoy does read the files translation names."""
-    write_self_signed(tmp_path, "any", "ca")  # no a.crt / a.key
+    for name in ("any", "ca"):  # no a.crt / a.key
+        self_signed(tmp_path, name, ".crt")
     config = Translator(mesh(tmp_path, TWO_SERVERS)).config_for(gateway((443, 8443)))
     result = envoy_validate(tmp_path, config)
     assert result.returncode != 0
