@@ -126,15 +126,18 @@ class Lab:
         concurrency: int = 8,
         via: str | None = None,
         timeout: float = 10.0,
+        follow_redirects: bool = True,
     ) -> list[Reply]:
         """n requests from the client app (through its sidecar), `concurrency` at a time.
 
         `via="gateway"` sends them to the ingress gateway instead (url is then a path plus
-        a `Host`).
+        a `Host`); any other `via` names the workload whose sidecar sends them.
         """
-        proxy = None if via == "gateway" else self.client_proxy
+        proxy = None
         if via == "gateway":
             url = self.mesh.gateway + url
+        else:
+            proxy = f"http://{self.proxy(via or 'client')['outbound']}"
         sem = asyncio.Semaphore(concurrency)
         out: list[Reply] = []
         async with aiohttp.ClientSession(
@@ -146,7 +149,11 @@ class Lab:
                 async with sem:
                     start = time.monotonic()
                     async with session.request(
-                        method, url, headers=dict(headers or {}), proxy=proxy
+                        method,
+                        url,
+                        headers=dict(headers or {}),
+                        proxy=proxy,
+                        allow_redirects=follow_redirects,
                     ) as r:
                         text = await r.text()
                         body: Any = text

@@ -3,13 +3,9 @@ gateway) without following redirects, and share arithmetic."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
-from contextlib import suppress
 from typing import Any
 
-import aiohttp
 from labkit import Lab, Reply
 
 
@@ -26,31 +22,16 @@ async def send_from(
 ) -> list[Reply]:
     """Like `Lab.send`, from `workload`'s sidecar (None: to the gateway, `url` a path), and
     answers are returned as they are (a redirect is not followed)."""
-    proxy = None if workload is None else f"http://{lab.proxy(workload)['outbound']}"
-    if workload is None:
-        url = lab.mesh.gateway + url
-    sem = asyncio.Semaphore(concurrency)
-    out: list[Reply] = []
-    async with aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        connector=aiohttp.TCPConnector(limit=concurrency),
-    ) as session:
-
-        async def one() -> None:
-            async with sem:
-                start = time.monotonic()
-                async with session.request(
-                    method, url, headers=dict(headers or {}), proxy=proxy, allow_redirects=False
-                ) as r:
-                    text = await r.text()
-                    body: Any = text
-                    if r.content_type == "application/json":
-                        with suppress(ValueError):
-                            body = await r.json(content_type=None)
-                    out.append(Reply(r.status, dict(r.headers), body, time.monotonic() - start))
-
-        await asyncio.gather(*(one() for _ in range(n)))
-    return out
+    return await lab.send(
+        url,
+        n,
+        method=method,
+        headers=headers,
+        concurrency=concurrency,
+        via=workload or "gateway",
+        timeout=timeout,
+        follow_redirects=False,
+    )
 
 
 def share(replies: list[Reply], predicate: Any) -> float:
