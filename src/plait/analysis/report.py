@@ -13,15 +13,7 @@ def finding(
     item: Loaded, loc: Sequence[str | int], text: str, severity: Severity = Severity.WARNING
 ) -> ConfigMessage:
     """A message about `item` at the YAML path `loc` (e.g. `["spec", "http", 0, "route"]`)."""
-    return ConfigMessage(
-        file=item.source.file,
-        document=item.source.document,
-        path=format_path(loc),
-        message=text,
-        severity=severity,
-        kind=item.resource.kind,
-        name=item.resource.metadata.name,
-    )
+    return item.message(format_path(loc), text, severity)
 
 
 def key(item: Loaded) -> str:

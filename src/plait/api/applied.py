@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 
 from pydantic import BaseModel
 
-from plait.api.caveats import field_warning, set_fields, value_warnings
+from plait.api.caveats import set_fields, value_warnings
 from plait.api.common import KubeModel
 from plait.api.result import Loaded
 from plait.errors import ConfigMessage
@@ -180,7 +180,7 @@ def unapplied_warnings(loaded: Loaded) -> list[ConfigMessage]:
     table = _normalize(APPLIED.get(loaded.resource.kind, ()))
     head = value_warnings(loaded) + _extension_warnings(loaded)  # api/caveats.py, EXTENSIONS
     return head + [
-        field_warning(loaded, path, f"'{path.rsplit('.', 1)[-1]}' is {NOT_APPLIED}")
+        loaded.message(path, f"'{path.rsplit('.', 1)[-1]}' is {NOT_APPLIED}")
         for path in unapplied_paths(loaded.resource, table)
     ]
 
@@ -231,7 +231,7 @@ def _walk(model: BaseModel, pattern: str, path: str, applied: frozenset[str]) ->
 def _extension_warnings(loaded: Loaded) -> list[ConfigMessage]:
     table = EXTENSIONS.get(loaded.resource.kind, {})
     return [
-        field_warning(loaded, path, message)
+        loaded.message(path, message)
         for path, _ in set_fields(loaded.resource)
         for suffix, message in table.items()
         if path.endswith("." + suffix)

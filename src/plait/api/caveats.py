@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pydantic import BaseModel
 
 from plait.api.result import Loaded
-from plait.errors import ConfigMessage, Severity
+from plait.errors import ConfigMessage
 
 CAVEATS: Mapping[str, Mapping[tuple[str, str], str]] = {
     "DestinationRule": {
@@ -29,24 +29,11 @@ CAVEATS: Mapping[str, Mapping[tuple[str, str], str]] = {
 }
 
 
-def field_warning(loaded: Loaded, path: str, message: str) -> ConfigMessage:
-    """A warning about one field of a loaded resource."""
-    return ConfigMessage(
-        file=loaded.source.file,
-        document=loaded.source.document,
-        path=path,
-        message=message,
-        severity=Severity.WARNING,
-        kind=loaded.resource.kind,
-        name=loaded.resource.metadata.name,
-    )
-
-
 def value_warnings(loaded: Loaded) -> list[ConfigMessage]:
     """One warning per set field whose value is listed in `CAVEATS` for its kind."""
     table = CAVEATS.get(loaded.resource.kind, {})
     return [
-        field_warning(loaded, path, message)
+        loaded.message(path, message)
         for path, value in set_fields(loaded.resource)
         for (suffix, bad), message in table.items()
         if value == bad and path.endswith("." + suffix)

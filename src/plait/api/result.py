@@ -27,6 +27,18 @@ class Loaded:
         # Models hold dicts (labels, maps) and are not hashable; the source identifies one.
         return hash(self.source)
 
+    def message(self, path: str, text: str, severity: Severity = Severity.WARNING) -> ConfigMessage:
+        """A message about this resource at a field path (`spec.http[0].route`)."""
+        return ConfigMessage(
+            file=self.source.file,
+            document=self.source.document,
+            path=path,
+            message=text,
+            severity=severity,
+            kind=self.resource.kind,
+            name=self.resource.metadata.name,
+        )
+
 
 @dataclass(frozen=True)
 class LoadResult:

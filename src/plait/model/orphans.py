@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from plait.api import Loaded, VirtualService
-from plait.errors import ConfigMessage, Severity
+from plait.errors import ConfigMessage
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -43,18 +43,11 @@ def orphan_hosts(items: Sequence[Loaded]) -> tuple[dict[Key, tuple[str, ...]], l
             continue
         out[key] = hosts
         messages.append(
-            ConfigMessage(
-                file=item.source.file,
-                document=item.source.document,
-                path="spec.hosts",
-                message=(
-                    "no 'hosts' and no VirtualService delegates to it: Istio would ignore it; "
-                    f"plait applies it to its destination host(s) {', '.join(hosts)}. "
-                    "Set 'hosts' to say so explicitly"
-                ),
-                severity=Severity.WARNING,
-                kind="VirtualService",
-                name=vs.metadata.name,
+            item.message(
+                "spec.hosts",
+                "no 'hosts' and no VirtualService delegates to it: Istio would ignore it; "
+                f"plait applies it to its destination host(s) {', '.join(hosts)}. "
+                "Set 'hosts' to say so explicitly",
             )
         )
     return out, messages

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from plait.api import DestinationRule, Loaded
 from plait.api.destinationrule import PortTrafficPolicy, Subset, TrafficPolicy
-from plait.errors import ConfigMessage, Severity
+from plait.errors import ConfigMessage
 
 ROOT_NAMESPACE = "istio-system"
 
@@ -98,8 +98,7 @@ def merge(host: str, rules: Iterable[Loaded]) -> tuple[HostRules, list[ConfigMes
         for i, s in enumerate(spec.subsets):
             if s.name in subsets:
                 messages.append(
-                    _warning(
-                        item,
+                    item.message(
                         f"spec.subsets[{i}].name",
                         f"subset '{s.name}' of host '{host}' is already defined by "
                         f"DestinationRule {_key(owner['subset:' + s.name])}; this one is ignored",
@@ -115,8 +114,7 @@ def merge(host: str, rules: Iterable[Loaded]) -> tuple[HostRules, list[ConfigMes
             alias = type(policy).model_fields[name].alias or name
             if name in fields:
                 messages.append(
-                    _warning(
-                        item,
+                    item.message(
                         f"spec.trafficPolicy.{alias}",
                         f"'{alias}' for host '{host}' is already set by DestinationRule "
                         f"{_key(owner[name])}; this one is ignored",
@@ -136,15 +134,3 @@ def _dr(item: Loaded) -> DestinationRule:
 
 def _key(item: Loaded) -> str:
     return f"{item.resource.metadata.namespace}/{item.resource.metadata.name}"
-
-
-def _warning(item: Loaded, path: str, message: str) -> ConfigMessage:
-    return ConfigMessage(
-        file=item.source.file,
-        document=item.source.document,
-        path=path,
-        message=message,
-        severity=Severity.WARNING,
-        kind="DestinationRule",
-        name=item.resource.metadata.name,
-    )
