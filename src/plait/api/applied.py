@@ -141,7 +141,19 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         "spec.workloadSelector",
     ),
     # Only the mesh ConfigMap (istio-system/istio) keeps its data; see api.meshconfig.
-    "ConfigMap": ("apiVersion", "kind", "metadata.*", "data.mesh.outboundTrafficPolicy.mode"),
+    "ConfigMap": ("apiVersion", "kind", "metadata.*", "data.mesh.outboundTrafficPolicy.mode", "data.mesh.trustDomain"),
+    # security.istio.io: model/security.py, translate/{mtls,rbac,jwt}.py. CUSTOM actions
+    # need an external authorizer (MeshConfig extensionProviders), which plait lacks.
+    "PeerAuthentication": (*ALWAYS, "spec.*"),
+    "AuthorizationPolicy": (
+        *ALWAYS,
+        "spec.selector",
+        "spec.targetRef",
+        "spec.targetRefs",
+        "spec.rules",
+        "spec.action",
+    ),
+    "RequestAuthentication": (*ALWAYS, "spec.*"),
     # plait's own RateLimit: every field is applied (translate/ratelimit.py).
     "RateLimit": (*ALWAYS, "spec.*"),
     # Kubernetes kinds: plait models only what it uses, so all of the model is applied.

@@ -122,7 +122,7 @@ def _quoted_and(names: list[str]) -> str:
     return ", ".join(quoted[:-1]) + f" and {quoted[-1]}" if len(quoted) > 1 else quoted[0]
 
 
-def _dns_subdomain(value: str) -> str:
+def dns_subdomain(value: str) -> str:
     if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
         raise ValueError(
             f"'{value}' is not a valid name: use lowercase letters, digits, '-' and '.', "
@@ -165,7 +165,7 @@ class ObjectMeta(KubeModel):
         generateName generation managedFields ownerReferences resourceVersion selfLink uid"""
     )
 
-    name: Annotated[str, Strict(), AfterValidator(_dns_subdomain)]
+    name: Annotated[str, Strict(), AfterValidator(dns_subdomain)]
     namespace: Annotated[str, Strict(), AfterValidator(dns_label)] = "default"
     labels: Labels = Field(default_factory=dict)
     annotations: StrMap = Field(default_factory=dict)

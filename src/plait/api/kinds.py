@@ -1,8 +1,8 @@
 """Which kinds plait reads, in which API versions, and with which model.
 
 A document's `kind` selects its entry; its `apiVersion` must be one of the entry's
-versions. A kind that plait understands but does not apply yet (the security.istio.io
-policies) has no model: it is reported as a warning and skipped.
+versions. A kind that plait understands but does not apply has no model: it is reported
+as a warning and skipped.
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ from plait.api.gateway import Gateway
 from plait.api.kube import KubeDeployment, KubeService
 from plait.api.meshconfig import ConfigMap
 from plait.api.ratelimit import RATELIMIT_VERSIONS, RateLimit
+from plait.api.security import (
+    SECURITY_VERSIONS,
+    AuthorizationPolicy,
+    PeerAuthentication,
+    RequestAuthentication,
+)
 from plait.api.serviceentry import ServiceEntry
 from plait.api.virtualservice import NETWORKING_VERSIONS, VirtualService
 
@@ -26,6 +32,9 @@ Resource = (
     | ServiceEntry
     | ConfigMap
     | RateLimit
+    | PeerAuthentication
+    | AuthorizationPolicy
+    | RequestAuthentication
 )
 """Every resource model; each has `api_version`, `kind`, `metadata` and (not ConfigMap) `spec`."""
 
@@ -38,6 +47,9 @@ ResourceModel = (
     | type[ServiceEntry]
     | type[ConfigMap]
     | type[RateLimit]
+    | type[PeerAuthentication]
+    | type[AuthorizationPolicy]
+    | type[RequestAuthentication]
 )
 
 
@@ -57,8 +69,6 @@ class KindInfo:
         return own + self.legacy_groups
 
 
-SECURITY_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
-
 KINDS: dict[str, KindInfo] = {
     info.kind: info
     for info in (
@@ -70,9 +80,9 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("ServiceEntry", NETWORKING_VERSIONS, ServiceEntry),
         KindInfo("ConfigMap", ("v1",), ConfigMap),  # istio-system/istio: the MeshConfig
         KindInfo("RateLimit", RATELIMIT_VERSIONS, RateLimit),  # plait's own API
-        KindInfo("AuthorizationPolicy", SECURITY_VERSIONS, None),
-        KindInfo("PeerAuthentication", SECURITY_VERSIONS, None),
-        KindInfo("RequestAuthentication", SECURITY_VERSIONS, None),
+        KindInfo("AuthorizationPolicy", SECURITY_VERSIONS, AuthorizationPolicy),
+        KindInfo("PeerAuthentication", SECURITY_VERSIONS, PeerAuthentication),
+        KindInfo("RequestAuthentication", SECURITY_VERSIONS, RequestAuthentication),
     )
 }
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
-from plait.api.common import IstioModel, KubeModel, ObjectMeta, Str, known
+from plait.api.common import IstioModel, KubeModel, ObjectMeta, Str, dns_subdomain, known
 from plait.api.messages import closest
 
 MESH_CONFIG_NAME = "istio"
@@ -36,9 +36,11 @@ class MeshConfig(IstioModel):
     """The fields of Istio's MeshConfig that plait applies; other fields are kept as extras."""
 
     model_config = ConfigDict(extra="allow")
-    APPLIED_FIELDS: ClassVar[tuple[str, ...]] = ("outboundTrafficPolicy",)
+    APPLIED_FIELDS: ClassVar[tuple[str, ...]] = ("outboundTrafficPolicy", "trustDomain")
 
     outbound_traffic_policy: OutboundTrafficPolicy | None = None
+    # the SPIFFE trust domain of workload identities; read when the control plane starts
+    trust_domain: Annotated[str, Strict(), AfterValidator(dns_subdomain)] | None = None
 
     @model_validator(mode="after")
     def _no_misspelt_fields(self) -> MeshConfig:

@@ -17,9 +17,16 @@ class OutboundMode(StrEnum):
     REGISTRY_ONLY = "REGISTRY_ONLY"  # no: only services and ServiceEntry hosts; else 502
 
 
+DEFAULT_TRUST_DOMAIN = "cluster.local"
+ROOT_NAMESPACE = "istio-system"
+"""Where mesh-wide policies live (a PeerAuthentication without selector there is mesh-wide)."""
+
+
 @dataclass(frozen=True)
 class MeshSettings:
     outbound_mode: OutboundMode = OutboundMode.ALLOW_ANY
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    root_namespace: str = ROOT_NAMESPACE
 
 
 def mesh_settings(config: Iterable[Loaded]) -> MeshSettings:
@@ -29,5 +36,8 @@ def mesh_settings(config: Iterable[Loaded]) -> MeshSettings:
         if isinstance(resource, ConfigMap) and resource.is_mesh_config:
             mesh = resource.data.mesh
             if mesh is not None:
-                return MeshSettings(outbound_mode=OutboundMode(mesh.outbound_mode))
+                return MeshSettings(
+                    outbound_mode=OutboundMode(mesh.outbound_mode),
+                    trust_domain=mesh.trust_domain or DEFAULT_TRUST_DOMAIN,
+                )
     return MeshSettings()

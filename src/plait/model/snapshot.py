@@ -15,6 +15,7 @@ from typing import Any
 from plait.api import DestinationRule, Gateway, KubeService, Loaded, ServiceEntry, VirtualService
 from plait.api.meshconfig import ConfigMap
 from plait.api.ratelimit import RateLimit
+from plait.api.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 from plait.errors import ConfigMessage
 from plait.model.labels import Labels
 from plait.model.meshsettings import MeshSettings, mesh_settings
@@ -43,6 +44,9 @@ class MeshSnapshot:
     destination_rules: tuple[Loaded, ...] = ()
     gateways: tuple[Loaded, ...] = ()
     rate_limits: tuple[Loaded, ...] = ()
+    peer_authentications: tuple[Loaded, ...] = ()
+    authorization_policies: tuple[Loaded, ...] = ()
+    request_authentications: tuple[Loaded, ...] = ()
     messages: tuple[ConfigMessage, ...] = ()
     mesh: MeshSettings = field(default_factory=MeshSettings)  # the mesh ConfigMap's settings
     # indexes, derived in build_snapshot
@@ -232,6 +236,9 @@ def build_snapshot(
         destination_rules=drs,
         gateways=_by_name(kinds.get(Gateway, [])),
         rate_limits=_by_name(kinds.get(RateLimit, [])),
+        peer_authentications=_by_name(kinds.get(PeerAuthentication, [])),
+        authorization_policies=_by_name(kinds.get(AuthorizationPolicy, [])),
+        request_authentications=_by_name(kinds.get(RequestAuthentication, [])),
         messages=tuple(messages),
         mesh=mesh_settings(kinds.get(ConfigMap, [])),
     )

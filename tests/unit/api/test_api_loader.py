@@ -212,16 +212,16 @@ def test_kind_of_another_api_group_is_not_plaits() -> None:
     )
 
 
-def test_security_kinds_are_understood_later() -> None:
+def test_security_kinds_load_as_models() -> None:
     text = (
-        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+        "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\n"
         "metadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n"
     )
     result = load_text(text, "sec.yaml")
-    warning = only(result, Severity.WARNING)
-    assert where(warning) == ("sec.yaml", 0, "kind", "PeerAuthentication", "default")
-    assert "not applied yet" in warning.message
-    assert result.resources == ()
+    assert result.messages == ()
+    (loaded,) = result.resources
+    assert loaded.resource.kind == "PeerAuthentication"
+    assert loaded.resource.spec.mtls.mode == "STRICT"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
