@@ -138,6 +138,7 @@ class Endpoint:
     namespace: str = "default"
     service_account: str = "default"
     weight: int = 1
+    sidecar: bool = False  # served by a plait sidecar, so it speaks mesh mTLS (auto mTLS)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ class WorkloadInstance:
     labels: Labels
     service_account: str
     address: str
-    inbound_port: int
+    inbound_port: int  # its sidecar's inbound port; the app's own port when `sidecar` is False
+    sidecar: bool = True
 
     def endpoint(self) -> Endpoint:
         return Endpoint(
@@ -161,4 +163,5 @@ class WorkloadInstance:
             workload=self.workload,
             namespace=self.namespace,
             service_account=self.service_account,
+            sidecar=self.sidecar,
         )

@@ -34,6 +34,7 @@ def _to_json(i: WorkloadInstance) -> dict[str, Any]:
         "serviceAccount": i.service_account,
         "address": i.address,
         "inboundPort": i.inbound_port,
+        "sidecar": i.sidecar,
     }
 
 
@@ -59,6 +60,7 @@ def read_registry(root: Path) -> list[WorkloadInstance]:
                 service_account=d.get("serviceAccount", "default"),
                 address=d.get("address", "127.0.0.1"),
                 inbound_port=int(d["inboundPort"]),
+                sidecar=bool(d.get("sidecar", True)),
             )
             for d in data.get("instances", [])
         ]

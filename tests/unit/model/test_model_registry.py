@@ -120,4 +120,5 @@ def test_workload_instance_endpoint_is_its_sidecar_inbound_port() -> None:
         namespace="shop",
         service_account="reviews",
         weight=1,
+        sidecar=True,
     )

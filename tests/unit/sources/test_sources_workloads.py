@@ -48,6 +48,7 @@ def test_round_trip(tmp_path: Path) -> None:
         "serviceAccount": "reviews",
         "address": "127.0.0.1",
         "inboundPort": 20001,
+        "sidecar": True,
     }
 
 
