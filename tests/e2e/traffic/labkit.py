@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from meshkit import Mesh, eventually, get_json
+import pytest
+from meshkit import Mesh, copy_mesh, eventually, get_json, processes_under
 
 LAB = Path(__file__).parent / "lab"
 
@@ -166,6 +167,27 @@ class Lab:
         return out
 
 
+@contextmanager
+def running_lab(request: pytest.FixtureRequest, where: Path, *up_args: str) -> Iterator[Lab]:
+    """A lab mesh under `where` with the requesting module's `LAB_FILES` added, started
+    with `plait up ... *up_args`; stopped after, with a check that no process is left."""
+    root = copy_mesh(LAB, where / "lab")
+    for name, text in getattr(request.module, "LAB_FILES", {}).items():
+        (root / name).write_text(text)
+    mesh = Mesh(root)
+    result = mesh.up(*up_args)
+    try:
+        assert result.returncode == 0, (
+            f"plait up failed:\n{result.stdout}\n{result.stderr}\n{mesh.diagnostics()}"
+        )
+        yield Lab(mesh)
+    finally:
+        down = mesh.down()
+        left = processes_under(root)
+        assert down.returncode == 0, down.stderr
+        assert not left, f"processes left behind after plait down: {left}"
+
+
 def replicas_of(replies: list[Reply]) -> Counter[str]:
     return Counter(r.replica or f"HTTP {r.status}" for r in replies)
 
@@ -179,4 +201,13 @@ def within(observed: float, expected: float, tolerance: float) -> bool:
     return abs(observed - expected) <= tolerance
 
 
-__all__ = ["LAB", "Lab", "Reply", "eventually", "replicas_of", "statuses", "within"]
+__all__ = [
+    "LAB",
+    "Lab",
+    "Reply",
+    "eventually",
+    "replicas_of",
+    "running_lab",
+    "statuses",
+    "within",
+]

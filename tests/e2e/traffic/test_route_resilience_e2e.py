@@ -4,7 +4,6 @@ the upstream's own counters show, timeouts, and the DestinationRule extension.""
 from __future__ import annotations
 
 from labkit import Lab, statuses, within
-from routekit import share
 
 ECHO = "http://echo:8080"
 ONLY_V2 = "route: [{destination: {host: echo, subset: v2}}]"  # one replica: exact counts
