@@ -3,8 +3,15 @@
     PlaitError                  base of everything plait raises
     ├── ConfigError             a configuration file is unusable (carries ConfigMessages)
     ├── EnvoyError              the Envoy binary is missing or would not start
+    ├── WorkloadCertificateError the agent could not get a workload certificate from the CA
     ├── MeshStateError          no running mesh where one was expected (status, down)
-    └── StartupError            `plait up` could not bring the mesh to a ready state
+    ├── StartupError            `plait up` could not bring the mesh to a ready state
+    └── CaError                 the certificate authority cannot do what was asked
+        ├── CaFileError         a file in the CA directory is missing, unreadable or mismatched
+        ├── RotationError       a root-rotation step does not fit the CA directory's state
+        ├── CsrError            a certificate signing request is malformed or unacceptable
+        ├── IdentityError       a CSR asks for an identity the caller is not entitled to
+        └── TokenError          a workload token is malformed, expired or wrongly signed
 
 ConfigMessage is not an exception: loading and validation collect them so that one bad
 document is reported while every other document keeps working.
@@ -71,9 +78,37 @@ class EnvoyError(PlaitError):
     """The Envoy binary is missing, or an Envoy process could not be started."""
 
 
+class WorkloadCertificateError(PlaitError):
+    """The agent could not obtain (or the CA refused) a workload certificate."""
+
+
 class MeshStateError(PlaitError):
     """There is no running mesh for a directory, or its state file is unreadable."""
 
 
 class StartupError(PlaitError):
     """`plait up` could not bring every process to a ready state."""
+
+
+class CaError(PlaitError):
+    """The certificate authority cannot do what was asked (base of the CA errors)."""
+
+
+class CaFileError(CaError):
+    """A file in the CA directory is missing, unreadable, or does not match its partner."""
+
+
+class RotationError(CaError):
+    """A root-rotation step does not fit the current state of the CA directory."""
+
+
+class CsrError(CaError):
+    """A certificate signing request is malformed, badly signed, or asks for the wrong things."""
+
+
+class IdentityError(CaError):
+    """A CSR asks for an identity that the caller is not entitled to."""
+
+
+class TokenError(CaError):
+    """A workload token is malformed, expired, or not signed by the expected key."""

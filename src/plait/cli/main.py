@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from plait.cli import exitcodes, render
+from plait.cli.ca import app as ca_app
 from plait.errors import ConfigMessage, MeshStateError, Severity
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+app.add_typer(ca_app, name="ca")
 
 MeshDir = Annotated[
     Path,
