@@ -21,6 +21,18 @@ https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/bootstrap/v3/bootstrap
 - The static runtime layer raises `re2.max_program_size.error_level` to Istio's value,
   so the regular expressions of an Istio VirtualService that Istio accepts are accepted
   here too (Envoy's default, 100, rejects modest patterns).
+
+Identity (optional; without it the bootstrap is plaintext xDS as before):
+
+- `sds_socket` adds the static cluster `sds-grpc`: HTTP/2 to the agent's SDS server on a
+  Unix socket (a `pipe` address). Listeners and clusters from the control plane name it
+  to fetch the secrets `default` (certificate and key) and `ROOTCA` (trust bundle).
+- `xds_identity` (requires `sds_socket`) puts mTLS on `xds-grpc`: Envoy presents
+  `default` and accepts the control plane only if its certificate chains to `ROOTCA`
+  and carries exactly that SPIFFE URI SAN (`combined_validation_context`: the SAN match
+  here, the roots from SDS). SNI is `SA.NS.svc` of that identity, ALPN `h2`. Envoy
+  cannot open the ADS stream until SDS has delivered both secrets, which is why the
+  agent starts its SDS server before Envoy.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from plait.model.identity import CERT_SECRET, ROOT_SECRET, SDS_CLUSTER, SpiffeId
 from plait.model.proxy import Proxy, to_node_metadata
 
 XDS_CLUSTER = "xds-grpc"
@@ -37,6 +50,7 @@ XDS_CLUSTER = "xds-grpc"
 DEFAULT_MAX_DOWNSTREAM_CONNECTIONS = 50_000
 
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,8 @@ class BootstrapOptions:
     rebuilds the Proxy from it and the node metadata. `admin_port` 0 lets Envoy pick a
     free port (the supervisor learns it through `--admin-address-path`). `concurrency`
     is Envoy's worker-thread count; it is a command-line flag, applied by the supervisor.
+    `sds_socket` is the path of the agent's SDS socket; `xds_identity`, the control
+    plane's SPIFFE ID (`control_plane_identity(trust_domain)`), turns on mTLS to xDS.
     """
 
     proxy: Proxy
@@ -56,6 +72,8 @@ class BootstrapOptions:
     concurrency: int = 1
     initial_fetch_timeout_s: float = 0.0
     max_downstream_connections: int = DEFAULT_MAX_DOWNSTREAM_CONNECTIONS
+    sds_socket: str | None = None
+    xds_identity: SpiffeId | None = None
 
     def __post_init__(self) -> None:
         if not self.proxy.id:
@@ -68,6 +86,10 @@ class BootstrapOptions:
             raise ValueError(f"concurrency {self.concurrency} must be at least 1")
         if self.initial_fetch_timeout_s < 0:
             raise ValueError("initial_fetch_timeout_s must not be negative")
+        if self.sds_socket is not None and not self.sds_socket.startswith("/"):
+            raise ValueError(f"sds_socket {self.sds_socket!r} must be an absolute path")
+        if self.xds_identity is not None and self.sds_socket is None:
+            raise ValueError("xds_identity (mTLS to the control plane) needs sds_socket")
 
 
 def _duration(seconds: float) -> str:
@@ -127,7 +149,76 @@ def _dynamic_resources(initial_fetch_timeout_s: float) -> dict[str, Any]:
     }
 
 
-def _xds_cluster(host: str, port: int) -> dict[str, Any]:
+def _http2_options(keepalive: bool) -> dict[str, Any]:
+    h2: dict[str, Any] = {}
+    if keepalive:
+        h2["connection_keepalive"] = {"interval": "30s", "timeout": "10s"}
+    return {
+        _HTTP_PROTOCOL_OPTIONS: {
+            "@type": f"type.googleapis.com/{_HTTP_PROTOCOL_OPTIONS}",
+            "explicit_http_config": {"http2_protocol_options": h2},
+        }
+    }
+
+
+def sds_config_source() -> dict[str, Any]:
+    """The ConfigSource that fetches a secret from the agent over the `sds-grpc` cluster."""
+    return {
+        "api_config_source": {
+            "api_type": "GRPC",
+            "transport_api_version": "V3",
+            "set_node_on_first_message_only": True,
+            "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
+        },
+        "resource_api_version": "V3",
+        "initial_fetch_timeout": "0s",
+    }
+
+
+def sds_secret(name: str) -> dict[str, Any]:
+    """An SdsSecretConfig for secret `name` (CERT_SECRET or ROOT_SECRET) from the agent."""
+    return {"name": name, "sds_config": sds_config_source()}
+
+
+def _sds_cluster(socket_path: str) -> dict[str, Any]:
+    return {
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": {"pipe": {"path": socket_path}}}}]}
+            ],
+        },
+        "typed_extension_protocol_options": _http2_options(keepalive=False),
+    }
+
+
+def _xds_tls(server: SpiffeId) -> dict[str, Any]:
+    """The UpstreamTlsContext for mTLS to the control plane whose identity is `server`."""
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": f"type.googleapis.com/{_UPSTREAM_TLS}",
+            "sni": f"{server.service_account}.{server.namespace}.svc",
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificate_sds_secret_configs": [sds_secret(CERT_SECRET)],
+                "combined_validation_context": {
+                    "default_validation_context": {
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "URI", "matcher": {"exact": server.uri}}
+                        ]
+                    },
+                    "validation_context_sds_secret_config": sds_secret(ROOT_SECRET),
+                },
+            },
+        },
+    }
+
+
+def _xds_cluster(host: str, port: int, server: SpiffeId | None) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": XDS_CLUSTER,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
@@ -138,16 +229,7 @@ def _xds_cluster(host: str, port: int) -> dict[str, Any]:
                 {"lb_endpoints": [{"endpoint": {"address": _socket_address(host, port)}}]}
             ],
         },
-        "typed_extension_protocol_options": {
-            _HTTP_PROTOCOL_OPTIONS: {
-                "@type": f"type.googleapis.com/{_HTTP_PROTOCOL_OPTIONS}",
-                "explicit_http_config": {
-                    "http2_protocol_options": {
-                        "connection_keepalive": {"interval": "30s", "timeout": "10s"}
-                    }
-                },
-            }
-        },
+        "typed_extension_protocol_options": _http2_options(keepalive=True),
         "upstream_connection_options": {
             "tcp_keepalive": {
                 "keepalive_time": 300,
@@ -158,6 +240,8 @@ def _xds_cluster(host: str, port: int) -> dict[str, Any]:
     }
     if not _is_ip(host):
         cluster["dns_lookup_family"] = "V4_PREFERRED"
+    if server is not None:
+        cluster["transport_socket"] = _xds_tls(server)
     return cluster
 
 
@@ -178,11 +262,14 @@ def _overload_manager(max_connections: int) -> dict[str, Any]:
 
 def bootstrap(opts: BootstrapOptions) -> dict[str, Any]:
     """The Envoy v3 bootstrap for `opts`, as a JSON-ready dict."""
+    clusters = [_xds_cluster(opts.xds_host, opts.xds_port, opts.xds_identity)]
+    if opts.sds_socket is not None:
+        clusters.append(_sds_cluster(opts.sds_socket))
     return {
         "node": _node(opts.proxy),
         "admin": _admin(opts.admin_port),
         "dynamic_resources": _dynamic_resources(opts.initial_fetch_timeout_s),
-        "static_resources": {"clusters": [_xds_cluster(opts.xds_host, opts.xds_port)]},
+        "static_resources": {"clusters": clusters},
         "overload_manager": _overload_manager(opts.max_downstream_connections),
         "layered_runtime": {
             "layers": [

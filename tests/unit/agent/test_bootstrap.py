@@ -15,11 +15,13 @@ from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
 from envoy.extensions.resource_monitors.downstream_connections.v3 import (  # noqa: F401
     downstream_connections_pb2,
 )
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import json_format
 
 from plait.agent.bootstrap import XDS_CLUSTER, BootstrapOptions, bootstrap
 from plait.agent.envoy import find_envoy
+from plait.model.identity import SDS_CLUSTER, control_plane_identity
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, from_node_metadata, node_id
 
@@ -41,6 +43,10 @@ GATEWAY = Proxy(
     namespace="istio-system",
     gateway_ports=((80, 8080), (443, 8443)),
 )
+
+
+SDS_SOCKET = "/run/plait/reviews-v1-0/sds.sock"
+CONTROL_PLANE = control_plane_identity("cluster.local")
 
 
 def opts(proxy: Proxy = SIDECAR, host: str = "127.0.0.1", **kw: Any) -> BootstrapOptions:
@@ -135,6 +141,8 @@ def test_bootstrap_is_pure_and_json_ready() -> None:
         {"xds_port": 0},
         {"concurrency": 0},
         {"initial_fetch_timeout_s": -1},
+        {"sds_socket": "relative/sds.sock"},
+        {"xds_identity": control_plane_identity("cluster.local")},  # mTLS needs SDS
     ],
 )
 def test_options_reject_nonsense(bad: dict[str, Any]) -> None:
@@ -143,14 +151,72 @@ def test_options_reject_nonsense(bad: dict[str, Any]) -> None:
         BootstrapOptions(**(base | bad))
 
 
+def test_without_identity_options_there_is_no_sds_and_no_tls() -> None:
+    doc = bootstrap(opts())
+
+    assert [c["name"] for c in doc["static_resources"]["clusters"]] == [XDS_CLUSTER]
+    assert "transport_socket" not in json.dumps(doc)
+    assert SDS_CLUSTER not in json.dumps(doc)
+
+
+def test_sds_cluster_is_http2_over_the_agents_unix_socket() -> None:
+    doc = bootstrap(opts(sds_socket=SDS_SOCKET))
+    xds, sds = parse(doc).static_resources.clusters
+
+    assert sds.name == SDS_CLUSTER
+    assert sds.type == sds.STATIC
+    endpoint = sds.load_assignment.endpoints[0].lb_endpoints[0].endpoint
+    assert endpoint.address.pipe.path == SDS_SOCKET
+    options = doc["static_resources"]["clusters"][1]["typed_extension_protocol_options"]
+    assert "http2_protocol_options" in json.dumps(options)
+    assert not xds.HasField("transport_socket")  # SDS alone leaves xDS in plaintext
+
+
+def test_xds_over_mtls_presents_the_sds_cert_and_checks_the_control_planes_san() -> None:
+    (xds, _) = parse(
+        bootstrap(opts(sds_socket=SDS_SOCKET, xds_identity=CONTROL_PLANE))
+    ).static_resources.clusters
+
+    assert xds.transport_socket.name == "envoy.transport_sockets.tls"
+    tls = tls_pb2.UpstreamTlsContext()
+    assert xds.transport_socket.typed_config.Unpack(tls)
+    assert tls.sni == "plaitd.istio-system.svc"
+    common = tls.common_tls_context
+    assert list(common.alpn_protocols) == ["h2"]
+    (cert,) = common.tls_certificate_sds_secret_configs
+    roots = common.combined_validation_context.validation_context_sds_secret_config
+    assert (cert.name, roots.name) == ("default", "ROOTCA")
+    for secret in (cert, roots):
+        source = secret.sds_config.api_config_source
+        assert [g.envoy_grpc.cluster_name for g in source.grpc_services] == [SDS_CLUSTER]
+        assert source.transport_api_version == 2  # V3
+        assert secret.sds_config.resource_api_version == 2  # V3
+    (san,) = (
+        common.combined_validation_context.default_validation_context.match_typed_subject_alt_names
+    )
+    assert san.san_type == san.URI
+    assert san.matcher.exact == "spiffe://cluster.local/ns/istio-system/sa/plaitd"
+
+
 @pytest.mark.parametrize(
-    ("proxy", "host"),
-    [(SIDECAR, "127.0.0.1"), (GATEWAY, "127.0.0.1"), (SIDECAR, "localhost")],
-    ids=["sidecar", "gateway", "dns"],
+    ("proxy", "host", "identity"),
+    [
+        (SIDECAR, "127.0.0.1", False),
+        (GATEWAY, "127.0.0.1", False),
+        (SIDECAR, "localhost", False),
+        (SIDECAR, "127.0.0.1", True),
+        (GATEWAY, "localhost", True),
+    ],
+    ids=["sidecar", "gateway", "dns", "sidecar-mtls", "gateway-mtls-dns"],
 )
-def test_envoy_validates_the_bootstrap(tmp_path: Path, proxy: Proxy, host: str) -> None:
+def test_envoy_validates_the_bootstrap(
+    tmp_path: Path, proxy: Proxy, host: str, identity: bool
+) -> None:
+    extra: dict[str, Any] = (
+        {"sds_socket": SDS_SOCKET, "xds_identity": CONTROL_PLANE} if identity else {}
+    )
     path = tmp_path / "bootstrap.json"
-    path.write_text(json.dumps(bootstrap(opts(proxy, host))))
+    path.write_text(json.dumps(bootstrap(opts(proxy, host, **extra))))
 
     result = subprocess.run(
         [str(find_envoy()), "--mode", "validate", "-c", str(path)],
