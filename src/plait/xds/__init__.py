@@ -3,11 +3,13 @@
     ConfigSource        the protocol the server reads configuration from (source.py)
     StaticConfigSource  an in-memory ConfigSource for tests and benchmarks
     AdsServer           the grpc.aio server; statuses() and wait_synced() (server.py)
+    ServerTls           mutual TLS and proxy authorization for the ADS port (auth.py)
     ProxyStatus         one proxy's sync state per type, for `plait status` (status.py)
 
 Delta xDS is not implemented yet (TODO in stream.py and server.py).
 """
 
+from plait.xds.auth import ProxyCheck, ServerTls, ServingCredentials
 from plait.xds.server import AdsServer, Rejection
 from plait.xds.source import ConfigSource, StaticConfigSource
 from plait.xds.status import ProxyStatus, TypeStatus, XdsCounters
@@ -16,8 +18,11 @@ from plait.xds.typestate import SyncState
 __all__ = [
     "AdsServer",
     "ConfigSource",
+    "ProxyCheck",
     "ProxyStatus",
     "Rejection",
+    "ServerTls",
+    "ServingCredentials",
     "StaticConfigSource",
     "SyncState",
     "TypeStatus",

@@ -3,12 +3,16 @@
 Serves `envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources`.
 Each stream's first request must carry the Envoy node: its id and metadata (written by the
 agent with `to_node_metadata`) become the `Proxy`; a stream without a usable node is
-refused with INVALID_ARGUMENT and recorded in `rejections`. The stream is then served by a
+refused with INVALID_ARGUMENT and recorded in `rejections`. Started with `ServerTls`, the
+port speaks mutual TLS and a node whose certificate identity does not back its metadata is
+refused with PERMISSION_DENIED before any response (see `auth.py`), also recorded in
+`rejections`. The stream is then served by a
 `Session` (see `session.py` for its tasks and failure model, `stream.py` for the protocol
 rules).
 
 Status codes are chosen in one place, `_status_for`: a bad node is INVALID_ARGUMENT,
-shutdown is UNAVAILABLE, anything unexpected (a failing `config_for`, a bug) is INTERNAL
+an identity that may not have the node's configuration is PERMISSION_DENIED, shutdown is
+UNAVAILABLE, anything unexpected (a failing `config_for`, a bug) is INTERNAL
 and logged with its traceback; Envoy retries the stream with backoff in every case.
 
 A client that disconnects is cancelled by gRPC; its proxy stays listed by `statuses()` as
@@ -36,8 +40,10 @@ from google.protobuf import json_format
 from plait.model.proxy import NodeMetadataError, Proxy, from_node_metadata
 from plait.translate.resource import ProxyConfig
 from plait.xds import framing
+from plait.xds.auth import ServerTls, authorize, claimed_identity, peer_identity, server_credentials
 from plait.xds.session import (
     BadNodeError,
+    PermissionDeniedError,
     ServerStoppingError,
     Session,
     SessionDeps,
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 
 _STATUS: dict[type[StreamError], grpc.StatusCode] = {
     BadNodeError: grpc.StatusCode.INVALID_ARGUMENT,
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     ServerStoppingError: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -63,13 +70,16 @@ def _status_for(exc: Exception) -> grpc.StatusCode:
 
 @dataclass(frozen=True)
 class Rejection:
-    """A stream the server refused."""
+    """A stream the server refused; `claimed` (from the node metadata) and `identity` (from
+    the client certificate) are SPIFFE URIs, "" when unknown or TLS is off."""
 
     at: datetime
     peer: str
     node_id: str
     code: str
     message: str
+    claimed: str = ""
+    identity: str = ""
 
 
 def proxy_from_request(first: Any) -> Proxy:
@@ -105,17 +115,31 @@ class AdsServer:
         self._disconnected_mono: dict[str, float] = {}
         self._sync_changed = asyncio.Event()
         self._server: grpc.aio.Server | None = None
+        self._tls: ServerTls | None = None
         self.port: int | None = None  # the bound port once started
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on host:port (0 = any free port) and return the bound port."""
+    async def start(self, host: str, port: int, *, tls: ServerTls | None = None) -> int:
+        """Listen on host:port (0 = any free port) and return the bound port.
+
+        Without `tls` the port is plaintext and every node is believed (tests, benchmarks);
+        with it, mutual TLS and the checks of `auth.py`.
+        """
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((framing.ads_handler(self._sotw),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        bound: int = server.add_insecure_port(address)
+        if tls is None:
+            bound: int = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, server_credentials(tls))
+        self._tls = tls
         await server.start()
         self._server, self.port = server, bound
-        log.info("ADS server listening on %s (port %d)", address, bound)
+        log.info(
+            "ADS server listening on %s (port %d, %s)",
+            address,
+            bound,
+            "mutual TLS" if tls is not None else "plaintext",
+        )
         return bound
 
     async def stop(self, grace: float) -> None:
@@ -180,8 +204,11 @@ class AdsServer:
         first = await anext(requests, None)
         if first is None:
             return
+        proxy: Proxy | None = None
         try:
-            session = Session(proxy_from_request(first), self._deps)
+            proxy = proxy_from_request(first)
+            self._authorize(proxy, context)
+            session = Session(proxy, self._deps)
             self._connect(session)
             try:
                 await session.run(first, requests, context.write)
@@ -190,16 +217,45 @@ class AdsServer:
         except Exception as exc:  # every way a stream ends with an error goes through here
             code = _status_for(exc)
             message = str(exc)
-            if isinstance(exc, BadNodeError):
-                self.counters.streams_rejected += 1
-                self.rejections.append(
-                    Rejection(utcnow(), context.peer(), first.node.id, code.name, message)
-                )
-                log.warning("refused ADS stream from %s: %s", context.peer(), exc)
+            if isinstance(exc, BadNodeError | PermissionDeniedError):
+                self._reject(context.peer(), first.node.id, proxy, exc, code)
             elif not isinstance(exc, StreamError):
                 log.exception("ADS stream from %s failed", context.peer())
                 message = f"control plane error: {type(exc).__name__}: {exc}"
             await context.abort(code, message)
+
+    def _authorize(self, proxy: Proxy, context: Any) -> None:
+        """Raise PermissionDeniedError unless the TLS peer may be `proxy` (TLS only)."""
+        if self._tls is None:
+            return
+        identity = peer_identity(context.auth_context())
+        authorize(identity, proxy, trust_domain=self._tls.trust_domain, check=self._tls.check)
+
+    def _reject(
+        self,
+        peer: str,
+        node_id: str,
+        proxy: Proxy | None,
+        exc: StreamError,
+        code: grpc.StatusCode,
+    ) -> None:
+        """Count, record and log a refused stream (certificates stay out of the log)."""
+        claimed = ""
+        if proxy is not None and self._tls is not None:
+            claimed = claimed_identity(proxy, self._tls.trust_domain)
+        identity = exc.identity if isinstance(exc, PermissionDeniedError) else ""
+        self.counters.streams_rejected += 1
+        self.rejections.append(
+            Rejection(utcnow(), peer, node_id, code.name, str(exc), claimed, identity)
+        )
+        log.warning(
+            "refused ADS stream from %s (node %r, claims %s, certificate %s): %s",
+            peer,
+            node_id,
+            claimed or "-",
+            identity or "-",
+            exc,
+        )
 
     def _connect(self, session: Session) -> None:
         node_id = session.proxy.id

@@ -55,6 +55,17 @@ class ServerStoppingError(StreamError):
     """The server is shutting down."""
 
 
+class PermissionDeniedError(StreamError):
+    """The caller's certificate identity may not receive this node's configuration.
+
+    `identity` is what the certificate says (its URI SAN, or "" when it has none).
+    """
+
+    def __init__(self, message: str, *, identity: str = "") -> None:
+        super().__init__(message)
+        self.identity = identity
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
