@@ -21,10 +21,6 @@ CAVEATS: Mapping[str, Mapping[tuple[str, str], str]] = {
             "mode apps call service names through their sidecar's HTTP proxy, so there is no "
             "such address: plait load-balances as if 'simple' were unset (ROUND_ROBIN)"
         ),
-        ("tls.mode", "ISTIO_MUTUAL"): (
-            "'ISTIO_MUTUAL' is understood but not applied yet by plait: connections to this "
-            "destination do not use the mesh's certificates"
-        ),
     },
 }
 

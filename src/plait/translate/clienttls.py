@@ -7,11 +7,13 @@ by Envoy, never by plait: `caCertificates` (default: the system bundle, as Istio
 server certificate (DNS names, or URIs for `spiffe://` identities); `insecureSkipVerify`
 turns verification off. Without `sni` Envoy sends the request's host as SNI and, when
 verifying without `subjectAltNames`, checks the certificate against it (istiod's
-auto-SNI / auto SAN validation). `ISTIO_MUTUAL` and `credentialName` need the mesh's
-certificates (SDS) and are not applied here.
+auto-SNI / auto SAN validation). `ISTIO_MUTUAL` (the mesh's own certificates, over SDS)
+is built by `mtls`; `credentialName` is not applied.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
@@ -31,6 +33,17 @@ def originates(tls: ClientTLSSettings | None) -> bool:
     return tls is not None and tls.mode in ORIGINATING
 
 
+def san_matchers(sans: Iterable[str]) -> list[common_pb2.SubjectAltNameMatcher]:
+    """Exact matchers: URI for `spiffe://` identities, DNS for anything else."""
+    return [
+        SanMatcher(
+            san_type=SanMatcher.URI if san.startswith("spiffe://") else SanMatcher.DNS,
+            matcher=string_pb2.StringMatcher(exact=san),
+        )
+        for san in sans
+    ]
+
+
 def transport_socket(tls: ClientTLSSettings | None) -> base_pb2.TransportSocket | None:
     if tls is None or not originates(tls):
         return None
@@ -40,13 +53,7 @@ def transport_socket(tls: ClientTLSSettings | None) -> base_pb2.TransportSocket 
         validation.trusted_ca.filename = tls.ca_certificates or SYSTEM_CA
         if tls.ca_crl:
             validation.crl.filename = tls.ca_crl
-        validation.match_typed_subject_alt_names.extend(
-            SanMatcher(
-                san_type=SanMatcher.URI if san.startswith("spiffe://") else SanMatcher.DNS,
-                matcher=string_pb2.StringMatcher(exact=san),
-            )
-            for san in tls.subject_alt_names
-        )
+        validation.match_typed_subject_alt_names.extend(san_matchers(tls.subject_alt_names))
     if tls.mode == "MUTUAL" and tls.client_certificate and tls.private_key:
         cert = common.tls_certificates.add()
         cert.certificate_chain.filename = tls.client_certificate

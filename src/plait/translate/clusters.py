@@ -3,10 +3,13 @@
 An outbound cluster carries the DestinationRule policy in force for its (host, port,
 subset) — `model.policy.HostRules.policy_for` — translated aspect by aspect: load
 balancing (`lb`), connection pool and retry budget (`connpool`), outlier detection
-(`outlier`) and client TLS (`clienttls`), in istiod's order.
+(`outlier`) and client TLS (`clienttls`), in istiod's order; then mesh mTLS (`mtls`: auto
+mTLS, or DestinationRule ISTIO_MUTUAL), which needs the destination's identities.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
 from envoy.config.core.v3 import address_pb2, config_source_pb2
@@ -15,7 +18,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_
 
 from plait.api.destinationrule import TrafficPolicy
 from plait.model.registry import Protocol, Resolution, Service, ServicePort
-from plait.translate import clienttls, connpool, lb, names, outlier
+from plait.translate import clienttls, connpool, lb, mtls, names, outlier
 from plait.translate.appprotocol import HTTP_OPTIONS, upstream_http_options
 
 # Istio's default: 10 s to connect, and circuit-breaker thresholds raised to the maximum so
@@ -60,10 +63,12 @@ def outbound_cluster(
     port: ServicePort,
     subset: str = "",
     policy: TrafficPolicy | None = None,
+    identities: Sequence[str] = (),
 ) -> cluster_pb2.Cluster:
     """EDS for registry and STATIC services; DNS resolution for DNS ServiceEntries.
 
-    `policy` is the effective DestinationRule traffic policy of this cluster, if any.
+    `policy` is the effective DestinationRule traffic policy of this cluster, if any;
+    `identities` are the SPIFFE IDs its mTLS peers may present (`mtls.identities`).
     """
     name = names.outbound_cluster(service.hostname, port.port, subset)
     pool = policy.connection_pool if policy is not None else None
@@ -100,13 +105,18 @@ def outbound_cluster(
     keepalive = connpool.upstream_connection_options(pool.tcp if pool is not None else None)
     if keepalive is not None:
         cluster.upstream_connection_options.CopyFrom(keepalive)
-    _set_http_options(cluster, _http_options(port, policy))
+    options = _http_options(port, policy)
+    _set_http_options(cluster, options)
     if policy is not None:
         outlier.apply_outlier_detection(cluster, policy.outlier_detection)
     lb.apply_load_balancer(cluster, policy.load_balancer if policy is not None else None)
-    socket = clienttls.transport_socket(policy.tls if policy is not None else None)
+    tls = policy.tls if policy is not None else None
+    socket = clienttls.transport_socket(tls)
     if socket is not None:
         cluster.transport_socket.CopyFrom(socket)
+    http2 = options.explicit_http_config.HasField("http2_protocol_options")
+    server_name = mtls.sni(service.hostname, port.port, subset)
+    mtls.apply_upstream(cluster, service, server_name, tls, identities, http2=http2)
     return cluster
 
 

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
-from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
 from plait.api.gateway import ServerTLSSettings
 from plait.translate import names
 from plait.translate.gateway import GatewayPort, GatewayServer, tls_chains
-from plait.translate.listeners import gateway_hcm, gateway_listener
+from plait.translate.listeners import (
+    TLS_INSPECTOR,
+    SecurityFilters,
+    gateway_hcm,
+    gateway_listener,
+    hcm_chain,
+    tls_inspector,
+)
 
-TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+__all__ = ["TLS_INSPECTOR", "downstream_tls", "https_listener", "port_listener"]
+
 TLS_TRANSPORT = "envoy.transport_sockets.tls"
 ALPN = ("h2", "http/1.1")  # what Istio's gateway offers on HTTPS servers
 
@@ -64,36 +71,37 @@ def downstream_tls(s: GatewayServer) -> tls_pb2.DownstreamTlsContext:
     return context
 
 
-def _tls_chain(s: GatewayServer, sni: list[str]) -> listener_components_pb2.FilterChain:
-    chain = listener_components_pb2.FilterChain(
-        name=s.route_name,
-        filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=sni),
-    )
-    f = chain.filters.add(name="envoy.filters.network.http_connection_manager")
-    f.typed_config.Pack(gateway_hcm(s.port, s.route_name))
+def _tls_chain(
+    s: GatewayServer, sni: list[str], security_filters: SecurityFilters
+) -> listener_components_pb2.FilterChain:
+    chain = hcm_chain(gateway_hcm(s.port, s.route_name, security_filters), s.route_name)
+    chain.filter_chain_match.server_names.extend(sni)
     chain.transport_socket.name = TLS_TRANSPORT
     chain.transport_socket.typed_config.Pack(downstream_tls(s))
     return chain
 
 
-def https_listener(port: GatewayPort, address: str, host_port: int) -> listener_pb2.Listener:
+def https_listener(
+    port: GatewayPort, address: str, host_port: int, security_filters: SecurityFilters = ()
+) -> listener_pb2.Listener:
     """One chain per server that `tls_chains` keeps, matched by SNI."""
-    chains = [_tls_chain(s, sni) for s, sni in tls_chains(port)]
-    inspector = listener_components_pb2.ListenerFilter(name=TLS_INSPECTOR)
-    inspector.typed_config.Pack(tls_inspector_pb2.TlsInspector())
+    chains = [_tls_chain(s, sni, security_filters) for s, sni in tls_chains(port)]
     return listener_pb2.Listener(
         name=names.gateway_listener(port.number),
         address=address_pb2.Address(
             socket_address=address_pb2.SocketAddress(address=address, port_value=host_port)
         ),
-        listener_filters=[inspector],
+        listener_filters=[tls_inspector()],
         filter_chains=chains,
         traffic_direction=base_pb2.INBOUND,
     )
 
 
-def port_listener(port: GatewayPort, address: str, host_port: int) -> listener_pb2.Listener:
-    """The listener for one Gateway port, plain-text or HTTPS."""
+def port_listener(
+    port: GatewayPort, address: str, host_port: int, security_filters: SecurityFilters = ()
+) -> listener_pb2.Listener:
+    """The listener for one Gateway port, plain-text or HTTPS; `security_filters`
+    (jwt_authn, RBAC) go first in every HCM."""
     if port.tls:
-        return https_listener(port, address, host_port)
-    return gateway_listener(port.number, address, host_port)
+        return https_listener(port, address, host_port, security_filters)
+    return gateway_listener(port.number, address, host_port, security_filters)

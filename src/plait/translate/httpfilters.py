@@ -1,14 +1,17 @@
 """The HTTP filter chain of every HTTP connection manager plait builds.
 
-Istio's order: fault injection, CORS, local rate limit, then the router. Each filter is
-always present and does nothing until a route (or virtual host) carries its per-route
-config (`typed_per_filter_config` under the filter's name), so that a VirtualService edit
-changes only RDS: a listener change would only reach new connections, and an edit must
-apply to the keep-alive connections already open. The cost of an idle filter is a map
+Istio's order: the security filters when policies select the proxy (jwt_authn, then
+RBAC), then fault injection, CORS, local rate limit, and the router. Each filter after the
+security ones is always present and does nothing until a route (or virtual host) carries
+its per-route config (`typed_per_filter_config` under the filter's name), so that a
+VirtualService edit changes only RDS: a listener change would only reach new connections,
+and an edit must apply to the keep-alive connections already open. The cost of an idle filter is a map
 lookup per request (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
@@ -35,14 +38,20 @@ def _filter(name: str, config: Message) -> hcm_pb2.HttpFilter:
     return f
 
 
-def http_filters(*, outbound: bool = False) -> list[hcm_pb2.HttpFilter]:
-    """fault → cors → local rate limit → router; all idle until a route enables them.
+def http_filters(
+    *, outbound: bool = False, security: Sequence[hcm_pb2.HttpFilter] = ()
+) -> list[hcm_pb2.HttpFilter]:
+    """security → fault → cors → local rate limit → router; all but `security` idle until
+    a route enables them.
 
-    `outbound` (the sidecar's outbound listener) adds the dynamic forward proxy before the
-    router, for routes to PassthroughCluster and resolution-NONE hosts (see `egress`).
+    `security` (authentication and authorization filters, in order) run first, so that a
+    request they refuse never reaches a fault or the app. `outbound` (the sidecar's
+    outbound listener) adds the dynamic forward proxy before the router, for routes to
+    PassthroughCluster and resolution-NONE hosts (see `egress`).
     """
     forward_proxy = [_filter(egress.DFP_FILTER, egress.forward_proxy_filter())] if outbound else []
     return [
+        *security,
         _filter(FAULT, fault_pb2.HTTPFault()),
         _filter(CORS, cors_pb2.Cors()),
         _filter(

@@ -3,20 +3,42 @@
 Local mode has no traffic capture: an app reaches its sidecar because HTTP_PROXY points
 at the outbound listener (absolute-form requests; Envoy takes :authority from the URL),
 and other sidecars reach it at its inbound listener.
+
+The inbound listener follows the PeerAuthentication mode in force (`model.peerauth`),
+with istiod's filter chains for an HTTP port:
+
+- STRICT: `tls_inspector` and one chain matching `transport_protocol: tls` that
+  terminates mesh mTLS; a plain-text connection matches no chain and Envoy closes it
+  without a byte of HTTP;
+- PERMISSIVE: `tls_inspector`, the same mTLS chain, and a chain for `raw_buffer`;
+- DISABLE: one plain-text chain, no inspector.
+
+Every chain names the same route table over RDS; they differ in their transport socket
+and in `x-forwarded-client-cert` handling (`mtls.set_inbound_xfcc`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from plait.translate import names
+from plait.api.security import MtlsMode
+from plait.translate import mtls, names
 from plait.translate.httpfilters import http_filters, upgrade_configs
 
 HCM = hcm_pb2.HttpConnectionManager
+HCM_FILTER = "envoy.filters.network.http_connection_manager"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+TLS_TRANSPORT = "tls"  # the transport_protocol tls_inspector reports for TLS
+RAW_TRANSPORT = "raw_buffer"  # ... and for anything else
+
+SecurityFilters = Sequence[hcm_pb2.HttpFilter]
 
 
 def _rds(route_name: str) -> hcm_pb2.Rds:
@@ -29,18 +51,34 @@ def _rds(route_name: str) -> hcm_pb2.Rds:
     )
 
 
+def tls_inspector() -> listener_components_pb2.ListenerFilter:
+    """Reads the ClientHello (SNI, ALPN) so filter chains can match on them."""
+    inspector = listener_components_pb2.ListenerFilter(name=TLS_INSPECTOR)
+    inspector.typed_config.Pack(tls_inspector_pb2.TlsInspector())
+    return inspector
+
+
+def hcm_chain(
+    hcm: hcm_pb2.HttpConnectionManager, name: str = ""
+) -> listener_components_pb2.FilterChain:
+    chain = listener_components_pb2.FilterChain(name=name)
+    chain.filters.add(name=HCM_FILTER).typed_config.Pack(hcm)
+    return chain
+
+
+def _socket_address(address: str, port: int) -> address_pb2.Address:
+    return address_pb2.Address(
+        socket_address=address_pb2.SocketAddress(address=address, port_value=port)
+    )
+
+
 def _listener(
     name: str, address: str, port: int, hcm: hcm_pb2.HttpConnectionManager
 ) -> listener_pb2.Listener:
-    chain = listener_components_pb2.FilterChain()
-    f = chain.filters.add(name="envoy.filters.network.http_connection_manager")
-    f.typed_config.Pack(hcm)
     return listener_pb2.Listener(
         name=name,
-        address=address_pb2.Address(
-            socket_address=address_pb2.SocketAddress(address=address, port_value=port)
-        ),
-        filter_chains=[chain],
+        address=_socket_address(address, port),
+        filter_chains=[hcm_chain(hcm)],
         traffic_direction=base_pb2.INBOUND
         if name != names.OUTBOUND_LISTENER
         else base_pb2.OUTBOUND,
@@ -56,41 +94,88 @@ def outbound_listener(address: str, port: int) -> listener_pb2.Listener:
         upgrade_configs=upgrade_configs(),
     )
     hcm.http_protocol_options.allow_absolute_url.value = True
+    mtls.set_outbound_xfcc(hcm)
     return _listener(names.OUTBOUND_LISTENER, address, port, hcm)
 
 
-def inbound_listener(address: str, port: int, route_name: str) -> listener_pb2.Listener:
-    """The sidecar's inbound port. Its route table comes over RDS, not inline: a listener
-    change reaches only new connections (Envoy drains the old ones), while an RDS update
-    applies at once to connections already open, so a rate-limit edit binds every caller."""
+def _inbound_hcm(
+    port: int, route_name: str, security_filters: SecurityFilters, *, mtls_chain: bool
+) -> hcm_pb2.HttpConnectionManager:
     hcm = HCM(
         stat_prefix=f"inbound_{port}",
         codec_type=HCM.AUTO,
         rds=_rds(route_name),
-        http_filters=http_filters(),
+        http_filters=http_filters(security=security_filters),
         upgrade_configs=upgrade_configs(),
     )
-    return _listener(names.INBOUND_LISTENER, address, port, hcm)
+    mtls.set_inbound_xfcc(hcm, mtls=mtls_chain)
+    return hcm
 
 
-def gateway_hcm(server_port: int, route_name: str) -> hcm_pb2.HttpConnectionManager:
-    """The gateway's HTTP connection manager for one server port (or HTTPS server)."""
+def inbound_listener(
+    address: str,
+    port: int,
+    route_name: str,
+    mode: MtlsMode = MtlsMode.PERMISSIVE,
+    security_filters: SecurityFilters = (),
+) -> listener_pb2.Listener:
+    """The sidecar's inbound port, in the PeerAuthentication `mode` (see the module
+    docstring). `security_filters` (jwt_authn, RBAC) go first in every chain's HCM.
+
+    Its route table comes over RDS, not inline: a listener change reaches only new
+    connections (Envoy drains the old ones), while an RDS update applies at once to
+    connections already open, so a rate-limit edit binds every caller."""
+    if mode is MtlsMode.UNSET:
+        mode = MtlsMode.PERMISSIVE  # Istio's default
+    listener = listener_pb2.Listener(
+        name=names.INBOUND_LISTENER,
+        address=_socket_address(address, port),
+        traffic_direction=base_pb2.INBOUND,
+    )
+    if mode in (MtlsMode.STRICT, MtlsMode.PERMISSIVE):
+        listener.listener_filters.append(tls_inspector())
+        chain = hcm_chain(
+            _inbound_hcm(port, route_name, security_filters, mtls_chain=True),
+            names.INBOUND_MTLS_CHAIN,
+        )
+        chain.filter_chain_match.transport_protocol = TLS_TRANSPORT
+        chain.transport_socket.CopyFrom(mtls.downstream_socket())
+        listener.filter_chains.append(chain)
+    if mode in (MtlsMode.PERMISSIVE, MtlsMode.DISABLE):
+        chain = hcm_chain(
+            _inbound_hcm(port, route_name, security_filters, mtls_chain=False),
+            names.INBOUND_PLAINTEXT_CHAIN,
+        )
+        if mode is MtlsMode.PERMISSIVE:
+            chain.filter_chain_match.transport_protocol = RAW_TRANSPORT
+        listener.filter_chains.append(chain)
+    return listener
+
+
+def gateway_hcm(
+    server_port: int, route_name: str, security_filters: SecurityFilters = ()
+) -> hcm_pb2.HttpConnectionManager:
+    """The gateway's HTTP connection manager for one server port (or HTTPS server);
+    `security_filters` (jwt_authn, RBAC for policies selecting the gateway) go first."""
     hcm = HCM(
         stat_prefix=f"outbound_{server_port}",
         codec_type=HCM.AUTO,
         rds=_rds(route_name),
-        http_filters=http_filters(),
+        http_filters=http_filters(security=security_filters),
         upgrade_configs=upgrade_configs(),
         strip_any_host_port=True,
     )
     hcm.use_remote_address.value = True
+    mtls.set_gateway_xfcc(hcm)
     return hcm
 
 
-def gateway_listener(server_port: int, address: str, host_port: int) -> listener_pb2.Listener:
+def gateway_listener(
+    server_port: int, address: str, host_port: int, security_filters: SecurityFilters = ()
+) -> listener_pb2.Listener:
     """A plain-text Gateway port: one chain, the port's merged table `http.PORT`.
 
     HTTPS ports are built in `gatewaylisteners`.
     """
-    hcm = gateway_hcm(server_port, names.gateway_route(server_port))
+    hcm = gateway_hcm(server_port, names.gateway_route(server_port), security_filters)
     return _listener(names.gateway_listener(server_port), address, host_port, hcm)

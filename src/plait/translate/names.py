@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 OUTBOUND_LISTENER = "virtualOutbound"
 INBOUND_LISTENER = "virtualInbound"
+INBOUND_MTLS_CHAIN = "inbound-mtls"  # the inbound listener's filter chains
+INBOUND_PLAINTEXT_CHAIN = "inbound-plaintext"
 OUTBOUND_ROUTE = "outbound"
 XDS_CLUSTER = "xds-grpc"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from plait.model.labels import Labels
+from plait.model.peerauth import PeerAuthentications, inbound_mode
 from plait.model.proxy import Proxy, ProxyKind
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import (
@@ -22,6 +23,7 @@ from plait.translate import (
     gatewaylisteners,
     inbound,
     listeners,
+    mtls,
     names,
     vhosts,
 )
@@ -42,23 +44,31 @@ class Translator:
         return [(s.name, dict(s.labels)) for s in rules.subsets]
 
     @cached_property
+    def _peer_auth(self) -> PeerAuthentications:
+        return PeerAuthentications(self.snapshot)
+
+    @cached_property
     def _outbound(self) -> tuple[list[Resource], list[Resource]]:
         """(clusters, load assignments) for every service port and subset in the mesh."""
         cds: list[Resource] = []
         eds: list[Resource] = []
+        trust_domain = self.snapshot.mesh.trust_domain
         for hostname in sorted(self.snapshot.services):
             service = self.snapshot.services[hostname]
             subsets: list[tuple[str, dict[str, str]]] = [("", {}), *self._subsets(hostname)]
             rules = self.snapshot.host_rules(hostname)
             for port in service.ports:
                 eps = self.snapshot.endpoints_for(hostname, port.port)
+                peers = mtls.identities(eps, trust_domain)
                 for subset, labels in subsets:
                     policy = rules.policy_for(port.port, subset) if rules is not None else None
-                    cluster = clusters.outbound_cluster(service, port, subset, policy)
+                    cluster = clusters.outbound_cluster(service, port, subset, policy, peers)
                     egress.finish_cluster(cluster, service, eps, labels)
                     cds.append(Resource.pack(cluster.name, cluster))
                     if cluster.HasField("eds_cluster_config"):
-                        cla = endpoints.load_assignment(cluster.name, eps, labels)
+                        tls = policy.tls if policy is not None else None
+                        speaks_mtls = mtls.endpoint_mtls(self._peer_auth, port, tls)
+                        cla = endpoints.load_assignment(cluster.name, eps, labels, speaks_mtls)
                         eds.append(Resource.pack(cluster.name, cla))
         return cds, eds
 
@@ -115,7 +125,8 @@ class Translator:
             app = clusters.inbound_cluster(proxy.address, proxy.app_port, protocol)
             limits = limits_for(self.snapshot, proxy)
             table = inbound.inbound_routes(proxy.app_port, proxy.id, limits)
-            lis = listeners.inbound_listener(proxy.address, proxy.inbound_port, table.name)
+            mode = inbound_mode(self._peer_auth, self.snapshot, proxy.namespace, proxy.labels)
+            lis = listeners.inbound_listener(proxy.address, proxy.inbound_port, table.name, mode)
             own += [
                 Resource.pack(app.name, app),
                 Resource.pack(lis.name, lis),

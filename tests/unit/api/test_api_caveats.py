@@ -1,5 +1,5 @@
 """Warnings for DestinationRule policy: applied fields are silent, values plait applies
-differently (PASSTHROUGH, ISTIO_MUTUAL) and fields it does not apply are named."""
+differently (PASSTHROUGH) and fields it does not apply are named."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_unapplied_policy_fields_are_still_named() -> None:
     ]
 
 
-def test_passthrough_and_istio_mutual_warn_wherever_they_appear() -> None:
+def test_passthrough_warns_wherever_it_appears_and_istio_mutual_is_applied() -> None:
     text = (
         DR
         + """  trafficPolicy:
@@ -86,12 +86,8 @@ def test_passthrough_and_istio_mutual_warn_wherever_they_appear() -> None:
 """
     )
     found = warnings(text)
-    assert [path for path, _ in found] == [
-        "spec.trafficPolicy.loadBalancer.simple",
-        "spec.subsets[0].trafficPolicy.portLevelSettings[0].tls.mode",
-    ]
+    assert [path for path, _ in found] == ["spec.trafficPolicy.loadBalancer.simple"]
     assert "ROUND_ROBIN" in found[0][1]
-    assert "not applied" in found[1][1]
 
 
 def test_other_values_of_the_same_fields_do_not_warn() -> None:

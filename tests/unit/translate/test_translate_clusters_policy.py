@@ -355,6 +355,7 @@ def test_tls_mutual_presents_the_client_certificate_files() -> None:
     assert (cert.certificate_chain.filename, cert.private_key.filename) == ("/c.pem", "/k.pem")
 
 
-@pytest.mark.parametrize("mode", ["DISABLE", "ISTIO_MUTUAL"])
-def test_tls_modes_without_origination(mode: str) -> None:
-    assert not cluster(f"tls: {{mode: {mode}}}").HasField("transport_socket")
+def test_tls_disable_is_plain_text_even_to_sidecars() -> None:
+    c = cluster("tls: {mode: DISABLE}")
+    assert not c.HasField("transport_socket")
+    assert not c.transport_socket_matches  # no auto mTLS either (test_translate_mtls)

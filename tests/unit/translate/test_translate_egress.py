@@ -18,6 +18,7 @@ from translate_kit import (
     clusters,
     gateway,
     hcm,
+    hcms,
     listeners,
     load_assignments,
     routes,
@@ -152,8 +153,8 @@ def test_passthrough_cluster_is_a_dfp_cluster_sharing_the_filters_dns_cache() ->
 
 def test_only_the_outbound_listener_has_the_dfp_filter() -> None:
     config = Translator(snapshot(ENTRIES)).config_for(sidecar())
-    inbound = hcm(listeners(config)["virtualInbound"])
-    assert egress.DFP_FILTER not in [f.name for f in inbound.http_filters]
+    for inbound in hcms(listeners(config)["virtualInbound"]):
+        assert egress.DFP_FILTER not in [f.name for f in inbound.http_filters]
 
 
 def test_none_entries_pass_through_with_their_cluster_settings() -> None:

@@ -3,6 +3,8 @@
 Validate mode has no xDS, so the config one proxy would receive is inlined: every EDS
 cluster becomes STATIC with its translated ClusterLoadAssignment as `load_assignment`, and
 every HCM's `rds` is replaced by the translated RouteConfiguration as `route_config`.
+The bootstrap also has what the agent's bootstrap gives every proxy and translated config
+relies on: a node, and the static `sds-grpc` cluster that mesh mTLS secrets come from.
 This catches protobuf shapes that parse but that Envoy rejects (duplicate domains, bad
 addresses, unknown filters) before an e2e test or a user sees a NACK.
 """
@@ -18,6 +20,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_pb2
 from google.protobuf import json_format
 from translate_kit import (
     REVIEWS_SERVICE,
@@ -32,14 +35,28 @@ from translate_kit import (
 
 from plait.agent.envoy import find_envoy
 from plait.local.plan import make_plan
+from plait.model.identity import SDS_CLUSTER
 from plait.model.proxy import Proxy
 from plait.model.registry import WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.sources.directory import DirectorySource
+from plait.translate.appprotocol import HTTP_OPTIONS
 from plait.translate.proxy import Translator
 from plait.translate.resource import ProxyConfig
 
 SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
+
+
+def sds_cluster() -> cluster_pb2.Cluster:
+    """The agent's SDS server on a Unix socket (never dialled in validate mode)."""
+    cluster = cluster_pb2.Cluster(name=SDS_CLUSTER, type=cluster_pb2.Cluster.STATIC)
+    endpoint = cluster.load_assignment.endpoints.add().lb_endpoints.add().endpoint
+    endpoint.address.pipe.path = "/tmp/plait-validate-sds.sock"
+    cluster.load_assignment.cluster_name = SDS_CLUSTER
+    options = hpo_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.SetInParent()
+    cluster.typed_extension_protocol_options[HTTP_OPTIONS].Pack(options)
+    return cluster
 
 
 def static_bootstrap(config: ProxyConfig) -> bootstrap_pb2.Bootstrap:
@@ -47,6 +64,9 @@ def static_bootstrap(config: ProxyConfig) -> bootstrap_pb2.Bootstrap:
     eds = load_assignments(config)
     rds = routes(config)
     out = bootstrap_pb2.Bootstrap()
+    out.node.id = "sidecar~validate.default"
+    out.node.cluster = "validate"
+    out.static_resources.clusters.append(sds_cluster())
     for cluster in clusters(config).values():
         if cluster.type == cluster_pb2.Cluster.EDS:
             cla = eds.pop(cluster.eds_cluster_config.service_name or cluster.name)
@@ -55,6 +75,7 @@ def static_bootstrap(config: ProxyConfig) -> bootstrap_pb2.Bootstrap:
             cluster.load_assignment.CopyFrom(cla)
         out.static_resources.clusters.append(cluster)
     assert not eds, f"load assignments without a cluster: {sorted(eds)}"
+    named: set[str] = set()
     for listener in listeners(config).values():
         for chain in listener.filter_chains:
             for f in chain.filters:
@@ -62,10 +83,12 @@ def static_bootstrap(config: ProxyConfig) -> bootstrap_pb2.Bootstrap:
                 if not f.typed_config.Unpack(hcm):
                     continue
                 if hcm.HasField("rds"):
-                    hcm.route_config.CopyFrom(rds.pop(hcm.rds.route_config_name))
+                    named.add(hcm.rds.route_config_name)
+                    hcm.route_config.CopyFrom(rds[hcm.rds.route_config_name])
                 f.typed_config.Pack(hcm)
         out.static_resources.listeners.append(listener)
-    assert not rds, f"route tables no listener names: {sorted(rds)}"
+    unused = sorted(set(rds) - named)
+    assert not unused, f"route tables no listener names: {unused}"
     return out
 
 

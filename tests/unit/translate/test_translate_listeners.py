@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
-from translate_kit import hcm
+from translate_kit import hcm, hcms
 
 from plait.translate import listeners
 from plait.translate.inbound import inbound_routes
@@ -40,11 +40,12 @@ def test_inbound_listener_takes_its_route_table_over_rds() -> None:
     assert lis.name == "virtualInbound"
     assert lis.address.socket_address.port_value == 15006
     assert lis.traffic_direction == base_pb2.INBOUND
-    h = hcm(lis)
-    assert h.WhichOneof("route_specifier") == "rds"
-    assert h.rds.route_config_name == table.name == "inbound|9080||"
-    assert h.rds.config_source.HasField("ads")
-    assert h.stat_prefix == "inbound_15006"
+    assert len(lis.filter_chains) == 2  # PERMISSIVE by default: mTLS and plain text
+    for h in hcms(lis):
+        assert h.WhichOneof("route_specifier") == "rds"
+        assert h.rds.route_config_name == table.name == "inbound|9080||"
+        assert h.rds.config_source.HasField("ads")
+        assert h.stat_prefix == "inbound_15006"
 
 
 def test_gateway_listener_serves_a_server_port_on_its_host_port() -> None:

@@ -7,7 +7,7 @@ from translate_kit import (
     REVIEWS_SERVICE,
     clusters,
     gateway,
-    hcm,
+    hcms,
     instance,
     listeners,
     load_assignments,
@@ -103,7 +103,10 @@ def test_sidecar_config() -> None:
     assert sorted(lds) == ["virtualInbound", "virtualOutbound"]
     assert lds["virtualOutbound"].address.socket_address.port_value == 21003
     assert lds["virtualInbound"].address.socket_address.port_value == 21001
-    assert hcm(lds["virtualInbound"]).rds.route_config_name == "inbound|21002||"
+    assert [h.rds.route_config_name for h in hcms(lds["virtualInbound"])] == [
+        "inbound|21002||",  # mTLS chain (PERMISSIVE, the default)
+        "inbound|21002||",  # plain-text chain
+    ]
     inbound_table = routes(config)["inbound|21002||"]
     assert inbound_table.virtual_hosts[0].routes[0].route.cluster == "inbound|21002||"
     assert sorted(routes(config)) == ["inbound|21002||", "outbound"]

@@ -9,7 +9,7 @@ from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb
 from envoy.type.v3 import token_bucket_pb2
 from google.protobuf import json_format
 from test_translate_envoy_validate import assert_envoy_accepts
-from translate_kit import REVIEWS_SERVICE, hcm, listeners, routes, sidecar, snapshot
+from translate_kit import REVIEWS_SERVICE, hcms, listeners, routes, sidecar, snapshot
 
 from plait.api.ratelimit import RateLimit
 from plait.model.labels import Labels
@@ -182,7 +182,7 @@ def test_without_a_service_wide_limit_the_catch_all_is_not_limited() -> None:
 
 def inbound_vhost_config(proxy: Proxy, text: str) -> lrl.LocalRateLimit | None:
     config = Translator(snapshot(REVIEWS_SERVICE + text)).config_for(proxy)
-    name = hcm(listeners(config)["virtualInbound"]).rds.route_config_name
+    (name,) = {h.rds.route_config_name for h in hcms(listeners(config)["virtualInbound"])}
     (vhost,) = routes(config)[name].virtual_hosts
     if LOCAL_RATELIMIT not in vhost.typed_per_filter_config:
         return None

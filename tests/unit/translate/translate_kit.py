@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.listener.v3 import listener_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -135,10 +135,20 @@ def routes(config: ProxyConfig) -> dict[str, route_pb2.RouteConfiguration]:
     }
 
 
-def hcm(listener: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager:
-    (chain,) = listener.filter_chains
+def chain_hcm(chain: listener_components_pb2.FilterChain) -> hcm_pb2.HttpConnectionManager:
     (f,) = chain.filters
     assert f.name == "envoy.filters.network.http_connection_manager"
     out = hcm_pb2.HttpConnectionManager()
     assert f.typed_config.Unpack(out)
     return out
+
+
+def hcm(listener: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager:
+    """The HCM of a listener with one filter chain."""
+    (chain,) = listener.filter_chains
+    return chain_hcm(chain)
+
+
+def hcms(listener: listener_pb2.Listener) -> list[hcm_pb2.HttpConnectionManager]:
+    """The HCM of every filter chain (the inbound listener has one per transport)."""
+    return [chain_hcm(c) for c in listener.filter_chains]
