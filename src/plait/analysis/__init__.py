@@ -11,10 +11,13 @@ path and says what to do. The checks are listed in docs/traffic/validation.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from plait.analysis.conflicts import host_conflicts
 from plait.analysis.reachability import unreachable_rules
 from plait.analysis.references import reference_problems
 from plait.analysis.resource import resource_problems
+from plait.analysis.security import security_problems
 from plait.api import Loaded, LoadResult
 from plait.errors import ConfigMessage, Severity
 from plait.model.snapshot import MeshSnapshot
@@ -32,12 +35,18 @@ def vet(result: LoadResult) -> LoadResult:
     return LoadResult(tuple(kept), tuple(messages))
 
 
-def analyze(snapshot: MeshSnapshot) -> list[ConfigMessage]:
-    """Warnings about how the snapshot's resources refer to and shadow each other."""
+def analyze(snapshot: MeshSnapshot, config: Sequence[Loaded] | None = None) -> list[ConfigMessage]:
+    """Warnings about how the snapshot's resources refer to and shadow each other.
+
+    `config` (the loaded resources the snapshot was built from) supplies the Deployments
+    the security checks need (`analysis.security`); without it they are skipped.
+    """
     out = reference_problems(snapshot)
     for item in snapshot.virtual_services:
         out += unreachable_rules(item)
     out += host_conflicts(snapshot)
+    if config is not None:
+        out += security_problems(snapshot, config)
     return out
 
 

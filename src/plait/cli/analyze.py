@@ -40,7 +40,7 @@ class Report:
 def analyze_directory(directory: Path) -> Report:
     view = DirectorySource(directory, check=vet).load()
     snapshot = build_snapshot(view.resources, (), 0, view.messages)
-    messages = [*snapshot.messages, *analyze(snapshot)]
+    messages = [*snapshot.messages, *analyze(snapshot, view.resources)]
     messages.sort(key=lambda m: (m.file, m.document, m.severity is not Severity.ERROR, m.path))
     return Report(tuple(messages), len(view.resources))
 

@@ -77,7 +77,7 @@ class Watcher:
             self._view.resources, self._instances, self.version, self._view.messages
         )
         if self._warnings is None:
-            self._warnings = tuple(analyze(snapshot))
+            self._warnings = tuple(analyze(snapshot, self._view.resources))
         return dataclasses.replace(snapshot, messages=(*snapshot.messages, *self._warnings))
 
     def apply(self, changed: set[str]) -> bool:
