@@ -175,6 +175,7 @@ class Load:
 
     url: str
     workers: int = 4
+    proxy: str | None = None  # an HTTP proxy (a sidecar's outbound listener), as apps use
     codes: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[float, str]] = field(default_factory=list)
     successes: list[float] = field(default_factory=list)
@@ -185,7 +186,9 @@ class Load:
         while not self._stop.is_set():
             t = time.monotonic()
             try:
-                async with session.get(self.url, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                async with session.get(
+                    self.url, proxy=self.proxy, timeout=aiohttp.ClientTimeout(total=10)
+                ) as r:
                     await r.read()
                     self.codes[str(r.status)] += 1
                     if r.status == 200:

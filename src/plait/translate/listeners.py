@@ -108,6 +108,7 @@ def _inbound_hcm(
         http_filters=http_filters(security=security_filters),
         upgrade_configs=upgrade_configs(),
     )
+    hcm.normalize_path.value = True  # Istio's default: AuthorizationPolicy paths see /a/../b as /b
     mtls.set_inbound_xfcc(hcm, mtls=mtls_chain)
     return hcm
 
@@ -166,6 +167,7 @@ def gateway_hcm(
         strip_any_host_port=True,
     )
     hcm.use_remote_address.value = True
+    hcm.normalize_path.value = True
     mtls.set_gateway_xfcc(hcm)
     return hcm
 

@@ -28,6 +28,7 @@ from plait.translate import (
     vhosts,
 )
 from plait.translate.appprotocol import AppProtocols
+from plait.translate.authfilters import security_clusters, security_filters
 from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
 
@@ -108,13 +109,16 @@ class Translator:
         return ProxyConfig.of([*cds, Resource.pack(passthrough.name, passthrough), *eds])
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
-        own: list[Resource] = []
+        own: list[Resource] = [
+            Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
+        ]
+        guards = security_filters(self.snapshot, proxy)  # authn/authz for what it serves
         if proxy.kind == ProxyKind.GATEWAY:
             for number, (port, tables) in self._gateway_routes.items():
                 host_port = proxy.host_port_for_gateway_port(number)
                 if host_port is None:
                     continue  # no host port was given for this server port (see plait status)
-                lis = gatewaylisteners.port_listener(port, proxy.address, host_port)
+                lis = gatewaylisteners.port_listener(port, proxy.address, host_port, guards)
                 own += [Resource.pack(lis.name, lis), *tables]
             return ProxyConfig.layered(self._shared, own)
         if proxy.outbound_port is not None:
@@ -126,7 +130,9 @@ class Translator:
             limits = limits_for(self.snapshot, proxy)
             table = inbound.inbound_routes(proxy.app_port, proxy.id, limits)
             mode = inbound_mode(self._peer_auth, self.snapshot, proxy.namespace, proxy.labels)
-            lis = listeners.inbound_listener(proxy.address, proxy.inbound_port, table.name, mode)
+            lis = listeners.inbound_listener(
+                proxy.address, proxy.inbound_port, table.name, mode, guards
+            )
             own += [
                 Resource.pack(app.name, app),
                 Resource.pack(lis.name, lis),

@@ -29,8 +29,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 from cryptography import x509
@@ -47,14 +47,18 @@ ProxyCheck = Callable[[SpiffeId, Proxy], str | None]
 """An extra admission check: a reason string refuses the stream, None admits it."""
 
 
-@dataclass(frozen=True)
-class ServingCredentials:
-    """What the ADS port presents and trusts now; `version` changes when any part does."""
+class ServingCredentials(Protocol):
+    """What the ADS port presents and trusts now; `version` changes when any part does
+    (the CA's `plait.ca.ServingCredentials` is one)."""
 
-    private_key: bytes = field(repr=False)  # PEM
-    cert_chain: bytes  # PEM, leaf first
-    trust_bundle: bytes  # PEM roots clients may chain to (several during a root rotation)
-    version: int
+    @property
+    def key_pem(self) -> bytes: ...  # PEM private key
+    @property
+    def chain_pem(self) -> bytes: ...  # PEM, leaf first
+    @property
+    def trust_bundle_pem(self) -> bytes: ...  # roots clients may chain to (several in a rotation)
+    @property
+    def version(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -120,16 +124,16 @@ def authorize(
 
 def _configuration(creds: ServingCredentials) -> Any:
     return grpc.ssl_server_certificate_configuration(
-        [(creds.private_key, creds.cert_chain)], root_certificates=creds.trust_bundle
+        [(creds.key_pem, creds.chain_pem)], root_certificates=creds.trust_bundle_pem
     )
 
 
 def _check_parses(creds: ServingCredentials) -> None:
     """Raise ValueError unless key, chain and bundle are PEM gRPC can load."""
-    load_pem_private_key(creds.private_key, password=None)
-    if not x509.load_pem_x509_certificates(creds.cert_chain):
+    load_pem_private_key(creds.key_pem, password=None)
+    if not x509.load_pem_x509_certificates(creds.chain_pem):
         raise ValueError("empty certificate chain")
-    if not x509.load_pem_x509_certificates(creds.trust_bundle):
+    if not x509.load_pem_x509_certificates(creds.trust_bundle_pem):
         raise ValueError("empty trust bundle")
 
 

@@ -19,11 +19,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from plait.ca import ServingCredentials
 from plait.model.identity import SpiffeId
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind
 from plait.translate.typeurls import CLUSTER, ENDPOINT
-from plait.xds import AdsServer, ServerTls, ServingCredentials, StaticConfigSource
+from plait.xds import AdsServer, ServerTls, StaticConfigSource
+
+NOW = datetime.datetime.now(datetime.UTC)
 
 ORDERS = "spiffe://cluster.local/ns/default/sa/orders"
 PLAITD = "spiffe://cluster.local/ns/istio-system/sa/plaitd"
@@ -105,7 +108,9 @@ class Ca:
 
     def serving(self, version: int, bundle: bytes | None = None) -> ServingCredentials:
         leaf = self.issue(uri=PLAITD, dns="localhost", ip="127.0.0.1")
-        return ServingCredentials(leaf.key_pem, leaf.chain_pem, bundle or self.pem, version)
+        return ServingCredentials(
+            leaf.key_pem, (leaf.chain_pem.decode(),), ((bundle or self.pem).decode(),), NOW, version
+        )
 
 
 # --- fixtures --------------------------------------------------------------------------
@@ -280,14 +285,14 @@ async def test_serving_certificate_rotates_without_dropping_streams(
     await old.initial_sync(CONFIG)
     first = tls_mesh.serving
     assert await _served_serial(tls_mesh.port, tls_mesh.ca, leaf, tmp_path) == (
-        x509.load_pem_x509_certificate(first.cert_chain).serial_number
+        x509.load_pem_x509_certificate(first.chain_pem).serial_number
     )
 
     tls_mesh.serving = tls_mesh.ca.serving(2)
-    rotated = x509.load_pem_x509_certificate(tls_mesh.serving.cert_chain).serial_number
+    rotated = x509.load_pem_x509_certificate(tls_mesh.serving.chain_pem).serial_number
     assert await _served_serial(tls_mesh.port, tls_mesh.ca, leaf, tmp_path) == rotated
 
-    tls_mesh.serving = ServingCredentials(b"garbage", b"garbage", b"garbage", 3)  # skipped
+    tls_mesh.serving = ServingCredentials(b"garbage", ("garbage",), ("garbage",), NOW, 3)  # skipped
     assert await _served_serial(tls_mesh.port, tls_mesh.ca, leaf, tmp_path) == rotated
     assert await _served_serial(tls_mesh.port, tls_mesh.ca, leaf, tmp_path) == rotated
     unusable = [r for r in caplog.records if "version 3 are unusable" in r.getMessage()]
