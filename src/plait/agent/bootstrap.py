@@ -41,7 +41,13 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from plait.model.identity import CERT_SECRET, ROOT_SECRET, SDS_CLUSTER, SpiffeId
+from plait.model.identity import (
+    CERT_SECRET,
+    CONTROL_PLANE_HOST,
+    ROOT_SECRET,
+    SDS_CLUSTER,
+    SpiffeId,
+)
 from plait.model.proxy import Proxy, to_node_metadata
 
 XDS_CLUSTER = "xds-grpc"
@@ -201,7 +207,7 @@ def _xds_tls(server: SpiffeId) -> dict[str, Any]:
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": f"type.googleapis.com/{_UPSTREAM_TLS}",
-            "sni": f"{server.service_account}.{server.namespace}.svc",
+            "sni": CONTROL_PLANE_HOST,
             "common_tls_context": {
                 "alpn_protocols": ["h2"],
                 "tls_certificate_sds_secret_configs": [sds_secret(CERT_SECRET)],

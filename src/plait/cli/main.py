@@ -39,6 +39,21 @@ class Output(StrEnum):
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format.")]
 
 
+MIN_CERT_TTL_S = 10
+
+
+def _ttl(value: str) -> str:
+    from plait.api.duration import parse_nanos
+
+    try:
+        seconds = parse_nanos(value) / 1e9
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if seconds < MIN_CERT_TTL_S:
+        raise typer.BadParameter(f"'{value}' is too short: at least {MIN_CERT_TTL_S}s")
+    return value
+
+
 @app.command()
 def up(
     directory: MeshDir,
@@ -51,12 +66,21 @@ def up(
     timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the mesh to get ready.")
     ] = 60.0,
+    cert_ttl: Annotated[
+        str,
+        typer.Option(
+            help="Lifetime of workload certificates (e.g. 24h, 20s); agents renew them "
+            "at about half of it.",
+            callback=_ttl,
+        ),
+    ] = "24h",
 ) -> None:
-    """Start the mesh in DIRECTORY: control plane, ingress gateway, every replica with its sidecar."""
+    """Start the mesh in DIRECTORY: control plane and CA, ingress gateway, every replica
+    with its sidecar; sidecars talk mutual TLS with workload certificates."""
     from plait.cli.up import run_detached, run_foreground
 
     code = (run_detached if detach else run_foreground)(
-        directory, gateway_port, timeout, console, err
+        directory, gateway_port, timeout, console, err, cert_ttl=cert_ttl
     )
     raise typer.Exit(code)
 
@@ -90,6 +114,14 @@ def status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
     render.print_messages(console, msgs)
     for kept in data["keptLastGood"]:
         console.print(f"[yellow]serving last good config for[/] {kept}")
+    ca = data.get("ca") or {}
+    for warning in ca.get("warnings", []):
+        console.print(f"[yellow]warning: CA:[/] {warning}")
+    for refused in data.get("refusedProxies", [])[-5:]:
+        console.print(
+            f"[yellow]refused xDS client[/] {refused['node']} ({refused['identity'] or 'no identity'}): "
+            f"{refused['reason']}"
+        )
 
 
 def _message(m: dict[str, object]) -> ConfigMessage:
@@ -129,8 +161,36 @@ def controlplane(
     directory: MeshDir,
     xds_port: Annotated[int, typer.Option(help="xDS (ADS gRPC) port.")] = 15010,
     status_port: Annotated[int, typer.Option(help="Status HTTP port.")] = 15014,
+    ca_port: Annotated[int, typer.Option(help="The CA's HTTPS port (0 = any free port).")] = 0,
+    ca_dir: Annotated[
+        Path | None, typer.Option(help="CA directory (default DIRECTORY/.plait/ca).")
+    ] = None,
+    token_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM public key that signs workload tokens; without it: no CA and plaintext xDS."
+        ),
+    ] = None,
+    cert_ttl: Annotated[
+        str, typer.Option(help="Workload certificate lifetime.", callback=_ttl)
+    ] = "24h",
 ) -> None:
     """Run the control plane alone (plait up starts it for you)."""
-    from plait.controlplane.main import ControlPlaneOptions, main
+    import datetime as dt
 
-    main(ControlPlaneOptions(root=directory.resolve(), xds_port=xds_port, debug_port=status_port))
+    from plait.api.duration import parse_nanos
+    from plait.controlplane.main import ControlPlaneOptions, main
+    from plait.controlplane.security import SecurityOptions
+
+    root = directory.resolve()
+    security = None
+    if token_key is not None:
+        security = SecurityOptions(
+            ca_dir=ca_dir or root / ".plait" / "ca",
+            token_public_key=token_key,
+            ca_port=ca_port,
+            workload_ttl=dt.timedelta(seconds=parse_nanos(cert_ttl) / 1e9),
+        )
+    main(
+        ControlPlaneOptions(root=root, xds_port=xds_port, debug_port=status_port, security=security)
+    )

@@ -48,14 +48,22 @@ def _print_ready(state: MeshState, console: Console) -> None:
 
 
 def run_foreground(
-    directory: Path, gateway_port: int, timeout: float, console: Console, err: Console
+    directory: Path,
+    gateway_port: int,
+    timeout: float,
+    console: Console,
+    err: Console,
+    *,
+    cert_ttl: str = "24h",
 ) -> int:
     from plait.local.runner import LocalMesh, UpOptions
 
     if _refuse_if_running(directory, err):
         return exitcodes.STARTUP_FAILED
     mesh = LocalMesh(
-        UpOptions(root=directory, gateway_port=gateway_port, ready_timeout_s=timeout),
+        UpOptions(
+            root=directory, gateway_port=gateway_port, ready_timeout_s=timeout, cert_ttl=cert_ttl
+        ),
         progress=lambda line: console.print(f"[cyan]▸[/] {line}"),
     )
     for m in mesh.config_messages:
@@ -100,7 +108,13 @@ def run_foreground(
 
 
 def run_detached(
-    directory: Path, gateway_port: int, timeout: float, console: Console, err: Console
+    directory: Path,
+    gateway_port: int,
+    timeout: float,
+    console: Console,
+    err: Console,
+    *,
+    cert_ttl: str = "24h",
 ) -> int:
     if _refuse_if_running(directory, err):
         return exitcodes.STARTUP_FAILED
@@ -120,6 +134,8 @@ def run_detached(
                 str(gateway_port),
                 "--timeout",
                 str(timeout),
+                "--cert-ttl",
+                cert_ttl,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

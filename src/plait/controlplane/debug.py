@@ -15,12 +15,20 @@ from plait.errors import Severity
 
 if TYPE_CHECKING:
     from plait.controlplane.main import Watcher
+    from plait.controlplane.security import MeshSecurity
     from plait.controlplane.state import MeshState
     from plait.xds.server import AdsServer
 
 
 class DebugServer:
-    def __init__(self, server: AdsServer, state: MeshState, watcher: Watcher) -> None:
+    def __init__(
+        self,
+        server: AdsServer,
+        state: MeshState,
+        watcher: Watcher,
+        security: MeshSecurity | None = None,
+    ) -> None:
+        self.security = security
         self.server = server
         self.state = state
         self.watcher = watcher
@@ -41,6 +49,18 @@ class DebugServer:
             "keptLastGood": list(self.watcher.kept),
             "translationErrors": dict(self.state.translation_errors),
             "internalError": self.watcher.internal_error,
+            "ca": self.security.status() if self.security is not None else None,
+            "refusedProxies": [
+                {
+                    "at": r.at.isoformat(),
+                    "peer": r.peer,
+                    "node": r.node_id,
+                    "claimed": r.claimed,
+                    "identity": r.identity,
+                    "reason": r.message,
+                }
+                for r in self.server.rejections
+            ],
         }
 
     async def _status(self, _request: web.Request) -> web.Response:

@@ -19,7 +19,9 @@ from pathlib import Path
 import watchfiles
 
 from plait.analysis import analyze, vet
+from plait.api import Loaded
 from plait.controlplane.debug import DebugServer
+from plait.controlplane.security import MeshSecurity, SecurityOptions, workload_check
 from plait.controlplane.state import MeshState
 from plait.errors import ConfigMessage
 from plait.model.snapshot import MeshSnapshot, build_snapshot
@@ -39,6 +41,7 @@ class ControlPlaneOptions:
     host: str = "127.0.0.1"
     xds_port: int = 15010
     debug_port: int = 15014
+    security: SecurityOptions | None = None  # None: plaintext xDS and no CA (tests, bench)
 
 
 def _is_registry(path: str) -> bool:
@@ -64,6 +67,10 @@ class Watcher:
         self._view = self.source.load()
         self._instances = read_registry(root)
         self._warnings: tuple[ConfigMessage, ...] | None = None  # analysis of self._view
+
+    def config(self) -> tuple[Loaded, ...]:
+        """The resources in force (for the xDS admission check)."""
+        return tuple(self._view.resources)
 
     @property
     def instance_names(self) -> list[str]:
@@ -121,13 +128,22 @@ async def run(opts: ControlPlaneOptions) -> None:
     watcher = Watcher(opts.root)
     state = MeshState(watcher.snapshot())
     server = AdsServer(state)
-    xds_port = await server.start(opts.host, opts.xds_port)
-    debug = DebugServer(server, state, watcher)
+    security = None
+    tls = None
+    if opts.security is not None:
+        trust_domain = state.snapshot.mesh.trust_domain
+        security = MeshSecurity(opts.security, trust_domain, opts.host)
+        ca_port = await security.start()
+        log.info("CA for %s on https://%s:%d", trust_domain, opts.host, ca_port)
+        tls = security.xds_tls(workload_check(watcher.config))
+    xds_port = await server.start(opts.host, opts.xds_port, tls=tls)
+    debug = DebugServer(server, state, watcher, security)
     debug_port = await debug.start(opts.host, opts.debug_port)
     log.info(
-        "control plane: xds %s:%d, status http://%s:%d/status",
+        "control plane: xds %s:%d (%s), status http://%s:%d/status",
         opts.host,
         xds_port,
+        "mTLS" if tls is not None else "plaintext",
         opts.host,
         debug_port,
     )
@@ -140,6 +156,8 @@ async def run(opts: ControlPlaneOptions) -> None:
     finally:
         await debug.stop()
         await server.stop(1.0)
+        if security is not None:
+            await security.stop()
 
 
 def main(opts: ControlPlaneOptions) -> None:

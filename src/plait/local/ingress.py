@@ -20,10 +20,7 @@ listener leaves with the config, and its host port stays reserved in the map.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
-from plait.agent.bootstrap import BootstrapOptions
-from plait.agent.supervisor import EnvoySupervisor
 from plait.errors import StartupError
 from plait.local.plan import Plan
 from plait.local.ports import can_bind, free_port
@@ -87,15 +84,6 @@ def gateway_proxy(ports: list[tuple[int, int]]) -> Proxy:
     )
 
 
-def gateway_envoy(
-    ports: list[tuple[int, int]], run_dir: Path, xds_port: int, generation: int = 0
-) -> EnvoySupervisor:
-    """The gateway's Envoy; each replacement (`generation` ≥ 1) has its own files."""
-    name = f"{NAME}.{NAMESPACE}" + (f".{generation}" if generation else "")
-    return EnvoySupervisor(
-        BootstrapOptions(
-            proxy=gateway_proxy(ports), admin_port=0, xds_host=HOST, xds_port=xds_port
-        ),
-        run_dir / "envoy",
-        name=name,
-    )
+def gateway_name(generation: int = 0) -> str:
+    """The gateway's name for files and its token; each replacement Envoy has its own."""
+    return f"{NAME}.{NAMESPACE}" + (f".{generation}" if generation else "")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 import sys
 import time
@@ -24,10 +25,11 @@ from typing import Any
 
 import watchfiles
 
-from plait.agent.bootstrap import BootstrapOptions
-from plait.agent.supervisor import EnvoySupervisor
+from plait.agent.sidecar import SidecarAgent, SidecarOptions
+from plait.api.duration import parse_nanos
 from plait.errors import EnvoyError, StartupError
 from plait.local import ingress
+from plait.local.identity import TOKEN_REFRESH_S, LocalIdentity
 from plait.local.plan import Plan, ReplicaSpec, make_plan
 from plait.local.ports import free_port, is_listening
 from plait.local.process import ManagedProcess
@@ -49,6 +51,7 @@ class UpOptions:
     root: Path
     gateway_port: int = 8080
     ready_timeout_s: float = 60.0
+    cert_ttl: str = "24h"  # workload certificates' lifetime
 
 
 @dataclass
@@ -56,14 +59,14 @@ class Replica:
     spec: ReplicaSpec
     proxy: Proxy
     app: ManagedProcess
-    sidecar: EnvoySupervisor
+    sidecar: SidecarAgent  # the agent: certificate, SDS, and the Envoy it supervises
     registered: bool = False
 
 
 @dataclass
 class Started:
     controlplane: ManagedProcess | None = None
-    gateway: EnvoySupervisor | None = None
+    gateway: SidecarAgent | None = None
     replicas: list[Replica] = field(default_factory=list)
 
 
@@ -94,12 +97,20 @@ class LocalMesh:
         self._gateway_generation = 0  # replacements of the gateway Envoy (local.ingress)
         self.xds_port = free_port()
         self.debug_port = free_port()
+        self.ca_port = free_port()
+        self.identity = LocalIdentity(
+            self.run_dir,
+            self.snapshot.mesh.trust_domain,
+            dt.timedelta(seconds=parse_nanos(opts.cert_ttl) / 1e9),
+        )
+        self._token_refresh: asyncio.Task[None] | None = None
         self.state = MeshState(
             pid=os.getpid(),
             phase="starting",
             root=str(self.root),
             xds=f"{HOST}:{self.xds_port}",
             status_url=f"http://{HOST}:{self.debug_port}/status",
+            ca=self.ca_url,
             controlplane_log=str(self.run_dir / "controlplane.log"),
         )
 
@@ -119,6 +130,12 @@ class LocalMesh:
                 str(self.xds_port),
                 "--status-port",
                 str(self.debug_port),
+                "--ca-port",
+                str(self.ca_port),
+                "--token-key",
+                str(self.identity.public_key),
+                "--cert-ttl",
+                self.opts.cert_ttl,
             ],
             env=dict(os.environ),
             cwd=self.root,
@@ -127,16 +144,29 @@ class LocalMesh:
         self.started.controlplane = cp
         await cp.start()
         await _until(
-            lambda: is_listening(HOST, self.xds_port) and is_listening(HOST, self.debug_port),
+            lambda: all(is_listening(HOST, p) for p in (self.xds_port, self.debug_port, self.ca_port)),
             20,
             "the control plane to listen (see " + self.state.controlplane_log + ")",
         )
 
-    def _envoy(self, proxy: Proxy) -> EnvoySupervisor:
-        return EnvoySupervisor(
-            BootstrapOptions(proxy=proxy, admin_port=0, xds_host=HOST, xds_port=self.xds_port),
-            self.run_dir / "envoy",
-            name=proxy.id.split("~", 1)[1],
+    @property
+    def ca_url(self) -> str:
+        return f"https://{HOST}:{self.ca_port}"
+
+    def _agent(self, proxy: Proxy, instance: str, name: str | None = None) -> SidecarAgent:
+        """One proxy's agent: its token, key and certificate, SDS socket, and Envoy."""
+        name = name or proxy.id.split("~", 1)[1]
+        token = self.identity.token_file(instance, proxy.namespace, proxy.service_account)
+        return SidecarAgent(
+            SidecarOptions(
+                proxy=proxy,
+                run_dir=self.run_dir / "envoy",
+                ca=self.identity.ca_options(proxy, token, self.ca_url),
+                sds_socket=self.identity.sds_socket(name),
+                xds_host=HOST,
+                xds_port=self.xds_port,
+                name=name,
+            )
         )
 
     def _replica(self, spec: ReplicaSpec) -> Replica:
@@ -177,7 +207,7 @@ class LocalMesh:
             cwd=self.root,
             log_path=self.run_dir / "logs" / f"{spec.instance}.log",
         )
-        return Replica(spec, proxy, app, self._envoy(proxy))
+        return Replica(spec, proxy, app, self._agent(proxy, spec.instance))
 
     async def _start_replica(self, r: Replica) -> None:
         if not r.spec.command:
@@ -219,8 +249,14 @@ class LocalMesh:
             ],
         )
 
+    def _gateway_agent(self, ports: list[tuple[int, int]], generation: int = 0) -> SidecarAgent:
+        """The gateway's agent; each replacement (`generation` ≥ 1) has its own files."""
+        proxy = ingress.gateway_proxy(ports)
+        name = ingress.gateway_name(generation)
+        return self._agent(proxy, name, name)
+
     async def _start_gateway(self, ports: list[tuple[int, int]]) -> None:
-        gw = ingress.gateway_envoy(ports, self.run_dir, self.xds_port)
+        gw = self._gateway_agent(ports)
         self.started.gateway = gw
         await gw.start()
         await gw.wait_ready(self.opts.ready_timeout_s)
@@ -234,7 +270,7 @@ class LocalMesh:
             return
         ports = ingress.host_ports(plan, current, self.opts.gateway_port)
         self._gateway_generation += 1
-        new = ingress.gateway_envoy(ports, self.run_dir, self.xds_port, self._gateway_generation)
+        new = self._gateway_agent(ports, self._gateway_generation)
         try:
             await new.start()
             await new.wait_ready(self.opts.ready_timeout_s)
@@ -270,6 +306,7 @@ class LocalMesh:
         ports = ingress.host_ports(self.plan, {}, self.opts.gateway_port)
         write_state(self.root, self.state)
         await self._start_controlplane()
+        self._token_refresh = asyncio.create_task(self._refresh_tokens())
         self.started.replicas = [self._replica(spec) for spec in self.plan.replicas]
         self.progress(f"starting {len(self.started.replicas)} replicas with sidecars")
         tasks = [self._start_replica(r) for r in self.started.replicas]
@@ -309,11 +346,11 @@ class LocalMesh:
         return out
 
     def _proxy_entries(self) -> list[ProxyEntry]:
-        envoys: list[tuple[EnvoySupervisor, ManagedProcess | None]] = []
+        agents: list[tuple[SidecarAgent, ManagedProcess | None]] = []
         if self.started.gateway is not None:
-            envoys.append((self.started.gateway, None))
-        envoys += [(r.sidecar, r.app) for r in self.started.replicas]
-        return [_entry(envoy, app) for envoy, app in envoys]
+            agents.append((self.started.gateway, None))
+        agents += [(r.sidecar, r.app) for r in self.started.replicas]
+        return [_entry(agent, app) for agent, app in agents]
 
     async def _wait_synced(self) -> None:
         expected = {e.name for e in self.state.proxies}
@@ -388,6 +425,8 @@ class LocalMesh:
         self._write_registry()
         await self._wait_synced()  # no proxy sends to the leaving replicas any more
         await asyncio.gather(*(r.sidecar.stop() for r in leaving), *(r.app.stop() for r in leaving))
+        for r in leaving:
+            self.identity.forget(r.spec.instance)
         self.started.replicas = [r for r in self.started.replicas if r not in leaving]
         joining = [self._replica(spec) for spec in change.start]
         self.started.replicas += joining
@@ -418,11 +457,22 @@ class LocalMesh:
             await s.gateway.stop()
         if s.controlplane is not None:
             await s.controlplane.stop()
+        if self._token_refresh is not None:
+            self._token_refresh.cancel()
+            await asyncio.gather(self._token_refresh, return_exceptions=True)
+        self.identity.cleanup()
         with contextlib.suppress(OSError):
             write_registry(self.root, [])
 
+    async def _refresh_tokens(self) -> None:
+        """Re-mint every replica's token before it expires (agents read it per request)."""
+        while True:
+            await asyncio.sleep(TOKEN_REFRESH_S)
+            self.identity.refresh_tokens()
 
-def _entry(envoy: EnvoySupervisor, app: ManagedProcess | None) -> ProxyEntry:
+
+def _entry(agent: SidecarAgent, app: ManagedProcess | None) -> ProxyEntry:
+    envoy = agent.envoy
     p = envoy.config.proxy
     sidecar = p.kind == ProxyKind.SIDECAR
     return ProxyEntry(
@@ -438,6 +488,7 @@ def _entry(envoy: EnvoySupervisor, app: ManagedProcess | None) -> ProxyEntry:
         app=f"{HOST}:{p.app_port}" if sidecar else None,
         envoyLog=str(envoy.log_path),
         appLog=str(app.log_path) if app is not None else None,
+        identity=agent.options.ca.identity.uri,
     )
 
 

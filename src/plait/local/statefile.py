@@ -32,6 +32,7 @@ class ProxyEntry:
     app: str | None = None
     envoyLog: str = ""  # noqa: N815
     appLog: str | None = None  # noqa: N815
+    identity: str | None = None  # the SPIFFE ID its certificate names
 
     @property
     def metrics(self) -> str:
@@ -62,6 +63,7 @@ class MeshState:
     services: list[ServiceEntry] = field(default_factory=list)
     error: str | None = None
     controlplane_log: str = ""
+    ca: str | None = None  # the CA's HTTPS URL
 
 
 def state_path(root: Path) -> Path:

@@ -55,4 +55,6 @@ def collect_status(root: Path) -> dict[str, Any]:
         "errors": cp.get("errors", []),
         "warnings": cp.get("warnings", []),
         "keptLastGood": cp.get("keptLastGood", []),
+        "ca": {**(cp.get("ca") or {}), "url": state.ca} if state.ca else None,
+        "refusedProxies": cp.get("refusedProxies", []),
     }

@@ -21,6 +21,8 @@ ROOT_SECRET = "ROOTCA"
 CONTROL_PLANE_NAMESPACE = "istio-system"
 CONTROL_PLANE_SERVICE_ACCOUNT = "plaitd"
 """The control plane's own identity (its xDS and CA serving certificate)."""
+CONTROL_PLANE_HOST = f"{CONTROL_PLANE_SERVICE_ACCOUNT}.{CONTROL_PLANE_NAMESPACE}.svc"
+"""The SNI Envoys send to the xDS port; a DNS SAN of the serving certificate."""
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 _SPIFFE = re.compile(r"^spiffe://(?P<td>[^/]+)/ns/(?P<ns>[^/]+)/sa/(?P<sa>[^/]+)$")

@@ -1,0 +1,99 @@
+"""The control plane's security parts: the mesh CA, its HTTPS CSR service, the mTLS
+credentials of the ADS port and the check that admits a proxy's node.
+
+Trust is bootstrapped from files in the CA directory (local mode: MESHDIR/.plait/ca):
+the CA is created on first start (or the user's plugged-in CA is loaded), the root
+certificate is written next to it for agents to trust the CA's HTTPS port, and workload
+tokens are verified with the public key of whoever mints them (`plait up`; see
+docs/security.md). The ADS port and the CA port present the same serving certificate,
+issued by the CA to `spiffe://TD/ns/istio-system/sa/plaitd` and re-issued at half-life
+or when the trust bundle changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plait.api import KubeDeployment, Loaded
+from plait.ca import CaServer, CertificateAuthority, ServingCertificate, TokenVerifier
+from plait.model.identity import CONTROL_PLANE_HOST, SpiffeId
+from plait.model.proxy import Proxy, ProxyKind
+from plait.xds.auth import ServerTls
+
+GATEWAY_WORKLOAD = "istio-ingressgateway"
+
+
+@dataclass(frozen=True)
+class SecurityOptions:
+    ca_dir: Path
+    token_public_key: Path  # PEM Ed25519 key of the token issuer
+    ca_port: int = 0
+    workload_ttl: dt.timedelta = dt.timedelta(hours=24)
+
+
+class MeshSecurity:
+    """The CA and the servers that use its credentials; `start()` then `stop()`."""
+
+    def __init__(self, opts: SecurityOptions, trust_domain: str, host: str) -> None:
+        self.trust_domain = trust_domain
+        self.ca = CertificateAuthority.load_or_create(
+            opts.ca_dir, trust_domain, workload_ttl=opts.workload_ttl
+        )
+        # DNS names: `localhost` for the CA's HTTPS clients, the xDS SNI Envoys send
+        self.serving = ServingCertificate(self.ca, dns=("localhost", CONTROL_PLANE_HOST))
+        verifier = TokenVerifier(opts.token_public_key.read_bytes())
+        self.server = CaServer(
+            self.ca, verifier, host=host, port=opts.ca_port, serving=self.serving
+        )
+
+    def xds_tls(self, check: Callable[[SpiffeId, Proxy], str | None]) -> ServerTls:
+        return ServerTls(
+            credentials=self.serving.current, trust_domain=self.trust_domain, check=check
+        )
+
+    async def start(self) -> int:
+        return await self.server.start()
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    def status(self) -> dict[str, Any]:
+        """For `/status`: the CA's certificates with their expiry, warnings, counters."""
+        return {
+            **self.ca.describe().to_json(),
+            "url": self.server.url,
+            "counters": self.server.counters(),
+        }
+
+
+def workload_check(config: Callable[[], Sequence[Loaded]]) -> Callable[[SpiffeId, Proxy], str | None]:
+    """Admit a node only as a workload that the config declares for its identity: a
+    Deployment in its namespace running as its service account with the labels it
+    claims (or the ingress gateway). The certificate already proved namespace and
+    service account; this stops a workload from taking another's name and labels (and
+    so its inbound configuration) within the same service account."""
+
+    def check(identity: SpiffeId, proxy: Proxy) -> str | None:
+        if proxy.kind is ProxyKind.GATEWAY:
+            return None if proxy.workload == GATEWAY_WORKLOAD else "unknown gateway"
+        for item in config():
+            dep = item.resource
+            if not isinstance(dep, KubeDeployment) or dep.metadata.name != proxy.workload:
+                continue
+            if dep.metadata.namespace != proxy.namespace:
+                continue
+            template = dep.spec.template
+            account = template.spec.service_account_name or "default"
+            labels = dict(template.metadata.labels) if template.metadata else {}
+            if account != identity.service_account:
+                return f"Deployment {proxy.workload} runs as {account}, not {identity}"
+            if labels != proxy.labels.as_dict():
+                return f"labels {proxy.labels.as_dict()} are not Deployment {proxy.workload}'s"
+            return None
+        return f"no Deployment {proxy.namespace}/{proxy.workload} in the mesh's config"
+
+    return check
