@@ -48,7 +48,10 @@ def test_full_rotation_without_a_gap_in_trust(tmp_path: Path) -> None:
 
     with pytest.raises(RotationError, match="less than 24 h"):
         rotation.finish_rotation(ca.ca_dir, NOW)
-    rotation.finish_rotation(ca.ca_dir, NOW + dt.timedelta(days=1, minutes=1))
+    # the switch time is extra-roots.pem's mtime (real time, not NOW, which was taken at
+    # import and may be minutes old by now in a long test run)
+    a_day_later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, minutes=1)
+    rotation.finish_rotation(ca.ca_dir, a_day_later)
     assert ca.reload_if_changed()
     assert ca.trust_bundle() == [new_root]
     with pytest.raises(VerificationError):
