@@ -132,10 +132,11 @@ class Mesh:
         return data
 
     def all_synced(self, min_generation: int = 0) -> bool:
-        cp = self.cp_status()
-        proxies = cp["proxies"]
-        expected = len(self.status_proxies())
-        return len(proxies) >= expected and all(
+        """Every proxy `plait up` runs has ACKed `min_generation` (other xDS clients a test
+        connected itself do not count)."""
+        ours = {p["name"] for p in self.status_proxies()}
+        proxies = [p for p in self.cp_status()["proxies"] if p["name"] in ours]
+        return len(proxies) >= len(ours) and all(
             p["connected"]
             and all(v in ("SYNCED", "NOT SENT") for v in p["sync"].values())
             and (p.get("generation") or 0) >= min_generation

@@ -49,13 +49,24 @@ class Lab:
         while time.monotonic() < deadline:
             cp = self.mesh.cp_status()
             generation = int(cp["controlPlane"]["generation"])
-            if generation > before and self.mesh.all_synced(generation):
+            if generation > before and self.mesh.all_synced(generation) and self._drained():
                 return generation
             time.sleep(0.03)
         raise AssertionError(f"config not ACKed by every proxy in 15 s:\n{self.mesh.cp_status()}")
 
+    def _drained(self) -> bool:
+        """No proxy still serves connections on a filter chain a listener update replaced
+        (they close within Envoy's drain time): until then, an old chain's filters (RBAC,
+        jwt_authn, the mTLS mode) still answer requests on connections opened before."""
+        for p in self.mesh.status_proxies():
+            stats = get_json(f"http://{p['admin']}/stats?format=json&filter=draining")["stats"]
+            if any(s.get("value") for s in stats):
+                return False
+        return True
+
     def apply(self, name: str, text: str) -> int:
-        """Write `NAME.yaml` and wait until every proxy ACKed it; returns the generation."""
+        """Write `NAME.yaml` and wait until every proxy ACKed it and no connection is left
+        on a replaced filter chain; returns the generation."""
         path = self.mesh.root / f"{name}.yaml"
         return self._publish(lambda: path.write_text(text))
 

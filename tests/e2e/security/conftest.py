@@ -1,0 +1,31 @@
+"""Security e2e tests run on the traffic lab mesh (tests/e2e/traffic/lab): one mesh per
+test module, config applied per test. A failing test prints Envoy's logs and config dumps."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "traffic"))
+
+from labkit import Lab, running_lab  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab mesh; a module may add files (`LAB_FILES`) and `plait up` flags (`UP_ARGS`)."""
+    args = tuple(getattr(request.module, "UP_ARGS", ()))
+    with running_lab(request, tmp_path_factory.mktemp("security"), *args) as lab:
+        yield lab
+
+
+@pytest.fixture(autouse=True)
+def _diagnose(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed and "lab" in request.fixturenames:
+        lab: Lab = request.getfixturevalue("lab")
+        print(lab.mesh.diagnostics())
