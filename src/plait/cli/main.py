@@ -74,13 +74,28 @@ def up(
             callback=_ttl,
         ),
     ] = "24h",
+    ca_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own CA (Istio's plugged-in layout: ca-cert.pem, ca-key.pem, "
+            "cert-chain.pem, root-cert.pem); default: a root plait makes in DIRECTORY/.plait/ca.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the mesh in DIRECTORY: control plane and CA, ingress gateway, every replica
     with its sidecar; sidecars talk mutual TLS with workload certificates."""
     from plait.cli.up import run_detached, run_foreground
 
     code = (run_detached if detach else run_foreground)(
-        directory, gateway_port, timeout, console, err, cert_ttl=cert_ttl
+        directory,
+        gateway_port,
+        timeout,
+        console,
+        err,
+        cert_ttl=cert_ttl,
+        ca_dir=ca_dir.resolve() if ca_dir is not None else None,
     )
     raise typer.Exit(code)
 

@@ -55,6 +55,7 @@ def run_foreground(
     err: Console,
     *,
     cert_ttl: str = "24h",
+    ca_dir: Path | None = None,
 ) -> int:
     from plait.local.runner import LocalMesh, UpOptions
 
@@ -62,7 +63,11 @@ def run_foreground(
         return exitcodes.STARTUP_FAILED
     mesh = LocalMesh(
         UpOptions(
-            root=directory, gateway_port=gateway_port, ready_timeout_s=timeout, cert_ttl=cert_ttl
+            root=directory,
+            gateway_port=gateway_port,
+            ready_timeout_s=timeout,
+            cert_ttl=cert_ttl,
+            ca_dir=ca_dir,
         ),
         progress=lambda line: console.print(f"[cyan]▸[/] {line}"),
     )
@@ -115,6 +120,7 @@ def run_detached(
     err: Console,
     *,
     cert_ttl: str = "24h",
+    ca_dir: Path | None = None,
 ) -> int:
     if _refuse_if_running(directory, err):
         return exitcodes.STARTUP_FAILED
@@ -136,6 +142,7 @@ def run_detached(
                 str(timeout),
                 "--cert-ttl",
                 cert_ttl,
+                *(["--ca-dir", str(ca_dir)] if ca_dir is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

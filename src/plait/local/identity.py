@@ -35,8 +35,14 @@ within this many seconds."""
 
 
 class LocalIdentity:
-    def __init__(self, run_dir: Path, trust_domain: str, cert_ttl: dt.timedelta) -> None:
-        self.ca_dir = run_dir / "ca"
+    def __init__(
+        self,
+        run_dir: Path,
+        trust_domain: str,
+        cert_ttl: dt.timedelta,
+        ca_dir: Path | None = None,
+    ) -> None:
+        self.ca_dir = ca_dir or run_dir / "ca"
         self.tokens_dir = run_dir / "tokens"
         ensure_private_dir(self.tokens_dir)
         self.issuer = TokenIssuer.load_or_create(self.tokens_dir / "issuer-key.pem")

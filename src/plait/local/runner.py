@@ -52,6 +52,7 @@ class UpOptions:
     gateway_port: int = 8080
     ready_timeout_s: float = 60.0
     cert_ttl: str = "24h"  # workload certificates' lifetime
+    ca_dir: Path | None = None  # a plugged-in CA; None: plait's own in .plait/ca
 
 
 @dataclass
@@ -102,6 +103,7 @@ class LocalMesh:
             self.run_dir,
             self.snapshot.mesh.trust_domain,
             dt.timedelta(seconds=parse_nanos(opts.cert_ttl) / 1e9),
+            opts.ca_dir,
         )
         self._token_refresh: asyncio.Task[None] | None = None
         self.state = MeshState(
@@ -136,6 +138,8 @@ class LocalMesh:
                 str(self.identity.public_key),
                 "--cert-ttl",
                 self.opts.cert_ttl,
+                "--ca-dir",
+                str(self.identity.ca_dir),
             ],
             env=dict(os.environ),
             cwd=self.root,

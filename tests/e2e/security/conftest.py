@@ -16,9 +16,12 @@ from labkit import Lab, running_lab  # noqa: E402
 
 @pytest.fixture(scope="module")
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """The lab mesh; a module may add files (`LAB_FILES`) and `plait up` flags (`UP_ARGS`)."""
-    args = tuple(getattr(request.module, "UP_ARGS", ()))
-    with running_lab(request, tmp_path_factory.mktemp("security"), *args) as lab:
+    """The lab mesh; a module may add files (`LAB_FILES`) and `plait up` flags (`UP_ARGS`,
+    or `up_args(where)` to make files under the test's directory first)."""
+    where = tmp_path_factory.mktemp("security")
+    make_args = getattr(request.module, "up_args", None)
+    args = tuple(make_args(where) if make_args else getattr(request.module, "UP_ARGS", ()))
+    with running_lab(request, where, *args) as lab:
         yield lab
 
 

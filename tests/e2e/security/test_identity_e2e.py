@@ -22,7 +22,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 from labkit import Lab
-from meshkit import Load, eventually, get_json
+from meshkit import Load, eventually, get_json, plait
 from seckit import spiffe
 
 from plait.model.labels import Labels
@@ -169,3 +169,48 @@ spec:
     assert load.failures == [], load.failures[:5]
     assert load.total > 200, load.codes
     assert time.monotonic() - start < 60
+
+
+def sds_updates(lab: Lab, secret: str) -> dict[str, int]:
+    """Per proxy, how many times its Envoy took a new version of an SDS secret."""
+    out = {}
+    for p in lab.mesh.status_proxies():
+        stats = get_json(f"http://{p['admin']}/stats?format=json&filter=^sds\\.")["stats"]
+        out[p["name"]] = sum(
+            s.get("value", 0) for s in stats if s.get("name") == f"sds.{secret}.update_success"
+        )
+    return out
+
+
+async def test_the_root_rotates_under_traffic_without_a_failed_request(lab: Lab) -> None:
+    root = str(lab.mesh.root)
+
+    async def step(name: str, *extra: str) -> None:
+        before = sds_updates(lab, "ROOTCA")
+        result = plait("ca", "rotate-root", root, "--step", name, *extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+        await eventually(
+            lambda: all(n > before[p] for p, n in sds_updates(lab, "ROOTCA").items()),
+            30,
+            f"every Envoy to take the trust bundle of step {name}",
+            interval=0.5,
+        )
+
+    async with Load("http://echo:8080/root", workers=4, proxy=lab.client_proxy) as load:
+        await step("add")  # the new root is trusted everywhere before it signs anything
+        serials = {w: cert_serial(lab, w) for w in ("client", "echo-v1", "echo-v2")}
+        await step("switch")  # it signs now: every agent renews
+        await eventually(
+            lambda: all(cert_serial(lab, w) != s for w, s in serials.items()),
+            30,
+            "every sidecar to hold a certificate from the new root",
+            interval=0.5,
+        )
+        await step("finish", "--force")  # the old root is no longer trusted
+        after = load.total
+        await eventually(lambda: load.total > after + 50, 10, "traffic after the rotation")
+    assert load.failures == [], load.failures[:5]
+    new_root = (ca_dir(lab) / "root-cert.pem").read_text()
+    assert not (ca_dir(lab) / "extra-roots.pem").exists()
+    code, body, _ = await ask_ca(lab, token_of(lab, "client-0"), spiffe("default", "client"))
+    assert code == 200 and body["trustBundle"] == [new_root]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -12,6 +11,7 @@ from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from plait.model.identity import SpiffeId
+from testpki import ca_cert, key_bytes, pem, plugged_in
 
 TD = "cluster.local"
 ORDERS = SpiffeId(TD, "shop", "orders")
@@ -55,70 +55,4 @@ def verify_chain(
     return list(verified.chain)
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def ca_cert(
-    cn: str,
-    key: ec.EllipticCurvePrivateKey,
-    *,
-    issuer: x509.Certificate | None = None,
-    issuer_key: ec.EllipticCurvePrivateKey | None = None,
-    not_after: dt.datetime | None = None,
-    path_length: int | None = None,
-) -> x509.Certificate:
-    """A CA certificate, self-signed unless `issuer` is given."""
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(issuer.subject if issuer else _name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(not_after or now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key((issuer_key or key).public_key()),
-            critical=False,
-        )
-        .sign(issuer_key or key, hashes.SHA256())
-    )
-
-
-def pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def key_bytes(key: Key) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def plugged_in(ca_dir: Path, *, levels: int = 1) -> tuple[x509.Certificate, list[x509.Certificate]]:
-    """Istio's plug-in layout with `levels` intermediates below a root: returns
-    (root, intermediates signer-first)."""
-    ca_dir.mkdir(parents=True, exist_ok=True)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = ca_cert("user root", root_key)
-    parent, parent_key = root, root_key
-    chain: list[x509.Certificate] = []
-    for i in range(levels):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = ca_cert(f"user intermediate {i}", key, issuer=parent, issuer_key=parent_key)
-        chain.insert(0, cert)
-        parent, parent_key = cert, key
-    (ca_dir / "ca-cert.pem").write_bytes(pem(chain[0]))
-    (ca_dir / "ca-key.pem").write_bytes(key_bytes(parent_key))
-    (ca_dir / "cert-chain.pem").write_bytes(b"".join(pem(c) for c in [*chain, root]))
-    (ca_dir / "root-cert.pem").write_bytes(pem(root))
-    return root, chain
+__all__ = ["ca_cert", "key_bytes", "pem", "plugged_in"]
