@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from plait.analysis.workloads import INJECT_ANNOTATION
 from plait.api import KubeDeployment, Loaded
 from plait.model.labels import Labels
 from plait.model.snapshot import MeshSnapshot
@@ -27,6 +28,7 @@ class ReplicaSpec:
     service_account: str
     command: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    sidecar: bool = True  # False: `sidecar.istio.io/inject: "false"` on the pod template
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def replicas_of(item: Loaded) -> list[ReplicaSpec]:
     command = _command([*(c.command or []), *(c.args or [])])
     env = tuple((e.name, e.value or "") for e in (c.env or []))
     labels = Labels.of(template.metadata.labels if template.metadata else {})
+    annotations = template.metadata.annotations if template.metadata else {}
+    sidecar = annotations.get(INJECT_ANNOTATION, "true").lower() != "false"
     return [
         ReplicaSpec(
             instance=f"{dep.metadata.name}-{i}",
@@ -67,6 +71,7 @@ def replicas_of(item: Loaded) -> list[ReplicaSpec]:
             service_account=template.spec.service_account_name or "default",
             command=command,
             env=env,
+            sidecar=sidecar,
         )
         for i in range(dep.spec.replicas if dep.spec.replicas is not None else 1)
     ]

@@ -5,7 +5,9 @@ Order and readiness:
    and reconnect meanwhile), ready when its xDS port accepts connections;
 2. the gateway and, per replica, the app (PORT, HTTP_PROXY = its sidecar) and its
    sidecar, all at once; a replica joins the registry (and so gets traffic) once its
-   app listens and its sidecar has ACKed its config — a readiness gate as in Kubernetes;
+   app listens and its sidecar has ACKed its config — a readiness gate as in Kubernetes
+   (a pod template annotated `sidecar.istio.io/inject: "false"` runs its app alone, reached
+   at the app's own port in plain text, as a workload outside the mesh);
 3. ready when every proxy reports every xDS type SYNCED at the control plane.
 A failure at any step stops everything already started and raises StartupError.
 """
@@ -60,7 +62,7 @@ class Replica:
     spec: ReplicaSpec
     proxy: Proxy
     app: ManagedProcess
-    sidecar: SidecarAgent  # the agent: certificate, SDS, and the Envoy it supervises
+    sidecar: SidecarAgent | None  # the agent (certificate, SDS, Envoy); None: no sidecar
     registered: bool = False
 
 
@@ -175,6 +177,8 @@ class LocalMesh:
 
     def _replica(self, spec: ReplicaSpec) -> Replica:
         app_port, inbound, outbound = free_port(), free_port(), free_port()
+        if not spec.sidecar:  # `sidecar.istio.io/inject: "false"`: reached at its own port
+            inbound, outbound = app_port, 0
         proxy = Proxy(
             id=node_id(ProxyKind.SIDECAR, spec.instance, spec.namespace),
             kind=ProxyKind.SIDECAR,
@@ -185,20 +189,13 @@ class LocalMesh:
             address=HOST,
             inbound_port=inbound,
             app_port=app_port,
-            outbound_port=outbound,
+            outbound_port=outbound or None,
         )
-        proxy_url = f"http://{HOST}:{outbound}"
         env = {
             **os.environ,
             **dict(spec.env),
             "PORT": str(app_port),
-            "HTTP_PROXY": proxy_url,
-            "http_proxy": proxy_url,
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            # The same listener for clients that cannot use an HTTP proxy (gRPC): they dial
-            # it and name the service in :authority (docs/traffic/protocols.md).
-            "PLAIT_OUTBOUND": f"{HOST}:{outbound}",
+            **(_proxy_env(outbound) if spec.sidecar else {}),
             "PLAIT_INSTANCE": spec.instance,
             "PLAIT_WORKLOAD": spec.workload,
             "PLAIT_NAMESPACE": spec.namespace,
@@ -211,7 +208,8 @@ class LocalMesh:
             cwd=self.root,
             log_path=self.run_dir / "logs" / f"{spec.instance}.log",
         )
-        return Replica(spec, proxy, app, self._agent(proxy, spec.instance))
+        agent = self._agent(proxy, spec.instance) if spec.sidecar else None
+        return Replica(spec, proxy, app, agent)
 
     async def _start_replica(self, r: Replica) -> None:
         if not r.spec.command:
@@ -222,7 +220,8 @@ class LocalMesh:
             raise StartupError(
                 f"{r.spec.instance}: cannot run {r.spec.command[0]!r}: {exc}"
             ) from exc
-        await r.sidecar.start()
+        if r.sidecar is not None:
+            await r.sidecar.start()
         assert r.proxy.app_port is not None
         port = r.proxy.app_port
         await _until(
@@ -230,10 +229,12 @@ class LocalMesh:
             self.opts.ready_timeout_s,
             f"{r.spec.instance} to listen on $PORT={port} (see {r.app.log_path})",
         )
-        await r.sidecar.wait_ready(self.opts.ready_timeout_s)
+        if r.sidecar is not None:
+            await r.sidecar.wait_ready(self.opts.ready_timeout_s)
         r.registered = True
         self._write_registry()
-        self.progress(f"{r.spec.instance}: ready (app :{port}, sidecar :{r.proxy.inbound_port})")
+        where = f"sidecar :{r.proxy.inbound_port}" if r.sidecar is not None else "no sidecar"
+        self.progress(f"{r.spec.instance}: ready (app :{port}, {where})")
 
     def _write_registry(self) -> None:
         write_registry(
@@ -247,6 +248,7 @@ class LocalMesh:
                     service_account=r.spec.service_account,
                     address=HOST,
                     inbound_port=r.proxy.inbound_port or 0,
+                    sidecar=r.sidecar is not None,
                 )
                 for r in self.started.replicas
                 if r.registered
@@ -353,7 +355,7 @@ class LocalMesh:
         agents: list[tuple[SidecarAgent, ManagedProcess | None]] = []
         if self.started.gateway is not None:
             agents.append((self.started.gateway, None))
-        agents += [(r.sidecar, r.app) for r in self.started.replicas]
+        agents += [(r.sidecar, r.app) for r in self.started.replicas if r.sidecar is not None]
         return [_entry(agent, app) for agent, app in agents]
 
     async def _wait_synced(self) -> None:
@@ -428,7 +430,7 @@ class LocalMesh:
             r.registered = False
         self._write_registry()
         await self._wait_synced()  # no proxy sends to the leaving replicas any more
-        await asyncio.gather(*(r.sidecar.stop() for r in leaving), *(r.app.stop() for r in leaving))
+        await asyncio.gather(*_stops(leaving))
         for r in leaving:
             self.identity.forget(r.spec.instance)
         self.started.replicas = [r for r in self.started.replicas if r not in leaving]
@@ -453,8 +455,7 @@ class LocalMesh:
                 write_state(self.root, self.state)
         s = self.started
         await asyncio.gather(
-            *(r.sidecar.stop() for r in s.replicas),
-            *(r.app.stop() for r in s.replicas),
+            *_stops(s.replicas),
             return_exceptions=True,
         )
         if s.gateway is not None:
@@ -494,6 +495,28 @@ def _entry(agent: SidecarAgent, app: ManagedProcess | None) -> ProxyEntry:
         appLog=str(app.log_path) if app is not None else None,
         identity=agent.options.ca.identity.uri,
     )
+
+
+def _proxy_env(outbound: int) -> dict[str, str]:
+    """How an app reaches its sidecar: HTTP_PROXY, and PLAIT_OUTBOUND for clients that
+    cannot use an HTTP proxy (gRPC: they dial it and name the service in :authority,
+    docs/traffic/protocols.md)."""
+    url = f"http://{HOST}:{outbound}"
+    return {
+        "HTTP_PROXY": url,
+        "http_proxy": url,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "PLAIT_OUTBOUND": f"{HOST}:{outbound}",
+    }
+
+
+def _stops(replicas: list[Replica]) -> list[Any]:
+    """Stopping replicas: their sidecars (which drain) and their apps, all at once."""
+    return [
+        *(r.sidecar.stop() for r in replicas if r.sidecar is not None),
+        *(r.app.stop() for r in replicas),
+    ]
 
 
 def _hostport(url: str | None) -> str:

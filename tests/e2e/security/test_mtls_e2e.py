@@ -4,9 +4,33 @@ server app sees its caller's SPIFFE ID; STRICT refuses plain text; PERMISSIVE ta
 from __future__ import annotations
 
 from labkit import Lab, eventually, statuses
+from meshkit import plait
 from seckit import plaintext_get, spiffe, xfcc_uris
 
 ECHO = "http://echo:8080"
+LAB_FILES = {
+    "legacy.yaml": """apiVersion: v1
+kind: Service
+metadata: {name: legacy}
+spec:
+  selector: {app: legacy}
+  ports: [{name: http, port: 8080, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: legacy}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: legacy}}
+  template:
+    metadata:
+      labels: {app: legacy}
+      annotations: {sidecar.istio.io/inject: "false"}
+    spec:
+      containers:
+        - {name: legacy, image: plait/lab, command: [python, echo.py]}
+"""
+}
 
 
 def peer_auth(name: str, namespace: str, spec: str) -> str:
@@ -103,3 +127,19 @@ spec:
         replies = await lab.send(f"{ECHO}/ports", 5)
         assert statuses(replies) == {200: 5}
         assert [xfcc_uris(r) for r in replies] == [[spiffe("default", "client")]] * 5
+
+
+async def test_a_workload_without_sidecar_is_called_in_plain_text_even_under_strict(
+    lab: Lab,
+) -> None:
+    """Automatic mTLS: the caller's sidecar sees that `legacy` has no sidecar and speaks
+    plain text to it, so a mesh-wide STRICT (which binds servers with sidecars) does not
+    cut it off; `plait analyze` warns that legacy's own calls would be refused."""
+    assert all(p["workload"] != "legacy" for p in lab.mesh.status_proxies())
+    with lab.config("strict", MESH_STRICT):
+        replies = await lab.send("http://legacy:8080/old", 6)
+        assert statuses(replies) == {200: 6}
+        assert all(xfcc_uris(r) == [] for r in replies)  # no TLS on that hop
+        assert all(r.replica == "legacy-0" for r in replies)
+        analyze = plait("analyze", str(lab.mesh.root))
+        assert "legacy" in analyze.stdout and "sidecar" in analyze.stdout, analyze.stdout

@@ -75,6 +75,18 @@ def test_service_account_comes_from_the_pod_template() -> None:
     assert replica.service_account == "alpha"
 
 
+def test_a_template_annotated_inject_false_runs_without_sidecar() -> None:
+    annotated = deployment("legacy").replace(
+        "    metadata: {labels: {app: legacy, version: v1}}\n",
+        "    metadata:\n      labels: {app: legacy}\n"
+        "      annotations: {sidecar.istio.io/inject: \"false\"}\n",
+    )
+    (legacy,) = plan_of(annotated)
+    assert legacy.sidecar is False
+    (plain,) = plan_of(deployment("a"))
+    assert plain.sidecar is True
+
+
 def test_python_runs_with_plaits_interpreter_and_other_commands_are_kept() -> None:
     (py3,) = plan_of(deployment("a", command="[python3, app.py]", args="[--x]"))
     assert py3.command == (sys.executable, "app.py", "--x")
