@@ -214,3 +214,16 @@ async def test_the_root_rotates_under_traffic_without_a_failed_request(lab: Lab)
     assert not (ca_dir(lab) / "extra-roots.pem").exists()
     code, body, _ = await ask_ca(lab, token_of(lab, "client-0"), spiffe("default", "client"))
     assert code == 200 and body["trustBundle"] == [new_root]
+
+
+def test_no_key_or_token_reaches_a_log_file(lab: Lab) -> None:
+    """Last in the module: the logs then cover start, refusals and both rotations."""
+    run = lab.mesh.root / ".plait"
+    tokens = [p.read_text().strip() for p in (run / "tokens").glob("*.jwt")]
+    assert tokens
+    logs = [p for p in run.rglob("*.log") if p.is_file()]
+    assert len(logs) > 3
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert "PRIVATE KEY" not in text, log
+        assert not any(t in text for t in tokens), log
