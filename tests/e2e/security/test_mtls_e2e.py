@@ -143,3 +143,31 @@ async def test_a_workload_without_sidecar_is_called_in_plain_text_even_under_str
         assert all(r.replica == "legacy-0" for r in replies)
         analyze = plait("analyze", str(lab.mesh.root))
         assert "legacy" in analyze.stdout and "sidecar" in analyze.stdout, analyze.stdout
+
+
+def echo_tls(tls: str) -> str:
+    return f"""apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: echo-tls}}
+spec:
+  host: echo
+  trafficPolicy:
+    connectionPool: {{http: {{maxRequestsPerConnection: 1}}}}
+    tls: {tls}
+"""
+
+
+async def test_destination_rule_tls_modes_istio_mutual_and_disable(lab: Lab) -> None:
+    wrong_san = "{mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/default/sa/bank]}"
+    with lab.config("echo-tls", echo_tls(wrong_san)):
+        refused = await lab.send(f"{ECHO}/san", 4)
+        assert statuses(refused) == {503: 4}  # echo's certificate does not name `bank`
+    right_san = "{mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/default/sa/echo]}"
+    with lab.config("echo-tls", echo_tls(right_san)):
+        replies = await lab.send(f"{ECHO}/san", 4)
+        assert statuses(replies) == {200: 4}
+        assert all(xfcc_uris(r) == [spiffe("default", "client")] for r in replies)
+    with lab.config("echo-tls", echo_tls("{mode: DISABLE}")):
+        plain = await lab.send(f"{ECHO}/plain", 4)
+        assert statuses(plain) == {200: 4}
+        assert all(xfcc_uris(r) == [] for r in plain)  # PERMISSIVE echo took plain text
