@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from labkit import Lab, statuses
-from seckit import plaintext_get
+from seckit import plaintext_get, spiffe, xfcc_uris
 
 SEEDS = Path(__file__).resolve().parents[3] / "examples" / "seeds"
 
@@ -120,3 +120,37 @@ async def test_plain_text_callers_have_no_principal(lab: Lab) -> None:
     with lab.config("only-clients", allow):
         assert plaintext_get(inbound, "/x").startswith(b"HTTP/1.1 403")
         assert statuses(await lab.send(f"{REVIEWS}/x", 3, via="client")) == {200: 3}
+
+
+EDGE = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: [shop.lab.example]
+  gateways: [lab-gateway]
+  http:
+  - route: [{destination: {host: reviews}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: edge-guard, namespace: istio-system}
+spec:
+  selector: {matchLabels: {istio: ingressgateway}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: [/internal/*]}}]
+"""
+
+
+async def test_a_policy_selecting_the_ingress_gateway_guards_the_edge(lab: Lab) -> None:
+    host = {"Host": "shop.lab.example"}
+    with lab.config("edge", EDGE):
+        assert statuses(await lab.send("/reviews/1", 4, via="gateway", headers=host)) == {200: 4}
+        denied = await lab.send("/internal/metrics", 4, via="gateway", headers=host)
+        assert statuses(denied) == {403: 4}
+        assert all(r.body == "RBAC: access denied" for r in denied)
+        # the gateway calls reviews with its own identity, over mTLS
+        (reply,) = await lab.send("/reviews/2", 1, via="gateway", headers=host)
+        assert xfcc_uris(reply) == [
+            spiffe("istio-system", "istio-ingressgateway-service-account")
+        ]
