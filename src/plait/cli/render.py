@@ -36,12 +36,23 @@ def print_messages(console: Console, messages: Sequence[ConfigMessage]) -> None:
 _STATE_STYLE = {"SYNCED": "green", "STALE": "yellow", "NACK": "red", "NOT SENT": "dim"}
 
 
+def _identity(proxy: dict[str, Any]) -> str:
+    """The SPIFFE ID its certificate names, shortened to NAMESPACE/SERVICE_ACCOUNT."""
+    uri = str(proxy.get("identity") or "")
+    if "/ns/" not in uri:
+        return "-"
+    _, _, rest = uri.partition("/ns/")
+    namespace, _, account = rest.partition("/sa/")
+    return f"{namespace}/{account}"
+
+
 def proxies_table(proxies: Iterable[dict[str, Any]]) -> Table:
     table = Table(title="proxies")
     table.add_column("proxy", no_wrap=True)
     for col in (
         "kind",
         "workload",
+        "identity",
         "inbound",
         "outbound",
         "admin",
@@ -62,6 +73,7 @@ def proxies_table(proxies: Iterable[dict[str, Any]]) -> Table:
             p["name"],
             p["kind"],
             p["workload"],
+            _identity(p),
             p.get("inbound") or "",
             p.get("outbound") or "",
             p.get("admin") or "",
