@@ -3,6 +3,7 @@ auth filters (unit) and for real requests through them (e2e).
 
 Each listener (127.0.0.1, a free port) has an HCM that runs the given filters, then the
 router with a direct 200 `ok` response for every path; extra clusters (JWKS) are static.
+`write_bootstrap` and `envoy_validate` serve any bootstrap (the translation harness too).
 """
 
 from __future__ import annotations

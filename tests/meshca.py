@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from plait.agent.identity import CaClientOptions
+from plait.agent.lifecycle import StartStop
 from plait.ca import CaServer, CertificateAuthority, TokenIssuer, TokenVerifier
 from plait.model.identity import SpiffeId
 
 TRUST_DOMAIN = "cluster.local"
 
 
-class MeshCa:
+class MeshCa(StartStop):
     """CA files in `directory`/ca, tokens in `directory`/tokens, the HTTPS API started."""
 
     def __init__(self, directory: Path, workload_ttl_s: int = 3600) -> None:
         self.directory = directory
-        self.ca = CertificateAuthority.load_or_create(
-            directory / "ca", TRUST_DOMAIN, workload_ttl=datetime.timedelta(seconds=workload_ttl_s)
+        self.ca = CertificateAuthority.load(
+            directory / "ca",
+            TRUST_DOMAIN,
+            workload_ttl=datetime.timedelta(seconds=workload_ttl_s),
+            create=True,
         )
         self.issuer = TokenIssuer.generate()
         self.server = CaServer(self.ca, TokenVerifier(self.issuer.public_key_pem))
@@ -62,15 +65,9 @@ class MeshCa:
             **kw,
         )
 
-    async def __aenter__(self) -> MeshCa:
+    async def start(self) -> None:
         await self.server.start()
         self.url = self.server.url
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def stop(self) -> None:
         await self.server.stop()

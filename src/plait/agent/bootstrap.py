@@ -37,10 +37,10 @@ Identity (optional; without it the bootstrap is plaintext xDS as before):
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from plait.api.common import is_ip
 from plait.model.identity import (
     CERT_SECRET,
     CONTROL_PLANE_HOST,
@@ -107,14 +107,6 @@ def _socket_address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _node(proxy: Proxy) -> dict[str, Any]:
     return {"id": proxy.id, "cluster": proxy.workload, "metadata": to_node_metadata(proxy)}
 
@@ -135,6 +127,16 @@ def _admin(port: int) -> dict[str, Any]:
     }
 
 
+def _grpc_api(cluster: str) -> dict[str, Any]:
+    """An ApiConfigSource that streams over Envoy's own gRPC client to `cluster`."""
+    return {
+        "api_type": "GRPC",
+        "transport_api_version": "V3",
+        "set_node_on_first_message_only": True,
+        "grpc_services": [{"envoy_grpc": {"cluster_name": cluster}}],
+    }
+
+
 def _dynamic_resources(initial_fetch_timeout_s: float) -> dict[str, Any]:
     def ads_source() -> dict[str, Any]:
         return {
@@ -144,12 +146,7 @@ def _dynamic_resources(initial_fetch_timeout_s: float) -> dict[str, Any]:
         }
 
     return {
-        "ads_config": {
-            "api_type": "GRPC",
-            "transport_api_version": "V3",
-            "set_node_on_first_message_only": True,
-            "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
-        },
+        "ads_config": _grpc_api(XDS_CLUSTER),
         "cds_config": ads_source(),
         "lds_config": ads_source(),
     }
@@ -170,12 +167,7 @@ def _http2_options(keepalive: bool) -> dict[str, Any]:
 def sds_config_source() -> dict[str, Any]:
     """The ConfigSource that fetches a secret from the agent over the `sds-grpc` cluster."""
     return {
-        "api_config_source": {
-            "api_type": "GRPC",
-            "transport_api_version": "V3",
-            "set_node_on_first_message_only": True,
-            "grpc_services": [{"envoy_grpc": {"cluster_name": SDS_CLUSTER}}],
-        },
+        "api_config_source": _grpc_api(SDS_CLUSTER),
         "resource_api_version": "V3",
         "initial_fetch_timeout": "0s",
     }
@@ -227,7 +219,7 @@ def _xds_tls(server: SpiffeId) -> dict[str, Any]:
 def _xds_cluster(host: str, port: int, server: SpiffeId | None) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": XDS_CLUSTER,
-        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "type": "STATIC" if is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": XDS_CLUSTER,
@@ -244,7 +236,7 @@ def _xds_cluster(host: str, port: int, server: SpiffeId | None) -> dict[str, Any
             }
         },
     }
-    if not _is_ip(host):
+    if not is_ip(host):
         cluster["dns_lookup_family"] = "V4_PREFERRED"
     if server is not None:
         cluster["transport_socket"] = _xds_tls(server)

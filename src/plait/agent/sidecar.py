@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from plait.agent.bootstrap import BootstrapOptions
 from plait.agent.identity import CaClientOptions, CertificateManager
+from plait.agent.lifecycle import StartStop
 from plait.agent.sds import SdsServer
 from plait.agent.supervisor import EnvoySupervisor, SupervisorOptions
 from plait.model.identity import control_plane_identity
@@ -68,7 +68,7 @@ class SidecarOptions:
         )
 
 
-class SidecarAgent:
+class SidecarAgent(StartStop):
     """Certificate manager + SDS server + supervised Envoy for one proxy."""
 
     def __init__(self, options: SidecarOptions) -> None:
@@ -106,15 +106,3 @@ class SidecarAgent:
                 await self.sds.stop()
             finally:
                 await self.certificates.stop()
-
-    async def __aenter__(self) -> SidecarAgent:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

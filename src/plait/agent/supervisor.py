@@ -52,13 +52,13 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import aiohttp
 
 from plait.agent import admin
 from plait.agent.bootstrap import BootstrapOptions, bootstrap
 from plait.agent.envoy import find_envoy
+from plait.agent.lifecycle import StartStop
 from plait.agent.process import backoff_delay, die_with_parent_hook, tail
 from plait.errors import EnvoyError
 
@@ -130,7 +130,7 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "envoy"
 
 
-class EnvoySupervisor:
+class EnvoySupervisor(StartStop):
     """One supervised Envoy process for one proxy (see the module docstring).
 
     Use as `async with EnvoySupervisor(...) as envoy: await envoy.wait_ready(10)`, or
@@ -254,18 +254,6 @@ class EnvoySupervisor:
             await asyncio.Event().wait()
         finally:
             await self.stop()
-
-    async def __aenter__(self) -> EnvoySupervisor:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- internals -------------------------------------------------------------------
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from plait.analysis.peermodes import modes
 from plait.analysis.report import finding
 from plait.analysis.selection import enforced
 from plait.analysis.workloads import Workload, names
@@ -47,6 +46,7 @@ from plait.api.security import (
 )
 from plait.errors import ConfigMessage
 from plait.model.authz import authorization_policies_for, request_authentications_for
+from plait.model.peerauth import PeerAuthentications
 from plait.model.snapshot import MeshSnapshot
 
 Loc = list[str | int]
@@ -104,6 +104,7 @@ def never_matching_rules(
 ) -> list[ConfigMessage]:
     """Warnings for rules that can never match, and for CUSTOM policies."""
     out: list[ConfigMessage] = []
+    peer_auth = PeerAuthentications(snapshot)
     for item in snapshot.authorization_policies:
         policy: AuthorizationPolicy = item.resource  # type: ignore[assignment]
         if policy.spec.action is Action.CUSTOM:
@@ -113,7 +114,7 @@ def never_matching_rules(
         if not policy.spec.rules and policy.spec.action is not Action.ALLOW:
             out.append(_no_rules(item, policy.spec.action))
             continue
-        ctx = _context(snapshot, enforced(snapshot, item, workloads))
+        ctx = _context(snapshot, peer_auth, enforced(snapshot, item, workloads))
         dead = 0
         for i, rule in enumerate(policy.spec.rules):
             problems, kills_rule = _rule(ctx, rule, ["spec", "rules", i])
@@ -153,12 +154,18 @@ def _nothing(action: Action) -> str:
     return f"never matches, so it {_VERB[action]} nothing"
 
 
-def _context(snapshot: MeshSnapshot, targets: list[Workload]) -> _Context:
+def _context(
+    snapshot: MeshSnapshot, peer_auth: PeerAuthentications, targets: list[Workload]
+) -> _Context:
     sidecars = [w for w in targets if not w.is_gateway]
     disabled = (
         bool(sidecars)
         and len(sidecars) == len(targets)
-        and all(m.mode is MtlsMode.DISABLE for w in sidecars for m in modes(snapshot, w))
+        and all(
+            m.mode is MtlsMode.DISABLE
+            for w in sidecars
+            for m in peer_auth.workload(w.namespace, w.proxy.labels).every_mode()
+        )
     )
     authns = {i.source: i for w in targets for i in request_authentications_for(snapshot, w.proxy)}
     issuers = frozenset(

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from plait.analysis.peermodes import modes, peer_mode
 from plait.analysis.report import finding, where
 from plait.analysis.workloads import Workload, names
 from plait.api import DestinationRule, Loaded
 from plait.api.destinationrule import TrafficPolicy
 from plait.api.security import MtlsMode
 from plait.errors import ConfigMessage
+from plait.model.peerauth import Loc as PeerLoc
 from plait.model.peerauth import PeerAuthentications, inbound_mode, served_ports
 from plait.model.registry import Service
 from plait.model.snapshot import MeshSnapshot
@@ -40,9 +40,10 @@ def strict_without_callers(
     plain = [w for w in workloads if not w.sidecar]
     if not plain:
         return []
-    strict: dict[tuple[Loaded, tuple[str | int, ...]], list[Workload]] = {}
+    peer_auth = PeerAuthentications(snapshot)
+    strict: dict[tuple[Loaded, PeerLoc], list[Workload]] = {}
     for w in _enforcing(workloads):
-        for m in modes(snapshot, w):
+        for m in peer_auth.workload(w.namespace, w.proxy.labels).every_mode():
             if m.mode is MtlsMode.STRICT and m.item is not None:
                 strict.setdefault((m.item, m.loc), []).append(w)
     return [
@@ -58,7 +59,7 @@ def strict_without_callers(
     ]
 
 
-def _port(loc: tuple[str | int, ...]) -> str:
+def _port(loc: PeerLoc) -> str:
     return f" on port {loc[2]}" if len(loc) > 2 and loc[1] == "portLevelMtls" else ""
 
 
@@ -66,15 +67,15 @@ def strict_not_enforced_locally(
     snapshot: MeshSnapshot, workloads: Sequence[Workload]
 ) -> list[ConfigMessage]:
     """Warnings where a STRICT port shares the local inbound listener with laxer ports."""
-    policies = PeerAuthentications(snapshot)
-    found: dict[tuple[Loaded, tuple[str | int, ...]], tuple[list[Workload], list[int]]] = {}
+    peer_auth = PeerAuthentications(snapshot)
+    found: dict[tuple[Loaded, PeerLoc], tuple[list[Workload], list[int]]] = {}
     for w in _enforcing(workloads):
         labels = w.proxy.labels
-        if inbound_mode(policies, snapshot, w.namespace, labels) is not MtlsMode.PERMISSIVE:
+        if inbound_mode(peer_auth, snapshot, w.namespace, labels) is not MtlsMode.PERMISSIVE:
             continue
         ports = served_ports(snapshot, w.namespace, labels)
         for port in ports:
-            mode = peer_mode(snapshot, w, port)
+            mode = peer_auth.workload(w.namespace, labels).decided(port)
             if mode.mode is MtlsMode.STRICT and mode.item is not None:
                 entry = found.setdefault((mode.item, mode.loc), ([], ports))
                 entry[0].append(w)
@@ -101,6 +102,7 @@ def plaintext_to_strict(
 ) -> list[ConfigMessage]:
     """Warnings on DestinationRule `tls.mode: DISABLE` towards STRICT workloads."""
     out: list[ConfigMessage] = []
+    peer_auth = PeerAuthentications(snapshot)
     for item in snapshot.destination_rules:
         dr: DestinationRule = item.resource  # type: ignore[assignment]
         host = snapshot.resolve_host(dr.spec.host, dr.metadata.namespace)
@@ -118,7 +120,7 @@ def plaintext_to_strict(
         for loc, policy, labels in _policies(dr):
             for tls_loc, ports in _disabled(policy, service):
                 chosen = [w for w in backends if w.proxy.labels.matches(labels)]
-                found = _strict(snapshot, chosen, service, ports)
+                found = _strict(peer_auth, chosen, service, ports)
                 if found:
                     out.append(_plaintext_finding(item, [*loc, *tls_loc], host, found))
     return out
@@ -144,7 +146,7 @@ def _disabled(policy: TrafficPolicy, service: Service) -> Iterator[tuple[Loc, li
 
 
 def _strict(
-    snapshot: MeshSnapshot, backends: list[Workload], service: Service, ports: list[int]
+    peer_auth: PeerAuthentications, backends: list[Workload], service: Service, ports: list[int]
 ) -> list[tuple[int, Workload, Loaded | None]]:
     """(service port, workload, deciding PeerAuthentication) for each STRICT backend port."""
     out = []
@@ -154,7 +156,7 @@ def _strict(
             continue
         for w in backends:
             target = w.target_port(port)
-            mode = peer_mode(snapshot, w, target)
+            mode = peer_auth.workload(w.namespace, w.proxy.labels).decided(target)
             if mode.mode is MtlsMode.STRICT:
                 out.append((number, w, mode.item))
     return out

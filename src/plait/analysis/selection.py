@@ -1,9 +1,9 @@
 """Security policies that select no workload (istioctl analyze: IST0127 and kin).
 
 Which workloads an AuthorizationPolicy or RequestAuthentication applies to is
-`model.authz.applies_to`; a PeerAuthentication's, `analysis.peermodes`. A policy is
-reported when it applies to no workload that enforces it (one with a sidecar, or the
-ingress gateway), naming the reason:
+`model.authz.applies_to`; a PeerAuthentication's follows the levels of `model.peerauth`.
+A policy is reported when it applies to no workload that enforces it (one with a sidecar,
+or the ingress gateway), naming the reason:
 
 - its `selector` matches no workload (in its namespace; in every namespace for an
   AuthorizationPolicy/RequestAuthentication in the root namespace);

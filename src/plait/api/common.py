@@ -11,6 +11,7 @@ Field conventions (they mirror what Istio's Go code sees):
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -139,6 +140,15 @@ def dns_label(value: str) -> str:
             "starting and ending with a letter or digit (at most 63 characters)"
         )
     return value
+
+
+def is_ip(text: str) -> bool:
+    """An IPv4 or IPv6 address (not a host name)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _labels(value: dict[str, str]) -> dict[str, str]:

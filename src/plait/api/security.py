@@ -79,9 +79,6 @@ class PeerAuthenticationSpec(IstioModel):
             )
         return self
 
-    def port_modes(self) -> dict[int, MtlsMode]:
-        return {int(k): v.mode for k, v in self.port_level_mtls.items()}
-
 
 class PeerAuthentication(IstioModel):
     api_version: Literal["security.istio.io/v1", "security.istio.io/v1beta1"]

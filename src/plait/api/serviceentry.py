@@ -7,7 +7,6 @@ and the webhook's (static endpoints are IPs) are enforced.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -22,6 +21,7 @@ from plait.api.common import (
     SelectorLabels,
     Str,
     UInt32,
+    is_ip,
 )
 from plait.api.virtualservice import NetworkingVersion
 
@@ -62,14 +62,6 @@ class EntryWorkloadSelector(IstioModel):
     labels: SelectorLabels = Field(default_factory=dict)
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 class ServiceEntrySpec(IstioModel):
     hosts: Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
     addresses: tuple[Str, ...] = ()
@@ -106,7 +98,7 @@ class ServiceEntrySpec(IstioModel):
                 )
         if self.resolution == "STATIC":
             for e in self.endpoints:
-                if e.address and not (_is_ip(e.address) or e.address.startswith("unix://")):
+                if e.address and not (is_ip(e.address) or e.address.startswith("unix://")):
                     raise ValueError(
                         f"endpoint address '{e.address}' is not an IP address, as resolution "
                         "STATIC needs; use resolution DNS for host names"

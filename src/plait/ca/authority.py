@@ -180,32 +180,22 @@ class CertificateAuthority:
         """Counts successful loads; changes whenever the signer or the bundle may have."""
 
     @classmethod
-    def load_or_create(
-        cls,
-        ca_dir: Path,
-        trust_domain: str,
-        *,
-        workload_ttl: dt.timedelta = DEFAULT_WORKLOAD_TTL,
-        clock: Clock = utc_now,
-    ) -> CertificateAuthority:
-        """Load the CA in `ca_dir`, making a self-signed root there on first start."""
-        if not store.exists(ca_dir):
-            store.create_root(ca_dir, trust_domain, clock())
-            log.info("made a new root CA in %s", ca_dir)
-        return cls.load(ca_dir, trust_domain, workload_ttl=workload_ttl, clock=clock)
-
-    @classmethod
     def load(
         cls,
         ca_dir: Path,
         trust_domain: str,
         *,
+        create: bool = False,
         workload_ttl: dt.timedelta = DEFAULT_WORKLOAD_TTL,
         clock: Clock = utc_now,
     ) -> CertificateAuthority:
-        """Load an existing CA; CaFileError if `ca_dir` holds none or a broken one."""
+        """Load the CA in `ca_dir`. With `create`, make a self-signed root there first if
+        it holds none (first start); without, CaFileError. CaFileError for broken files."""
         if not store.exists(ca_dir):
-            raise CaFileError(f"{ca_dir}: no CA here (plait makes one on `plait up`)")
+            if not create:
+                raise CaFileError(f"{ca_dir}: no CA here (plait makes one on `plait up`)")
+            store.create_root(ca_dir, trust_domain, clock())
+            log.info("made a new root CA in %s", ca_dir)
         return cls(
             ca_dir, trust_domain, store.load_state(ca_dir), workload_ttl=workload_ttl, clock=clock
         )

@@ -87,16 +87,16 @@ def up(
     """Start the mesh in DIRECTORY: control plane and CA, ingress gateway, every replica
     with its sidecar; sidecars talk mutual TLS with workload certificates."""
     from plait.cli.up import run_detached, run_foreground
+    from plait.local.upoptions import UpOptions
 
-    code = (run_detached if detach else run_foreground)(
-        directory,
-        gateway_port,
-        timeout,
-        console,
-        err,
+    opts = UpOptions(
+        root=directory,
+        gateway_port=gateway_port,
+        ready_timeout_s=timeout,
         cert_ttl=cert_ttl,
         ca_dir=ca_dir.resolve() if ca_dir is not None else None,
     )
+    code = (run_detached if detach else run_foreground)(opts, console, err)
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from plait.cli import exitcodes, render
 from plait.errors import MeshStateError, StartupError
 from plait.local.statefile import MeshState, clear_state, read_state, state_path
+from plait.local.upoptions import UpOptions
 from plait.sources.workloads import STATE_DIR
 
 UP_LOG = "up.log"
@@ -47,30 +48,12 @@ def _print_ready(state: MeshState, console: Console) -> None:
     sys.stdout.flush()
 
 
-def run_foreground(
-    directory: Path,
-    gateway_port: int,
-    timeout: float,
-    console: Console,
-    err: Console,
-    *,
-    cert_ttl: str = "24h",
-    ca_dir: Path | None = None,
-) -> int:
-    from plait.local.runner import LocalMesh, UpOptions
+def run_foreground(opts: UpOptions, console: Console, err: Console) -> int:
+    from plait.local.runner import LocalMesh
 
-    if _refuse_if_running(directory, err):
+    if _refuse_if_running(opts.root, err):
         return exitcodes.STARTUP_FAILED
-    mesh = LocalMesh(
-        UpOptions(
-            root=directory,
-            gateway_port=gateway_port,
-            ready_timeout_s=timeout,
-            cert_ttl=cert_ttl,
-            ca_dir=ca_dir,
-        ),
-        progress=lambda line: console.print(f"[cyan]▸[/] {line}"),
-    )
+    mesh = LocalMesh(opts, progress=lambda line: console.print(f"[cyan]▸[/] {line}"))
     for m in mesh.config_messages:
         err.print(f"[yellow]{m}[/]")
 
@@ -112,16 +95,10 @@ def run_foreground(
     return asyncio.run(main())
 
 
-def run_detached(
-    directory: Path,
-    gateway_port: int,
-    timeout: float,
-    console: Console,
-    err: Console,
-    *,
-    cert_ttl: str = "24h",
-    ca_dir: Path | None = None,
-) -> int:
+def run_detached(opts: UpOptions, console: Console, err: Console) -> int:
+    """Start a child `plait up` with the same options (its own session, output to
+    up.log in the state directory); return once its mesh is ready or it failed."""
+    directory = opts.root
     if _refuse_if_running(directory, err):
         return exitcodes.STARTUP_FAILED
     run_dir = directory / STATE_DIR
@@ -137,12 +114,12 @@ def run_detached(
                 "up",
                 str(directory),
                 "--gateway-port",
-                str(gateway_port),
+                str(opts.gateway_port),
                 "--timeout",
-                str(timeout),
+                str(opts.ready_timeout_s),
                 "--cert-ttl",
-                cert_ttl,
-                *(["--ca-dir", str(ca_dir)] if ca_dir is not None else []),
+                opts.cert_ttl,
+                *(["--ca-dir", str(opts.ca_dir)] if opts.ca_dir is not None else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -150,7 +127,7 @@ def run_detached(
             start_new_session=True,
             env={**os.environ, "COLUMNS": "160", "TERM": "dumb"},
         )
-    deadline = time.monotonic() + timeout + 30
+    deadline = time.monotonic() + opts.ready_timeout_s + 30
     shown = 0
     while True:
         shown = _echo_new_lines(log_path, shown, console)

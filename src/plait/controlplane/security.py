@@ -40,8 +40,8 @@ class MeshSecurity:
 
     def __init__(self, opts: SecurityOptions, trust_domain: str, host: str) -> None:
         self.trust_domain = trust_domain
-        self.ca = CertificateAuthority.load_or_create(
-            opts.ca_dir, trust_domain, workload_ttl=opts.workload_ttl
+        self.ca = CertificateAuthority.load(
+            opts.ca_dir, trust_domain, workload_ttl=opts.workload_ttl, create=True
         )
         # DNS names: `localhost` for the CA's HTTPS clients, the xDS SNI Envoys send
         self.serving = ServingCertificate(self.ca, dns=("localhost", CONTROL_PLANE_HOST))

@@ -38,6 +38,7 @@ from plait.local.process import ManagedProcess
 from plait.local.reconcile import diff_replicas
 from plait.local.statefile import MeshState, ProxyEntry, ServiceEntry, write_state
 from plait.local.status import get_json
+from plait.local.upoptions import UpOptions
 from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.registry import Resolution, WorkloadInstance
 from plait.model.snapshot import build_snapshot
@@ -46,15 +47,6 @@ from plait.sources.workloads import STATE_DIR, write_registry
 
 HOST = "127.0.0.1"
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class UpOptions:
-    root: Path
-    gateway_port: int = 8080
-    ready_timeout_s: float = 60.0
-    cert_ttl: str = "24h"  # workload certificates' lifetime
-    ca_dir: Path | None = None  # a plugged-in CA; None: plait's own in .plait/ca
 
 
 @dataclass

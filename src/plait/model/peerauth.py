@@ -18,6 +18,9 @@ pilot/pkg/model/authentication.go), for a workload (namespace, labels):
 Where a level has several policies, Istio takes the oldest. plait has no creation time,
 so it takes the first by (namespace, name), the order `MeshSnapshot` keeps them in.
 
+Each mode comes with the policy field that decided it (`PeerMode`): the translator needs
+only the mode, `plait analyze` puts its warnings on that field.
+
 A *workload port* is the port the app listens on as Kubernetes sees it: a Service port's
 numeric `targetPort`, else the Service port itself (`workload_port`). Pure: no I/O.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from plait.api import Loaded
 from plait.api.security import MtlsMode, PeerAuthentication
 from plait.model.labels import Labels
 from plait.model.registry import ServicePort
@@ -42,26 +46,62 @@ def workload_port(port: ServicePort) -> int:
     return port.port
 
 
+Loc = tuple[str | int, ...]
+_MODE_LOC: Loc = ("spec", "mtls", "mode")
+
+
+@dataclass(frozen=True)
+class PeerMode:
+    """A mode in force (never UNSET) and the PeerAuthentication field that set it, for
+    `plait analyze` to put its warnings there (`item` None: nothing set it, the default)."""
+
+    mode: MtlsMode = DEFAULT_MODE
+    item: Loaded | None = None
+    loc: Loc = ()
+
+
 @dataclass(frozen=True)
 class WorkloadMtls:
     """The composed policy of one workload: its mode, and per-port overrides."""
 
-    mode: MtlsMode = DEFAULT_MODE
-    ports: Mapping[int, MtlsMode] = field(default_factory=dict)
+    own: PeerMode = PeerMode()
+    port_modes: Mapping[int, PeerMode] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> MtlsMode:
+        return self.own.mode
+
+    @property
+    def ports(self) -> dict[int, MtlsMode]:
+        return {port: decided.mode for port, decided in self.port_modes.items()}
+
+    def decided(self, port: int | None) -> PeerMode:
+        """The mode of `port` (None: of the workload) and what set it."""
+        return self.own if port is None else self.port_modes.get(port, self.own)
 
     def for_port(self, port: int) -> MtlsMode:
-        return self.ports.get(port, self.mode)
+        return self.decided(port).mode
+
+    def every_mode(self) -> tuple[PeerMode, ...]:
+        """The workload's own mode, then that of each `portLevelMtls` entry."""
+        return (self.own, *self.port_modes.values())
 
 
-def _selector(pa: PeerAuthentication) -> dict[str, str]:
-    selector = pa.spec.selector
+def _pa(item: Loaded) -> PeerAuthentication:
+    return item.resource  # type: ignore[return-value]
+
+
+def _selector(item: Loaded) -> dict[str, str]:
+    selector = _pa(item).spec.selector
     return dict(selector.match_labels) if selector is not None else {}
 
 
-def _mode(pa: PeerAuthentication | None) -> MtlsMode:
-    if pa is None or pa.spec.mtls is None:
-        return MtlsMode.UNSET
-    return pa.spec.mtls.mode
+def _decided(item: Loaded | None) -> PeerMode | None:
+    """The mode `item` sets for its whole workload; None where it leaves it UNSET."""
+    mtls = _pa(item).spec.mtls if item is not None else None
+    if mtls is None or mtls.mode is MtlsMode.UNSET:
+        return None
+    return PeerMode(mtls.mode, item, _MODE_LOC)
 
 
 class PeerAuthentications:
@@ -70,15 +110,14 @@ class PeerAuthentications:
 
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self.root_namespace = snapshot.mesh.root_namespace
-        self._namespace_wide: dict[str, PeerAuthentication] = {}
-        self._selecting: dict[str, list[PeerAuthentication]] = {}
+        self._namespace_wide: dict[str, Loaded] = {}
+        self._selecting: dict[str, list[Loaded]] = {}
         for item in snapshot.peer_authentications:  # sorted by (namespace, name)
-            pa: PeerAuthentication = item.resource  # type: ignore[assignment]
-            ns = pa.metadata.namespace
-            if not _selector(pa):
-                self._namespace_wide.setdefault(ns, pa)  # the first one wins
+            ns = _pa(item).metadata.namespace
+            if not _selector(item):
+                self._namespace_wide.setdefault(ns, item)  # the first one wins
             elif ns != self.root_namespace:
-                self._selecting.setdefault(ns, []).append(pa)
+                self._selecting.setdefault(ns, []).append(item)
         self._memo: dict[tuple[str, Labels], WorkloadMtls] = {}
 
     def workload(self, namespace: str, labels: Labels) -> WorkloadMtls:
@@ -94,23 +133,26 @@ class PeerAuthentications:
         return self.workload(namespace, labels).for_port(port)
 
     def _compose(self, namespace: str, labels: Labels) -> WorkloadMtls:
-        mode = DEFAULT_MODE
+        own = PeerMode()
         levels = [self._namespace_wide.get(self.root_namespace)]
         if namespace != self.root_namespace:
             levels.append(self._namespace_wide.get(namespace))
         selected = next(
-            (pa for pa in self._selecting.get(namespace, []) if labels.matches(_selector(pa))),
+            (i for i in self._selecting.get(namespace, []) if labels.matches(_selector(i))),
             None,
         )
         levels.append(selected)
-        for pa in levels:
-            if _mode(pa) is not MtlsMode.UNSET:
-                mode = _mode(pa)
-        ports: dict[int, MtlsMode] = {}
+        for item in levels:
+            own = _decided(item) or own
+        ports: dict[int, PeerMode] = {}
         if selected is not None:
-            for port, port_mode in selected.spec.port_modes().items():
-                ports[port] = mode if port_mode is MtlsMode.UNSET else port_mode
-        return WorkloadMtls(mode, ports)
+            for key, entry in _pa(selected).spec.port_level_mtls.items():
+                if entry.mode is MtlsMode.UNSET:
+                    ports[int(key)] = own
+                else:
+                    loc = ("spec", "portLevelMtls", key, "mode")
+                    ports[int(key)] = PeerMode(entry.mode, selected, loc)
+        return WorkloadMtls(own, ports)
 
 
 def served_ports(snapshot: MeshSnapshot, namespace: str, labels: Labels) -> list[int]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import duration_pb2, empty_pb2
 
 from plait.api import Loaded
+from plait.api.common import is_ip
 from plait.api.security import JwtRule, RequestAuthentication
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import names, pbtime
@@ -268,17 +268,9 @@ def jwks_clusters(snapshot: MeshSnapshot, items: Sequence[Loaded]) -> list[clust
     return [built[name] for name in sorted(built)]
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def jwks_cluster(source: JwksSource) -> cluster_pb2.Cluster:
     """A cluster reaching a JWKS server outside the mesh (STATIC for an IP, else DNS)."""
-    ip = _is_ip(source.host)
+    ip = is_ip(source.host)
     cluster = cluster_pb2.Cluster(
         name=source.cluster,
         type=cluster_pb2.Cluster.STATIC if ip else cluster_pb2.Cluster.STRICT_DNS,

@@ -13,7 +13,7 @@ from plait.ca import CaServer, CertificateAuthority, TokenIssuer, TokenVerifier
 
 @pytest.fixture
 def ca(tmp_path: Path) -> CertificateAuthority:
-    return CertificateAuthority.load_or_create(tmp_path / "ca", "cluster.local")
+    return CertificateAuthority.load(tmp_path / "ca", "cluster.local", create=True)
 
 
 @pytest.fixture

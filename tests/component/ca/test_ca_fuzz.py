@@ -82,8 +82,8 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    ca = CertificateAuthority.load_or_create(
-        tmp_path_factory.mktemp("fuzz") / "ca", "cluster.local"
+    ca = CertificateAuthority.load(
+        tmp_path_factory.mktemp("fuzz") / "ca", "cluster.local", create=True
     )
     issuer = TokenIssuer.generate()
     server = CaServer(ca, TokenVerifier(issuer.public_key_pem))

@@ -24,13 +24,3 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
         left = processes_under(root)
         assert down.returncode == 0, down.stderr
         assert not left, f"processes left behind after plait down: {left}"
-
-
-@pytest.fixture(autouse=True)
-def _diagnose(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Print Envoy logs and config dumps when a test that uses a mesh fails."""
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed and "shop" in request.fixturenames:
-        mesh: Mesh = request.getfixturevalue("shop")
-        print(mesh.diagnostics())

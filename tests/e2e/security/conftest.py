@@ -23,12 +23,3 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     args = tuple(make_args(where) if make_args else getattr(request.module, "UP_ARGS", ()))
     with running_lab(request, where, *args) as lab:
         yield lab
-
-
-@pytest.fixture(autouse=True)
-def _diagnose(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed and "lab" in request.fixturenames:
-        lab: Lab = request.getfixturevalue("lab")
-        print(lab.mesh.diagnostics())

@@ -8,6 +8,8 @@ from pathlib import Path
 from labkit import Lab, statuses
 from seckit import plaintext_get, spiffe, xfcc_uris
 
+from policykit import authorization_policy as policy
+
 SEEDS = Path(__file__).resolve().parents[3] / "examples" / "seeds"
 
 
@@ -42,13 +44,6 @@ spec:
 REVIEWS = "http://reviews:9080"
 
 
-def policy(name: str, spec: str) -> str:
-    return f"""apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {{name: {name}}}
-spec:
-{spec}
-"""
 
 
 async def test_the_descriptions_policy_allows_get_from_order_service_only(lab: Lab) -> None:

@@ -7,6 +7,8 @@ from labkit import Lab, eventually, statuses
 from meshkit import plait
 from seckit import plaintext_get, spiffe, xfcc_uris
 
+from policykit import peer_authentication
+
 ECHO = "http://echo:8080"
 LAB_FILES = {
     "legacy.yaml": """apiVersion: v1
@@ -34,12 +36,7 @@ spec:
 
 
 def peer_auth(name: str, namespace: str, spec: str) -> str:
-    return f"""apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-{spec}
-"""
+    return peer_authentication(name, spec, namespace)
 
 
 MESH_STRICT = peer_auth("default", "istio-system", "  mtls: {mode: STRICT}")

@@ -17,12 +17,3 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     (more Services and Deployments only that module needs; scripts live in lab/)."""
     with running_lab(request, tmp_path_factory.mktemp("traffic")) as lab:
         yield lab
-
-
-@pytest.fixture(autouse=True)
-def _diagnose(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed and "lab" in request.fixturenames:
-        lab: Lab = request.getfixturevalue("lab")
-        print(lab.mesh.diagnostics())

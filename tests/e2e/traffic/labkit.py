@@ -41,6 +41,9 @@ class Lab:
     def __init__(self, mesh: Mesh) -> None:
         self.mesh = mesh
 
+    def diagnostics(self) -> str:
+        return self.mesh.diagnostics()
+
     # --- config -----------------------------------------------------------------------
     def _publish(self, change: Any) -> int:
         before = self.mesh.cp_status()["controlPlane"]["generation"]

@@ -8,6 +8,7 @@ import pytest
 import svidkit
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+import sdskit
 from plait.agent.identity import WorkloadCertificate, certificate_from, new_key
 from plait.agent.sds import SECRET_TYPE_URL, build_response
 from plait.model.identity import SpiffeId
@@ -24,12 +25,7 @@ def secrets(names: list[str], cert: WorkloadCertificate) -> dict[str, secret_pb2
     response = build_response(cert, names, "7")
     assert response.type_url == SECRET_TYPE_URL
     assert response.nonce == "7"
-    out = {}
-    for packed in response.resources:
-        secret = secret_pb2.Secret()
-        assert packed.Unpack(secret)
-        out[secret.name] = secret
-    return out
+    return sdskit.secrets(response)
 
 
 def test_default_holds_the_chain_and_the_key() -> None:

@@ -10,24 +10,28 @@ from pathlib import Path
 import pytest
 
 from plait.analysis import analyze, vet
-from plait.analysis.peermodes import peer_mode
-from plait.analysis.workloads import workloads_of
 from plait.api import Loaded, load_path, load_text
 from plait.api.loader import yaml_files
 from plait.cli.analyze import analyze_directory
 from plait.errors import ConfigMessage, Severity
-from plait.model.peerauth import PeerAuthentications
 from plait.model.snapshot import build_snapshot
+from policykit import authorization_policy as ap
+from policykit import peer_authentication as pa
+from policykit import request_authentication as ra
 
 ROOT = Path(__file__).resolve().parents[3]
 SHOP = ROOT / "examples" / "shop"
 FILE = "policies.yaml"
+SHOP_POLICIES = "security.yaml"
 
 
 @cache
 def shop() -> tuple[Loaded, ...]:
+    """The shop without its own policies (security.yaml), so each test's stand alone."""
     out: list[Loaded] = []
     for path in yaml_files(SHOP):
+        if path.name == SHOP_POLICIES:
+            continue
         result = vet(load_path(path))
         assert not result.messages, [str(m) for m in result.messages]
         out += result.resources
@@ -51,36 +55,6 @@ def where(text: str) -> list[tuple[int, str]]:
 def one(text: str) -> ConfigMessage:
     [found] = messages(text)
     return found
-
-
-def ap(name: str, spec: str, namespace: str = "default") -> str:
-    return f"""---
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-{spec}
-"""
-
-
-def pa(name: str, spec: str, namespace: str = "default") -> str:
-    return f"""---
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-{spec}
-"""
-
-
-def ra(name: str, spec: str, namespace: str = "default") -> str:
-    return f"""---
-apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {{name: {name}, namespace: {namespace}}}
-spec:
-{spec}
-"""
 
 
 def from_(source: str, selector: str = "{matchLabels: {app: payment}}") -> str:
@@ -509,45 +483,3 @@ def test_custom_is_not_applied_and_said_once_at_the_action() -> None:
     assert "use ALLOW or DENY policies instead" in found.message
     loaded = [m.path for m in vet(load_text(text, FILE)).messages]
     assert "spec.action" not in loaded  # the loader says nothing there: no duplicate
-
-
-# --- the modes the analysis computes are the translator's ---------------------------------
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        STRICT_MESH,
-        STRICT_MESH + pa("ns", "  mtls: {mode: DISABLE}"),
-        STRICT_MESH + pa("ns", "  mtls: {mode: UNSET}"),
-        pa("ns", "  mtls: {mode: DISABLE}")
-        + pa(
-            "w",
-            "  selector: {matchLabels: {app: payment}}\n  portLevelMtls: {8080: {mode: STRICT}}",
-        ),
-        STRICT_MESH
-        + pa(
-            "a",
-            "  selector: {matchLabels: {app: payment}}\n  mtls: {mode: PERMISSIVE}\n"
-            "  portLevelMtls: {8080: {mode: UNSET}, 9090: {mode: DISABLE}}",
-        )
-        + pa("b", "  selector: {matchLabels: {app: payment}}\n  mtls: {mode: DISABLE}"),
-        pa(
-            "x", "  selector: {matchLabels: {app: payment}}\n  mtls: {mode: STRICT}", "istio-system"
-        ),
-    ],
-)
-def test_peer_modes_agree_with_the_model(text: str) -> None:
-    extra = vet(load_text(TWO_PORTS + text, FILE))
-    config = [*shop(), *extra.resources]
-    snapshot = build_snapshot(config, (), 1)
-    model = PeerAuthentications(snapshot)
-    for w in workloads_of(config, snapshot):
-        if w.is_gateway:
-            continue
-        assert peer_mode(snapshot, w).mode is model.workload(w.namespace, w.proxy.labels).mode
-        for port in (8080, 9090, 1234):
-            assert peer_mode(snapshot, w, port).mode is model.mode(
-                w.namespace, w.proxy.labels, port
-            )

@@ -35,7 +35,7 @@ from plait.model.identity import SpiffeId, control_plane_identity
 
 @pytest.fixture
 def ca(tmp_path: Path) -> CertificateAuthority:
-    return CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    return CertificateAuthority.load(tmp_path / "ca", TD, create=True)
 
 
 def mode(path: Path) -> int:
@@ -44,7 +44,7 @@ def mode(path: Path) -> int:
 
 def test_first_start_makes_a_root_with_private_permissions(tmp_path: Path) -> None:
     ca_dir = tmp_path / "mesh" / ".plait" / "ca"
-    CertificateAuthority.load_or_create(ca_dir, TD)
+    CertificateAuthority.load(ca_dir, TD, create=True)
     assert mode(ca_dir / "root-key.pem") == 0o600
     assert mode(ca_dir) == 0o700
     root = load((ca_dir / "root-cert.pem").read_text())
@@ -60,13 +60,13 @@ def test_loose_existing_directory_is_tightened(tmp_path: Path) -> None:
     ca_dir = tmp_path / "ca"
     ca_dir.mkdir(mode=0o755)
     ca_dir.chmod(0o755)
-    CertificateAuthority.load_or_create(ca_dir, TD)
+    CertificateAuthority.load(ca_dir, TD, create=True)
     assert mode(ca_dir) == 0o700
 
 
 def test_second_start_reuses_the_root(tmp_path: Path) -> None:
-    first = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
-    second = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    first = CertificateAuthority.load(tmp_path / "ca", TD, create=True)
+    second = CertificateAuthority.load(tmp_path / "ca", TD, create=True)
     assert first.signer_fingerprint == second.signer_fingerprint
 
 
@@ -108,8 +108,8 @@ def test_serials_are_random_and_distinct(ca: CertificateAuthority) -> None:
 
 
 def test_default_ttl_and_clamping(tmp_path: Path) -> None:
-    ca = CertificateAuthority.load_or_create(
-        tmp_path / "ca", TD, workload_ttl=dt.timedelta(minutes=30)
+    ca = CertificateAuthority.load(
+        tmp_path / "ca", TD, workload_ttl=dt.timedelta(minutes=30), create=True
     )
 
     def lifetime(ttl: dt.timedelta | None) -> dt.timedelta:
@@ -133,7 +133,7 @@ def test_leaf_never_outlives_its_signer(tmp_path: Path) -> None:
 
 
 def test_expired_signer_refuses_to_sign(tmp_path: Path) -> None:
-    ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    ca = CertificateAuthority.load(tmp_path / "ca", TD, create=True)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3651)
     ca.clock = lambda: later
     with pytest.raises(CaError, match="expired"):

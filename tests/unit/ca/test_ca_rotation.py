@@ -18,7 +18,7 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 def test_full_rotation_without_a_gap_in_trust(tmp_path: Path) -> None:
-    ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    ca = CertificateAuthority.load(tmp_path / "ca", TD, create=True)
     old_root = ca.trust_bundle()[0]
     old_cert = ca.sign(csr_for(ORDERS), ORDERS)
 
@@ -61,10 +61,10 @@ def test_full_rotation_without_a_gap_in_trust(tmp_path: Path) -> None:
 
 def test_new_ca_started_after_switch_uses_the_new_root(tmp_path: Path) -> None:
     ca_dir = tmp_path / "ca"
-    first = CertificateAuthority.load_or_create(ca_dir, TD)
+    first = CertificateAuthority.load(ca_dir, TD, create=True)
     rotation.add_next_root(ca_dir, NOW)
     rotation.switch_root(ca_dir, NOW)
-    restarted = CertificateAuthority.load_or_create(ca_dir, TD)
+    restarted = CertificateAuthority.load(ca_dir, TD, create=True)
     assert restarted.signer_fingerprint != first.signer_fingerprint
     assert len(restarted.trust_bundle()) == 2
     assert load(restarted.trust_bundle()[0]).subject.rfc4514_string().endswith(f"O={TD}")
@@ -72,7 +72,7 @@ def test_new_ca_started_after_switch_uses_the_new_root(tmp_path: Path) -> None:
 
 def test_steps_out_of_order_are_refused(tmp_path: Path) -> None:
     ca_dir = tmp_path / "ca"
-    CertificateAuthority.load_or_create(ca_dir, TD)
+    CertificateAuthority.load(ca_dir, TD, create=True)
     with pytest.raises(RotationError, match="--step add"):
         rotation.switch_root(ca_dir, NOW)
     with pytest.raises(RotationError, match="--step switch"):
@@ -95,7 +95,7 @@ def test_plugged_in_ca_is_refused(tmp_path: Path) -> None:
 
 def test_running_ca_survives_the_half_done_switch(tmp_path: Path) -> None:
     """switch moves the key before the certificate; a reload in between keeps signing."""
-    ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    ca = CertificateAuthority.load(tmp_path / "ca", TD, create=True)
     before = ca.signer_fingerprint
     rotation.add_next_root(ca.ca_dir, NOW)
     ca.reload_if_changed()

@@ -23,7 +23,7 @@ class Clock:
 
 def test_serving_credentials_renew_when_due(tmp_path: Path) -> None:
     clock = Clock()
-    ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD, clock=clock)
+    ca = CertificateAuthority.load(tmp_path / "ca", TD, clock=clock, create=True)
     serving = ServingCertificate(ca, ttl=dt.timedelta(hours=2))
     first = serving.current()
     assert first.version == 1 and serving.current() is first

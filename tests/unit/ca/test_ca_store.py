@@ -16,7 +16,7 @@ from plait.errors import CaFileError
 
 def test_plugged_in_intermediate_signs_and_sends_its_chain(tmp_path: Path) -> None:
     root, (intermediate,) = plugged_in(tmp_path / "ca")
-    ca = CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    ca = CertificateAuthority.load(tmp_path / "ca", TD, create=True)
     assert ca.layout is Layout.PLUGGED
     assert not (tmp_path / "ca" / "root-key.pem").exists()  # nothing made on top
     issued = ca.sign(csr_for(ORDERS), ORDERS)
@@ -124,7 +124,7 @@ def test_garbage_certificate_names_the_file(tmp_path: Path) -> None:
 
 def test_leaf_as_signer_is_refused(tmp_path: Path) -> None:
     plugged_in(tmp_path / "ca")
-    ca = CertificateAuthority.load_or_create(tmp_path / "other", TD)
+    ca = CertificateAuthority.load(tmp_path / "other", TD, create=True)
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     issued = ca.sign(csr_for(ORDERS, leaf_key), ORDERS)
     _broken(tmp_path / "ca", "ca-cert.pem", issued.leaf.encode())
@@ -134,14 +134,14 @@ def test_leaf_as_signer_is_refused(tmp_path: Path) -> None:
 
 
 def test_root_key_without_certificate_is_not_silently_replaced(tmp_path: Path) -> None:
-    CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    CertificateAuthority.load(tmp_path / "ca", TD, create=True)
     (tmp_path / "ca" / "root-cert.pem").unlink()
     with pytest.raises(CaFileError, match="root-cert.pem: missing while root-key.pem exists"):
-        CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+        CertificateAuthority.load(tmp_path / "ca", TD, create=True)
 
 
 def test_interrupted_switch_is_explained(tmp_path: Path) -> None:
-    CertificateAuthority.load_or_create(tmp_path / "ca", TD)
+    CertificateAuthority.load(tmp_path / "ca", TD, create=True)
     (tmp_path / "ca" / "next-root-cert.pem").write_text(
         (tmp_path / "ca" / "root-cert.pem").read_text()
     )

@@ -15,7 +15,7 @@ runner = CliRunner()
 
 def _ca(tmp_path: Path) -> Path:
     ca_dir = tmp_path / ".plait" / "ca"
-    CertificateAuthority.load_or_create(ca_dir, "cluster.local")
+    CertificateAuthority.load(ca_dir, "cluster.local", create=True)
     return ca_dir
 
 
@@ -60,7 +60,7 @@ def test_rotation_steps_report_what_they_did_and_what_to_wait_for(tmp_path: Path
 
 def test_custom_ca_dir(tmp_path: Path) -> None:
     ca_dir = tmp_path / "elsewhere"
-    CertificateAuthority.load_or_create(ca_dir, "cluster.local")
+    CertificateAuthority.load(ca_dir, "cluster.local", create=True)
     result = runner.invoke(
         app, ["ca", "rotate-root", str(tmp_path), "--ca-dir", str(ca_dir), "--step", "add"]
     )

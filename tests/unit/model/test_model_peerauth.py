@@ -20,6 +20,7 @@ from plait.model.peerauth import (
 )
 from plait.model.registry import ServicePort
 from plait.model.snapshot import MeshSnapshot, build_snapshot
+from policykit import peer_authentication
 
 STRICT, PERMISSIVE, DISABLE = MtlsMode.STRICT, MtlsMode.PERMISSIVE, MtlsMode.DISABLE
 REVIEWS = Labels.of({"app": "reviews", "version": "v1"})
@@ -41,12 +42,7 @@ def pa(
     if ports:
         entries = ", ".join(f"{p}: {{mode: {m}}}" for p, m in ports.items())
         spec.append(f"portLevelMtls: {{{entries}}}")
-    return f"""---
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: {name}, namespace: {namespace}}}
-spec: {{{", ".join(spec)}}}
-"""
+    return peer_authentication(name, f"{{{', '.join(spec)}}}", namespace)
 
 
 def snap(*docs: str) -> MeshSnapshot:
@@ -146,6 +142,27 @@ def test_port_level_overrides_and_unset_port_inherits_the_workload() -> None:
         9090: PERMISSIVE,
     }
     assert policies.mode("default", RATINGS, 8080) is STRICT  # not selected
+
+
+def test_each_mode_names_the_policy_field_that_set_it() -> None:
+    """What `plait analyze` reports at: the policy and the path of the deciding field."""
+    s = snap(
+        pa("mesh", "istio-system", "STRICT"),
+        pa("ns", "default", "UNSET"),
+        pa("r", "default", "UNSET", selector={"app": "reviews"}, ports={8080: "DISABLE"}),
+    )
+    policy = PeerAuthentications(s).workload("default", REVIEWS)
+
+    def decided(port: int | None) -> tuple[MtlsMode, str | None, tuple[str | int, ...]]:
+        d = policy.decided(port)
+        return d.mode, d.item.resource.metadata.name if d.item else None, d.loc
+
+    assert decided(None) == (STRICT, "mesh", ("spec", "mtls", "mode"))
+    assert decided(9080) == (STRICT, "mesh", ("spec", "mtls", "mode"))
+    assert decided(8080) == (DISABLE, "r", ("spec", "portLevelMtls", "8080", "mode"))
+    assert [d.mode for d in policy.every_mode()] == [STRICT, DISABLE]
+    nothing = PeerAuthentications(snap()).workload("default", REVIEWS).decided(None)
+    assert (nothing.mode, nothing.item, nothing.loc) == (PERMISSIVE, None, ())
 
 
 def test_first_policy_by_name_wins_at_each_level() -> None:

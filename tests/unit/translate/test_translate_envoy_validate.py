@@ -21,7 +21,6 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_pb2
-from google.protobuf import json_format
 from translate_kit import (
     REVIEWS_SERVICE,
     clusters,
@@ -33,7 +32,7 @@ from translate_kit import (
     snapshot,
 )
 
-from plait.agent.envoy import find_envoy
+import authzkit
 from plait.local.plan import make_plan
 from plait.model.identity import SDS_CLUSTER
 from plait.model.proxy import Proxy
@@ -93,13 +92,8 @@ def static_bootstrap(config: ProxyConfig) -> bootstrap_pb2.Bootstrap:
 
 
 def envoy_validate(tmp_path: Path, config: ProxyConfig) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "bootstrap.json"
-    path.write_text(json_format.MessageToJson(static_bootstrap(config)))
-    return subprocess.run(
-        [str(find_envoy()), "--mode", "validate", "--log-level", "warn", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    return authzkit.envoy_validate(
+        authzkit.write_bootstrap(tmp_path / "bootstrap.json", static_bootstrap(config))
     )
 
 
@@ -244,13 +238,6 @@ def test_the_harness_reports_what_envoy_rejects(tmp_path: Path) -> None:
     assert f.typed_config.Unpack(hcm)
     hcm.route_config.virtual_hosts[1].domains.append(hcm.route_config.virtual_hosts[0].domains[0])
     f.typed_config.Pack(hcm)
-    path = tmp_path / "bad.json"
-    path.write_text(json_format.MessageToJson(bootstrap))
-    result = subprocess.run(
-        [str(find_envoy()), "--mode", "validate", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = authzkit.envoy_validate(authzkit.write_bootstrap(tmp_path / "bad.json", bootstrap))
     assert result.returncode != 0
     assert "Only unique values for domains are permitted" in result.stdout + result.stderr

@@ -24,6 +24,7 @@ from plait.translate.jwt import (
     jwt_authentication,
     jwt_filter,
 )
+from policykit import request_authentication
 
 RSA_JWKS = json.dumps(
     {
@@ -39,13 +40,7 @@ RSA_JWKS = json.dumps(
 
 
 def _ra(rules: str, name: str = "ra", ns: str = "default") -> str:
-    return f"""---
-apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {{name: {name}, namespace: {ns}}}
-spec:
-  jwtRules: {rules}
-"""
+    return request_authentication(name, f"jwtRules: {rules}", ns)
 
 
 def _config(snap: MeshSnapshot) -> dict[str, Any]:

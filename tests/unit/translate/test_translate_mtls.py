@@ -42,6 +42,7 @@ from plait.translate.gateway import gateway_port_plans
 from plait.translate.gatewaylisteners import port_listener
 from plait.translate.proxy import Translator
 from plait.translate.resource import ProxyConfig, Resource
+from policykit import peer_authentication
 
 HCM = hcm_pb2.HttpConnectionManager
 SAN = common_pb2.SubjectAltNameMatcher
@@ -88,12 +89,7 @@ PLAIN = WorkloadInstance(
 
 
 def pa(name: str, namespace: str, spec: str) -> str:
-    return f"""---
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: {name}, namespace: {namespace}}}
-spec: {spec}
-"""
+    return peer_authentication(name, spec, namespace)
 
 
 def dr_tls(tls: str, host: str = "reviews") -> str:

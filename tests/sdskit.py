@@ -1,4 +1,5 @@
-"""A test SDS client: one StreamSecrets stream over the agent's Unix socket."""
+"""A test SDS client (one StreamSecrets stream over the agent's Unix socket) and the
+secrets a response holds. Importable from every test directory."""
 
 from __future__ import annotations
 
