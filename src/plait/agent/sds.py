@@ -250,6 +250,15 @@ def _prepare_socket_path(path: Path) -> None:
     if not parent.exists():
         parent.mkdir(parents=True, mode=0o700)
         os.chmod(parent, 0o700)  # mkdir's mode is subject to the umask
+    # Whoever can write the directory can swap the socket and hand Envoy their own
+    # certificate and trust bundle: it must be ours and private.
+    info = parent.lstat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise PermissionError(
+            f"{parent} must be a directory owned by this user with mode 0700 (it is "
+            f"uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}): another user could "
+            "replace the SDS socket in it; remove it or use another directory"
+        )
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:

@@ -14,7 +14,6 @@ Keys of workload certificates are made by the agents and never touch the disk.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,8 +49,10 @@ class LocalIdentity:
         self.public_key.write_bytes(self.issuer.public_key_pem)
         self.trust_domain = trust_domain
         self.cert_ttl = cert_ttl
-        digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:12]
-        self.sockets = Path(tempfile.gettempdir()) / f"plait-{digest}"
+        # a fresh private directory with an unpredictable name, made atomically by mkdtemp
+        # (a predictable one could be made first by another user, who could then swap
+        # the sockets); removed by `cleanup`
+        self.sockets = Path(tempfile.mkdtemp(prefix="plait-sds-"))
         self._issued: dict[str, tuple[str, str, Path]] = {}  # instance -> (ns, sa, file)
 
     def token_file(self, instance: str, namespace: str, service_account: str) -> Path:

@@ -166,7 +166,7 @@ async def test_a_request_before_the_first_certificate_is_answered_when_it_arrive
 
 async def test_the_socket_is_private_and_removed_on_stop(sock_dir: Path) -> None:
     stale = sock_dir / "agent" / "sds.sock"
-    stale.parent.mkdir()
+    stale.parent.mkdir(mode=0o700)
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(str(stale))  # what a killed agent leaves behind
     server = SdsServer(Source(cert(1)), stale)
@@ -184,6 +184,16 @@ async def test_the_socket_is_private_and_removed_on_stop(sock_dir: Path) -> None
     await server.start()
     await server.stop()
     assert stat.S_IMODE(os.stat(fresh.parent).st_mode) == 0o700
+
+
+async def test_a_directory_others_can_write_is_refused(sock_dir: Path) -> None:
+    """Another user who can write the directory could swap the socket for their own."""
+    shared = sock_dir / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError, match="0700"):
+        await SdsServer(Source(cert(1)), shared / "sds.sock").start()
+    assert not (shared / "sds.sock").exists()
 
 
 async def test_a_file_that_is_not_a_socket_is_never_replaced(sock_dir: Path) -> None:
