@@ -16,11 +16,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sdskit import SdsStream, secrets
 
 from plait.agent.identity import WorkloadCertificate
 from plait.agent.sds import SdsServer
 from plait.model.identity import SpiffeId
+from sdskit import SdsStream, secrets
 
 NOW = datetime.datetime.now(datetime.UTC)
 
