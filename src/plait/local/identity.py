@@ -49,10 +49,7 @@ class LocalIdentity:
         self.public_key.write_bytes(self.issuer.public_key_pem)
         self.trust_domain = trust_domain
         self.cert_ttl = cert_ttl
-        # a fresh private directory with an unpredictable name, made atomically by mkdtemp
-        # (a predictable one could be made first by another user, who could then swap
-        # the sockets); removed by `cleanup`
-        self.sockets = Path(tempfile.mkdtemp(prefix="plait-sds-"))
+        self._sockets: Path | None = None
         self._issued: dict[str, tuple[str, str, Path]] = {}  # instance -> (ns, sa, file)
 
     def token_file(self, instance: str, namespace: str, service_account: str) -> Path:
@@ -87,7 +84,13 @@ class LocalIdentity:
         )
 
     def sds_socket(self, name: str) -> Path:
-        return self.sockets / f"{name}.sock"
+        if self._sockets is None:
+            # a fresh private directory with an unpredictable name, made atomically by
+            # mkdtemp (a predictable one could be made first by another user, who could
+            # then swap the sockets); removed by `cleanup`
+            self._sockets = Path(tempfile.mkdtemp(prefix="plait-sds-"))
+        return self._sockets / f"{name}.sock"
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.sockets, ignore_errors=True)
+        if self._sockets is not None:
+            shutil.rmtree(self._sockets, ignore_errors=True)
