@@ -13,6 +13,11 @@ directory (`watch` mode: the change enters as a file write). Each change is time
 alternate: a VirtualService weight edit (the outbound route table changes: one RDS
 response per proxy) and a new service (a cluster, its endpoints and a virtual host:
 CDS, EDS and RDS responses per proxy). The first change is a warm-up and not recorded.
+
+Simulated proxies speak plain-text xDS (they only exercise the control plane). Real
+Envoys run as `plait up` runs them, under agents (`bench.envoyclients`): this process
+then also hosts the mesh CA, as plait's control plane does, and the ADS port speaks
+mTLS and admits each Envoy only as the workload its certificate names.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.meshgen import PortSource, SnapshotBuilder, SyntheticMesh, fake_ports
+from bench import meshid
+from bench.meshgen import PortSource, SnapshotBuilder, SyntheticMesh, fake_ports, load
 from bench.procs import HOST, memory_kib, spawn_python, terminate, tree_cpu_seconds
 from bench.simclient import proxies_to_json
 from plait.controlplane.main import Watcher
+from plait.controlplane.security import MeshSecurity
 from plait.controlplane.state import MeshState
+from plait.local.identity import LocalIdentity
 from plait.local.ports import free_port
 from plait.sources.workloads import write_registry
 from plait.xds.server import AdsServer
@@ -196,18 +204,31 @@ class _Serving:
         self.state = state
         self.server = AdsServer(state)
         self.clients: asyncio.subprocess.Process | None = None
+        self.security: MeshSecurity | None = None
+        self.identity: LocalIdentity | None = None  # the token issuer's files, made here
+
+    async def _start_server(self) -> int:
+        """Plain-text xDS for simulated proxies; for real Envoys, the mesh CA and mTLS."""
+        w = self.worker
+        if w.cell.client == "sim":
+            return await self.server.start(HOST, 0)
+        self.identity = meshid.issuer(w.run_dir / "state")
+        self.security = meshid.security(self.identity)
+        await self.security.start()
+        config = load(w.mesh.files)  # the Deployments the xDS server admits proxies as
+        return await self.server.start(HOST, 0, tls=meshid.xds_tls(self.security, lambda: config))
 
     async def __aenter__(self) -> AdsServer:
         w, cell = self.worker, self.worker.cell
-        port = await self.server.start(HOST, 0)
         try:
+            port = await self._start_server()
             path = w.run_dir / "proxies.json"
             path.write_text(proxies_to_json(w.mesh.proxies))
             args = [str(port), str(path)]
-            if cell.client == "sim":
+            if self.security is None:
                 args = ["bench.simclient", *args]
             else:
-                args = ["bench.envoyclients", *args, str(w.run_dir)]
+                args = ["bench.envoyclients", *args, str(w.run_dir), self.security.server.url]
             self.clients = await spawn_python(*args, stdout=asyncio.subprocess.DEVNULL)
             w.clients_pid = self.clients.pid
             t0 = time.perf_counter()
@@ -231,6 +252,10 @@ class _Serving:
         if self.clients is not None:
             await terminate(self.clients, grace=15)
         await self.server.stop(0.5)
+        if self.security is not None:
+            await self.security.stop()
+        if self.identity is not None:
+            self.identity.cleanup()  # its (unused) SDS socket directory
 
 
 async def _main(cell: Cell) -> dict[str, Any]:

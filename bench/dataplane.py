@@ -1,26 +1,36 @@
 """Data-plane latency and throughput: direct, through plait sidecars, through hand-written Envoys.
 
-One run, one load generator setting, five paths to the same upstream:
+One run, one load generator setting, seven paths to the same upstream:
 
-    direct      wrk → upstream
-    plait-1     wrk → server sidecar (inbound listener) → upstream
-    plait-2     wrk → client sidecar (outbound HTTP proxy) → server sidecar → upstream
-    hand-1      wrk → hand-written Envoy → upstream
-    hand-2      wrk → hand-written Envoy → hand-written Envoy → upstream
+    direct          wrk → upstream
+    plait-1         wrk → server sidecar (inbound listener, plain text) → upstream
+    hand-1          wrk → hand-written Envoy → upstream
+    plait-2         wrk → client sidecar (outbound HTTP proxy) ═mTLS═► server sidecar → upstream
+    hand-2          wrk → hand-written Envoy ═mTLS═► hand-written Envoy → upstream
+    plait-2-plain   wrk → client sidecar → server sidecar with mTLS DISABLEd → upstream
+    hand-2-plain    wrk → hand-written Envoy → hand-written Envoy → upstream
 
-The plait sidecars are what `plait up` runs: plait's control plane (MeshState + AdsServer,
-in this process) serves them configuration translated from YAML (a Service and a
-Deployment for `bench-server` and `bench-client`, the replicas from plait's own plan,
-registry entries for both), and plait's EnvoySupervisor runs them with plait's
-bootstrap. The server sidecar's app port is the upstream. The hand-written pair is the
-floor (see `handwritten.py`). Every Envoy runs with `--concurrency 1`, as plait runs its
-sidecars.
+The plait sidecars are what `plait up` runs: plait's control plane (MeshState +
+AdsServer + the mesh CA, in this process) serves them configuration translated from YAML
+(Services and Deployments for `bench-server`, `bench-plain` and `bench-client`, the
+replicas from plait's own plan, registry entries for all three), and each runs under a
+SidecarAgent as `plait up` builds it (`meshid`): a workload token, a key and CSR, a
+certificate from the CA, SDS on a Unix socket, Envoy with plait's bootstrap, xDS over
+mTLS. Between the client sidecar and `bench-server` plait's auto mTLS applies (the
+default, PERMISSIVE); a workload PeerAuthentication sets `bench-plain` to DISABLE, so
+the same client sidecar talks plain text to it: the side-by-side cost of mTLS. wrk has
+no sidecar, so the one-hop path reaches the server sidecar in plain text (PERMISSIVE
+accepts it). Both server sidecars' app port is the upstream. The hand-written pairs
+are the floor (see `handwritten.py`): one with static certificates from the same CA,
+one in plain text. Every Envoy runs with `--concurrency 1`, as plait runs its sidecars.
 
 Runs are interleaved (rep 1 of every path, then rep 2, …) so that slow drift of a shared
 machine spreads over all paths; each measured run follows a short warm-up run. Besides
 wrk's figures, the CPU time every Envoy used during the run is read from /proc, so each
 path also gets the proxies' CPU cost per request, a figure less sensitive to the load
-generator competing for the same cores.
+generator competing for the same cores. Before measuring, a test request on every path
+must succeed, and the TLS counters of the Envoys must show that the mTLS paths did a
+TLS handshake and the plain-text ones did not.
 """
 
 from __future__ import annotations
@@ -34,9 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import handwritten
+from bench import handwritten, meshid
 from bench.loadgen import Load, Request, probe, run_wrk
-from bench.meshgen import instance_of, load, service_yaml, sidecar
+from bench.meshgen import NAMESPACE, instance_of, load, service_yaml, sidecar
 from bench.procs import (
     HOST,
     StaticEnvoy,
@@ -46,18 +56,32 @@ from bench.procs import (
     machine_cpu,
     self_cpu,
 )
-from plait.agent import BootstrapOptions, EnvoySupervisor, SupervisorOptions, config_dump
+from plait.agent import EnvoySupervisor, SidecarAgent, SupervisorOptions, config_dump, stats
 from plait.api import Loaded
+from plait.controlplane.security import MeshSecurity
 from plait.controlplane.state import MeshState
+from plait.local.identity import LocalIdentity
 from plait.local.plan import make_plan
 from plait.local.ports import free_port
+from plait.model.identity import SpiffeId
 from plait.model.proxy import Proxy
 from plait.model.snapshot import build_snapshot
 from plait.xds.server import AdsServer
 
-SERVICE = "bench-server"
+SERVICE = "bench-server"  # mTLS from the client sidecar (the default, PERMISSIVE)
+PLAIN = "bench-plain"  # the same, with a workload PeerAuthentication DISABLE
+CLIENT = "bench-client"
 AUTHORITY = f"{SERVICE}:8080"
+PLAIN_AUTHORITY = f"{PLAIN}:8080"
 Progress = Callable[[str], None]
+
+DISABLE_PLAIN = f"""apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: {PLAIN}, namespace: {NAMESPACE}}}
+spec:
+  selector: {{matchLabels: {{app: {PLAIN}}}}}
+  mtls: {{mode: DISABLE}}
+"""
 
 
 @dataclass(frozen=True)
@@ -79,33 +103,48 @@ class Scenario:
     title: str
     request: Request
     proxies: tuple[str, ...]  # the Envoys between wrk and the upstream, in order
+    mtls_server: str | None = None  # the Envoy that must see TLS handshakes on this path
+    plain_server: str | None = None  # the Envoy that must see none
 
 
 @dataclass
 class Rig:
-    """Everything running: the upstream, plait's control plane and sidecars, the floor."""
+    """Everything running: the upstream, plait's control plane, CA and sidecars, the floor."""
 
     run_dir: Path
     envoys: dict[str, StaticEnvoy | EnvoySupervisor] = field(default_factory=dict)  # by name
     statics: list[StaticEnvoy] = field(default_factory=list)
-    sidecars: list[EnvoySupervisor] = field(default_factory=list)
+    agents: list[SidecarAgent] = field(default_factory=list)
+    identity: LocalIdentity | None = None
+    security: MeshSecurity | None = None
     server: AdsServer | None = None
     scenarios: list[Scenario] = field(default_factory=list)
     dumps: dict[str, Any] = field(default_factory=dict)
+    tls: dict[str, Any] = field(default_factory=dict)  # TLS counters: after probes, runs
 
     async def stop(self) -> None:
-        await asyncio.gather(*(s.stop() for s in self.sidecars), return_exceptions=True)
+        await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self.statics), return_exceptions=True)
         if self.server is not None:
             await self.server.stop(0.5)
+        if self.security is not None:
+            await self.security.stop()
+        if self.identity is not None:
+            self.identity.cleanup()
+
+    def admin_url(self, envoy: str) -> str:
+        url = self.envoys[envoy].admin_url
+        if url is None:
+            raise RuntimeError(f"Envoy {envoy} has no admin address")
+        return url
 
 
 def _mesh_proxies(resources: list[Loaded], upstream_port: int) -> list[Proxy]:
-    """The two replicas plait's plan makes from the YAML, as sidecars with host ports."""
+    """The replicas plait's plan makes from the YAML, as sidecars with host ports."""
     plan = make_plan(resources, build_snapshot(resources, [], 0))
     out = []
     for spec in plan.replicas:
-        app = upstream_port if spec.workload == SERVICE else free_port()
+        app = upstream_port if spec.workload != CLIENT else free_port()
         out.append(
             sidecar(spec.instance, spec.workload, spec.labels, (free_port(), app, free_port()))
         )
@@ -129,67 +168,141 @@ async def start_rig(run_dir: Path, progress: Progress) -> Rig:
     return rig
 
 
-async def _start_plait(rig: Rig, upstream_port: int) -> tuple[Proxy, Proxy]:
-    """plait's control plane (here, in-process) and the two sidecars; (server, client)."""
-    resources = load({"bench.yaml": service_yaml(SERVICE) + "---\n" + service_yaml("bench-client")})
+async def _start_plait(rig: Rig, upstream_port: int) -> dict[str, Proxy]:
+    """plait's control plane with its CA (here, in-process) and the three sidecars, each
+    under its agent as `plait up` runs them; the proxies by workload."""
+    text = "---\n".join([*(service_yaml(n) for n in (SERVICE, PLAIN, CLIENT)), DISABLE_PLAIN])
+    resources = load({"bench.yaml": text})
     proxies = _mesh_proxies(resources, upstream_port)
     state = MeshState(build_snapshot(resources, [instance_of(p) for p in proxies], 1))
+    rig.identity = meshid.issuer(rig.run_dir / "state")
+    rig.security = meshid.security(rig.identity)
+    await rig.security.start()
     rig.server = AdsServer(state)
-    xds_port = await rig.server.start(HOST, 0)
+    xds_port = await rig.server.start(HOST, 0, tls=meshid.xds_tls(rig.security, lambda: resources))
     for p in proxies:
-        sup = EnvoySupervisor(
-            BootstrapOptions(proxy=p, admin_port=0, xds_host=HOST, xds_port=xds_port),
-            rig.run_dir,
+        agent = meshid.agent(
+            rig.identity,
+            p,
+            ca_url=rig.security.server.url,
+            run_dir=rig.run_dir,
+            xds_port=xds_port,
             name=p.workload,
-            options=SupervisorOptions(log_level="warning"),
+            supervisor=SupervisorOptions(log_level="warning"),
         )
-        rig.sidecars.append(sup)
-        rig.envoys[f"{p.workload} sidecar"] = sup
-    await asyncio.gather(*(s.start() for s in rig.sidecars))
-    await asyncio.gather(*(s.wait_ready(30) for s in rig.sidecars))
+        rig.agents.append(agent)
+        rig.envoys[f"{p.workload} sidecar"] = agent.envoy
+    await asyncio.gather(*(a.start() for a in rig.agents))
+    await asyncio.gather(*(a.wait_ready(30) for a in rig.agents))
     if not await rig.server.wait_synced(state.generation, 30, min_proxies=len(proxies)):
         raise RuntimeError("the sidecars did not ACK their configuration within 30s")
-    for sup in rig.sidecars:
-        assert sup.admin_url is not None
-        rig.dumps[sup.name] = await config_dump(sup.admin_url, include_eds=True)
-    server = next(p for p in proxies if p.workload == SERVICE)
-    client = next(p for p in proxies if p.workload != SERVICE)
-    return server, client
+    for agent in rig.agents:
+        url = rig.admin_url(f"{agent.envoy.name} sidecar")
+        rig.dumps[agent.envoy.name] = await config_dump(url, include_eds=True)
+    return {p.workload: p for p in proxies}
+
+
+async def _start_hand(rig: Rig, upstream: int) -> tuple[int, int, int, int]:
+    """The hand-written floor: a plain-text pair and an mTLS pair with certificates from
+    the mesh CA; (plain server, plain client, mTLS server, mTLS client) ports."""
+    assert rig.security is not None
+    ca, certs = rig.security.ca, rig.run_dir / "hand-certs"
+    server_id, client_id = (
+        SpiffeId(meshid.TRUST_DOMAIN, NAMESPACE, sa) for sa in ("hand-server", "hand-client")
+    )
+    server_cert = meshid.static_cert(ca, server_id, certs)
+    client_cert = meshid.static_cert(ca, client_id, certs)
+    ps, pc, ts, tc = (free_port() for _ in range(4))
+    fwd = handwritten.forwarder
+    await _start_static(rig, "hand server", fwd(ps, "*", upstream, absolute_url=False), ps)
+    await _start_static(rig, "hand client", fwd(pc, AUTHORITY, ps, absolute_url=True), pc)
+    await _start_static(
+        rig,
+        "hand mTLS server",
+        fwd(ts, "*", upstream, absolute_url=False,
+            listener_tls=handwritten.downstream_tls(server_cert)),
+        ts,
+    )  # fmt: skip
+    await _start_static(
+        rig,
+        "hand mTLS client",
+        fwd(tc, AUTHORITY, ts, absolute_url=True,
+            cluster_tls=handwritten.upstream_tls(client_cert, server_id.uri, SERVICE)),
+        tc,
+    )  # fmt: skip
+    return ps, pc, ts, tc
 
 
 async def _build(rig: Rig, progress: Progress) -> None:
     up = free_port()
     await _start_static(rig, "upstream", handwritten.upstream(up), up)
-    progress("data plane: plait control plane and two sidecars")
-    server, client = await _start_plait(rig, up)
+    progress("data plane: plait control plane with its CA, and three sidecars with agents")
+    proxies = await _start_plait(rig, up)
+    server, client = proxies[SERVICE], proxies[CLIENT]
     assert server.inbound_port is not None and client.outbound_port is not None
-    progress("data plane: hand-written two-hop Envoys")
-    hw_server, hw_client = free_port(), free_port()
-    await _start_static(
-        rig, "hand server", handwritten.forwarder(hw_server, "*", up, absolute_url=False), hw_server
-    )
-    await _start_static(
-        rig,
-        "hand client",
-        handwritten.forwarder(hw_client, AUTHORITY, hw_server, absolute_url=True),
-        hw_client,
-    )
-    absolute = f"http://{AUTHORITY}/"
+    progress("data plane: hand-written Envoys (a plain-text pair, an mTLS pair)")
+    hand_server, hand_client, tls_server, tls_client = await _start_hand(rig, up)
+    absolute, plain = f"http://{AUTHORITY}/", f"http://{PLAIN_AUTHORITY}/"
+    out = client.outbound_port
     rig.scenarios = [
         Scenario("direct", "direct", Request(up), ()),
         Scenario("plait-1", "one plait sidecar", Request(server.inbound_port, "/", AUTHORITY),
                  ("bench-server sidecar",)),
-        Scenario("hand-1", "one hand-written Envoy", Request(hw_server, "/", AUTHORITY),
+        Scenario("hand-1", "one hand-written Envoy", Request(hand_server, "/", AUTHORITY),
                  ("hand server",)),
-        Scenario("plait-2", "two plait sidecars", Request(client.outbound_port, absolute, AUTHORITY),
-                 ("bench-client sidecar", "bench-server sidecar")),
-        Scenario("hand-2", "two hand-written Envoys", Request(hw_client, absolute, AUTHORITY),
-                 ("hand client", "hand server")),
+        Scenario("plait-2", "two plait sidecars, mTLS", Request(out, absolute, AUTHORITY),
+                 ("bench-client sidecar", "bench-server sidecar"),
+                 mtls_server="bench-server sidecar"),
+        Scenario("hand-2", "two hand-written Envoys, mTLS", Request(tls_client, absolute, AUTHORITY),
+                 ("hand mTLS client", "hand mTLS server"), mtls_server="hand mTLS server"),
+        Scenario("plait-2-plain", "two plait sidecars, plain text (DISABLE)",
+                 Request(out, plain, PLAIN_AUTHORITY),
+                 ("bench-client sidecar", "bench-plain sidecar"), plain_server="bench-plain sidecar"),
+        Scenario("hand-2-plain", "two hand-written Envoys, plain text",
+                 Request(hand_client, absolute, AUTHORITY), ("hand client", "hand server"),
+                 plain_server="hand server"),
     ]  # fmt: skip
     for sc in rig.scenarios:
         status, body = await probe(sc.request)
         if status != 200 or body != handwritten.UPSTREAM_BODY:
             raise RuntimeError(f"{sc.key}: a test request got HTTP {status} {body[:200]!r}")
+    rig.tls["after_probes"] = await tls_counters(rig)
+    check_tls(rig.scenarios, rig.tls["after_probes"])
+
+
+TLS_STATS = r"ssl\.(handshake|versions\..*|ciphers\..*|curves\..*|sigalgs\..*)$"
+
+
+async def tls_counters(rig: Rig) -> dict[str, dict[str, int]]:
+    """Per Envoy (not the upstream), the non-zero TLS counters of its listeners
+    (`server`: handshakes it accepted) and clusters (`client`: handshakes it made; not
+    the xDS connection's), by counter name (`handshake`, `versions.TLSv1.3`, `ciphers.…`,
+    `curves.…`, `sigalgs.…`)."""
+    out: dict[str, dict[str, int]] = {}
+    for name in rig.envoys:
+        if name == "upstream":
+            continue
+        counts: dict[str, int] = {}
+        for key, value in (await stats(rig.admin_url(name), TLS_STATS)).items():
+            side = "server" if key.startswith("listener.") else "client"
+            if "xds-grpc" in key or not key.startswith(("listener.", "cluster.")):
+                continue  # xDS's own mTLS, or not a connection's TLS
+            if ".ssl." in key and value:
+                short = f"{side} {key.split('.ssl.', 1)[1]}"
+                counts[short] = counts.get(short, 0) + value
+        out[name] = counts
+    return out
+
+
+def check_tls(paths: list[Scenario], counters: dict[str, dict[str, int]]) -> None:
+    """The mTLS paths' server Envoys accepted TLS (1.3), the plain-text ones accepted none."""
+    for sc in paths:
+        if sc.mtls_server is not None:
+            seen = counters[sc.mtls_server]
+            if not seen.get("server handshake") or not seen.get("server versions.TLSv1.3"):
+                raise RuntimeError(f"{sc.key}: {sc.mtls_server} saw no TLS 1.3 handshake: {seen}")
+        if sc.plain_server is not None and counters[sc.plain_server].get("server handshake"):
+            raise RuntimeError(f"{sc.key}: {sc.plain_server} saw TLS: {counters[sc.plain_server]}")
 
 
 def _cpu(rig: Rig) -> dict[str, float]:
@@ -335,9 +448,12 @@ def summarize(paths: list[Scenario], runs: list[dict[str, Any]]) -> list[dict[st
 
 RATIOS = [
     ("one sidecar / direct", "plait-1", "direct"),
-    ("two sidecars / direct", "plait-2", "direct"),
+    ("two sidecars (mTLS) / direct", "plait-2", "direct"),
     ("plait one hop / hand-written one hop", "plait-1", "hand-1"),
-    ("plait two hops / hand-written two hops", "plait-2", "hand-2"),
+    ("plait two hops / hand-written two hops, mTLS", "plait-2", "hand-2"),
+    ("plait two hops / hand-written two hops, plain text", "plait-2-plain", "hand-2-plain"),
+    ("plait mTLS / plait plain text (two hops)", "plait-2", "plait-2-plain"),
+    ("hand-written mTLS / plain text (two hops)", "hand-2", "hand-2-plain"),
 ]
 
 
@@ -380,6 +496,7 @@ async def run(opts: DataplaneOptions, out_dir: Path, progress: Progress) -> dict
             for name, dump in rig.dumps.items():
                 (out_dir / f"config_dump.{name}.json").write_text(json.dumps(dump, indent=1))
             runs = await measure(rig, opts, wrk, progress)
+            rig.tls["after_runs"] = await tls_counters(rig)
         finally:
             await rig.stop()
         return {
@@ -390,4 +507,6 @@ async def run(opts: DataplaneOptions, out_dir: Path, progress: Progress) -> dict
             "runs": runs,
             "summary": summarize(rig.scenarios, runs),
             "ratios": ratios(rig.scenarios, runs),
+            "tls": rig.tls,
+            "xds": "mTLS",
         }

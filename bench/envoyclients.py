@@ -1,11 +1,14 @@
-"""Real proxies for the convergence benchmark: plait sidecars run by plait's EnvoySupervisor.
+"""Real proxies for the convergence benchmark: plait sidecars, each under its agent.
 
-Run as a process (`python -m bench.envoyclients PORT PROXIES.json RUN_DIR`), so that the
-Envoys and their supervisors do not share the measured control plane's process. Each
-proxy gets plait's bootstrap (one worker thread, as local mode runs it); its listeners
+Run as a process (`python -m bench.envoyclients PORT PROXIES.json RUN_DIR CA_URL`), so
+that the Envoys and their agents do not share the measured control plane's process. This
+process plays `plait up`'s part (`meshid`): it loads the token issuer from RUN_DIR/state
+(the control-plane process made it and started the CA at CA_URL), writes each proxy's
+token, and runs a SidecarAgent per proxy: key, CSR, certificate, SDS on a Unix socket,
+Envoy with plait's bootstrap (one worker thread, xDS over mTLS to PORT). Its listeners
 bind the ports in its node metadata, so those must be free ports. Prints `ready` once
-every Envoy has started; stops them all (drain, SIGTERM) on SIGTERM, and the kernel kills
-them if this process dies.
+every agent has started; stops them all (Envoy drained, then SDS) on SIGTERM, and the
+kernel kills the Envoys if this process dies.
 """
 
 from __future__ import annotations
@@ -15,39 +18,45 @@ import signal
 import sys
 from pathlib import Path
 
+from bench import meshid
 from bench.simclient import proxies_from_json
-from plait.agent import BootstrapOptions, EnvoySupervisor, SupervisorOptions
+from plait.agent import SupervisorOptions
 from plait.model.proxy import Proxy
 
 OPTIONS = SupervisorOptions(log_level="warning", drain_timeout_s=0.5)
 
 
-async def run_all(port: int, proxies: list[Proxy], run_dir: Path) -> None:
+async def run_all(port: int, proxies: list[Proxy], run_dir: Path, ca_url: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    envoys = [
-        EnvoySupervisor(
-            BootstrapOptions(proxy=p, admin_port=0, xds_host="127.0.0.1", xds_port=port),
-            run_dir,
+    identity = meshid.issuer(run_dir / "state")
+    agents = [
+        meshid.agent(
+            identity,
+            p,
+            ca_url=ca_url,
+            run_dir=run_dir,
+            xds_port=port,
             name=p.id.split("~", 1)[1],
-            options=OPTIONS,
+            supervisor=OPTIONS,
         )
         for p in proxies
     ]
     try:
-        await asyncio.gather(*(e.start() for e in envoys))
+        await asyncio.gather(*(a.start() for a in agents))
         print("ready", flush=True)
         await stop.wait()
     finally:
-        await asyncio.gather(*(e.stop() for e in envoys), return_exceptions=True)
+        await asyncio.gather(*(a.stop() for a in agents), return_exceptions=True)
+        identity.cleanup()
 
 
 def main() -> None:
-    port, path, run_dir = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    port, path, run_dir, ca_url = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
     proxies = proxies_from_json(Path(path).read_text())
-    asyncio.run(run_all(port, proxies, run_dir))
+    asyncio.run(run_all(port, proxies, run_dir, ca_url))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,14 @@ else: one HTTP connection manager with the router filter, a static route, a STAT
 cluster, Envoy's defaults everywhere else (no retry policy, no circuit-breaker overrides,
 no added headers, no xDS). plait's generated sidecar config is compared against it.
 
+The mTLS floor is the same pair with static TLS between them, from certificates of the
+mesh's own CA (see `meshid.static_cert`): the server requires a client certificate
+chaining to the mesh roots, the client presents its own and checks the server's SPIFFE
+ID, as plait's sidecars do. One setting departs from Envoy's defaults on purpose: the
+client allows TLS 1.3 (Envoy's client default stops at 1.2; plait's sidecars allow 1.3),
+so that both pairs negotiate the same TLS and the comparison measures the configuration,
+not the protocol version.
+
 The upstream answers every request itself (`direct_response`), so that it is cheaper
 than any proxy in front of it and never the bottleneck.
 """
@@ -13,11 +21,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.meshid import CertFiles
+
 HCM_TYPE = (
     "type.googleapis.com/"
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+TLS_SOCKET = "envoy.transport_sockets.tls"
+_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
 UPSTREAM_BODY = "ok\n"
 
 
@@ -25,7 +37,56 @@ def _address(host: str, port: int) -> dict[str, Any]:
     return {"socket_address": {"address": host, "port_value": port}}
 
 
-def _listener(name: str, port: int, routes: dict[str, Any], absolute_url: bool) -> dict[str, Any]:
+def _certificate(cert: CertFiles) -> dict[str, Any]:
+    return {
+        "certificate_chain": {"filename": str(cert.chain)},
+        "private_key": {"filename": str(cert.key)},
+    }
+
+
+def downstream_tls(cert: CertFiles) -> dict[str, Any]:
+    """Server side: present `cert`, require a client certificate from the same roots."""
+    return {
+        "name": TLS_SOCKET,
+        "typed_config": {
+            "@type": _TLS + "DownstreamTlsContext",
+            "common_tls_context": {
+                "tls_certificates": [_certificate(cert)],
+                "validation_context": {"trusted_ca": {"filename": str(cert.roots)}},
+            },
+            "require_client_certificate": True,
+        },
+    }
+
+
+def upstream_tls(cert: CertFiles, server: str, sni: str) -> dict[str, Any]:
+    """Client side: present `cert`, verify the server against the roots and its SPIFFE ID."""
+    return {
+        "name": TLS_SOCKET,
+        "typed_config": {
+            "@type": _TLS + "UpstreamTlsContext",
+            "sni": sni,
+            "common_tls_context": {
+                "tls_params": {"tls_maximum_protocol_version": "TLSv1_3"},
+                "tls_certificates": [_certificate(cert)],
+                "validation_context": {
+                    "trusted_ca": {"filename": str(cert.roots)},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": server}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _listener(
+    name: str,
+    port: int,
+    routes: dict[str, Any],
+    absolute_url: bool,
+    tls: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     hcm: dict[str, Any] = {
         "@type": HCM_TYPE,
         "stat_prefix": name,
@@ -37,21 +98,16 @@ def _listener(name: str, port: int, routes: dict[str, Any], absolute_url: bool) 
     }
     if absolute_url:
         hcm["http_protocol_options"] = {"allow_absolute_url": True}
-    return {
-        "name": name,
-        "address": _address("127.0.0.1", port),
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
+    chain: dict[str, Any] = {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]
     }
+    if tls is not None:
+        chain["transport_socket"] = tls
+    return {"name": name, "address": _address("127.0.0.1", port), "filter_chains": [chain]}
 
 
-def _cluster(name: str, port: int) -> dict[str, Any]:
-    return {
+def _cluster(name: str, port: int, tls: dict[str, Any] | None = None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -62,6 +118,9 @@ def _cluster(name: str, port: int) -> dict[str, Any]:
             ],
         },
     }
+    if tls is not None:
+        cluster["transport_socket"] = tls
+    return cluster
 
 
 def _config(listeners: list[dict[str, Any]], clusters: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,8 +153,17 @@ def upstream(port: int) -> dict[str, Any]:
     return _config([_listener("upstream", port, routes, absolute_url=False)], [])
 
 
-def forwarder(port: int, domain: str, to_port: int, *, absolute_url: bool) -> dict[str, Any]:
-    """An Envoy listening on `port` that sends requests for `domain` to 127.0.0.1:`to_port`."""
+def forwarder(
+    port: int,
+    domain: str,
+    to_port: int,
+    *,
+    absolute_url: bool,
+    listener_tls: dict[str, Any] | None = None,
+    cluster_tls: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An Envoy listening on `port` that sends requests for `domain` to 127.0.0.1:`to_port`;
+    `listener_tls` / `cluster_tls` (transport sockets) put TLS on either side."""
     routes = {
         "name": "forward",
         "virtual_hosts": [
@@ -107,6 +175,6 @@ def forwarder(port: int, domain: str, to_port: int, *, absolute_url: bool) -> di
         ],
     }
     return _config(
-        [_listener("forward", port, routes, absolute_url=absolute_url)],
-        [_cluster("target", to_port)],
+        [_listener("forward", port, routes, absolute_url=absolute_url, tls=listener_tls)],
+        [_cluster("target", to_port, cluster_tls)],
     )

@@ -128,11 +128,22 @@ class StaticEnvoy:
         self.port = port  # the listener that tells us it is up
         self.config_path = run_dir / f"{name}.static.json"
         self.log_path = run_dir / f"{name}.envoy.log"
+        self.admin_path = run_dir / f"{name}.admin-address"
         self.proc: asyncio.subprocess.Process | None = None
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+    @property
+    def admin_url(self) -> str | None:
+        """`http://HOST:PORT` of the admin API (port 0 in the config: Envoy picks one and
+        writes it to `admin_path`), or None before Envoy has written it."""
+        try:
+            address = self.admin_path.read_text().strip()
+        except OSError:
+            return None
+        return f"http://{address}" if self.pid is not None and address else None
 
     async def start(self, timeout: float = 15.0) -> None:
         """Start Envoy and wait for its listener. An Envoy that dies while starting is
@@ -164,6 +175,7 @@ class StaticEnvoy:
                 "--concurrency", "1",
                 "--disable-hot-restart",
                 "--log-level", "warning",
+                "--admin-address-path", str(self.admin_path),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -52,12 +52,30 @@ def dataplane(result: dict[str, Any]) -> str:
                 rows,
             )
         )  # fmt: skip
+    if result.get("tls"):
+        parts.append(tls(result["tls"]))
     parts.append(
         "**Ratios**, paired by repetition (A's run over B's run in the same rep; median and "
         "min–max over reps; latency or CPU > 1 and req/s < 1 mean A is slower):\n\n"
         + ratios(result)
     )
     return "\n\n".join(parts)
+
+
+def tls(counters: dict[str, Any]) -> str:
+    """What the mTLS paths negotiated (from the server Envoys' counters after the test
+    requests) and how many handshakes the measured runs cost (connections are reused)."""
+    probes, runs = counters.get("after_probes", {}), counters.get("after_runs", {})
+    lines = []
+    for name, seen in probes.items():
+        if not seen.get("server handshake"):
+            continue
+        params = sorted(
+            k.split(" ", 1)[1] for k in seen if k != "server handshake" and k.startswith("server ")
+        )
+        total = runs.get(name, {}).get("server handshake", 0)
+        lines.append(f"- {name}: {', '.join(params)}; {total} handshakes in total")
+    return "**TLS** on the mTLS paths (server side, from Envoy's counters):\n\n" + "\n".join(lines)
 
 
 def _ratio(x: dict[str, float] | None) -> str:

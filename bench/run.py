@@ -2,7 +2,7 @@
 
 Prints progress while it runs, then markdown tables; writes the raw results (every run,
 every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
-run takes about ten minutes; `--quick` about two.
+run takes about twelve minutes (the data plane alone about nine); `--quick` about three.
 """
 
 from __future__ import annotations
