@@ -17,7 +17,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
-from sdskit import SdsStream, secrets
 
 from meshca import MeshCa
 from plait.agent.identity import CertificateManager, WorkloadCertificate
@@ -25,6 +24,7 @@ from plait.agent.sds import SdsServer
 from plait.ca import rotation
 from plait.errors import WorkloadCertificateError
 from plait.model.identity import SpiffeId
+from sdskit import SdsStream, secrets
 
 WEB = SpiffeId("cluster.local", "shop", "web")
 PAYMENTS = SpiffeId("cluster.local", "shop", "payments")
