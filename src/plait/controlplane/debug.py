@@ -1,4 +1,5 @@
-"""The control plane's status endpoint: `GET /status` → JSON for `plait status`.
+"""The control plane's status endpoints: `GET /status` → JSON for `plait status`, and
+`GET /metrics` → Prometheus metrics (see `metrics.py`).
 
 Read-only and cheap: it reads the xDS server's live stream states and the current
 snapshot's config messages; it never blocks the event loop on I/O of its own.
@@ -15,6 +16,7 @@ from plait.errors import Severity
 
 if TYPE_CHECKING:
     from plait.controlplane.main import Watcher
+    from plait.controlplane.metrics import ControlPlaneMetrics
     from plait.controlplane.security import MeshSecurity
     from plait.controlplane.state import MeshState
     from plait.xds.server import AdsServer
@@ -27,7 +29,9 @@ class DebugServer:
         state: MeshState,
         watcher: Watcher,
         security: MeshSecurity | None = None,
+        metrics: ControlPlaneMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.security = security
         self.server = server
         self.state = state
@@ -66,9 +70,16 @@ class DebugServer:
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response(self.status())
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        assert self.metrics is not None
+        body, content_type = self.metrics.exposition(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     async def start(self, host: str, port: int) -> int:
         app = web.Application()
         app.router.add_get("/status", self._status)
+        if self.metrics is not None:
+            app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)

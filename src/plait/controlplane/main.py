@@ -21,6 +21,7 @@ import watchfiles
 from plait.analysis import analyze, vet
 from plait.api import Loaded
 from plait.controlplane.debug import DebugServer
+from plait.controlplane.metrics import ControlPlaneMetrics
 from plait.controlplane.security import MeshSecurity, SecurityOptions, workload_check
 from plait.controlplane.state import MeshState
 from plait.errors import ConfigMessage
@@ -127,7 +128,8 @@ class Watcher:
 async def run(opts: ControlPlaneOptions) -> None:
     watcher = Watcher(opts.root)
     state = MeshState(watcher.snapshot())
-    server = AdsServer(state)
+    metrics = ControlPlaneMetrics()
+    server = AdsServer(state, observer=metrics.xds)
     security = None
     tls = None
     if opts.security is not None:
@@ -137,10 +139,11 @@ async def run(opts: ControlPlaneOptions) -> None:
         log.info("CA for %s on https://%s:%d", trust_domain, opts.host, ca_port)
         tls = security.xds_tls(workload_check(watcher.config))
     xds_port = await server.start(opts.host, opts.xds_port, tls=tls)
-    debug = DebugServer(server, state, watcher, security)
+    metrics.watch(server, state, security)
+    debug = DebugServer(server, state, watcher, security, metrics)
     debug_port = await debug.start(opts.host, opts.debug_port)
     log.info(
-        "control plane: xds %s:%d (%s), status http://%s:%d/status",
+        "control plane: xds %s:%d (%s), status http://%s:%d/status, metrics /metrics",
         opts.host,
         xds_port,
         "mTLS" if tls is not None else "plaintext",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +20,11 @@ def get_json(url: str, timeout: float = 3.0) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we made
         data: dict[str, Any] = json.loads(resp.read())
         return data
+
+
+def metrics_url(status_url: str) -> str:
+    """The control plane's Prometheus endpoint, served next to its `/status`."""
+    return urllib.parse.urljoin(status_url, "/metrics")
 
 
 def collect_status(root: Path) -> dict[str, Any]:
@@ -44,12 +50,18 @@ def collect_status(root: Path) -> dict[str, Any]:
         item["connected"] = bool(xds.get("connected"))
         item["sync"] = xds.get("sync") or {t: "UNKNOWN" for t in XDS_TYPES}
         item["nack"] = xds.get("nack")
+        item["generation"] = xds.get("generation")  # newest generation it fully ACKed
         proxies.append(item)
     return {
         "phase": state.phase,
         "gateway": state.gateway,
         "gatewayPorts": state.gateway_ports,
-        "controlPlane": {**cp.get("controlPlane", {}), "xds": state.xds, "error": cp_error},
+        "controlPlane": {
+            **cp.get("controlPlane", {}),
+            "xds": state.xds,
+            "metrics": metrics_url(state.status_url),
+            "error": cp_error,
+        },
         "proxies": proxies,
         "services": [asdict(svc) for svc in state.services],
         "errors": cp.get("errors", []),

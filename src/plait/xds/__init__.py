@@ -5,6 +5,7 @@
     AdsServer           the grpc.aio server; statuses() and wait_synced() (server.py)
     ServerTls           mutual TLS and proxy authorization for the ADS port (auth.py)
     ProxyStatus         one proxy's sync state per type, for `plait status` (status.py)
+    XdsCounters         the server's counters; XdsObserver receives its timings (status.py)
 
 Delta xDS is not implemented yet (TODO in stream.py and server.py).
 """
@@ -12,14 +13,23 @@ Delta xDS is not implemented yet (TODO in stream.py and server.py).
 from plait.xds.auth import ProxyCheck, ServerTls, ServingCredentials
 from plait.xds.server import AdsServer, Rejection
 from plait.xds.source import ConfigSource, StaticConfigSource
-from plait.xds.status import ProxyStatus, TypeStatus, XdsCounters
+from plait.xds.status import (
+    NoObserver,
+    ProxyStatus,
+    PushReason,
+    TypeStatus,
+    XdsCounters,
+    XdsObserver,
+)
 from plait.xds.typestate import SyncState
 
 __all__ = [
     "AdsServer",
     "ConfigSource",
+    "NoObserver",
     "ProxyCheck",
     "ProxyStatus",
+    "PushReason",
     "Rejection",
     "ServerTls",
     "ServingCredentials",
@@ -27,4 +37,5 @@ __all__ = [
     "SyncState",
     "TypeStatus",
     "XdsCounters",
+    "XdsObserver",
 ]

@@ -51,7 +51,7 @@ from plait.xds.session import (
     utcnow,
 )
 from plait.xds.source import EMPTY_CONFIG, ConfigSource
-from plait.xds.status import ProxyStatus, XdsCounters
+from plait.xds.status import NoObserver, ProxyStatus, XdsCounters, XdsObserver
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def proxy_from_request(first: Any) -> Proxy:
 
 
 class AdsServer:
-    """Serves each connected proxy its configuration from a `ConfigSource`."""
+    """Serves each connected proxy its configuration from a `ConfigSource`; reports its
+    timings to `observer` (see `XdsObserver`) and counts in `counters`."""
 
     def __init__(
         self,
@@ -102,13 +103,18 @@ class AdsServer:
         *,
         control_plane_id: str = "plait",
         disconnected_ttl: float = 600.0,
+        observer: XdsObserver | None = None,
     ) -> None:
         self.source = source
         self.counters = XdsCounters()
         self.rejections: deque[Rejection] = deque(maxlen=100)
         self.disconnected_ttl = disconnected_ttl
         self._deps = SessionDeps(
-            source, self.counters, framing.control_plane(control_plane_id), self._notify
+            source,
+            self.counters,
+            framing.control_plane(control_plane_id),
+            self._notify,
+            observer=observer if observer is not None else NoObserver(),
         )
         self._sessions: dict[str, Session] = {}  # by node id: the latest stream of each
         self._active: set[Session] = set()
@@ -244,7 +250,9 @@ class AdsServer:
         if proxy is not None and self._tls is not None:
             claimed = claimed_identity(proxy, self._tls.trust_domain)
         identity = exc.identity if isinstance(exc, PermissionDeniedError) else ""
-        self.counters.streams_rejected += 1
+        self.counters.count_rejected(
+            "permission_denied" if isinstance(exc, PermissionDeniedError) else "bad_node"
+        )
         self.rejections.append(
             Rejection(utcnow(), peer, node_id, code.name, str(exc), claimed, identity)
         )

@@ -10,6 +10,12 @@ Concurrency model (one event loop, no locks):
   planned responses in push order, and records the newest generation the proxy has fully
   ACKed.
 
+Metrics: each response is counted (`XdsCounters.count_push`) with a `PushReason`, and
+reported to the `XdsObserver` with its size and, when a new generation caused it, the time
+since that generation appeared (`GenerationTimes`: the first time any stream of the server
+saw it, within one event-loop turn of its publication). When the proxy has ACKed all of a
+change, the time since the first generation of that change is reported as convergence.
+
 Failure model: when the client half-closes, `run` returns (status OK); when the client
 disconnects or the server stops, gRPC cancels the handler and every task of the stream is
 cancelled with it; a failed write ends the stream with that error. `close()` ends the
@@ -24,17 +30,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from plait.model.proxy import Proxy
 from plait.translate.resource import ProxyConfig
-from plait.translate.typeurls import SHORT_NAMES
+from plait.translate.typeurls import ENDPOINT, PUSH_ORDER, SHORT_NAMES
 from plait.xds import framing
 from plait.xds.source import ConfigSource
-from plait.xds.status import ProxyStatus, TypeStatus, XdsCounters
+from plait.xds.status import (
+    NoObserver,
+    ProxyStatus,
+    PushReason,
+    TypeStatus,
+    XdsCounters,
+    XdsObserver,
+)
 from plait.xds.stream import StreamState
 from plait.xds.typestate import Request, RequestKind
 
@@ -70,6 +85,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class GenerationTimes:
+    """When the server's streams first saw each source generation (monotonic seconds);
+    the newest `keep` generations are remembered."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self._seen: OrderedDict[int, float] = OrderedDict()
+        self._keep = keep
+
+    def seen(self, generation: int) -> float:
+        """The first sighting of `generation`, recorded now if this is it."""
+        at = self._seen.get(generation)
+        if at is None:
+            at = self._seen[generation] = time.monotonic()
+            while len(self._seen) > self._keep:
+                self._seen.popitem(last=False)
+        return at
+
+
+def change_reason(old: ProxyConfig, new: ProxyConfig) -> PushReason | None:
+    """What a new generation changed for one proxy: None when nothing."""
+    changed = {t for t in PUSH_ORDER if old.version(t) != new.version(t)}
+    if not changed:
+        return None
+    return PushReason.ENDPOINT if changed == {ENDPOINT} else PushReason.CONFIG
+
+
 @dataclass(frozen=True)
 class SessionDeps:
     """What every session shares with the server."""
@@ -78,6 +119,8 @@ class SessionDeps:
     counters: XdsCounters
     control_plane: bytes  # the framed control_plane field, see framing.control_plane
     on_sync_change: Callable[[], None]
+    observer: XdsObserver = field(default_factory=NoObserver)
+    generations: GenerationTimes = field(default_factory=GenerationTimes)
 
 
 def to_request(msg: Any) -> Request:
@@ -106,6 +149,8 @@ class Session:
         self._deps = deps
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
+        self._reason: PushReason | None = PushReason.NEW_CONNECTION  # until in sync
+        self._change_seen: float | None = None  # when the unsettled change appeared
 
     @property
     def connected(self) -> bool:
@@ -165,6 +210,7 @@ class Session:
         generation = self._deps.source.generation
         while True:
             generation = await self._deps.source.wait_for_generation(generation)
+            self._deps.generations.seen(generation)
             self._wake.set()
 
     async def _push(self, write: Write) -> None:
@@ -174,22 +220,46 @@ class Session:
             self._wake.clear()
             generation = deps.source.generation  # read before config_for: never overstate
             if self.config is None or generation != self.config_generation:
-                self.config = deps.source.config_for(self.proxy)
+                self.config = self._load(generation)
                 self.config_generation = generation
+            reason = self._reason or PushReason.REQUEST
+            since = None
+            if reason in (PushReason.CONFIG, PushReason.ENDPOINT):
+                since = deps.generations.seen(generation)
             for planned in self.state.plan(self.config):
-                await write(
-                    framing.encode_response(
-                        planned.version,
-                        planned.type_url,
-                        planned.nonce,
-                        planned.resources,
-                        deps.control_plane,
-                    )
+                data = framing.encode_response(
+                    planned.version,
+                    planned.type_url,
+                    planned.nonce,
+                    planned.resources,
+                    deps.control_plane,
                 )
-                deps.counters.count_push(planned.type_url)
+                await write(data)
+                deps.counters.count_push(planned.type_url, reason)
+                seconds = None if since is None else time.monotonic() - since
+                deps.observer.pushed(SHORT_NAMES[planned.type_url], len(data), seconds)
             if self.state.settled(self.config) and self.synced_generation != generation:
                 self.synced_generation = generation
+                self._settled()
                 deps.on_sync_change()
+
+    def _load(self, generation: int) -> ProxyConfig:
+        """The config of `generation`; notes what changed for this proxy, and when (a
+        config change outranks an endpoint change until the proxy is in sync)."""
+        config = self._deps.source.config_for(self.proxy)
+        reason = None if self.config is None else change_reason(self.config, config)
+        if reason is not None:
+            if self._reason is not PushReason.CONFIG:
+                self._reason = reason
+            if self._change_seen is None:
+                self._change_seen = self._deps.generations.seen(generation)
+        return config
+
+    def _settled(self) -> None:
+        """The proxy runs its whole config: report how long a change took to converge."""
+        if self._change_seen is not None:
+            self._deps.observer.converged(time.monotonic() - self._change_seen)
+        self._reason, self._change_seen = None, None
 
     def status(self, config: ProxyConfig) -> ProxyStatus:
         """This stream's status against `config` (the proxy's current configuration)."""

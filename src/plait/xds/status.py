@@ -1,6 +1,10 @@
-"""What `plait status` shows about each proxy's xDS stream, and the server's counters.
+"""What `plait status` shows about each proxy's xDS stream, the server's counters, and
+the observer the server reports its timings to.
 
 Values only: the server builds them from its live streams on demand (`AdsServer.statuses`).
+Counters are plain numbers a metrics exporter reads when it is scraped; timings (push and
+convergence time, response sizes) are events, so the server hands them to an
+`XdsObserver` as they happen (`plait.controlplane.metrics` turns them into histograms).
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 from plait.model.proxy import Proxy
 from plait.translate.typeurls import SHORT_NAMES
@@ -69,19 +74,59 @@ class ProxyStatus:
         }
 
 
+class PushReason(StrEnum):
+    """Why a response was sent, as one stream can tell."""
+
+    NEW_CONNECTION = "new_connection"  # the stream has not been in sync yet
+    CONFIG = "config"  # a new generation changed more than endpoints for this proxy
+    ENDPOINT = "endpoint"  # a new generation changed only this proxy's endpoints
+    REQUEST = "request"  # a request (a new subscription) while the stream was in sync
+
+
 @dataclass
 class XdsCounters:
-    """Plain counters (Prometheus export comes later)."""
+    """Plain counters, read by the metrics exporter when it is scraped."""
 
     pushes: Counter[str] = field(default_factory=Counter)  # responses sent, by short name
+    pushes_by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, reason)
     nacks: Counter[str] = field(default_factory=Counter)  # NACKs received, by short name
     acks: int = 0
     stale_requests: int = 0
     streams_opened: int = 0
     streams_rejected: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)  # refused streams
 
-    def count_push(self, type_url: str) -> None:
-        self.pushes[SHORT_NAMES.get(type_url, type_url)] += 1
+    def count_push(self, type_url: str, reason: PushReason) -> None:
+        name = SHORT_NAMES.get(type_url, type_url)
+        self.pushes[name] += 1
+        self.pushes_by_reason[name, reason.value] += 1
 
     def count_nack(self, type_url: str) -> None:
         self.nacks[SHORT_NAMES.get(type_url, type_url)] += 1
+
+    def count_rejected(self, reason: str) -> None:
+        self.streams_rejected += 1
+        self.rejected_by_reason[reason] += 1
+
+
+class XdsObserver(Protocol):
+    """Receives the server's timings as they happen (durations in seconds)."""
+
+    def pushed(self, type_name: str, size: int, seconds: float | None) -> None:
+        """A response of `size` bytes was written; `seconds` since the generation it
+        carries appeared, or None when no new generation caused it."""
+        ...
+
+    def converged(self, seconds: float) -> None:
+        """A proxy ACKed everything of a generation change, `seconds` after it appeared."""
+        ...
+
+
+class NoObserver:
+    """The default XdsObserver: ignores everything."""
+
+    def pushed(self, type_name: str, size: int, seconds: float | None) -> None:
+        pass
+
+    def converged(self, seconds: float) -> None:
+        pass
