@@ -5,7 +5,10 @@
     ├── EnvoyError              the Envoy binary is missing or would not start
     ├── WorkloadCertificateError the agent could not get a workload certificate from the CA
     ├── MeshStateError          no running mesh where one was expected (status, down)
+    ├── UnknownTargetError      a command names no service, workload or replica of the mesh
     ├── StartupError            `plait up` could not bring the mesh to a ready state
+    ├── ProxyLookupError        a proxy name matches no proxy of the running mesh, or several
+    ├── EnvoyAdminError         a proxy's Envoy admin interface could not be read
     └── CaError                 the certificate authority cannot do what was asked
         ├── CaFileError         a file in the CA directory is missing, unreadable or mismatched
         ├── RotationError       a root-rotation step does not fit the CA directory's state
@@ -86,8 +89,20 @@ class MeshStateError(PlaitError):
     """There is no running mesh for a directory, or its state file is unreadable."""
 
 
+class UnknownTargetError(PlaitError):
+    """A command (e.g. `plait logs`) names no service, workload or replica of the mesh."""
+
+
 class StartupError(PlaitError):
     """`plait up` could not bring every process to a ready state."""
+
+
+class ProxyLookupError(PlaitError):
+    """A proxy name given on the command line matches no proxy of the running mesh, or several."""
+
+
+class EnvoyAdminError(PlaitError):
+    """A proxy's Envoy admin interface could not be read (gone, restarting, or not JSON)."""
 
 
 class CaError(PlaitError):

@@ -3,5 +3,7 @@
 OK = 0
 CONFIG_ERRORS = 1  # analyze found errors; or `up` could not reach a ready state
 USAGE = 2  # bad command line (typer's own code)
-NOT_RUNNING = 3  # status/down: no mesh is running for that directory
+NOT_RUNNING = 3  # status, down, proxy-status, proxy-config: no mesh runs for that directory
 STARTUP_FAILED = 4  # `up`: a process could not start or never got ready
+NOT_SYNCED = 5  # proxy-status: some proxy is NACK, STALE, disconnected or of unknown state
+PROXY_UNREACHABLE = 6  # proxy-config: the proxy's Envoy admin interface cannot be read

@@ -1,4 +1,4 @@
-"""The `plait` command: up, down, status, analyze (and the control-plane process itself)."""
+"""The `plait` command: up, down, status, logs, analyze (and the control-plane process itself)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.console import Console
 
 from plait.cli import exitcodes, render
 from plait.cli.ca import app as ca_app
+from plait.cli.proxyconfig import app as proxy_config_app
 from plait.errors import ConfigMessage, MeshStateError, Severity
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 app.add_typer(ca_app, name="ca")
+app.add_typer(proxy_config_app, name="proxy-config")
 
 MeshDir = Annotated[
     Path,
@@ -139,6 +141,15 @@ def status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
         )
 
 
+@app.command("proxy-status")
+def proxy_status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
+    """Per proxy and xDS type (CDS, LDS, EDS, RDS): SYNCED, NOT SENT, STALE or NACK with
+    Envoy's error; the generation ACKed and the Envoy version. Exit 5 unless all in sync."""
+    from plait.cli.proxystatus import run
+
+    raise typer.Exit(run(directory, output == Output.json, console, err))
+
+
 def _message(m: dict[str, object]) -> ConfigMessage:
     return ConfigMessage(
         file=str(m["file"]),
@@ -149,6 +160,54 @@ def _message(m: dict[str, object]) -> ConfigMessage:
         kind=str(m.get("kind") or ""),
         name=str(m.get("name") or ""),
     )
+
+
+def _since(value: str | None) -> float | None:
+    """`--since`: seconds, or a duration such as 30s, 5m, 1h."""
+    from plait.api.duration import parse_nanos
+
+    if value is None:
+        return None
+    try:
+        return float(value) if value.replace(".", "", 1).isdigit() else parse_nanos(value) / 1e9
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def logs(
+    target: Annotated[
+        str, typer.Argument(help="A Service (NAME or NAME.NAMESPACE), a workload or a replica.")
+    ],
+    directory: MeshDir,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only requests that started this long ago or later (30s, 5m, 1h)."),
+    ] = None,
+    app_logs: Annotated[
+        bool, typer.Option("--app", help="The apps' own stdout and stderr instead.")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Access logs of every replica of TARGET, merged by time: one line per request seen
+    by its sidecars (inbound and outbound), or one JSON object per line with -o json."""
+    from plait.cli.logs import LogsOptions, show_logs, stdout_line
+
+    since_s = _since(since)
+    if app_logs and since_s is not None:
+        raise typer.BadParameter("app logs carry no timestamps", param_hint="--since")
+    opts = LogsOptions(
+        target=target,
+        root=directory,
+        follow=follow,
+        since_s=since_s,
+        json=output == Output.json,
+        app=app_logs,
+    )
+    raise typer.Exit(show_logs(opts, stdout_line, lambda m: err.print(f"[red]error:[/] {m}")))
 
 
 @app.command()

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from plait.agent.sidecar import SidecarAgent, SidecarOptions
 from plait.api.duration import parse_nanos
 from plait.errors import EnvoyError, StartupError
 from plait.local import ingress
+from plait.local.accesslogs import access_log_path, app_log_path
 from plait.local.identity import TOKEN_REFRESH_S, LocalIdentity
 from plait.local.plan import Plan, ReplicaSpec, make_plan
 from plait.local.ports import free_port, is_listening
@@ -142,7 +143,9 @@ class LocalMesh:
         self.started.controlplane = cp
         await cp.start()
         await _until(
-            lambda: all(is_listening(HOST, p) for p in (self.xds_port, self.debug_port, self.ca_port)),
+            lambda: all(
+                is_listening(HOST, p) for p in (self.xds_port, self.debug_port, self.ca_port)
+            ),
             20,
             "the control plane to listen (see " + self.state.controlplane_log + ")",
         )
@@ -182,6 +185,7 @@ class LocalMesh:
             inbound_port=inbound,
             app_port=app_port,
             outbound_port=outbound or None,
+            access_log=str(access_log_path(self.run_dir, spec.instance)) if spec.sidecar else None,
         )
         env = {
             **os.environ,
@@ -198,7 +202,7 @@ class LocalMesh:
             spec.command,
             env=env,
             cwd=self.root,
-            log_path=self.run_dir / "logs" / f"{spec.instance}.log",
+            log_path=app_log_path(self.run_dir, spec.instance),
         )
         agent = self._agent(proxy, spec.instance) if spec.sidecar else None
         return Replica(spec, proxy, app, agent)
@@ -249,7 +253,8 @@ class LocalMesh:
 
     def _gateway_agent(self, ports: list[tuple[int, int]], generation: int = 0) -> SidecarAgent:
         """The gateway's agent; each replacement (`generation` ≥ 1) has its own files."""
-        proxy = ingress.gateway_proxy(ports)
+        log = access_log_path(self.run_dir, ingress.NAME)  # shared by every generation
+        proxy = replace(ingress.gateway_proxy(ports), access_log=str(log))
         name = ingress.gateway_name(generation)
         return self._agent(proxy, name, name)
 
@@ -485,6 +490,7 @@ def _entry(agent: SidecarAgent, app: ManagedProcess | None) -> ProxyEntry:
         app=f"{HOST}:{p.app_port}" if sidecar else None,
         envoyLog=str(envoy.log_path),
         appLog=str(app.log_path) if app is not None else None,
+        accessLog=p.access_log,
         identity=agent.options.ca.identity.uri,
     )
 

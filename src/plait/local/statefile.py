@@ -33,6 +33,7 @@ class ProxyEntry:
     envoyLog: str = ""  # noqa: N815
     appLog: str | None = None  # noqa: N815
     identity: str | None = None  # the SPIFFE ID its certificate names
+    accessLog: str | None = None  # noqa: N815 - its Envoy's JSON access log (local.accesslogs)
 
     @property
     def metrics(self) -> str:

@@ -27,7 +27,8 @@ class Proxy:
     Ports are host ports on `address` (local mode runs everything on loopback):
     `inbound_port` is where other sidecars reach this one, `app_port` is where the app
     listens, `outbound_port` is the HTTP proxy the app is given. A gateway maps each
-    Gateway server port to a host port in `gateway_ports`.
+    Gateway server port to a host port in `gateway_ports`. `access_log` is the file its
+    Envoy writes one JSON line per request to (None: no access log).
     """
 
     id: str
@@ -41,6 +42,7 @@ class Proxy:
     app_port: int | None = None
     outbound_port: int | None = None
     gateway_ports: tuple[tuple[int, int], ...] = ()
+    access_log: str | None = None
 
     def host_port_for_gateway_port(self, port: int) -> int | None:
         return dict(self.gateway_ports).get(port)
@@ -68,6 +70,8 @@ def to_node_metadata(proxy: Proxy) -> dict[str, Any]:
         meta["OUTBOUND_PORT"] = str(proxy.outbound_port)
     if proxy.gateway_ports:
         meta["GATEWAY_PORTS"] = {str(k): str(v) for k, v in proxy.gateway_ports}
+    if proxy.access_log is not None:
+        meta["PLAIT_ACCESS_LOG"] = proxy.access_log
     return meta
 
 
@@ -116,4 +120,5 @@ def from_node_metadata(node_id_: str, meta: dict[str, Any]) -> Proxy:
         app_port=_port(meta, "APP_PORT"),
         outbound_port=_port(meta, "OUTBOUND_PORT"),
         gateway_ports=gateway_ports,
+        access_log=str(meta["PLAIT_ACCESS_LOG"]) if meta.get("PLAIT_ACCESS_LOG") else None,
     )

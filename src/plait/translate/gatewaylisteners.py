@@ -11,6 +11,7 @@ by Envoy, not here: translation only names them.
 
 from __future__ import annotations
 
+from envoy.config.accesslog.v3.accesslog_pb2 import AccessLog
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
@@ -72,9 +73,13 @@ def downstream_tls(s: GatewayServer) -> tls_pb2.DownstreamTlsContext:
 
 
 def _tls_chain(
-    s: GatewayServer, sni: list[str], security_filters: SecurityFilters
+    s: GatewayServer,
+    sni: list[str],
+    security_filters: SecurityFilters,
+    access_log: AccessLog | None,
 ) -> listener_components_pb2.FilterChain:
-    chain = hcm_chain(gateway_hcm(s.port, s.route_name, security_filters), s.route_name)
+    hcm = gateway_hcm(s.port, s.route_name, security_filters, access_log)
+    chain = hcm_chain(hcm, s.route_name)
     chain.filter_chain_match.server_names.extend(sni)
     chain.transport_socket.name = TLS_TRANSPORT
     chain.transport_socket.typed_config.Pack(downstream_tls(s))
@@ -82,10 +87,14 @@ def _tls_chain(
 
 
 def https_listener(
-    port: GatewayPort, address: str, host_port: int, security_filters: SecurityFilters = ()
+    port: GatewayPort,
+    address: str,
+    host_port: int,
+    security_filters: SecurityFilters = (),
+    access_log: AccessLog | None = None,
 ) -> listener_pb2.Listener:
     """One chain per server that `tls_chains` keeps, matched by SNI."""
-    chains = [_tls_chain(s, sni, security_filters) for s, sni in tls_chains(port)]
+    chains = [_tls_chain(s, sni, security_filters, access_log) for s, sni in tls_chains(port)]
     return listener_pb2.Listener(
         name=names.gateway_listener(port.number),
         address=address_pb2.Address(
@@ -98,10 +107,14 @@ def https_listener(
 
 
 def port_listener(
-    port: GatewayPort, address: str, host_port: int, security_filters: SecurityFilters = ()
+    port: GatewayPort,
+    address: str,
+    host_port: int,
+    security_filters: SecurityFilters = (),
+    access_log: AccessLog | None = None,
 ) -> listener_pb2.Listener:
     """The listener for one Gateway port, plain-text or HTTPS; `security_filters`
-    (jwt_authn, RBAC) go first in every HCM."""
+    (jwt_authn, RBAC) go first in every HCM, `access_log` (if any) is on every HCM."""
     if port.tls:
-        return https_listener(port, address, host_port, security_filters)
-    return gateway_listener(port.number, address, host_port, security_filters)
+        return https_listener(port, address, host_port, security_filters, access_log)
+    return gateway_listener(port.number, address, host_port, security_filters, access_log)

@@ -15,12 +15,16 @@ with istiod's filter chains for an HTTP port:
 
 Every chain names the same route table over RDS; they differ in their transport socket
 and in `x-forwarded-client-cert` handling (`mtls.set_inbound_xfcc`).
+
+Every HCM, sidecar and gateway alike, takes the proxy's access log if it has one
+(`accesslog.for_proxy`, built by the caller for the listener's direction).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from envoy.config.accesslog.v3.accesslog_pb2 import AccessLog
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -29,7 +33,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from plait.api.security import MtlsMode
-from plait.translate import mtls, names
+from plait.translate import accesslog, mtls, names
 from plait.translate.httpfilters import http_filters, upgrade_configs
 
 HCM = hcm_pb2.HttpConnectionManager
@@ -85,7 +89,9 @@ def _listener(
     )
 
 
-def outbound_listener(address: str, port: int) -> listener_pb2.Listener:
+def outbound_listener(
+    address: str, port: int, access_log: AccessLog | None = None
+) -> listener_pb2.Listener:
     hcm = HCM(
         stat_prefix="outbound_http_proxy",
         codec_type=HCM.AUTO,
@@ -95,11 +101,17 @@ def outbound_listener(address: str, port: int) -> listener_pb2.Listener:
     )
     hcm.http_protocol_options.allow_absolute_url.value = True
     mtls.set_outbound_xfcc(hcm)
+    accesslog.attach(hcm, access_log)
     return _listener(names.OUTBOUND_LISTENER, address, port, hcm)
 
 
 def _inbound_hcm(
-    port: int, route_name: str, security_filters: SecurityFilters, *, mtls_chain: bool
+    port: int,
+    route_name: str,
+    security_filters: SecurityFilters,
+    access_log: AccessLog | None,
+    *,
+    mtls_chain: bool,
 ) -> hcm_pb2.HttpConnectionManager:
     hcm = HCM(
         stat_prefix=f"inbound_{port}",
@@ -110,7 +122,7 @@ def _inbound_hcm(
     )
     hcm.normalize_path.value = True  # Istio's default: AuthorizationPolicy paths see /a/../b as /b
     mtls.set_inbound_xfcc(hcm, mtls=mtls_chain)
-    return hcm
+    return accesslog.attach(hcm, access_log)
 
 
 def inbound_listener(
@@ -119,6 +131,7 @@ def inbound_listener(
     route_name: str,
     mode: MtlsMode = MtlsMode.PERMISSIVE,
     security_filters: SecurityFilters = (),
+    access_log: AccessLog | None = None,
 ) -> listener_pb2.Listener:
     """The sidecar's inbound port, in the PeerAuthentication `mode` (see the module
     docstring). `security_filters` (jwt_authn, RBAC) go first in every chain's HCM.
@@ -136,7 +149,7 @@ def inbound_listener(
     if mode in (MtlsMode.STRICT, MtlsMode.PERMISSIVE):
         listener.listener_filters.append(tls_inspector())
         chain = hcm_chain(
-            _inbound_hcm(port, route_name, security_filters, mtls_chain=True),
+            _inbound_hcm(port, route_name, security_filters, access_log, mtls_chain=True),
             names.INBOUND_MTLS_CHAIN,
         )
         chain.filter_chain_match.transport_protocol = TLS_TRANSPORT
@@ -144,7 +157,7 @@ def inbound_listener(
         listener.filter_chains.append(chain)
     if mode in (MtlsMode.PERMISSIVE, MtlsMode.DISABLE):
         chain = hcm_chain(
-            _inbound_hcm(port, route_name, security_filters, mtls_chain=False),
+            _inbound_hcm(port, route_name, security_filters, access_log, mtls_chain=False),
             names.INBOUND_PLAINTEXT_CHAIN,
         )
         if mode is MtlsMode.PERMISSIVE:
@@ -154,7 +167,10 @@ def inbound_listener(
 
 
 def gateway_hcm(
-    server_port: int, route_name: str, security_filters: SecurityFilters = ()
+    server_port: int,
+    route_name: str,
+    security_filters: SecurityFilters = (),
+    access_log: AccessLog | None = None,
 ) -> hcm_pb2.HttpConnectionManager:
     """The gateway's HTTP connection manager for one server port (or HTTPS server);
     `security_filters` (jwt_authn, RBAC for policies selecting the gateway) go first."""
@@ -169,15 +185,19 @@ def gateway_hcm(
     hcm.use_remote_address.value = True
     hcm.normalize_path.value = True
     mtls.set_gateway_xfcc(hcm)
-    return hcm
+    return accesslog.attach(hcm, access_log)
 
 
 def gateway_listener(
-    server_port: int, address: str, host_port: int, security_filters: SecurityFilters = ()
+    server_port: int,
+    address: str,
+    host_port: int,
+    security_filters: SecurityFilters = (),
+    access_log: AccessLog | None = None,
 ) -> listener_pb2.Listener:
     """A plain-text Gateway port: one chain, the port's merged table `http.PORT`.
 
     HTTPS ports are built in `gatewaylisteners`.
     """
-    hcm = gateway_hcm(server_port, names.gateway_route(server_port), security_filters)
+    hcm = gateway_hcm(server_port, names.gateway_route(server_port), security_filters, access_log)
     return _listener(names.gateway_listener(server_port), address, host_port, hcm)

@@ -16,6 +16,7 @@ from plait.model.peerauth import PeerAuthentications, inbound_mode
 from plait.model.proxy import Proxy, ProxyKind
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import (
+    accesslog,
     clusters,
     egress,
     endpoints,
@@ -114,15 +115,22 @@ class Translator:
         ]
         guards = security_filters(self.snapshot, proxy)  # authn/authz for what it serves
         if proxy.kind == ProxyKind.GATEWAY:
+            gateway_log = accesslog.for_proxy(proxy, accesslog.Direction.GATEWAY)
             for number, (port, tables) in self._gateway_routes.items():
                 host_port = proxy.host_port_for_gateway_port(number)
                 if host_port is None:
                     continue  # no host port was given for this server port (see plait status)
-                lis = gatewaylisteners.port_listener(port, proxy.address, host_port, guards)
+                lis = gatewaylisteners.port_listener(
+                    port, proxy.address, host_port, guards, gateway_log
+                )
                 own += [Resource.pack(lis.name, lis), *tables]
             return ProxyConfig.layered(self._shared, own)
         if proxy.outbound_port is not None:
-            lis = listeners.outbound_listener(proxy.address, proxy.outbound_port)
+            lis = listeners.outbound_listener(
+                proxy.address,
+                proxy.outbound_port,
+                accesslog.for_proxy(proxy, accesslog.Direction.OUTBOUND),
+            )
             own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy)]
         if proxy.inbound_port is not None and proxy.app_port is not None:
             protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
@@ -131,7 +139,12 @@ class Translator:
             table = inbound.inbound_routes(proxy.app_port, proxy.id, limits)
             mode = inbound_mode(self._peer_auth, self.snapshot, proxy.namespace, proxy.labels)
             lis = listeners.inbound_listener(
-                proxy.address, proxy.inbound_port, table.name, mode, guards
+                proxy.address,
+                proxy.inbound_port,
+                table.name,
+                mode,
+                guards,
+                accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
             )
             own += [
                 Resource.pack(app.name, app),

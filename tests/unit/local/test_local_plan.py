@@ -79,7 +79,7 @@ def test_a_template_annotated_inject_false_runs_without_sidecar() -> None:
     annotated = deployment("legacy").replace(
         "    metadata: {labels: {app: legacy, version: v1}}\n",
         "    metadata:\n      labels: {app: legacy}\n"
-        "      annotations: {sidecar.istio.io/inject: \"false\"}\n",
+        '      annotations: {sidecar.istio.io/inject: "false"}\n',
     )
     (legacy,) = plan_of(annotated)
     assert legacy.sidecar is False

@@ -1,0 +1,140 @@
+"""`plait proxy-status`: per proxy and xDS type, does Envoy run what the control plane sent?
+
+The control plane's view (its `/status`, joined with state.json by `collect_status`) gives
+each type's state — SYNCED, NOT SENT (nothing of the type sent yet), STALE (sent, not yet
+ACKed), NACK (rejected; Envoy's error is kept) — and the newest config generation the
+proxy fully ACKed. Each proxy's admin `/server_info` adds the Envoy version.
+
+The exit code lets scripts gate on it (like `istioctl proxy-status`): OK when every proxy
+is connected and every type SYNCED or NOT SENT, NOT_SYNCED otherwise (a NACK, a STALE
+type, a disconnected proxy, or an unreachable control plane: state UNKNOWN).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from plait.cli import exitcodes
+
+TYPES = ("cds", "lds", "eds", "rds")
+GOOD_STATES = frozenset({"SYNCED", "NOT SENT"})
+_STYLE = {"SYNCED": "green", "NOT SENT": "dim", "STALE": "yellow", "NACK": "bold red"}
+
+
+def status_rows(
+    data: Mapping[str, Any], versions: Mapping[str, str | None]
+) -> list[dict[str, Any]]:
+    """One JSON row per proxy of `collect_status` output, with its Envoy version."""
+    rows = []
+    for p in data["proxies"]:
+        sync = p.get("sync") or {}
+        row = {
+            "name": p["name"],
+            "kind": p.get("kind"),
+            "workload": p.get("workload"),
+            "connected": bool(p.get("connected")),
+            "sync": {t: str(sync.get(t, "UNKNOWN")) for t in TYPES},
+            "generation": p.get("generation"),
+            "envoy": versions.get(p["name"]),
+            "nack": p.get("nack"),
+        }
+        row["inSync"] = in_sync(row)
+        rows.append(row)
+    return rows
+
+
+def in_sync(row: Mapping[str, Any]) -> bool:
+    return bool(row["connected"]) and all(s in GOOD_STATES for s in row["sync"].values())
+
+
+def status_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(title="proxy sync status (control plane's view)")
+    table.add_column("proxy", overflow="fold")
+    for t in TYPES:
+        table.add_column(t.upper(), no_wrap=True)
+    table.add_column("gen", justify="right", no_wrap=True)
+    table.add_column("Envoy", no_wrap=True)
+    for row in rows:
+        name = row["name"] if row["connected"] else f"{row['name']} [red](disconnected)[/]"
+        states = [f"[{_STYLE.get(s, 'white')}]{s}[/]" for s in (row["sync"][t] for t in TYPES)]
+        generation = "-" if row["generation"] is None else str(row["generation"])
+        table.add_row(name, *states, generation, row["envoy"] or "-")
+    return table
+
+
+def nack_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
+    """Envoy's error for each rejected config, proxies with the same error grouped."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for row in rows:
+        types = tuple(t.upper() for t in TYPES if row["sync"][t] == "NACK")
+        if types:
+            key = (str(row["nack"] or "(Envoy gave no message)"), types)
+            groups.setdefault(key, []).append(str(row["name"]))
+    if not groups:
+        return None
+    table = Table(title="[red]rejected by Envoy (NACK): proxies keep their last good config[/]")
+    table.add_column("type", no_wrap=True)
+    table.add_column("proxies", overflow="fold")
+    table.add_column("Envoy's error", overflow="fold", ratio=3)
+    for (message, types), names in groups.items():
+        table.add_row(", ".join(types), "\n".join(names), message)
+    return table
+
+
+def envoy_versions(proxies: Sequence[Mapping[str, Any]]) -> dict[str, str | None]:
+    """Each proxy's Envoy version from its admin `/server_info`; None when unreachable."""
+    from plait.errors import EnvoyAdminError
+    from plait.local.configdump import envoy_version, fetch_server_info
+
+    versions: dict[str, str | None] = {}
+    for p in proxies:
+        try:
+            versions[p["name"]] = (
+                envoy_version(fetch_server_info(p["admin"])) if p.get("admin") else None
+            )
+        except EnvoyAdminError:
+            versions[p["name"]] = None
+    return versions
+
+
+def run(directory: Path, json_output: bool, console: Console, err: Console) -> int:
+    """Print the sync status of every proxy of the mesh in `directory`; the exit code."""
+    from plait.errors import MeshStateError
+    from plait.local.status import collect_status
+
+    try:
+        data = collect_status(directory)
+    except MeshStateError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return exitcodes.NOT_RUNNING
+    rows = status_rows(data, envoy_versions(data["proxies"]))
+    synced = all(r["inSync"] for r in rows)
+    control_plane = data["controlPlane"]
+    if json_output:
+        out = {
+            "controlPlane": {
+                "generation": control_plane.get("generation"),
+                "error": control_plane.get("error"),
+            },
+            "proxies": rows,
+            "inSync": synced,
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        if control_plane.get("error"):
+            err.print(f"[yellow]warning:[/] {control_plane['error']}", highlight=False)
+        console.print(f"control plane generation: {control_plane.get('generation', '-')}")
+        console.print(status_table(rows))
+        nacks = nack_table(rows)
+        if nacks is not None:
+            console.print(nacks)
+        unsynced = sum(not r["inSync"] for r in rows)
+        if unsynced:
+            console.print(f"[yellow]{unsynced} of {len(rows)} proxies not in sync[/]")
+    return exitcodes.OK if synced else exitcodes.NOT_SYNCED
