@@ -45,6 +45,7 @@ from plait.model.registry import Resolution, WorkloadInstance
 from plait.model.snapshot import build_snapshot
 from plait.sources.directory import DirectorySource, is_config_path
 from plait.sources.workloads import STATE_DIR, write_registry
+from plait.telemetry.exporter import MeshTelemetry, Reporter
 
 HOST = "127.0.0.1"
 Progress = Callable[[str], None]
@@ -101,6 +102,7 @@ class LocalMesh:
             opts.ca_dir,
         )
         self._token_refresh: asyncio.Task[None] | None = None
+        self.telemetry = MeshTelemetry(self.root, lambda: self.snapshot.services)
         self.state = MeshState(
             pid=os.getpid(),
             phase="starting",
@@ -218,6 +220,7 @@ class LocalMesh:
             ) from exc
         if r.sidecar is not None:
             await r.sidecar.start()
+            await self._export(r.sidecar)
         assert r.proxy.app_port is not None
         port = r.proxy.app_port
         await _until(
@@ -262,6 +265,7 @@ class LocalMesh:
         gw = self._gateway_agent(ports)
         self.started.gateway = gw
         await gw.start()
+        await self._export(gw)
         await gw.wait_ready(self.opts.ready_timeout_s)
         self.progress(f"ingress gateway: ready on {', '.join(f'{HOST}:{h}' for _, h in ports)}")
 
@@ -276,9 +280,11 @@ class LocalMesh:
         new = self._gateway_agent(ports, self._gateway_generation)
         try:
             await new.start()
+            await self._export(new)
             await new.wait_ready(self.opts.ready_timeout_s)
         except BaseException:
             await new.stop()
+            await self.telemetry.detach(new.envoy.name)
             raise
         old, self.started.gateway = self.started.gateway, new
         self.state.gateway_ports = {str(s): h for s, h in ports}
@@ -287,6 +293,7 @@ class LocalMesh:
         await self._wait_synced()  # the new Envoy (same node id) has ACKed every port's config
         if old is not None:
             await old.stop()
+            await self.telemetry.detach(old.envoy.name)
         write_state(self.root, self.state)
         self.progress(f"ingress gateway: now on {', '.join(f'{HOST}:{h}' for _, h in ports)}")
 
@@ -353,7 +360,17 @@ class LocalMesh:
         if self.started.gateway is not None:
             agents.append((self.started.gateway, None))
         agents += [(r.sidecar, r.app) for r in self.started.replicas if r.sidecar is not None]
-        return [_entry(agent, app) for agent, app in agents]
+        return [_entry(agent, app, self.telemetry.url(agent.envoy.name)) for agent, app in agents]
+
+    async def _export(self, agent: SidecarAgent) -> None:
+        """Serve the agent's Envoy's metrics with Istio's families (`telemetry.exporter`)."""
+        p = agent.envoy.config.proxy
+        if p.access_log is not None:
+            identity = agent.options.ca.identity.uri
+            admin = lambda: agent.envoy.admin_url  # noqa: E731
+            await self.telemetry.attach(
+                Reporter(agent.envoy.name, p, identity, Path(p.access_log), admin)
+            )
 
     async def _wait_synced(self) -> None:
         expected = {e.name for e in self.state.proxies}
@@ -429,6 +446,9 @@ class LocalMesh:
         await self._wait_synced()  # no proxy sends to the leaving replicas any more
         await asyncio.gather(*_stops(leaving))
         for r in leaving:
+            if r.sidecar is not None:
+                await self.telemetry.detach(r.sidecar.envoy.name)
+        for r in leaving:
             self.identity.forget(r.spec.instance)
         self.started.replicas = [r for r in self.started.replicas if r not in leaving]
         joining = [self._replica(spec) for spec in change.start]
@@ -459,6 +479,7 @@ class LocalMesh:
             await s.gateway.stop()
         if s.controlplane is not None:
             await s.controlplane.stop()
+        await self.telemetry.close()
         if self._token_refresh is not None:
             self._token_refresh.cancel()
             await asyncio.gather(self._token_refresh, return_exceptions=True)
@@ -473,7 +494,7 @@ class LocalMesh:
             self.identity.refresh_tokens()
 
 
-def _entry(agent: SidecarAgent, app: ManagedProcess | None) -> ProxyEntry:
+def _entry(agent: SidecarAgent, app: ManagedProcess | None, metrics: str | None) -> ProxyEntry:
     envoy = agent.envoy
     p = envoy.config.proxy
     sidecar = p.kind == ProxyKind.SIDECAR
@@ -492,6 +513,7 @@ def _entry(agent: SidecarAgent, app: ManagedProcess | None) -> ProxyEntry:
         appLog=str(app.log_path) if app is not None else None,
         accessLog=p.access_log,
         identity=agent.options.ca.identity.uri,
+        metrics=metrics or "",
     )
 
 

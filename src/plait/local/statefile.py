@@ -34,10 +34,11 @@ class ProxyEntry:
     appLog: str | None = None  # noqa: N815
     identity: str | None = None  # the SPIFFE ID its certificate names
     accessLog: str | None = None  # noqa: N815 - its Envoy's JSON access log (local.accesslogs)
+    metrics: str = ""  # Prometheus URL: Envoy's stats + istio_* (telemetry.exporter)
 
-    @property
-    def metrics(self) -> str:
-        return f"http://{self.admin}/stats/prometheus"
+    def __post_init__(self) -> None:
+        if not self.metrics:  # no exporter: Envoy's own stats
+            self.metrics = f"http://{self.admin}/stats/prometheus"
 
 
 @dataclass

@@ -10,7 +10,8 @@ Field names are those of Istio's default JSON access log (`EnvoyJSONLogFormatIst
 istio/istio pilot/pkg/model/telemetry_logging.go), plus the identities of both ends
 (`downstream_peer_uri_san` is the caller's SPIFFE ID on an inbound mTLS chain,
 `downstream_local_uri_san` the proxy's own, `upstream_peer_uri_san` the callee's on an
-outbound mTLS connection), the trace context, and two constants: `direction` (inbound,
+outbound mTLS connection), the caller's workload as its sidecar named it
+(`source_workload`, see `translate.peer`), the trace context, and two constants: `direction` (inbound,
 outbound, gateway) and `proxy` (its node id). A single-operator value such as
 `%RESPONSE_CODE%` is written as a JSON number; an empty one as null.
 
@@ -62,6 +63,7 @@ FIELDS: dict[str, str] = {
     "user_agent": "%REQ(USER-AGENT)%",
     "request_id": "%REQ(X-REQUEST-ID)%",
     "authority": "%REQ(:AUTHORITY)%",
+    "content_type": "%REQ(CONTENT-TYPE)%",  # tells gRPC apart (Istio's request_protocol)
     "upstream_host": "%UPSTREAM_HOST%",
     "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
     "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
@@ -73,6 +75,7 @@ FIELDS: dict[str, str] = {
     "downstream_peer_uri_san": "%DOWNSTREAM_PEER_URI_SAN%",
     "downstream_local_uri_san": "%DOWNSTREAM_LOCAL_URI_SAN%",
     "upstream_peer_uri_san": "%UPSTREAM_PEER_URI_SAN%",
+    "source_workload": "%REQ(X-PLAIT-SOURCE-WORKLOAD)%",  # NAMESPACE/WORKLOAD (translate.peer)
     # trace context
     "trace_id": "%TRACE_ID%",
     "traceparent": "%REQ(TRACEPARENT)%",

@@ -33,7 +33,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from plait.api.security import MtlsMode
-from plait.translate import accesslog, mtls, names
+from plait.translate import accesslog, mtls, names, peer
 from plait.translate.httpfilters import http_filters, upgrade_configs
 
 HCM = hcm_pb2.HttpConnectionManager
@@ -90,8 +90,13 @@ def _listener(
 
 
 def outbound_listener(
-    address: str, port: int, access_log: AccessLog | None = None
+    address: str,
+    port: int,
+    access_log: AccessLog | None = None,
+    source_workload: str | None = None,
 ) -> listener_pb2.Listener:
+    """The app's HTTP proxy; `source_workload` (`peer.source_workload`) is stamped on
+    every request so the callee can name its caller."""
     hcm = HCM(
         stat_prefix="outbound_http_proxy",
         codec_type=HCM.AUTO,
@@ -102,6 +107,8 @@ def outbound_listener(
     hcm.http_protocol_options.allow_absolute_url.value = True
     mtls.set_outbound_xfcc(hcm)
     accesslog.attach(hcm, access_log)
+    if source_workload is not None:
+        peer.stamp(hcm, source_workload)
     return _listener(names.OUTBOUND_LISTENER, address, port, hcm)
 
 
