@@ -108,7 +108,9 @@ def _socket_address(host: str, port: int) -> dict[str, Any]:
 
 
 def _node(proxy: Proxy) -> dict[str, Any]:
-    return {"id": proxy.id, "cluster": proxy.workload, "metadata": to_node_metadata(proxy)}
+    # cluster: Istio's service cluster `WORKLOAD.NAMESPACE`, the Zipkin tracer's service name
+    cluster = f"{proxy.workload}.{proxy.namespace}"
+    return {"id": proxy.id, "cluster": cluster, "metadata": to_node_metadata(proxy)}
 
 
 def _admin(port: int) -> dict[str, Any]:

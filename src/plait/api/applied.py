@@ -141,7 +141,23 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         "spec.workloadSelector",
     ),
     # Only the mesh ConfigMap (istio-system/istio) keeps its data; see api.meshconfig.
-    "ConfigMap": ("apiVersion", "kind", "metadata.*", "data.mesh.outboundTrafficPolicy.mode", "data.mesh.trustDomain"),
+    "ConfigMap": (
+        "apiVersion",
+        "kind",
+        "metadata.*",
+        "data.mesh.outboundTrafficPolicy.mode",
+        "data.mesh.trustDomain",
+        # tracing: model/meshsettings.py, translate/tracing.py
+        "data.mesh.enableTracing",
+        "data.mesh.defaultConfig.tracing.sampling",
+        "data.mesh.defaultConfig.tracing.zipkin.address",
+        "data.mesh.extensionProviders[].name",
+        "data.mesh.extensionProviders[].zipkin.service",
+        "data.mesh.extensionProviders[].zipkin.port",
+        "data.mesh.extensionProviders[].opentelemetry.service",
+        "data.mesh.extensionProviders[].opentelemetry.port",
+        "data.mesh.defaultProviders.tracing",
+    ),
     # security.istio.io: model/security.py, translate/{mtls,rbac,jwt}.py. CUSTOM actions
     # need an external authorizer (MeshConfig extensionProviders), which plait lacks.
     "PeerAuthentication": (*ALWAYS, "spec.*"),

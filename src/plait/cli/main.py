@@ -141,6 +141,21 @@ def status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
         )
 
 
+@app.command()
+def traces(
+    directory: MeshDir,
+    trace_id: Annotated[
+        str | None, typer.Argument(help="Show this trace as a waterfall.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many recent traces to list.", min=1)] = 20,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Recent traces from the mesh's own trace store, or one trace as a waterfall."""
+    from plait.cli.traces import run
+
+    raise typer.Exit(run(directory, trace_id, limit, output == Output.json, console, err))
+
+
 @app.command("proxy-status")
 def proxy_status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
     """Per proxy and xDS type (CDS, LDS, EDS, RDS): SYNCED, NOT SENT, STALE or NACK with
@@ -228,6 +243,46 @@ def analyze(directory: MeshDir, output: OutputOpt = Output.table) -> None:
             f"[yellow]{report.warnings} warnings[/]"
         )
     raise typer.Exit(exitcodes.CONFIG_ERRORS if report.errors else exitcodes.OK)
+
+
+@app.command()
+def describe(
+    service: Annotated[
+        str, typer.Argument(help="NAME, NAME.NAMESPACE or a FQDN / ServiceEntry host.")
+    ],
+    directory: MeshDir,
+    path: Annotated[str, typer.Option(help="Route this request path (with query).")] = "/",
+    method: Annotated[str, typer.Option(help="Route a request with this method.")] = "GET",
+    header: Annotated[
+        list[str] | None, typer.Option("--header", "-H", help="Request header k=v (repeatable).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--from", help="Calling workload (NAME or NAMESPACE/NAME).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Service port (default: first HTTP).")] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Which Service ports and workloads, VirtualServices, DestinationRules and security
+    policies apply to SERVICE, and where a request (--path/--header/--method/--from) goes.
+    Adds the live replicas and their sync state when a mesh runs. Exit 2: unknown service."""
+    from plait.cli.describe import render, run
+    from plait.describe import RouteQuery
+
+    headers: dict[str, str] = {}
+    for item in header or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"'{item}' is not k=v", param_hint="--header")
+        headers[name.strip().lower()] = value
+    query = RouteQuery(path=path, method=method, headers=headers, caller=source, port=port)
+    code, data = run(directory, service, query, live=True)
+    if code != exitcodes.OK:
+        err.print(f"[red]error:[/] {data}")
+        raise typer.Exit(code)
+    if output == Output.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        render(console, data)
 
 
 @app.command(hidden=True)

@@ -1,5 +1,6 @@
 """The control plane's status endpoints: `GET /status` → JSON for `plait status`, and
-`GET /metrics` → Prometheus metrics (see `metrics.py`).
+`GET /metrics` → Prometheus metrics (see `metrics.py`), and the trace store's collector
+and query routes (see `tracestore.py`).
 
 Read-only and cheap: it reads the xDS server's live stream states and the current
 snapshot's config messages; it never blocks the event loop on I/O of its own.
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from plait.controlplane import tracestore
 from plait.errors import Severity
 
 if TYPE_CHECKING:
@@ -30,7 +32,9 @@ class DebugServer:
         watcher: Watcher,
         security: MeshSecurity | None = None,
         metrics: ControlPlaneMetrics | None = None,
+        traces: tracestore.TraceStore | None = None,
     ) -> None:
+        self.traces = traces
         self.metrics = metrics
         self.security = security
         self.server = server
@@ -80,6 +84,8 @@ class DebugServer:
         app.router.add_get("/status", self._status)
         if self.metrics is not None:
             app.router.add_get("/metrics", self._metrics)
+        if self.traces is not None:
+            tracestore.add_routes(app, self.traces)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)

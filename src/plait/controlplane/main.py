@@ -24,7 +24,9 @@ from plait.controlplane.debug import DebugServer
 from plait.controlplane.metrics import ControlPlaneMetrics
 from plait.controlplane.security import MeshSecurity, SecurityOptions, workload_check
 from plait.controlplane.state import MeshState
+from plait.controlplane.tracestore import TraceStore
 from plait.errors import ConfigMessage
+from plait.model.meshsettings import with_local_collector
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.sources.directory import DirectorySource, is_config_path
 from plait.sources.workloads import STATE_DIR, WORKLOADS_FILE, read_registry
@@ -65,6 +67,8 @@ class Watcher:
         self.version = 0
         self.kept: tuple[str, ...] = ()
         self.internal_error: str | None = None
+        # the status server's address, where its trace store takes spans (tracestore.py)
+        self.local_collector: tuple[str, int] | None = None
         self._view = self.source.load()
         self._instances = read_registry(root)
         self._warnings: tuple[ConfigMessage, ...] | None = None  # analysis of self._view
@@ -86,7 +90,11 @@ class Watcher:
         )
         if self._warnings is None:
             self._warnings = tuple(analyze(snapshot, self._view.resources))
-        return dataclasses.replace(snapshot, messages=(*snapshot.messages, *self._warnings))
+        mesh = snapshot.mesh
+        if self.local_collector is not None:
+            mesh = with_local_collector(mesh, *self.local_collector)
+        messages = (*snapshot.messages, *self._warnings)
+        return dataclasses.replace(snapshot, messages=messages, mesh=mesh)
 
     def apply(self, changed: set[str]) -> bool:
         config = any(is_config_path(p, self.root) for p in changed)
@@ -127,6 +135,8 @@ class Watcher:
 
 async def run(opts: ControlPlaneOptions) -> None:
     watcher = Watcher(opts.root)
+    if opts.debug_port:
+        watcher.local_collector = (opts.host, opts.debug_port)
     state = MeshState(watcher.snapshot())
     metrics = ControlPlaneMetrics()
     server = AdsServer(state, observer=metrics.xds)
@@ -140,8 +150,11 @@ async def run(opts: ControlPlaneOptions) -> None:
         tls = security.xds_tls(workload_check(watcher.config))
     xds_port = await server.start(opts.host, opts.xds_port, tls=tls)
     metrics.watch(server, state, security)
-    debug = DebugServer(server, state, watcher, security, metrics)
+    debug = DebugServer(server, state, watcher, security, metrics, TraceStore())
     debug_port = await debug.start(opts.host, opts.debug_port)
+    if watcher.local_collector != (opts.host, debug_port):  # port 0: known only now
+        watcher.local_collector = (opts.host, debug_port)
+        await state.publish(watcher.snapshot())
     log.info(
         "control plane: xds %s:%d (%s), status http://%s:%d/status, metrics /metrics",
         opts.host,

@@ -26,6 +26,8 @@ from plait.translate import (
     listeners,
     mtls,
     names,
+    peer,
+    tracing,
     vhosts,
 )
 from plait.translate.appprotocol import AppProtocols
@@ -107,13 +109,18 @@ class Translator:
         """What every proxy gets: outbound clusters and their endpoints."""
         cds, eds = self._outbound
         passthrough = egress.passthrough_cluster()
-        return ProxyConfig.of([*cds, Resource.pack(passthrough.name, passthrough), *eds])
+        extra = [passthrough]
+        collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
+        if collector is not None:
+            extra.append(collector)
+        return ProxyConfig.of([*cds, *(Resource.pack(c.name, c) for c in extra), *eds])
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = [
             Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
         ]
         guards = security_filters(self.snapshot, proxy)  # authn/authz for what it serves
+        traced = tracing.tracing_for(self.snapshot.mesh.tracing, proxy)
         if proxy.kind == ProxyKind.GATEWAY:
             gateway_log = accesslog.for_proxy(proxy, accesslog.Direction.GATEWAY)
             for number, (port, tables) in self._gateway_routes.items():
@@ -123,6 +130,7 @@ class Translator:
                 lis = gatewaylisteners.port_listener(
                     port, proxy.address, host_port, guards, gateway_log
                 )
+                tracing.apply(lis, traced)
                 own += [Resource.pack(lis.name, lis), *tables]
             return ProxyConfig.layered(self._shared, own)
         if proxy.outbound_port is not None:
@@ -130,7 +138,9 @@ class Translator:
                 proxy.address,
                 proxy.outbound_port,
                 accesslog.for_proxy(proxy, accesslog.Direction.OUTBOUND),
+                peer.source_workload(proxy),
             )
+            tracing.apply(lis, traced)
             own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy)]
         if proxy.inbound_port is not None and proxy.app_port is not None:
             protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
@@ -146,6 +156,7 @@ class Translator:
                 guards,
                 accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
             )
+            tracing.apply(lis, traced)
             own += [
                 Resource.pack(app.name, app),
                 Resource.pack(lis.name, lis),

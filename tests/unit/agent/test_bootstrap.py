@@ -67,7 +67,7 @@ def test_node_metadata_round_trips_through_the_bootstrap_proto(proxy: Proxy) -> 
     meta = json_format.MessageToDict(node.metadata)
 
     assert node.id == proxy.id
-    assert node.cluster == proxy.workload
+    assert node.cluster == f"{proxy.workload}.{proxy.namespace}"  # Istio's service cluster
     assert from_node_metadata(node.id, meta) == proxy
 
 

@@ -100,7 +100,7 @@ def test_meshconfig_fields_plait_does_not_apply_are_warnings() -> None:
     assert not result.errors
     assert {m.path for m in result.warnings} == {
         "data.mesh.accessLogFile",
-        "data.mesh.defaultConfig",
+        "data.mesh.defaultConfig.holdApplicationUntilProxyStarts",
         "data.mesh.outboundTrafficPolicy.egressProxy",
         "data.meshNetworks",
     }
