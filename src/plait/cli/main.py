@@ -165,6 +165,32 @@ def proxy_status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
     raise typer.Exit(run(directory, output == Output.json, console, err))
 
 
+@app.command()
+def top(
+    directory: MeshDir,
+    interval: Annotated[
+        str, typer.Option(help="Time between frames (seconds, or 500ms, 2s, 1m).")
+    ] = "2s",
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one frame after one interval, then exit.")
+    ] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Live per-service rps, success rate (non-5xx share), p50 and p99 as the servers'
+    sidecars see them, and per edge (source workload -> service); busiest first; Ctrl-C
+    ends it. Exit 3: no mesh runs."""
+    from plait.cli.top import TopOptions, parse_interval, run
+
+    try:
+        seconds = parse_interval(interval)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--interval") from None
+    if output == Output.json and not once:
+        raise typer.BadParameter("-o json needs --once", param_hint="--output")
+    opts = TopOptions(root=directory, interval_s=seconds, once=once, json=output == Output.json)
+    raise typer.Exit(run(opts, console, err))
+
+
 def _message(m: dict[str, object]) -> ConfigMessage:
     return ConfigMessage(
         file=str(m["file"]),
