@@ -191,6 +191,28 @@ def top(
     raise typer.Exit(run(opts, console, err))
 
 
+@app.command()
+def dashboard(
+    directory: MeshDir,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 0,
+) -> None:
+    """Serve a web page: live service graph, golden metrics per service, proxy sync
+    status, config errors, recent traces. Prints its URL; Ctrl-C stops. Exit 3: no mesh."""
+    import asyncio
+    import contextlib
+
+    from plait.dashboard.server import serve
+    from plait.local.statefile import read_state
+
+    try:
+        read_state(directory)
+    except MeshStateError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exitcodes.NOT_RUNNING) from None
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(directory, port, lambda url: print(f"plait dashboard: {url}", flush=True)))
+
+
 def _message(m: dict[str, object]) -> ConfigMessage:
     return ConfigMessage(
         file=str(m["file"]),
