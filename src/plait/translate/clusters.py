@@ -16,6 +16,7 @@ from envoy.config.core.v3 import address_pb2, config_source_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_pb2
 
+from plait.api.common import is_ip
 from plait.api.destinationrule import TrafficPolicy
 from plait.model.registry import Protocol, Resolution, Service, ServicePort
 from plait.translate import clienttls, connpool, lb, mtls, names, outlier
@@ -128,6 +129,26 @@ def _lb_endpoint(address: str, port: int) -> endpoint_components_pb2.LbEndpoint:
             )
         )
     )
+
+
+def host_cluster(name: str, host: str, port: int, connect_timeout_s: int) -> cluster_pb2.Cluster:
+    """A cluster to one `host:port` outside the registry (a JWKS server, a trace
+    collector): STATIC for an IP address, STRICT_DNS (IPv4 first) for a name."""
+    ip = is_ip(host)
+    cluster = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC if ip else cluster_pb2.Cluster.STRICT_DNS,
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[_lb_endpoint(host, port)])
+            ],
+        ),
+    )
+    cluster.connect_timeout.FromSeconds(connect_timeout_s)
+    if not ip:
+        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
+    return cluster
 
 
 def inbound_cluster(

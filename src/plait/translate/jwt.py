@@ -41,8 +41,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, http_uri_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.core.v3 import base_pb2, http_uri_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -58,6 +57,7 @@ from plait.api.security import JwtRule, RequestAuthentication
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import names, pbtime
 from plait.translate.clienttls import SYSTEM_CA, TLS_SOCKET
+from plait.translate.clusters import host_cluster
 
 JWT_FILTER = "envoy.filters.http.jwt_authn"
 PAYLOAD_KEY = "payload"
@@ -271,23 +271,7 @@ def jwks_clusters(snapshot: MeshSnapshot, items: Sequence[Loaded]) -> list[clust
 def jwks_cluster(source: JwksSource) -> cluster_pb2.Cluster:
     """A cluster reaching a JWKS server outside the mesh (STATIC for an IP, else DNS)."""
     ip = is_ip(source.host)
-    cluster = cluster_pb2.Cluster(
-        name=source.cluster,
-        type=cluster_pb2.Cluster.STATIC if ip else cluster_pb2.Cluster.STRICT_DNS,
-        connect_timeout=duration_pb2.Duration(seconds=JWKS_CONNECT_TIMEOUT_SECONDS),
-    )
-    if not ip:
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
-    endpoint = endpoint_components_pb2.LbEndpoint()
-    endpoint.endpoint.address.socket_address.CopyFrom(
-        address_pb2.SocketAddress(address=source.host, port_value=source.port)
-    )
-    cluster.load_assignment.CopyFrom(
-        endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=source.cluster,
-            endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint])],
-        )
-    )
+    cluster = host_cluster(source.cluster, source.host, source.port, JWKS_CONNECT_TIMEOUT_SECONDS)
     if source.tls:
         cluster.transport_socket.CopyFrom(_tls_socket(source.host, ip))
     return cluster

@@ -27,11 +27,8 @@ STRICT_DNS for a name; HTTP/2 for OTLP), sent to every proxy with CDS.
 
 from __future__ import annotations
 
-import ipaddress
-
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, grpc_service_pb2, protocol_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.core.v3 import grpc_service_pb2, protocol_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.trace.v3 import http_tracer_pb2, opentelemetry_pb2, zipkin_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -42,13 +39,14 @@ from envoy.type.tracing.v3 import custom_tag_pb2
 
 from plait.model.meshsettings import TraceCollector, TraceExport, TracingSettings
 from plait.model.proxy import Proxy
+from plait.translate.appprotocol import HTTP_OPTIONS
+from plait.translate.clusters import host_cluster
 
 COLLECTOR_CLUSTER = "plait-tracing-collector"
 ZIPKIN_TRACER = "envoy.tracers.zipkin"
 OTEL_TRACER = "envoy.tracers.opentelemetry"
 ZIPKIN_PATH = "/api/v2/spans"
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
-_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
 def service_name(proxy: Proxy) -> str:
@@ -56,51 +54,19 @@ def service_name(proxy: Proxy) -> str:
     return f"{proxy.workload}.{proxy.namespace}"
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def collector_cluster(settings: TracingSettings) -> cluster_pb2.Cluster | None:
     """The cluster spans are exported to; None when tracing is off or has no collector."""
     collector = settings.collector
     if not settings.enabled or collector is None:
         return None
-    cluster = cluster_pb2.Cluster(
-        name=COLLECTOR_CLUSTER,
-        type=cluster_pb2.Cluster.STATIC
-        if _is_ip(collector.host)
-        else cluster_pb2.Cluster.STRICT_DNS,
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=COLLECTOR_CLUSTER,
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(
-                                address=address_pb2.Address(
-                                    socket_address=address_pb2.SocketAddress(
-                                        address=collector.host, port_value=collector.port
-                                    )
-                                )
-                            )
-                        )
-                    ]
-                )
-            ],
-        ),
-    )
-    cluster.connect_timeout.FromSeconds(1)
+    cluster = host_cluster(COLLECTOR_CLUSTER, collector.host, collector.port, 1)
     if collector.export is TraceExport.OTLP:
         options = upstream_http_pb2.HttpProtocolOptions(
             explicit_http_config=upstream_http_pb2.HttpProtocolOptions.ExplicitHttpConfig(
                 http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
             )
         )
-        cluster.typed_extension_protocol_options[_HTTP_OPTIONS].Pack(options)
+        cluster.typed_extension_protocol_options[HTTP_OPTIONS].Pack(options)
     return cluster
 
 
