@@ -17,6 +17,7 @@ import sys
 import termios
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,13 +64,28 @@ class Steady:
                 await asyncio.sleep(max(0.0, start + self.sent / RATE - time.monotonic()))
 
 
+def _echo_counted(lab: Lab) -> bool:
+    """Some istio_requests_total of echo's sidecars has counted a request."""
+    for proxy in lab.replicas("echo-v1") + lab.replicas("echo-v2"):
+        with urllib.request.urlopen(proxy["metrics"], timeout=3) as resp:
+            text = resp.read().decode()
+        if any(
+            line.startswith("istio_requests_total{") and not line.rstrip().endswith(" 0")
+            for line in text.splitlines()
+        ):
+            return True
+    return False
+
+
 @contextlib.asynccontextmanager
 async def traffic(lab: Lab) -> AsyncIterator[Steady]:
     with lab.config("top-no-retries", NO_RETRIES):
         steady = Steady(lab.client_proxy)
         task = asyncio.create_task(steady.run())
         try:
-            await asyncio.sleep(2.5)  # access logs flushed: the window sees steady traffic
+            # the first requests are in echo's metrics (its access log was flushed), so
+            # the window `plait top` measures sees steady traffic
+            await eventually(lambda: _echo_counted(lab), 15, "echo to count /top requests")
             yield steady
         finally:
             task.cancel()
