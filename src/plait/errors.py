@@ -9,12 +9,15 @@
     ├── StartupError            `plait up` could not bring the mesh to a ready state
     ├── ProxyLookupError        a proxy name matches no proxy of the running mesh, or several
     ├── EnvoyAdminError         a proxy's Envoy admin interface could not be read
-    └── CaError                 the certificate authority cannot do what was asked
-        ├── CaFileError         a file in the CA directory is missing, unreadable or mismatched
-        ├── RotationError       a root-rotation step does not fit the CA directory's state
-        ├── CsrError            a certificate signing request is malformed or unacceptable
-        ├── IdentityError       a CSR asks for an identity the caller is not entitled to
-        └── TokenError          a workload token is malformed, expired or wrongly signed
+    ├── CaError                 the certificate authority cannot do what was asked
+    │   ├── CaFileError         a file in the CA directory is missing, unreadable or mismatched
+    │   ├── RotationError       a root-rotation step does not fit the CA directory's state
+    │   ├── CsrError            a certificate signing request is malformed or unacceptable
+    │   ├── IdentityError       a CSR asks for an identity the caller is not entitled to
+    │   └── TokenError          a workload token is malformed, expired or wrongly signed
+    └── CaptureError            traffic capture could not be set up or removed
+        ├── CaptureSettingsError a capture annotation's value is malformed (names the annotation)
+        └── PodNetworkError     a pod network namespace, veth, bridge or hosts file failed
 
 ConfigMessage is not an exception: loading and validation collect them so that one bad
 document is reported while every other document keeps working.
@@ -127,3 +130,21 @@ class IdentityError(CaError):
 
 class TokenError(CaError):
     """A workload token is malformed, expired, or not signed by the expected key."""
+
+
+class CaptureError(PlaitError):
+    """Traffic capture (iptables redirection) could not be applied or removed."""
+
+
+class CaptureSettingsError(CaptureError):
+    """A capture setting (a pod annotation) has a malformed value; names the annotation."""
+
+    def __init__(self, annotation: str, value: str, reason: str) -> None:
+        self.annotation = annotation
+        self.value = value
+        self.reason = reason
+        super().__init__(f"annotation {annotation}={value!r}: {reason}")
+
+
+class PodNetworkError(CaptureError):
+    """A pod network namespace, veth pair, bridge or per-pod hosts file could not be made."""
