@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 GATEWAY_PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser test lint demo demo-down bench outage clean
+.PHONY: setup browser iptables test lint demo demo-down bench outage clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -19,9 +19,14 @@ browser:
 	test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-setup: $(STAMP) browser
+# transparent capture (`plait capture apply`) runs iptables-restore from Debian's iptables
+iptables:
+	test -x /usr/sbin/iptables-restore || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables; }
 
-test: $(STAMP) browser
+setup: $(STAMP) browser iptables
+
+test: $(STAMP) browser iptables
 	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider

@@ -7,3 +7,4 @@ NOT_RUNNING = 3  # status, down, proxy-status, proxy-config: no mesh runs for th
 STARTUP_FAILED = 4  # `up`: a process could not start or never got ready
 NOT_SYNCED = 5  # proxy-status: some proxy is NACK, STALE, disconnected or of unknown state
 PROXY_UNREACHABLE = 6  # proxy-config: the proxy's Envoy admin interface cannot be read
+CAPTURE_FAILED = 7  # capture apply/remove: iptables is missing or refused the rules
