@@ -1,0 +1,251 @@
+"""Pods as network namespaces on a bridge: create, resolve names, tear down.
+
+A `PodNetwork` is one run's: a bridge with the gateway address of a free /24, one
+network namespace per pod joined to it by a veth pair (the pod's end is `eth0`, with its
+own IP and a default route via the bridge), loopback up, and a per-pod hosts file (see
+`names`). Names carry a random run id, so parallel runs and tests never collide; the
+pod and service ranges are chosen, under a host-wide lock, among /24s that overlap no
+host route, and reserved by a route while the run lives.
+
+Failure model: everything made is first written to the state file (`state`), so
+`teardown(path)` removes every namespace, veth, bridge, route and /etc/netns entry of a
+run even after the process that made them crashed; processes still inside a pod's
+namespace are killed first (they can only be the run's own). Removing the namespace
+removes its iptables rules with it. Linux only; needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from plait.errors import PodNetworkError
+from plait.podnet.addresses import ClusterIPAllocator, free_subnets, routed_networks
+from plait.podnet.names import ServiceName, hosts_text, resolv_text
+from plait.podnet.state import StateFile
+
+LOCK_PATH = Path("/run/plait/podnet.lock")
+ETC_NETNS = Path("/etc/netns")
+TIMEOUT_S = 30.0
+
+
+def _ip(*args: str, check: bool = True) -> str:
+    try:
+        done = subprocess.run(
+            ["ip", *args], capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+        )
+    except FileNotFoundError as exc:
+        raise PodNetworkError("the `ip` command (iproute2) is not installed") from exc
+    if check and done.returncode != 0:
+        raise PodNetworkError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def _host_lock() -> Iterator[None]:
+    """Serialise range choice across processes: choose, then reserve, then release."""
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK_PATH.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")[:30] or "pod"
+
+
+@dataclass(frozen=True)
+class Pod:
+    """One pod: its name and Kubernetes namespace, network namespace, IP and host veth."""
+
+    name: str
+    namespace: str
+    netns: str
+    ip: IPv4Address
+    host_veth: str
+
+    def exec_argv(self, argv: Sequence[str], uid: int | None = None) -> list[str]:
+        """argv that runs `argv` in the pod (with its hosts file), as `uid` if given."""
+        drop = []
+        if uid is not None:
+            drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        return ["ip", "netns", "exec", self.netns, *drop, *argv]
+
+
+@dataclass
+class PodNetwork:
+    """One run's bridge, pods and cluster IPs; `create` makes it, `close` removes it."""
+
+    state: StateFile
+    bridge: str
+    pod_cidr: IPv4Network
+    service_cidr: IPv4Network
+    pods: dict[str, Pod] = field(default_factory=dict)
+    cluster_ips: ClusterIPAllocator = field(init=False)
+    services: dict[str, ServiceName] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cluster_ips = ClusterIPAllocator(self.service_cidr)
+
+    @property
+    def run(self) -> str:
+        return self.state.run
+
+    @property
+    def gateway(self) -> IPv4Address:
+        return self.pod_cidr.network_address + 1
+
+    @classmethod
+    def create(cls, state_path: Path) -> PodNetwork:
+        """A new bridge on a free /24 and a reserved /24 of cluster IPs; records to state_path.
+
+        On failure, everything made so far is removed before the error propagates.
+        """
+        run = secrets.token_hex(3)
+        state = StateFile(state_path, run)
+        state.save()
+        try:
+            with _host_lock():
+                taken = routed_networks(
+                    json.loads(_ip("-j", "-4", "route", "show", "table", "all"))
+                )
+                start = secrets.randbelow(1 << 15)
+                free = free_subnets(taken, start)
+                pod_cidr, service_cidr = next(free), next(free)
+                bridge = f"plb{run}"
+                state.extra.update(
+                    podCidr=str(pod_cidr), serviceCidr=str(service_cidr), bridge=bridge
+                )
+                state.record("bridge", name=bridge)
+                _ip("link", "add", bridge, "type", "bridge")
+                _ip(
+                    "addr",
+                    "add",
+                    f"{pod_cidr.network_address + 1}/{pod_cidr.prefixlen}",
+                    "dev",
+                    bridge,
+                )
+                _ip("link", "set", bridge, "up")
+                state.record("route", dst=str(service_cidr))
+                _ip("route", "add", "unreachable", str(service_cidr))
+        except BaseException:
+            teardown(state_path)
+            raise
+        return cls(state=state, bridge=bridge, pod_cidr=pod_cidr, service_cidr=service_cidr)
+
+    def add_pod(self, name: str, namespace: str = "default") -> Pod:
+        """A network namespace joined to the bridge, with loopback, eth0, an IP and a route."""
+        index = len(self.pods) + 1
+        ip = self.pod_cidr.network_address + 1 + index
+        if ip not in self.pod_cidr or ip == self.pod_cidr.broadcast_address:
+            raise PodNetworkError(f"no free pod IP left in {self.pod_cidr}")
+        netns = f"plait-{self.run}-{_slug(name)}"
+        host_veth, peer = f"plv{self.run}{index:x}", f"plp{self.run}{index:x}"
+        self.state.record("netns", name=netns)
+        _ip("netns", "add", netns)
+        with _host_lock():
+            if not ETC_NETNS.exists():
+                self.state.record("dir", path=str(ETC_NETNS))
+            self.state.record("etc", path=str(ETC_NETNS / netns))
+            (ETC_NETNS / netns).mkdir(parents=True, exist_ok=True)
+        self.state.record("link", name=host_veth)
+        _ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
+        _ip("link", "set", host_veth, "master", self.bridge)
+        _ip("link", "set", host_veth, "up")
+        _ip("link", "set", peer, "netns", netns)
+        inside = ("-n", netns)
+        _ip(*inside, "link", "set", peer, "name", "eth0")
+        _ip(*inside, "addr", "add", f"{ip}/{self.pod_cidr.prefixlen}", "dev", "eth0")
+        _ip(*inside, "link", "set", "eth0", "up")
+        _ip(*inside, "link", "set", "lo", "up")
+        _ip(*inside, "route", "add", "default", "via", str(self.gateway))
+        pod = Pod(name=name, namespace=namespace, netns=netns, ip=ip, host_veth=host_veth)
+        self.pods[netns] = pod
+        self._write_names(pod)
+        return pod
+
+    def add_service(self, name: str, namespace: str = "default") -> IPv4Address:
+        """The service's cluster IP (stable per run); every pod's hosts file now names it."""
+        key = f"{namespace}/{name}"
+        ip = self.cluster_ips.allocate(key)
+        self.services[key] = ServiceName(name, namespace, ip)
+        for pod in self.pods.values():
+            self._write_names(pod)
+        return ip
+
+    def _write_names(self, pod: Pod) -> None:
+        """Rewrite the pod's hosts and resolv.conf in place (the netns exec mount pins inodes)."""
+        etc = ETC_NETNS / pod.netns
+        services = list(self.services.values())
+        (etc / "hosts").write_text(hosts_text(pod.name, pod.namespace, pod.ip, services))
+        (etc / "resolv.conf").write_text(resolv_text(pod.namespace))
+
+    def close(self) -> list[str]:
+        """Remove everything this run made (see `teardown`); what was removed."""
+        return teardown(self.state.path)
+
+
+def _pids_in(netns: str) -> list[int]:
+    out = _ip("netns", "pids", netns, check=False)
+    return [int(pid) for pid in out.split() if pid.isdigit()]
+
+
+def _netns_exists(netns: str) -> bool:
+    return (Path("/run/netns") / netns).exists()
+
+
+def _remove(entry: dict[str, str]) -> None:
+    kind = entry.get("kind")
+    if kind == "netns":
+        name = entry["name"]
+        if not _netns_exists(name):
+            return
+        for pid in _pids_in(name):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _ip("netns", "del", name)
+    elif kind in ("link", "bridge"):
+        if Path("/sys/class/net", entry["name"]).exists():
+            _ip("link", "del", entry["name"])
+    elif kind == "route":
+        _ip("route", "del", "unreachable", entry["dst"], check=False)
+    elif kind == "etc":
+        shutil.rmtree(entry["path"], ignore_errors=True)
+    elif kind == "dir":
+        with _host_lock(), contextlib.suppress(OSError):
+            Path(entry["path"]).rmdir()  # only if empty: another run may still use it
+
+
+def teardown(state_path: Path) -> list[str]:
+    """Remove everything the state file records, newest first, then the file itself.
+
+    Keeps going past a failed removal and raises PodNetworkError naming every failure at
+    the end (the state file is then kept, so a second teardown can retry).
+    """
+    if not state_path.exists():
+        return []
+    state = StateFile.load(state_path)
+    failures: list[str] = []
+    for entry in reversed(state.made):
+        try:
+            _remove(entry)
+        except PodNetworkError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise PodNetworkError("teardown left things behind:\n" + "\n".join(failures))
+    state_path.unlink(missing_ok=True)
+    return [f"{e['kind']} {e.get('name') or e.get('dst') or e.get('path')}" for e in state.made]
