@@ -110,9 +110,13 @@ class Procs:
 
     def stop(self) -> None:
         for proc in self.items:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
+            self.stop_one(proc)
+
+    @staticmethod
+    def stop_one(proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
 
 
 def start_echo(procs: Procs, pod: Pod, workdir: Path, *ports: int) -> None:
@@ -210,6 +214,7 @@ class PodEnvoy:
     workdir: Path
     log: Path
     access_log: Path
+    proc: subprocess.Popen[bytes] | None = None
 
     def admin(self, path: str) -> str:
         url = f"http://{self.pod.ip}:{ADMIN_PORT}{path}"
@@ -238,21 +243,24 @@ class PodEnvoy:
         return "\n".join(parts)
 
 
-def start_envoy(procs: Procs, pod: Pod, workdir: Path) -> PodEnvoy:
-    """Envoy in `pod` as the proxy UID, with files it may read and write in `workdir`."""
+def start_envoy(
+    procs: Procs, pod: Pod, workdir: Path, bootstrap: dict[str, Any] | None = None
+) -> PodEnvoy:
+    """Envoy in `pod` as the proxy UID, with files it may read and write in `workdir`;
+    `bootstrap` (admin on ADMIN_PORT) replaces the hand-made `envoy_config`."""
     workdir.mkdir(mode=0o755, exist_ok=True)
     access_log = workdir / "access.log"
     access_log.touch()
     shutil.chown(access_log, PROXY_UID, PROXY_UID)
     config = workdir / "envoy.json"
-    config.write_text(json.dumps(envoy_config(str(access_log))))
+    config.write_text(json.dumps(bootstrap or envoy_config(str(access_log))))
     config.chmod(0o644)
     envoy = PodEnvoy(pod, workdir, workdir / "envoy.log", access_log)
     argv = [
         str(find_envoy()), "-c", str(config), "--disable-hot-restart", "-l", "info",
         "--file-flush-interval-msec", "100",
     ]  # fmt: skip
-    procs.start(pod.exec_argv(argv, uid=PROXY_UID), envoy.log)
+    envoy.proc = procs.start(pod.exec_argv(argv, uid=PROXY_UID), envoy.log)
 
     def ready() -> bool | None:
         try:
