@@ -33,6 +33,7 @@ from pathlib import Path
 def serve(sock):
     while True:
         conn, peer = sock.accept()
+        print(sock.getsockname()[1], peer[0], flush=True)  # one line per connection that got here
         with conn:
             data = conn.recv(1024)
             conn.sendall(f"{sock.getsockname()[1]} {peer[0]} ".encode() + data)
@@ -119,11 +120,13 @@ class Procs:
         proc.wait(timeout=10)
 
 
-def start_echo(procs: Procs, pod: Pod, workdir: Path, *ports: int) -> None:
+def start_echo(procs: Procs, pod: Pod, workdir: Path, *ports: int) -> Path:
+    """An echo server in `pod` on `ports`; returns its log (a line per accepted connection)."""
     ready = workdir / f"{pod.name}.ready"
     log = workdir / f"{pod.name}-echo.log"
     procs.start(pod.exec_argv([PYTHON, "-c", ECHO, str(ready), *map(str, ports)]), log)
     wait_for(f"echo server in {pod.name} on {ports}", lambda: ready.exists() or None)
+    return log
 
 
 def _tcp_listener(name: str, port: int, cluster: str, prefix: str, log: str) -> dict[str, Any]:

@@ -67,9 +67,9 @@ def test_a_declared_http_port_matches_its_cluster_ips_without_sniffing() -> None
     listener = _listeners(REVIEWS)["0.0.0.0_9080"]
     assert listener.bind_to_port.value is False and not listener.listener_filters
     (chain,) = listener.filter_chains
-    assert [(r.address_prefix, r.prefix_len.value) for r in chain.filter_chain_match.prefix_ranges] == [
-        ("10.96.0.7", 32)
-    ]
+    assert [
+        (r.address_prefix, r.prefix_len.value) for r in chain.filter_chain_match.prefix_ranges
+    ] == [("10.96.0.7", 32)]
     assert not chain.filter_chain_match.application_protocols
     (hcm,) = hcms(listener)
     assert hcm.rds.route_config_name == "outbound"
