@@ -97,6 +97,7 @@ class PodNetwork:
     pods: dict[str, Pod] = field(default_factory=dict)
     cluster_ips: ClusterIPAllocator = field(init=False)
     services: dict[str, ServiceName] = field(default_factory=dict)
+    _made: int = field(default=0, init=False)  # pods made: veth names are never reused
 
     def __post_init__(self) -> None:
         self.cluster_ips = ClusterIPAllocator(self.service_cidr)
@@ -147,22 +148,32 @@ class PodNetwork:
             raise
         return cls(state=state, bridge=bridge, pod_cidr=pod_cidr, service_cidr=service_cidr)
 
+    def _free_ip(self) -> IPv4Address:
+        used = {pod.ip for pod in self.pods.values()} | {self.gateway}
+        for ip in self.pod_cidr.hosts():
+            if ip not in used:
+                return ip
+        raise PodNetworkError(f"no free pod IP left in {self.pod_cidr}")
+
     def add_pod(self, name: str, namespace: str = "default") -> Pod:
-        """A network namespace joined to the bridge, with loopback, eth0, an IP and a route."""
-        index = len(self.pods) + 1
-        ip = self.pod_cidr.network_address + 1 + index
-        if ip not in self.pod_cidr or ip == self.pod_cidr.broadcast_address:
-            raise PodNetworkError(f"no free pod IP left in {self.pod_cidr}")
-        netns = f"plait-{self.run}-{_slug(name)}"
-        host_veth, peer = f"plv{self.run}{index:x}", f"plp{self.run}{index:x}"
-        self.state.record("netns", name=netns)
+        """A network namespace joined to the bridge, with loopback, eth0, an IP and a route.
+
+        Raises PodNetworkError if the run already has a pod of that name and namespace.
+        """
+        netns = f"plait-{self.run}-{_slug(namespace)}-{_slug(name)}"
+        if netns in self.pods:
+            raise PodNetworkError(f"pod {namespace}/{name} exists already ({netns})")
+        ip = self._free_ip()
+        self._made += 1
+        host_veth, peer = f"plv{self.run}{self._made:x}", f"plp{self.run}{self._made:x}"
+        self.state.record("netns", name=netns, pod=netns)
         _ip("netns", "add", netns)
         with _host_lock():
             if not ETC_NETNS.exists():
                 self.state.record("dir", path=str(ETC_NETNS))
-            self.state.record("etc", path=str(ETC_NETNS / netns))
+            self.state.record("etc", path=str(ETC_NETNS / netns), pod=netns)
             (ETC_NETNS / netns).mkdir(parents=True, exist_ok=True)
-        self.state.record("link", name=host_veth)
+        self.state.record("link", name=host_veth, pod=netns)
         _ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
         _ip("link", "set", host_veth, "master", self.bridge)
         _ip("link", "set", host_veth, "up")
@@ -178,6 +189,16 @@ class PodNetwork:
         self._write_names(pod)
         return pod
 
+    def remove_pod(self, pod: Pod) -> None:
+        """Kill what runs in the pod and remove its namespace, veth and /etc/netns entry;
+        its IP is free for the next pod."""
+        mine = [e for e in self.state.made if e.get("pod") == pod.netns]
+        for entry in reversed(mine):
+            _remove(entry)
+        self.state.made = [e for e in self.state.made if e.get("pod") != pod.netns]
+        self.state.save()
+        self.pods.pop(pod.netns, None)
+
     def add_service(self, name: str, namespace: str = "default") -> IPv4Address:
         """The service's cluster IP (stable per run); every pod's hosts file now names it."""
         key = f"{namespace}/{name}"
@@ -186,6 +207,14 @@ class PodNetwork:
         for pod in self.pods.values():
             self._write_names(pod)
         return ip
+
+    def remove_service(self, name: str, namespace: str = "default") -> None:
+        """Forget the service: its name leaves every hosts file, its IP becomes free."""
+        key = f"{namespace}/{name}"
+        self.services.pop(key, None)
+        self.cluster_ips.release(key)
+        for pod in self.pods.values():
+            self._write_names(pod)
 
     def _write_names(self, pod: Pod) -> None:
         """Rewrite the pod's hosts and resolv.conf in place (the netns exec mount pins inodes)."""

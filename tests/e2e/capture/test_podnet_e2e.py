@@ -114,3 +114,28 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_removing_a_pod_removes_all_of_it_and_frees_its_ip(tmp_path: Path) -> None:
+    before = host_snapshot()
+    procs = Procs()
+    net = PodNetwork.create(tmp_path / "podnet.json")
+    try:
+        web, old = net.add_pod("web"), net.add_pod("old")
+        net.add_service("cart")
+        sleeper = procs.start(old.exec_argv(["sleep", "300"]), tmp_path / "sleep.log")
+        net.remove_pod(old)
+        assert sleeper.wait(timeout=10) == -9  # killed with its pod
+        assert old.netns not in run(["ip", "netns", "list"]).stdout
+        assert not Path("/sys/class/net", old.host_veth).exists()
+        assert not Path("/etc/netns", old.netns).exists()
+        new = net.add_pod("new")
+        assert new.ip == old.ip and new.host_veth != old.host_veth
+        start_echo(procs, new, tmp_path, 9000)
+        assert connect(web, new.ip, 9000) == f"9000 {web.ip} hi"
+        net.remove_service("cart")
+        assert run(web.exec_argv(["getent", "hosts", "cart"]), check=False).returncode != 0
+    finally:
+        procs.stop()
+        net.close()
+    assert host_snapshot() == before
