@@ -23,9 +23,6 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-DEFAULT_PROXY_PORTS = (15020, 15021, 15090)
-"""Never captured inbound, as Istio's injector excludes them (agent, health, metrics)."""
-
 
 def _annotations(items: list[str], files: list[Path]) -> dict[str, str]:
     from plait.capture.settings import parse_downward_annotations
@@ -82,6 +79,7 @@ def apply(
     --outbound-port, inbound to --inbound-port; the proxy's own traffic is exempt.
     Replaces capture rules already present."""
     from plait.capture import iptables
+    from plait.capture.command import DEFAULT_PROXY_PORTS
     from plait.capture.rules import capture_rules
     from plait.capture.settings import CaptureSettings, from_annotations
 
