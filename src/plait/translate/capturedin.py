@@ -16,7 +16,7 @@ RBAC and JWT filters are one implementation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from envoy.config.core.v3 import address_pb2, base_pb2
@@ -24,7 +24,8 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 
 from plait.api.security import MtlsMode
-from plait.model.registry import Protocol
+from plait.model.labels import Labels
+from plait.model.registry import Protocol, Service
 from plait.translate import captured, mtls, names
 from plait.translate.listeners import RAW_TRANSPORT, TLS_TRANSPORT, tls_inspector
 
@@ -41,6 +42,28 @@ class AppPort:
     @property
     def is_http(self) -> bool:
         return self.protocol in (Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC, Protocol.UNKNOWN)
+
+
+def app_ports(services: Iterable[Service], namespace: str, labels: Labels) -> list[AppPort]:
+    """The ports a workload serves for the services that select it: each port's numeric
+    `targetPort` (or the port itself), with its protocol; a port two services declare
+    differently is sniffed (UNKNOWN). Named target ports need the pod's container ports
+    and are left to the caller; UDP is not captured."""
+    found: dict[int, set[Protocol]] = {}
+    for svc in services:
+        if svc.external or svc.namespace != namespace or not svc.selector:
+            continue
+        if not labels.matches(svc.selector):
+            continue
+        for port in svc.ports:
+            target = port.target_port if isinstance(port.target_port, int) else None
+            if isinstance(port.target_port, str) or port.protocol is Protocol.UDP:
+                continue
+            found.setdefault(target or port.port, set()).add(port.protocol)
+    return [
+        AppPort(port, next(iter(protocols)) if len(protocols) == 1 else Protocol.UNKNOWN)
+        for port, protocols in sorted(found.items())
+    ]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ inspector at all; see `captured` for the sniffing rules. Pure.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from envoy.config.core.v3 import address_pb2, base_pb2
@@ -28,7 +28,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from plait.model.meshsettings import OutboundMode
-from plait.model.registry import Protocol
+from plait.model.registry import Protocol, Service
 from plait.translate import captured, names
 from plait.translate.listeners import hcm_chain
 
@@ -55,6 +55,26 @@ class ServiceAddress:
     @property
     def is_http(self) -> bool:
         return self.protocol in (Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC, Protocol.UNKNOWN)
+
+
+def service_addresses(
+    services: Iterable[Service], cluster_ips: Mapping[str, str]
+) -> list[ServiceAddress]:
+    """Every TCP-borne port of the services that have a cluster IP (by hostname).
+
+    UDP ports are left out: capture redirects TCP only.
+    """
+    out = []
+    for svc in services:
+        ip = cluster_ips.get(svc.hostname)
+        if ip is None:
+            continue
+        out += [
+            ServiceAddress(svc.hostname, ip, port.port, port.protocol)
+            for port in svc.ports
+            if port.protocol is not Protocol.UDP
+        ]
+    return out
 
 
 @dataclass(frozen=True)

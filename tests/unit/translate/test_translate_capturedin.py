@@ -11,9 +11,10 @@ import pytest
 from capture_kit import assert_envoy_accepts, explicit_inbound, hcms, tcp_cluster
 
 from plait.api.security import MtlsMode
-from plait.model.registry import Protocol
+from plait.model.labels import Labels
+from plait.model.registry import Protocol, Service, ServicePort
 from plait.translate import captured
-from plait.translate.capturedin import AppPort, InboundOptions, virtual_inbound
+from plait.translate.capturedin import AppPort, InboundOptions, app_ports, virtual_inbound
 
 HTTP, DB, RAW = (
     AppPort(8080, Protocol.HTTP),
@@ -93,3 +94,23 @@ def test_unset_is_permissive() -> None:
 @pytest.mark.parametrize("mode", [MtlsMode.STRICT, MtlsMode.PERMISSIVE, MtlsMode.DISABLE])
 def test_envoy_accepts_the_inbound_listener(tmp_path: Path, mode: MtlsMode) -> None:
     assert_envoy_accepts(tmp_path, [_inbound(mode, HTTP, DB, RAW)])
+
+
+def test_app_ports_are_the_target_ports_of_the_services_selecting_the_workload() -> None:
+    web = Labels.of({"app": "web"})
+    services = [
+        Service("web.shop.svc.cluster.local", "web", "shop",
+                (ServicePort("http", 80, Protocol.HTTP, 8080), ServicePort("grpc", 9090, Protocol.GRPC),
+                 ServicePort("named", 81, Protocol.HTTP, "http-alt"), ServicePort("dns", 53, Protocol.UDP)),
+                selector=web),
+        Service("raw.shop.svc.cluster.local", "raw", "shop",
+                (ServicePort("tcp", 8080, Protocol.TCP),), selector=web),
+        Service("other.shop.svc.cluster.local", "other", "shop",
+                (ServicePort("tcp", 7000, Protocol.TCP),), selector=Labels.of({"app": "db"})),
+        Service("web.elsewhere.svc.cluster.local", "web", "elsewhere",
+                (ServicePort("tcp", 6000, Protocol.TCP),), selector=web),
+    ]  # fmt: skip
+    assert app_ports(services, "shop", web) == [
+        AppPort(8080, Protocol.UNKNOWN),  # HTTP for one service, TCP for another: sniffed
+        AppPort(9090, Protocol.GRPC),
+    ]

@@ -10,13 +10,14 @@ import pytest
 from capture_kit import assert_envoy_accepts, explicit_hcm, hcms, tcp_cluster
 
 from plait.model.meshsettings import OutboundMode
-from plait.model.registry import Protocol
+from plait.model.registry import Protocol, Service, ServicePort
 from plait.translate import captured
 from plait.translate.capturedout import (
     OutboundOptions,
     ServiceAddress,
     captured_hcm,
     outbound_listeners,
+    service_addresses,
 )
 
 REDIS = ServiceAddress("redis.data.svc.cluster.local", "10.96.0.5", 6379, Protocol.TCP)
@@ -109,3 +110,14 @@ def test_envoy_accepts_every_layout(tmp_path: Path) -> None:
             (REDIS, REVIEWS, RATINGS, LEGACY), captured_hcm(explicit_hcm()), mode
         )
         assert_envoy_accepts(tmp_path, outbound_listeners(options))
+
+
+def test_service_addresses_are_the_tcp_borne_ports_of_services_with_a_cluster_ip() -> None:
+    db = Service(
+        "db.data.svc.cluster.local", "db", "data",
+        (ServicePort("tcp-pg", 5432, Protocol.TCP), ServicePort("udp-x", 5433, Protocol.UDP)),
+    )  # fmt: skip
+    web = Service("web.shop.svc.cluster.local", "web", "shop", (ServicePort("http", 80),))
+    assert service_addresses([db, web], {db.hostname: "10.96.0.3"}) == [
+        ServiceAddress(db.hostname, "10.96.0.3", 5432, Protocol.TCP)
+    ]
