@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -125,8 +126,10 @@ class PodNetwork:
                     json.loads(_ip("-j", "-4", "route", "show", "table", "all"))
                 )
                 start = secrets.randbelow(1 << 15)
-                free = free_subnets(taken, start)
-                pod_cidr, service_cidr = next(free), next(free)
+                free = list(itertools.islice(free_subnets(taken, start), 2))
+                if len(free) < 2:
+                    raise PodNetworkError("no two free /24s left in 10.128.0.0/9 for pods")
+                pod_cidr, service_cidr = free
                 bridge = f"plb{run}"
                 state.extra.update(
                     podCidr=str(pod_cidr), serviceCidr=str(service_cidr), bridge=bridge
