@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from plait.agent.envoy import find_envoy
 from plait.podnet import Pod, PodNetwork
 
@@ -25,6 +27,9 @@ PROXY_UID = 1337
 ADMIN_PORT = 15000
 DEADLINE_S = 15.0
 T = TypeVar("T")
+ROOT_ONLY = pytest.mark.skipif(
+    os.geteuid() != 0, reason="network namespaces and iptables need root (CI runs as root)"
+)
 
 ECHO = r"""
 import socket, sys, threading

@@ -9,7 +9,6 @@ prints the Envoy's log, access log and config dump.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,9 +18,6 @@ import pytest
 from capturekit import Pods, Procs, host_snapshot, start_echo, start_envoy
 
 from plait.podnet import PodNetwork
-
-if os.geteuid() != 0:
-    pytest.skip("network namespaces and iptables need root", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,15 @@ from __future__ import annotations
 import sys
 
 import pytest
-from capturekit import ADMIN_PORT, PROXY_UID, Pods, connect, run, wait_for
+from capturekit import ADMIN_PORT, PROXY_UID, ROOT_ONLY, Pods, connect, run, wait_for
 
 from plait.podnet import Pod
 
 OUT = "listener.0.0.0.0_15001.downstream_cx_total"
 IN = "listener.0.0.0.0_15006.downstream_cx_total"
 P = "traffic.sidecar.istio.io/"
+
+pytestmark = ROOT_ONLY
 
 
 def capture(pod: Pod, *args: str) -> str:

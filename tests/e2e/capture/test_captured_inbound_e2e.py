@@ -21,6 +21,7 @@ import pytest
 from capturekit import (
     ADMIN_PORT,
     PYTHON,
+    ROOT_ONLY,
     PodEnvoy,
     Procs,
     host_snapshot,
@@ -58,6 +59,8 @@ try:
 except OSError as exc:
     print(f"closed: {type(exc).__name__}")
 """
+
+pytestmark = ROOT_ONLY
 
 
 @dataclass

@@ -18,6 +18,7 @@ import pytest
 from capturekit import (
     ADMIN_PORT,
     PYTHON,
+    ROOT_ONLY,
     PodEnvoy,
     Procs,
     connect,
@@ -77,6 +78,8 @@ s = socket.create_connection(address, timeout=5)
 greeting = s.recv(1024).decode().strip()
 print(f"{(time.monotonic() - start) * 1000:.1f} {greeting}")
 """
+
+pytestmark = ROOT_ONLY
 
 
 @dataclass

@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from capturekit import PYTHON, Procs, connect, host_snapshot, run, start_echo, wait_for
+from capturekit import PYTHON, ROOT_ONLY, Procs, connect, host_snapshot, run, start_echo, wait_for
 
 from plait.podnet import PodNetwork, teardown
+
+pytestmark = ROOT_ONLY
 
 
 def test_pods_talk_and_resolve_services_by_kubernetes_names(tmp_path: Path) -> None:
