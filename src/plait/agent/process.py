@@ -1,4 +1,10 @@
-"""Process-level helpers for the supervisor: parent-death signal, backoff, log tail.
+"""Process-level helpers: spawning a child, signalling its group, backoff, log tail.
+
+Every child plait starts (Envoy, app replicas, the control plane, bench workers) goes
+through `spawn`: its own session (so it is the leader of its own process group, and a
+Ctrl-C on the terminal reaches plait only) and the parent-death signal below. Its process
+group is the one kill scope: `signal_group` and `terminate` signal the group, so helpers
+a child started (a shell script's children) end with it.
 
 Parent death: on Linux the child asks the kernel, between fork and exec, to SIGKILL it
 when its parent dies (`prctl(PR_SET_PDEATHSIG, SIGKILL)` through ctypes in a
@@ -23,13 +29,16 @@ On other systems there is no equivalent; `preexec_fn` is None and only an orderl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 PR_SET_PDEATHSIG = 1
 
@@ -63,6 +72,57 @@ def die_with_parent_hook() -> Callable[[], None] | None:
             os._exit(1)
 
     return hook
+
+
+async def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
+) -> asyncio.subprocess.Process:
+    """Start `argv` in its own session, dying with this process (see the module docstring).
+
+    stdin is /dev/null. Raises OSError when the program cannot be executed. If the caller
+    is cancelled while the child starts, asyncio kills the child: none is left unowned.
+    """
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        env=None if env is None else dict(env),
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        preexec_fn=die_with_parent_hook(),
+    )
+
+
+def signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    """Send `sig` to the process group `proc` leads (a child made by `spawn`).
+
+    Only while `proc` has not been reaped, or just after (the group id is the leader's
+    pid, which the kernel does not hand out again while the group has members).
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+async def terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM to the group, SIGKILL to it after `grace` seconds; returns once `proc` is
+    reaped and its group killed. Cancelled, it still SIGKILLs the group before it returns."""
+    try:
+        if proc.returncode is None:
+            signal_group(proc, signal.SIGTERM)
+            try:
+                async with asyncio.timeout(grace):
+                    await proc.wait()
+            except TimeoutError:
+                pass
+    finally:
+        signal_group(proc, signal.SIGKILL)
+        await proc.wait()
 
 
 def backoff_delay(attempt: int, initial_s: float, cap_s: float) -> float:

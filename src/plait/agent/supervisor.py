@@ -31,13 +31,16 @@ rejected (NACKed, `update_rejected`) first update or an expired fetch timeout.
 
 Concurrency
 -----------
-Everything runs on one event loop. A monitor task owns the process: it waits for it to
-exit and starts the next one. For each Envoy process a watch task learns the admin
-address (Envoy writes it to `--admin-address-path`, so admin port 0 works) and polls the
-admin API until the process is ready. A condition variable tells `wait_ready` about every
-change. Envoy's stdout and stderr go to `<run_dir>/<name>.envoy.log` (appended across
-restarts); stderr rather than `--log-path`, because Envoy buffers `--log-path` writes and
-loses them when it is killed, which is when the log is needed most.
+Everything runs on one event loop. The process itself (spawn in its own session, restart
+with backoff, one kill scope, a stop that cannot race a restart) is
+`agent.procsup.ProcessSupervisor`, shared with app replicas and the benchmarks; this
+module adds what is Envoy's: the bootstrap file, the readiness probe and the drain. The
+probe, run by the process supervisor's task group for each Envoy process, learns the
+admin address (Envoy writes it to `--admin-address-path`, so admin port 0 works) and
+polls the admin API until the process is ready (Envoy pushes no readiness); every change
+wakes `wait_ready`. Envoy's stdout and stderr go to `<run_dir>/<name>.envoy.log`
+(appended across restarts); stderr rather than `--log-path`, because Envoy buffers
+`--log-path` writes and loses them when it is killed, which is when the log is needed most.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ import json
 import logging
 import os
 import re
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +61,8 @@ from plait.agent import admin
 from plait.agent.bootstrap import BootstrapOptions, bootstrap
 from plait.agent.envoy import find_envoy
 from plait.agent.lifecycle import StartStop
-from plait.agent.process import backoff_delay, die_with_parent_hook, tail
+from plait.agent.process import tail
+from plait.agent.procsup import ProcessSpec, ProcessSupervisor, RestartPolicy
 from plait.errors import EnvoyError
 
 log = logging.getLogger(__name__)
@@ -152,36 +155,39 @@ class EnvoySupervisor(StartStop):
         self.bootstrap_path = self.run_dir / f"{self.name}.bootstrap.json"
         self.log_path = self.run_dir / f"{self.name}.envoy.log"
         self._address_path = self.run_dir / f"{self.name}.admin-address"
-        self.restarts = 0
-        self.last_exit_code: int | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._procs: ProcessSupervisor | None = None
         self._admin_url: str | None = None
-        self._ready_pid: int | None = None
+        self._admin_pid: int | None = None
         self._last_probe: Probe | None = None
-        self._started_at = 0.0
         self._stopping = False
-        self._monitor: asyncio.Task[None] | None = None
-        self._watch: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Condition()  # shared with the process supervisor
 
     # -- what callers read -------------------------------------------------------------
 
     @property
+    def restarts(self) -> int:
+        """How many times Envoy was started again after it exited."""
+        return self._procs.restarts if self._procs is not None else 0
+
+    @property
+    def last_exit_code(self) -> int | None:
+        return self._procs.last_exit_code if self._procs is not None else None
+
+    @property
     def pid(self) -> int | None:
         """The running Envoy's pid (None before start, between restarts and after stop)."""
-        proc = self._proc
-        return proc.pid if proc is not None and proc.returncode is None else None
+        return self._procs.pid if self._procs is not None else None
 
     @property
     def admin_url(self) -> str | None:
         """`http://127.0.0.1:PORT` of the running Envoy's admin API, once it listens."""
-        return self._admin_url if self.pid is not None else None
+        pid = self.pid
+        return self._admin_url if pid is not None and pid == self._admin_pid else None
 
     def is_ready(self) -> bool:
         """True while the running Envoy is LIVE and has accepted CDS and LDS config."""
-        pid = self.pid
-        return not self._stopping and pid is not None and self._ready_pid == pid
+        return not self._stopping and self._procs is not None and self._procs.is_ready()
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of Envoy's log file."""
@@ -195,29 +201,53 @@ class EnvoySupervisor(StartStop):
         Raises EnvoyError (with the end of Envoy's log) if Envoy exits or its admin API
         does not come up within `start_timeout_s`; nothing is left running then.
         """
-        if self._monitor is not None or self._stopping:
+        if self._procs is not None or self._stopping:
             raise RuntimeError(f"Envoy supervisor {self.name} runs once; it was started")
         try:
             envoy = self.options.envoy_path or find_envoy()
             self._write_bootstrap()
             self._session = aiohttp.ClientSession()
-            proc = await self._spawn(envoy)
-            url = await self._discover_admin(proc)
-            if url is None:
-                raise EnvoyError(self._startup_failure(proc))
-            self._admin_url = url
-            self._watch = asyncio.create_task(self._watch_readiness(proc, url))
-            self._monitor = asyncio.create_task(self._monitor_loop(envoy))
-            self._monitor.add_done_callback(self._monitor_done)
+            o = self.options
+            spec = ProcessSpec(
+                name=f"Envoy {self.name}",
+                argv=self._args(envoy),
+                log_path=self.log_path,
+                log_header=True,
+                restart=RestartPolicy(
+                    backoff_initial_s=o.backoff_initial_s,
+                    backoff_max_s=o.backoff_max_s,
+                    stable_after_s=o.stable_after_s,
+                ),
+            )
+            self._procs = ProcessSupervisor(
+                spec, ready=self._probe, before_spawn=self._before_spawn, changed=self._changed
+            )
+            try:
+                await self._procs.start()
+            except OSError as exc:
+                raise EnvoyError(f"cannot start Envoy ({envoy}): {exc}") from exc
+            first = self._procs.process
+            assert first is not None
+            listening = await self._procs.wait_for(
+                lambda: first.returncode is not None or self._admin_pid == first.pid,
+                o.start_timeout_s,
+            )
+            if not listening or first.returncode is not None:
+                raise EnvoyError(self._startup_failure(first))
         except BaseException:
             await self.stop()
             raise
 
     async def wait_ready(self, timeout: float) -> None:
         """Return once `is_ready()`; EnvoyError saying what is missing after `timeout` s."""
+
+        def settled() -> bool:
+            failed = self._procs is not None and self._procs.failure is not None
+            return self.is_ready() or self._stopping or failed
+
         try:
             async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: self.is_ready() or self._stopping)
+                await self._changed.wait_for(settled)
         except TimeoutError:
             raise EnvoyError(self._not_ready_reason(timeout)) from None
         if not self.is_ready():
@@ -226,25 +256,14 @@ class EnvoySupervisor(StartStop):
     async def stop(self) -> None:
         """Drain and end Envoy; idempotent; never returns with Envoy still running."""
         self._stopping = True
-        proc = self._proc
         try:
-            await self._cancel(self._monitor)
-            proc = self._proc  # the monitor may have started a new one before it stopped
-            await self._notify()
-            if proc is not None and proc.returncode is None:
-                await self._drain(proc)
-                await self._terminate(proc)
+            async with self._changed:
+                self._changed.notify_all()
+            if self._procs is not None:
+                await self._procs.stop(self.options.term_timeout_s, before_term=self._drain)
         finally:
-            proc = self._proc
-            if proc is not None and proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            await self._cancel(self._watch)
             if self._session is not None:
                 await self._session.close()
-            if proc is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    await proc.wait()
             self._address_path.unlink(missing_ok=True)
 
     async def run(self) -> None:
@@ -277,34 +296,31 @@ class EnvoySupervisor(StartStop):
             "--file-flush-interval-msec", "1000",  # access logs: Istio's 1 s, not Envoy's 10 s
         ]  # fmt: skip
 
-    async def _spawn(self, envoy: Path, restart: int = 0) -> asyncio.subprocess.Process:
+    def _before_spawn(self, restart: int) -> None:
+        """A new Envoy writes its own admin address: forget the old one."""
         self._address_path.unlink(missing_ok=True)
         self._admin_url = None
-        self._ready_pid = None
+        self._admin_pid = None
         self._last_probe = None
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        with self.log_path.open("ab") as logf:
-            logf.write(f"--- plait: starting Envoy {self.name} at {stamp} "
-                       f"(restart {restart}) ---\n".encode())  # fmt: skip
-            logf.flush()
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *self._args(envoy),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=logf,
-                    stderr=logf,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent_hook(),
-                )
-            except OSError as exc:
-                raise EnvoyError(f"cannot start Envoy ({envoy}): {exc}") from exc
-        self._proc = proc
-        self._started_at = time.monotonic()
-        log.info("Envoy %s started (pid %d)", self.name, proc.pid)
-        return proc
+
+    async def _probe(self, proc: asyncio.subprocess.Process) -> bool:
+        """Readiness of one Envoy process: its admin address, then LIVE with CDS and LDS."""
+        url = await self._discover_admin(proc)
+        if url is None:
+            if proc.returncode is None:
+                log.warning("Envoy %s (pid %d): admin API did not come up", self.name, proc.pid)
+            return False
+        self._admin_url, self._admin_pid = url, proc.pid
+        assert self._procs is not None
+        await self._procs.notify()
+        return await self._watch_readiness(proc, url)
 
     async def _discover_admin(self, proc: asyncio.subprocess.Process) -> str | None:
-        """Wait for Envoy to write its admin address; None if it exits or times out first."""
+        """Wait for Envoy to write its admin address; None if it exits or times out first.
+
+        Envoy gives no other signal that it listens (`--admin-address-path` is written once
+        the admin listener is bound), so the file is polled.
+        """
         deadline = time.monotonic() + self.options.start_timeout_s
         while proc.returncode is None and time.monotonic() < deadline:
             with contextlib.suppress(FileNotFoundError):
@@ -324,7 +340,8 @@ class EnvoySupervisor(StartStop):
             f"{self.log_tail(20)}"
         )
 
-    async def _watch_readiness(self, proc: asyncio.subprocess.Process, url: str) -> None:
+    async def _watch_readiness(self, proc: asyncio.subprocess.Process, url: str) -> bool:
+        """Poll the admin API until this Envoy is ready (Envoy pushes no readiness)."""
         assert self._session is not None
         while proc.returncode is None and not self._stopping:
             try:
@@ -335,64 +352,13 @@ class EnvoySupervisor(StartStop):
             else:
                 self._last_probe = Probe(state, counters)
                 if self._last_probe.ready:
-                    self._ready_pid = proc.pid
-                    log.info("Envoy %s (pid %d) is ready", self.name, proc.pid)
-                    await self._notify()
-                    return
+                    return True
             await asyncio.sleep(self.options.poll_interval_s)
-
-    async def _monitor_loop(self, envoy: Path) -> None:
-        streak = 0
-        while True:
-            proc = self._proc
-            assert proc is not None
-            code = await proc.wait()
-            if self._stopping:
-                return
-            self.last_exit_code = code
-            uptime = time.monotonic() - self._started_at
-            await self._cancel(self._watch)
-            await self._notify()
-            if uptime >= self.options.stable_after_s:
-                streak = 0
-            log.warning(
-                "Envoy %s (pid %d) exited with code %s after %.1fs; restarting it",
-                self.name, proc.pid, code, uptime,
-            )  # fmt: skip
-            while True:
-                delay = backoff_delay(
-                    streak, self.options.backoff_initial_s, self.options.backoff_max_s
-                )
-                streak += 1
-                await asyncio.sleep(delay)
-                try:
-                    new = await self._spawn(envoy, self.restarts + 1)
-                except EnvoyError as exc:
-                    log.error("%s", exc)
-                    continue
-                break
-            self.restarts += 1
-            self._watch = asyncio.create_task(self._restarted(new))
-
-    def _monitor_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "Envoy %s: supervision ended by an error; Envoy will not be restarted",
-                self.name,
-                exc_info=task.exception(),
-            )
-
-    async def _restarted(self, proc: asyncio.subprocess.Process) -> None:
-        url = await self._discover_admin(proc)
-        if url is None:
-            log.warning("Envoy %s (pid %d): admin API did not come up", self.name, proc.pid)
-            return
-        self._admin_url = url
-        await self._watch_readiness(proc, url)
+        return False
 
     async def _drain(self, proc: asyncio.subprocess.Process) -> None:
         """Fail health checks, drain listeners gracefully, wait (bounded) for connections."""
-        url = self._admin_url
+        url = self.admin_url
         if url is None or self._session is None:
             return
         try:
@@ -407,27 +373,18 @@ class EnvoySupervisor(StartStop):
         except EnvoyError as exc:
             log.debug("Envoy %s: drain cut short: %s", self.name, exc)
 
-    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(self.options.term_timeout_s):
-                await proc.wait()
-        except TimeoutError:
-            log.warning("Envoy %s (pid %d) ignored SIGTERM; killing it", self.name, proc.pid)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        log.info("Envoy %s (pid %d) stopped with code %s", self.name, proc.pid, proc.returncode)
-
     def _not_ready_reason(self, timeout: float) -> str:
         probe = self._last_probe
-        if self._proc is None:
+        if self._procs is not None and self._procs.failure is not None:
+            return f"Envoy {self.name} not ready: its supervision failed: {self._procs.failure!r}"
+        if self._procs is None or self._procs.process is None:
             return f"Envoy {self.name} not ready after {timeout:g}s: it was never started"
         if self.pid is None:
             seen = "Envoy is not running"
             if self.last_exit_code is not None:
                 seen += f" (last exit code {self.last_exit_code})"
+            if self._procs is not None and self._procs.last_error is not None:
+                seen += f" (restart failing: {self._procs.last_error})"
         elif probe is None:
             seen = "its admin API has not answered"
         else:
@@ -443,17 +400,3 @@ class EnvoySupervisor(StartStop):
             f"Envoy {self.name} not ready after {timeout:g}s: {seen}; {hint} "
             f"(restarts: {self.restarts}; log: {self.log_path})"
         )
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    @staticmethod
-    async def _cancel(task: asyncio.Task[None] | None) -> None:
-        """Cancel `task` and wait for it; a cancellation of the caller still propagates."""
-        if task is None:
-            return
-        task.cancel()
-        await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("Envoy supervisor task had failed", exc_info=task.exception())
