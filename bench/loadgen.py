@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import terminate
+from plait.agent.process import spawn
 
 _DONE = r"""
 done = function(summary, latency, requests)
@@ -61,15 +62,16 @@ async def run_wrk(wrk: str, req: Request, load: Load, script_dir: Path) -> dict[
     """One wrk run; returns its JSON summary plus `rps`."""
     script = script_dir / f"wrk-{req.port}-{abs(hash(req.target)) % 10**6}.lua"
     script.write_text(req.lua())
-    proc = await asyncio.create_subprocess_exec(
-        wrk,
-        "-t", str(load.threads),
-        "-c", str(load.connections),
-        "-d", f"{max(1, round(load.duration_s))}s",
-        "--timeout", "5s",
-        "-s", str(script),
-        f"http://127.0.0.1:{req.port}/",
-        stdin=asyncio.subprocess.DEVNULL,
+    proc = await spawn(
+        [
+            wrk,
+            "-t", str(load.threads),
+            "-c", str(load.connections),
+            "-d", f"{max(1, round(load.duration_s))}s",
+            "--timeout", "5s",
+            "-s", str(script),
+            f"http://127.0.0.1:{req.port}/",
+        ],
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
@@ -87,7 +89,7 @@ async def run_wrk(wrk: str, req: Request, load: Load, script_dir: Path) -> dict[
     raise RuntimeError(f"wrk printed no result (exit {proc.returncode}):\n{text[-2000:]}")
 
 
-async def probe(req: Request, timeout: float = 5.0) -> tuple[int, str]:
+async def probe(req: Request, timeout: float = 5.0) -> tuple[int, str]:  # noqa: ASYNC109 (per request)
     """One request the way wrk sends it; (status code, body)."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", req.port), timeout)
     try:

@@ -1,9 +1,11 @@
 """Processes the benchmarks start, and what they read about processes.
 
-Every child is started with plait's parent-death hook (`agent.process`): if the bench is
-killed without a chance to clean up, the kernel kills its children. The orderly path is
-`stop()` in a `finally`, which every caller uses; Ctrl-C cancels the main task and runs
-those `finally` blocks.
+Every child is started by plait's own `agent.process.spawn` (its own session, so one
+process group to kill, and the parent-death signal): if the bench is killed without a
+chance to clean up, the kernel kills its children. Long-running Envoys run under plait's
+process supervisor (`agent.procsup`), as sidecars do. The orderly path is `stop()` or
+`terminate()` in a `finally`, which every caller uses; Ctrl-C cancels the main task and
+runs those `finally` blocks.
 """
 
 from __future__ import annotations
@@ -14,18 +16,20 @@ import json
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from plait.agent import process
 from plait.agent.envoy import find_envoy
-from plait.agent.process import die_with_parent_hook, tail
+from plait.agent.process import spawn, tail
+from plait.agent.procsup import ProcessSpec, ProcessSupervisor
 
 HOST = "127.0.0.1"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
+_REPO = str(Path(__file__).resolve().parent.parent)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -86,8 +90,9 @@ def memory_kib(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
-async def wait_listening(port: int, timeout: float, proc: asyncio.subprocess.Process) -> None:
-    """Return once something accepts TCP connections on HOST:port."""
+async def wait_listening(port: int, timeout: float, proc: asyncio.subprocess.Process) -> None:  # noqa: ASYNC109 (an exit ends the wait too)
+    """Return once something accepts TCP connections on HOST:port (nothing announces it:
+    polled)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.returncode is not None:
@@ -105,22 +110,14 @@ async def wait_listening(port: int, timeout: float, proc: asyncio.subprocess.Pro
 
 
 async def terminate(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds; waits for the exit."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(grace):
-                await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-    await proc.wait()
+    """SIGTERM to the child's process group, SIGKILL after `grace` seconds; waits for the
+    exit (the child must come from `spawn`, the leader of its own group)."""
+    await process.terminate(proc, grace)
 
 
 class StaticEnvoy:
     """An Envoy from a hand-written static config (not a plait proxy), run like plait runs
-    its sidecars: one worker thread, no hot restart, same binary."""
+    its sidecars: one worker thread, no hot restart, same binary, same supervisor."""
 
     def __init__(self, name: str, config: dict[str, Any], port: int, run_dir: Path) -> None:
         self.name = name
@@ -129,11 +126,16 @@ class StaticEnvoy:
         self.config_path = run_dir / f"{name}.static.json"
         self.log_path = run_dir / f"{name}.envoy.log"
         self.admin_path = run_dir / f"{name}.admin-address"
-        self.proc: asyncio.subprocess.Process | None = None
+        self._sup: ProcessSupervisor | None = None
+        self._timeout = 15.0
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+        return self._sup.pid if self._sup is not None else None
+
+    @property
+    def restarts(self) -> int:
+        return self._sup.restarts if self._sup is not None else 0
 
     @property
     def admin_url(self) -> str | None:
@@ -145,69 +147,68 @@ class StaticEnvoy:
             return None
         return f"http://{address}" if self.pid is not None and address else None
 
-    async def start(self, timeout: float = 15.0) -> None:
-        """Start Envoy and wait for its listener. An Envoy that dies while starting is
-        started once more: Envoy 1.40 was seen to die of SIGSEGV at start-up (rarely,
-        with nothing in its log), which must not void a ten-minute run."""
-        self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(self.config, indent=1))
-        for attempt in (1, 2):
-            self.proc = await self._spawn()
-            try:
-                await wait_listening(self.port, timeout, self.proc)
-                return
-            except (RuntimeError, TimeoutError) as exc:
-                await terminate(self.proc)
-                if attempt == 1 and isinstance(exc, RuntimeError):
-                    print(f"Envoy {self.name} died at start-up ({exc}); starting it again",
-                          file=sys.stderr, flush=True)  # fmt: skip
-                    continue
-                raise RuntimeError(
-                    f"Envoy {self.name} did not start: {exc}; log {self.log_path}:\n"
-                    f"{tail(self.log_path, 20)}"
-                ) from exc
-
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        with self.log_path.open("ab") as log:
-            return await asyncio.create_subprocess_exec(
+    async def start(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 (the error says what is missing)
+        """Start Envoy and wait for its listener. An Envoy that dies is started again by
+        the supervisor (with backoff, and said in the log): Envoy 1.40 was seen to die of
+        SIGSEGV at start-up (rarely, with nothing in its log), which must not void a
+        ten-minute run."""
+        await asyncio.to_thread(self._write_config)
+        self._timeout = timeout
+        spec = ProcessSpec(
+            name=f"Envoy {self.name}",
+            argv=[
                 str(find_envoy()),
                 "-c", str(self.config_path),
                 "--concurrency", "1",
                 "--disable-hot-restart",
                 "--log-level", "warning",
                 "--admin-address-path", str(self.admin_path),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-                preexec_fn=die_with_parent_hook(),
-            )  # fmt: skip
+            ],
+            log_path=self.log_path,
+            log_header=True,
+        )  # fmt: skip
+        self._sup = ProcessSupervisor(spec, ready=self._listening)
+        try:
+            await self._sup.start()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._sup.wait_for(self._sup.is_ready)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"Envoy {self.name} did not listen on {HOST}:{self.port} within "
+                    f"{timeout:g}s (restarts: {self._sup.restarts}); log {self.log_path}:\n"
+                    f"{tail(self.log_path, 20)}"
+                ) from None
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _write_config(self) -> None:
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(self.config, indent=1))
+
+    async def _listening(self, proc: asyncio.subprocess.Process) -> bool:
+        try:
+            await wait_listening(self.port, self._timeout, proc)
+        except RuntimeError:  # it exited: the supervisor starts the next one
+            return False
+        return True
 
     async def stop(self) -> None:
-        if self.proc is not None:
-            await terminate(self.proc)
+        if self._sup is not None:
+            await self._sup.stop(5.0)
 
 
 async def spawn_python(
     module: str, *args: str, stdout: int | None = asyncio.subprocess.PIPE
 ) -> asyncio.subprocess.Process:
-    """`python -m module args…` with this interpreter, dying with this process."""
-    repo = str(Path(__file__).resolve().parent.parent)
+    """`python -m module args…` with this interpreter, in its own group, dying with this
+    process."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [_REPO, os.environ.get("PYTHONPATH")])),
     }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=stdout,
-        env=env,
-        start_new_session=True,
-        preexec_fn=die_with_parent_hook(),
-    )
+    return await spawn([sys.executable, "-m", module, *args], stdout=stdout, env=env)
 
 
 def ensure_wrk() -> str:

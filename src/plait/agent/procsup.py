@@ -130,14 +130,11 @@ class ProcessSupervisor:
             return False
         return self._ready is None or self._ready_pid == pid
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until `predicate()` holds, re-checked at every change; False on timeout."""
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(predicate)
-        except TimeoutError:
-            return predicate()
-        return True
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Wait until `predicate()` holds, re-checked at every change (bound it with
+        `asyncio.timeout`)."""
+        async with self._changed:
+            await self._changed.wait_for(predicate)
 
     async def notify(self) -> None:
         """Wake `wait_for` callers (for state a layer on top keeps)."""

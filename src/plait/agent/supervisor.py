@@ -228,17 +228,18 @@ class EnvoySupervisor(StartStop):
                 raise EnvoyError(f"cannot start Envoy ({envoy}): {exc}") from exc
             first = self._procs.process
             assert first is not None
-            listening = await self._procs.wait_for(
-                lambda: first.returncode is not None or self._admin_pid == first.pid,
-                o.start_timeout_s,
-            )
-            if not listening or first.returncode is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(o.start_timeout_s):
+                    await self._procs.wait_for(
+                        lambda: first.returncode is not None or self._admin_pid == first.pid
+                    )
+            if self._admin_pid != first.pid or first.returncode is not None:
                 raise EnvoyError(self._startup_failure(first))
         except BaseException:
             await self.stop()
             raise
 
-    async def wait_ready(self, timeout: float) -> None:
+    async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109 (the error says what is missing)
         """Return once `is_ready()`; EnvoyError saying what is missing after `timeout` s."""
 
         def settled() -> bool:

@@ -64,9 +64,9 @@ class ManagedProcess:
         """Running and, with a readiness probe, ready."""
         return self._sup.is_ready()
 
-    async def wait_ready(self, timeout: float) -> bool:
-        """Wait (signalled, not polled) until `is_ready()`; False after `timeout` s."""
-        return await self._sup.wait_for(self._sup.is_ready, timeout)
+    async def wait_ready(self) -> None:
+        """Wait (signalled, not polled) until `is_ready()`; bound it with `asyncio.timeout`."""
+        await self._sup.wait_for(self._sup.is_ready)
 
     async def start(self) -> None:
         """Start the process; raises OSError if the command cannot be executed."""

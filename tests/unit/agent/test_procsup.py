@@ -71,7 +71,8 @@ async def test_no_restart_when_disabled(tmp_path: Path) -> None:
     sup = ProcessSupervisor(sh(tmp_path, "exit 0", RestartPolicy(enabled=False)))
     await sup.start()
     try:
-        assert await sup.wait_for(lambda: sup.last_exit_code is not None, 5)
+        async with asyncio.timeout(5):
+            await sup.wait_for(lambda: sup.last_exit_code is not None)
         await asyncio.sleep(0.3)
         assert sup.restarts == 0 and sup.pid is None
     finally:
@@ -102,16 +103,20 @@ async def test_readiness_is_signalled_per_process(tmp_path: Path) -> None:
     await sup.start()
     try:
         assert not sup.is_ready()
-        assert not await sup.wait_for(sup.is_ready, 0.2)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await sup.wait_for(sup.is_ready)
         gate.set()
-        assert await sup.wait_for(sup.is_ready, 5)
+        async with asyncio.timeout(5):
+            await sup.wait_for(sup.is_ready)
         first = sup.pid
         gate.clear()
         sup.kill()
         await until(lambda: sup.pid not in (None, first), 5, "a restart")
         assert not sup.is_ready()  # the new process has not passed its probe yet
         gate.set()
-        assert await sup.wait_for(sup.is_ready, 5)
+        async with asyncio.timeout(5):
+            await sup.wait_for(sup.is_ready)
     finally:
         await sup.stop(1)
     assert not sup.is_ready()
