@@ -123,10 +123,14 @@ async def test_readiness_is_signalled_per_process(tmp_path: Path) -> None:
 
 
 async def test_a_cancelled_stop_still_kills_the_child(tmp_path: Path) -> None:
-    sup = ProcessSupervisor(sh(tmp_path, "trap '' TERM; while :; do sleep 0.05; done"))
+    trapped = tmp_path / "trapped"
+    sup = ProcessSupervisor(
+        sh(tmp_path, f"trap '' TERM; touch {trapped}; while :; do sleep 0.05; done")
+    )
     await sup.start()
     pid = sup.pid
     assert pid is not None
+    await until(trapped.exists, 5, "the child to ignore SIGTERM")
     stopping = asyncio.create_task(sup.stop(30))
     await asyncio.sleep(0.2)  # SIGTERM sent and ignored; waiting out the grace
     stopping.cancel()
