@@ -10,21 +10,26 @@ two secrets named as Istio names them (`plait.model.identity`):
 Envoy opens one stream per SDS secret config it uses (each names the secret it wants in
 `resource_names`), so several streams are open at once; an empty `resource_names` gets
 both secrets. Each response's `version_info` is a digest of what it carries, and its
-nonce is new per response. A request that echoes the last nonce with the same names is
-an ACK (or a NACK if it carries `error_detail`, logged and kept in `last_nack`; the
-secret is not re-sent until it changes); a request with an older nonce is stale and
-ignored; any other request (the first, or new names) is answered. When the certificate
-source publishes a change, every open stream whose content changed gets a new version.
+nonce is new per response. Requests are read by the xDS subscription state machine the
+control plane's ADS uses (`plait.xds.subscription`): one that echoes the last nonce is an
+ACK (or a NACK if it carries `error_detail`, logged and kept in `last_nack`; the secret
+is not re-sent until it changes); the first request of a stream, and any request that
+changes the names, is answered, even when its nonce is stale (envoyproxy/envoy#10363);
+anything else (a stale nonce with the same names, a repeat) changes nothing. When the
+certificate source publishes a change, every open stream whose content changed gets a
+new version.
 
 Security: the socket is the only thing guarding the private key in transit, so its
 directory is created 0700 and the socket is chmod 0600 right after gRPC binds it. A
 stale socket from a previous run is removed first (anything else at that path is an
 error, never deleted); the socket is removed on `stop()`.
 
-Concurrency: per stream, a reader task queues requests and the certificate source's
-callback queues a wake-up; the handler takes items off that queue one at a time, so
-responses on one stream never interleave. When the client goes away gRPC cancels the
-handler; the reader is cancelled and the subscription dropped with it.
+Concurrency: per stream, a task group holds a reader task that queues requests; the
+certificate source's callback queues a wake-up; the handler takes items off that queue
+one at a time, so responses on one stream never interleave. The reader's end (the client
+half-closed) ends the handler; a failure of the reader ends it with that error. When the
+client goes away gRPC cancels the handler; the task group cancels the reader and the
+subscription is dropped with it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +54,7 @@ from google.protobuf import any_pb2
 
 from plait.agent.identity import WorkloadCertificate
 from plait.model.identity import CERT_SECRET, ROOT_SECRET
+from plait.xds.subscription import Request, RequestKind, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +124,12 @@ def build_response(
 
 @dataclass
 class _StreamState:
-    names: tuple[str, ...] | None = None  # None until the first request
-    nonce: str = ""
-    version: str = ""
+    sub: Subscription = field(default_factory=Subscription)  # named secrets, not wildcard
     pending: bool = False  # a request is waiting for the first certificate
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.sub.subscribed))
 
 
 _WAKE = object()
@@ -178,49 +187,56 @@ class SdsServer:
         """StreamSecrets (reader/writer style)."""
         queue: asyncio.Queue[object] = asyncio.Queue()
         unsubscribe = self.source.subscribe(lambda _cert: queue.put_nowait(_WAKE))
-        reader = asyncio.create_task(_read(requests, queue), name="sds-read")
         state = _StreamState()
         self.open_streams += 1
         try:
-            while (item := await queue.get()) is not _END:
-                if item is _WAKE:
-                    await self._on_change(state, context)
-                else:
-                    await self._on_request(state, item, context)
+            async with asyncio.TaskGroup() as tg:
+                reader = tg.create_task(_read(requests, queue), name="sds-read")
+                while (item := await queue.get()) is not _END:
+                    if item is _WAKE:
+                        await self._on_change(state, context)
+                    else:
+                        await self._on_request(state, item, context)
+                reader.cancel()
         finally:
             self.open_streams -= 1
             unsubscribe()
-            reader.cancel()
-            await asyncio.wait([reader])
 
     async def _on_request(self, state: _StreamState, req: Any, context: Any) -> None:
         if req.type_url and req.type_url != SECRET_TYPE_URL:
             log.warning("SDS: request for unexpected type %s ignored", req.type_url)
             return
-        names = tuple(sorted(req.resource_names))
-        if state.names is not None and req.response_nonce != state.nonce:
-            log.debug("SDS: stale nonce %r (expected %r)", req.response_nonce, state.nonce)
-            return
-        if state.names is not None and state.nonce and names == state.names:
-            if req.HasField("error_detail"):
-                self.last_nack = req.error_detail.message
-                log.warning(
-                    "Envoy rejected SDS secrets %s version %s: %s",
-                    list(names) or "all", state.version, req.error_detail.message,
-                )  # fmt: skip
-            else:
-                self.acks += 1
-            return
-        state.names = names
-        await self._send(state, context)
+        error = req.error_detail.message if req.HasField("error_detail") else None
+        request = Request(
+            SECRET_TYPE_URL,
+            req.version_info,
+            req.response_nonce,
+            tuple(req.resource_names),
+            error,
+        )
+        kind = state.sub.on_request(request, datetime.now(UTC))
+        if kind is RequestKind.NACK:
+            self.last_nack = error
+            log.warning(
+                "Envoy rejected SDS secrets %s version %s: %s",
+                list(state.names) or "all", state.sub.sent_version, error,
+            )  # fmt: skip
+        elif kind is RequestKind.ACK:
+            self.acks += 1
+        elif kind is RequestKind.STALE:
+            log.debug("SDS: stale nonce %r (latest %r)", req.response_nonce, state.sub.sent_nonce)
+        if state.sub.resubscribed:
+            await self._send(state, context)
 
     async def _on_change(self, state: _StreamState, context: Any) -> None:
-        if state.names is None:
+        if not state.sub.requested:
             return  # no request yet: nothing to answer
         cert = self.source.current
         if cert is None:
             return
-        if state.pending or build_response(cert, state.names, "").version_info != state.version:
+        if state.pending or build_response(cert, state.names, "").version_info != (
+            state.sub.sent_version
+        ):
             await self._send(state, context)
 
     async def _send(self, state: _StreamState, context: Any) -> None:
@@ -228,9 +244,9 @@ class SdsServer:
         if cert is None:
             state.pending = True  # answered on the first certificate
             return
-        assert state.names is not None
         response = build_response(cert, state.names, str(next(self._nonces)))
-        state.nonce, state.version, state.pending = response.nonce, response.version_info, False
+        state.sub.record_sent(response.version_info, response.nonce)
+        state.pending = False
         await context.write(response)
 
 

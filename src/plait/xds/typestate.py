@@ -1,7 +1,9 @@
 """What one ADS stream knows about one resource type: sent, ACKed, NACKed, subscribed.
 
-Plain objects, no gRPC, no clock (callers pass `now`). `StreamState` in `stream.py`
-combines the four types and decides what to send.
+Plain objects, no gRPC, no clock (callers pass `now`). The subscription, nonce and
+ACK/NACK rules are `subscription.Subscription`, shared with the agent's SDS server; this
+module adds the resources sent. `StreamState` in `stream.py` combines the four types and
+decides what to send.
 
 Protocol references (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol):
 "ACK/NACK and resource type instance version", "When to send an update",
@@ -11,10 +13,20 @@ Protocol references (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 
 from plait.translate.resource import ProxyConfig, Resource
+from plait.xds.subscription import Nack, Request, RequestKind, Subscription
+
+__all__ = [
+    "Nack",
+    "PlannedResponse",
+    "Request",
+    "RequestKind",
+    "Subscription",
+    "SyncState",
+    "TypeState",
+]
 
 
 class SyncState(StrEnum):
@@ -24,38 +36,6 @@ class SyncState(StrEnum):
     STALE = "STALE"
     NOT_SENT = "NOT SENT"
     NACK = "NACK"
-
-
-class RequestKind(StrEnum):
-    """How a DiscoveryRequest was understood."""
-
-    SUBSCRIBE = "subscribe"  # no nonce, or a repeat of an answered nonce: subscription only
-    ACK = "ack"
-    NACK = "nack"
-    STALE = "stale"  # nonce is not the latest sent for the type: only the names are used
-    IGNORED = "ignored"  # a type this server does not serve
-
-
-@dataclass(frozen=True)
-class Request:
-    """The parts of a DiscoveryRequest the state machine needs."""
-
-    type_url: str
-    version_info: str = ""
-    response_nonce: str = ""
-    resource_names: tuple[str, ...] = ()
-    error: str | None = None  # error_detail.message when error_detail is set (a NACK)
-
-
-@dataclass(frozen=True)
-class Nack:
-    """A rejected response: the version Envoy refused and why."""
-
-    version: str
-    nonce: str
-    message: str
-    kept_version: str  # the version the client still runs (its request's version_info)
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -69,8 +49,8 @@ class PlannedResponse:
 
 
 @dataclass
-class TypeState:
-    """One type on one stream.
+class TypeState(Subscription):
+    """One type on one stream: its `Subscription` and the resources sent.
 
     `sent` holds, for wildcard types (CDS, LDS), the full set of the latest response; for
     named types (EDS, RDS), the latest resource sent per *currently subscribed* name, so a
@@ -78,54 +58,15 @@ class TypeState:
     """
 
     type_url: str
-    wildcard: bool
-    requested: bool = False
-    subscribed: frozenset[str] = frozenset()
     sent: dict[str, Resource] = field(default_factory=dict)
-    sent_version: str | None = None
-    sent_nonce: str | None = None
-    answered: bool = True  # the latest nonce has been ACKed or NACKed
     acked: dict[str, Resource] = field(default_factory=dict)  # wildcard: the ACKed set
-    acked_version: str | None = None
-    acked_at: datetime | None = None
-    nack: Nack | None = None
-    nacked_versions: set[str] = field(default_factory=set)
 
-    def on_request(self, req: Request, now: datetime) -> RequestKind:
-        """Record one request for this type; subscriptions are honoured even when stale."""
-        if not self.wildcard:
-            self._subscribe(frozenset(req.resource_names))
-        if not self.requested:
-            self.requested = True
-            if req.version_info and self.acked_version is None:
-                self.acked_version = req.version_info  # applied on an earlier stream
-        if not req.response_nonce:
-            return RequestKind.SUBSCRIBE
-        if req.response_nonce != self.sent_nonce:
-            return RequestKind.STALE
-        if self.answered:
-            return RequestKind.SUBSCRIBE
-        self.answered = True
-        if req.error is not None:
-            assert self.sent_version is not None
-            self.nack = Nack(
-                self.sent_version, req.response_nonce, req.error, req.version_info, now
-            )
-            self.nacked_versions.add(self.sent_version)
-            if req.version_info:
-                self.acked_version = req.version_info
-            return RequestKind.NACK
-        self.acked_version = req.version_info
-        self.acked_at = now
-        self.nack = None
+    def on_names_changed(self, names: frozenset[str]) -> None:
+        self.sent = {n: r for n, r in self.sent.items() if n in names}
+
+    def on_acked(self) -> None:
         if self.wildcard:
             self.acked = dict(self.sent)
-        return RequestKind.ACK
-
-    def _subscribe(self, names: frozenset[str]) -> None:
-        if names != self.subscribed:
-            self.subscribed = names
-            self.sent = {n: r for n, r in self.sent.items() if n in names}
 
     def client_set(self) -> dict[str, Resource]:
         """Wildcard types: what the client runs (the last set sent, unless it was NACKed)."""
@@ -147,7 +88,7 @@ class TypeState:
             self.sent = {r.name: r for r in resources}
         else:
             self.sent.update((r.name, r) for r in resources)
-        self.sent_version, self.sent_nonce, self.answered = version, nonce, False
+        self.record_sent(version, nonce)
         return PlannedResponse(self.type_url, version, nonce, resources)
 
     def settled(self, config: ProxyConfig) -> bool:

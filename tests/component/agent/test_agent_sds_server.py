@@ -128,7 +128,7 @@ async def test_a_nack_is_recorded_and_not_answered_with_the_same_secret(
     await stream.request(["default"])
     first = await stream.read()
     await stream.request(["default"], first.nonce, "", error="bad private key")
-    await stream.request(["ROOTCA"], "stale-nonce")  # stale: ignored
+    await stream.request(["default"], "stale-nonce")  # stale, same names: ignored
     deadline = asyncio.get_running_loop().time() + 5
     while server.last_nack != "bad private key":  # the server reads requests on its own task
         assert asyncio.get_running_loop().time() < deadline, "the NACK was not recorded"
@@ -142,6 +142,26 @@ async def test_a_nack_is_recorded_and_not_answered_with_the_same_secret(
     await stream.ack(["default"])
     await stream.request(["default", "ROOTCA"], after.nonce, after.version_info)  # new names
     assert set(secrets(await stream.read())) == {"default", "ROOTCA"}
+
+
+async def test_a_stale_nonce_does_not_lose_a_subscription_change(
+    served: tuple[Source, SdsServer, grpc.aio.Channel],
+) -> None:
+    """envoyproxy/envoy#10363: new names sent with an outdated nonce must be answered."""
+    source, _, channel = served
+    stream = SdsStream(channel)
+    await stream.request(["default"])
+    first = await stream.read()
+    source.publish(cert(2))
+    second = await stream.read()
+
+    # the client, still running `first`, asks for one more secret with the nonce it saw
+    await stream.request(["default", "ROOTCA"], first.nonce, first.version_info)
+    answer = await stream.read()
+
+    assert set(secrets(answer)) == {"default", "ROOTCA"}
+    assert answer.nonce not in (first.nonce, second.nonce)
+    assert secrets(answer)["default"].tls_certificate.private_key.inline_bytes == b"KEY-2\n"
 
 
 async def test_a_request_before_the_first_certificate_is_answered_when_it_arrives(
