@@ -5,7 +5,9 @@ left out of every repr), sends a CSR whose only subject alternative name is the
 workload's SPIFFE ID, and keeps the current `WorkloadCertificate` (key, chain, trust
 bundle) for the SDS server, which `subscribe`s to changes.
 
-Concurrency (one event loop): two tasks.
+Concurrency (one event loop): two loops in one task group, run by one task that this
+object owns (`stop()` cancels and awaits it; neither loop ends on an error, and should the
+group fail anyway, a bug, the failure is logged and kept in `last_error`).
 
 - The renewer obtains a certificate, publishes it, then sleeps until about half of its
   remaining lifetime has passed (`renew_fraction`, with a little random jitter so that
@@ -27,7 +29,7 @@ the current certificate stays published meanwhile: a certificate is never withdr
 Envoy keeps using it until it is replaced. `start()` is the only place a failure
 surfaces as an exception: if no first certificate arrives within `start_timeout_s` it
 raises `WorkloadCertificateError` naming the CA and its last answer.
-`stop()` cancels both tasks and closes the HTTP session.
+`stop()` cancels both loops and closes the HTTP session.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ class CertificateManager:
         self._subscribers: list[Subscriber] = []
         self._first = asyncio.Event()
         self._renew_now = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: asyncio.Task[None] | None = None
         self._client = client
 
     def __repr__(self) -> str:
@@ -241,15 +243,12 @@ class CertificateManager:
         Raises WorkloadCertificateError (naming the CA and its last answer) after
         `start_timeout_s` without a certificate; nothing is left running then.
         """
-        if self._tasks:
+        if self._runner is not None:
             raise RuntimeError("CertificateManager.start() was already called")
         o = self.options
         if self._client is None:
             self._client = CaClient(o.ca_url, o.ca_root_file, o.token_file, o.request_timeout_s)
-        self._tasks = [
-            asyncio.create_task(self._renew_loop(), name=f"renew {o.identity}"),
-            asyncio.create_task(self._bundle_loop(), name=f"bundle {o.identity}"),
-        ]
+        self._runner = asyncio.create_task(self._run(), name=f"certificates {o.identity}")
         try:
             async with asyncio.timeout(o.start_timeout_s):
                 await self._first.wait()
@@ -264,17 +263,26 @@ class CertificateManager:
             raise
 
     async def stop(self) -> None:
-        """Cancel the tasks and close the HTTP session; idempotent."""
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        """Cancel the loops and close the HTTP session; idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.cancel()
+            await asyncio.wait([runner])
         client, self._client = self._client, None
         if client is not None:
             await client.close()
 
     # -- internals -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        o = self.options
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._renew_loop(), name=f"renew {o.identity}")
+                tg.create_task(self._bundle_loop(), name=f"bundle {o.identity}")
+        except Exception as exc:  # a bug: the loops themselves never end on an error
+            self.last_error = f"certificate renewal stopped: {exc!r}"
+            log.error("%s: certificate renewal stopped", o.identity, exc_info=exc)
 
     def _trusted(self) -> tuple[bytes, ...]:
         return self._current.bundle_pem if self._current is not None else ()

@@ -16,9 +16,10 @@ since that generation appeared (`GenerationTimes`: the first time any stream of 
 saw it, within one event-loop turn of its publication). When the proxy has ACKed all of a
 change, the time since the first generation of that change is reported as convergence.
 
-Failure model: when the client half-closes, `run` returns (status OK); when the client
-disconnects or the server stops, gRPC cancels the handler and every task of the stream is
-cancelled with it; a failed write ends the stream with that error. `close()` ends the
+Failure model: the tasks run in one task group. When the client half-closes, `run`
+returns (status OK); when the client disconnects or the server stops, gRPC cancels the
+handler and every task of the stream is cancelled with it; a failed write (or any failure
+of a task) ends the stream with that error. `close()` ends the
 stream with `ServerStoppingError`. Nothing is retried here: Envoy reconnects, and a new
 stream starts from an empty state and re-sends the current configuration in push order
 (so a cluster removed while the proxy was away is not removed make-before-break: the new
@@ -163,22 +164,22 @@ class Session:
     async def run(self, first: Any, requests: AsyncIterator[Any], write: Write) -> None:
         """Serve the stream until the client half-closes; `first` is its first request."""
         self._on_request(first)
-        tasks = [
-            asyncio.create_task(self._read(requests), name=f"ads-read {self.proxy.id}"),
-            asyncio.create_task(self._watch(), name=f"ads-watch {self.proxy.id}"),
-            asyncio.create_task(self._push(write), name=f"ads-push {self.proxy.id}"),
-            asyncio.create_task(self._closed.wait(), name=f"ads-close {self.proxy.id}"),
-        ]
+        name = self.proxy.id
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # re-raise a failure of the reader, watcher or pusher
-            if self._closed.is_set():
-                raise ServerStoppingError("control plane is shutting down")
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._read(requests), name=f"ads-read {name}"),
+                    tg.create_task(self._closed.wait(), name=f"ads-close {name}"),
+                    tg.create_task(self._watch(), name=f"ads-watch {name}"),
+                    tg.create_task(self._push(write), name=f"ads-push {name}"),
+                ]
+                await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+                for task in tasks:  # the client half-closed, or `close()`: end the rest
+                    task.cancel()
+        except ExceptionGroup as group:  # the reader, watcher or pusher failed: its error
+            raise group.exceptions[0]  # noqa: B904 (the group is the context)
+        if self._closed.is_set():
+            raise ServerStoppingError("control plane is shutting down")
 
     async def _read(self, requests: AsyncIterator[Any]) -> None:
         async for msg in requests:
