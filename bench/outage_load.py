@@ -109,7 +109,7 @@ async def drive(
                 delay = start + at - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task = asyncio.create_task(one(stream, at))
+                task = requests.create_task(one(stream, at))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
 
@@ -122,18 +122,15 @@ async def drive(
                     run.samples.append({"t": round(t, 3), "in_flight": len(pending), **stats})
                 await asyncio.sleep(max(0.0, sample_every_s - (time.monotonic() - start - t)))
 
-        sampling = asyncio.create_task(sample()) if sampler is not None else None
-        try:
-            await asyncio.gather(*(emit(s) for s in streams))
-            while pending:
-                await asyncio.gather(*list(pending), return_exceptions=True)
-        finally:
+        # Every request is a task of `requests`; the sampler runs beside them until the
+        # last answer. An unexpected error in either ends the run with that error.
+        async with asyncio.TaskGroup() as tg:
+            sampling = tg.create_task(sample()) if sampler is not None else None
+            async with asyncio.TaskGroup() as requests:
+                for s in streams:
+                    requests.create_task(emit(s))
             if sampling is not None:
                 sampling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampling
-            for task in list(pending):
-                task.cancel()
     run.outcomes.sort(key=lambda o: o.sent_s)
     return run
 

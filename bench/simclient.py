@@ -158,17 +158,17 @@ async def run_all(port: int, proxies: list[Proxy]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sims = [SimProxy(p, f"127.0.0.1:{port}") for p in proxies]
-    tasks = [asyncio.create_task(s.run()) for s in sims]
-    waiter = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    for task in [waiter, *tasks]:
-        task.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    if not stop.is_set():
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed and not isinstance(failed[0], asyncio.CancelledError):
-            print(f"simclient: a stream ended: {failed[0]!r}", file=sys.stderr)
-            raise SystemExit(1)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            streams = [tg.create_task(s.run()) for s in sims]
+            waiter = tg.create_task(stop.wait())
+            await asyncio.wait([waiter, *streams], return_when=asyncio.FIRST_COMPLETED)
+            for task in [waiter, *streams]:  # stopped, or a stream ended: end them all
+                task.cancel()
+    except ExceptionGroup as group:
+        if not stop.is_set():
+            print(f"simclient: a stream ended: {group.exceptions[0]!r}", file=sys.stderr)
+            raise SystemExit(1) from None
 
 
 def main() -> None:
