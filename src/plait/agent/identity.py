@@ -248,6 +248,7 @@ class CertificateManager:
         o = self.options
         if self._client is None:
             self._client = CaClient(o.ca_url, o.ca_root_file, o.token_file, o.request_timeout_s)
+        # owned here: `stop()` cancels and awaits it; `_run` logs a failure
         self._runner = asyncio.create_task(self._run(), name=f"certificates {o.identity}")
         try:
             async with asyncio.timeout(o.start_timeout_s):
