@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -27,3 +29,46 @@ def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
 def test_parent_death_hook_exists_on_linux() -> None:
     assert callable(die_with_parent_hook())
+
+
+PARENT = """
+import asyncio, sys
+from plait.agent.process import spawn
+
+async def main() -> None:
+    child = await spawn(["sleep", "60"])
+    print(child.pid, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+async def test_a_spawned_child_leads_its_own_group_and_dies_with_its_parent() -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PARENT, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert parent.stdout is not None
+        async with asyncio.timeout(10):
+            child = int(await parent.stdout.readline())
+        assert os.getpgid(child) == child != os.getpgid(0)
+    finally:
+        parent.kill()
+        await parent.wait()
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while alive(child):
+        assert loop.time() < deadline, "the child outlived its parent"
+        await asyncio.sleep(0.02)
