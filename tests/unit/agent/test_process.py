@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from plait.agent.process import backoff_delay, die_with_parent_hook, tail
+from prockit import alive
 
 
 def test_first_restart_is_immediate_then_doubles_up_to_the_cap() -> None:
@@ -42,15 +43,6 @@ async def main() -> None:
 
 asyncio.run(main())
 """
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for init to reap it counts as dead)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from plait.agent.procsup import ProcessSpec, ProcessSupervisor, RestartPolicy
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from prockit import alive, until
 
 
 def sh(tmp_path: Path, body: str, restart: RestartPolicy | None = None) -> ProcessSpec:
@@ -29,14 +19,6 @@ def sh(tmp_path: Path, body: str, restart: RestartPolicy | None = None) -> Proce
         log_header=True,
         restart=restart or RestartPolicy(),
     )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_a_crash_loop_backs_off(tmp_path: Path) -> None:
@@ -136,7 +118,7 @@ async def test_a_cancelled_stop_still_kills_the_child(tmp_path: Path) -> None:
     stopping.cancel()
     with pytest.raises(asyncio.CancelledError):
         await stopping
-    assert not pid_alive(pid)
+    assert not alive(pid)
 
 
 async def test_start_raises_when_the_program_cannot_run(tmp_path: Path) -> None:

@@ -2,39 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from plait.local.process import ManagedProcess
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.02)
+from prockit import alive, until
 
 
 def script(path: Path, body: str) -> Path:
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
     return path
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_a_restart_that_cannot_spawn_is_retried_until_it_can(
@@ -75,4 +56,4 @@ async def test_stop_kills_the_whole_process_group(tmp_path: Path) -> None:
     finally:
         await proc.stop(grace=1)
 
-    await until(lambda: not pid_alive(child), 5, "the app's own child to be killed")
+    await until(lambda: not alive(child), 5, "the app's own child to be killed")
