@@ -165,13 +165,19 @@ class ProcessSupervisor:
             await self._end_runner()
             await self.notify()
             proc = self._proc
-            if proc is not None and proc.returncode is None and before_term is not None:
-                await before_term(proc)
-        finally:
+            if proc is not None and proc.returncode is None:
+                if before_term is not None:
+                    await before_term(proc)
+                await terminate(proc, grace)
+        finally:  # also when cancelled: no grace then, SIGKILL at once
             self._ready_pid = None
+            runner = self._runner
+            if runner is not None and not runner.done():
+                await asyncio.wait([runner])  # cancelled above: a spawn under way ends first
             proc = self._proc
             if proc is not None and proc.returncode is None:
-                await terminate(proc, grace)
+                signal_group(proc, signal.SIGKILL)
+                await proc.wait()
 
     def kill(self) -> None:
         """SIGKILL the running child's group (it is restarted unless stopping)."""
