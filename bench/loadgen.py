@@ -89,7 +89,7 @@ async def run_wrk(wrk: str, req: Request, load: Load, script_dir: Path) -> dict[
     raise RuntimeError(f"wrk printed no result (exit {proc.returncode}):\n{text[-2000:]}")
 
 
-async def probe(req: Request, timeout: float = 5.0) -> tuple[int, str]:  # noqa: ASYNC109 (per request)
+async def probe(req: Request, timeout: float = 5.0) -> tuple[int, str]:
     """One request the way wrk sends it; (status code, body)."""
     reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", req.port), timeout)
     try:

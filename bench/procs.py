@@ -29,7 +29,7 @@ from plait.agent.procsup import ProcessSpec, ProcessSupervisor
 
 HOST = "127.0.0.1"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-_REPO = str(Path(__file__).resolve().parent.parent)
+REPO = str(Path(__file__).resolve().parent.parent)  # on PYTHONPATH of spawned benches
 
 
 def cpu_seconds(pid: int) -> float:
@@ -90,7 +90,7 @@ def memory_kib(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
-async def wait_listening(port: int, timeout: float, proc: asyncio.subprocess.Process) -> None:  # noqa: ASYNC109 (an exit ends the wait too)
+async def wait_listening(port: int, timeout: float, proc: asyncio.subprocess.Process) -> None:
     """Return once something accepts TCP connections on HOST:port (nothing announces it:
     polled)."""
     deadline = time.monotonic() + timeout
@@ -147,7 +147,7 @@ class StaticEnvoy:
             return None
         return f"http://{address}" if self.pid is not None and address else None
 
-    async def start(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 (the error says what is missing)
+    async def start(self, timeout: float = 15.0) -> None:
         """Start Envoy and wait for its listener. An Envoy that dies is started again by
         the supervisor (with backoff, and said in the log): Envoy 1.40 was seen to die of
         SIGSEGV at start-up (rarely, with nothing in its log), which must not void a
@@ -206,7 +206,7 @@ async def spawn_python(
     process."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [_REPO, os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
     }
     return await spawn([sys.executable, "-m", module, *args], stdout=stdout, env=env)
 

@@ -39,7 +39,7 @@ async def _request(
     *,
     params: dict[str, str] | None = None,
     session: aiohttp.ClientSession | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109 (aiohttp's per-request timeout)
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[int, str]:
     url = f"{admin_url}{path}"
     try:
@@ -105,7 +105,7 @@ async def post(
     path: str,
     *,
     session: aiohttp.ClientSession | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109 (aiohttp's per-request timeout)
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> None:
     """POST an admin command such as `/healthcheck/fail` or `/drain_listeners?graceful`."""
     status, body = await _request("POST", admin_url, path, session=session, timeout=timeout)

@@ -93,7 +93,7 @@ class SidecarAgent(StartStop):
             await self.stop()
             raise
 
-    async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109 (the error says what is missing)
+    async def wait_ready(self, timeout: float) -> None:
         """Wait until Envoy is configured (see `EnvoySupervisor.wait_ready`)."""
         await self.envoy.wait_ready(timeout)
 

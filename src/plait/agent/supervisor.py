@@ -239,7 +239,7 @@ class EnvoySupervisor(StartStop):
             await self.stop()
             raise
 
-    async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109 (the error says what is missing)
+    async def wait_ready(self, timeout: float) -> None:
         """Return once `is_ready()`; EnvoyError saying what is missing after `timeout` s."""
 
         def settled() -> bool:

@@ -173,13 +173,7 @@ class AdsServer:
         except Exception:  # the stream itself reports the failure
             return session.config if session.config is not None else EMPTY_CONFIG
 
-    async def wait_synced(
-        self,
-        generation: int,
-        timeout: float,  # noqa: ASYNC109 (False on timeout: callers then report who lags)
-        *,
-        min_proxies: int = 0,
-    ) -> bool:
+    async def wait_synced(self, generation: int, timeout: float, *, min_proxies: int = 0) -> bool:
         """Wait until every connected proxy (at least `min_proxies`) has fully ACKed
         `generation` or a newer one; False when `timeout` seconds pass first."""
         loop = asyncio.get_running_loop()
