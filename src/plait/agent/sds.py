@@ -10,14 +10,14 @@ two secrets named as Istio names them (`plait.model.identity`):
 Envoy opens one stream per SDS secret config it uses (each names the secret it wants in
 `resource_names`), so several streams are open at once; an empty `resource_names` gets
 both secrets. Each response's `version_info` is a digest of what it carries, and its
-nonce is new per response. Requests are read by the xDS subscription state machine the
-control plane's ADS uses (`plait.xds.subscription`): one that echoes the last nonce is an
-ACK (or a NACK if it carries `error_detail`, logged and kept in `last_nack`; the secret
-is not re-sent until it changes); the first request of a stream, and any request that
-changes the names, is answered, even when its nonce is stale (envoyproxy/envoy#10363);
-anything else (a stale nonce with the same names, a repeat) changes nothing. When the
-certificate source publishes a change, every open stream whose content changed gets a
-new version.
+nonce is new per response. Requests are read by the xDS subscription state machine
+the control plane's ADS uses (`plait.xdsproto.subscription`): one that echoes the last
+nonce is an ACK (or a NACK if it carries `error_detail`, logged and kept in
+`last_nack`; the secret is not re-sent until it changes); the first request of a stream,
+and any request that changes the names, is answered, even when its nonce is stale
+(envoyproxy/envoy#10363); anything else (a stale nonce with the same names, a repeat)
+changes nothing. When the certificate source publishes a change, every open stream whose
+content changed gets a new version.
 
 Security: the socket is the only thing guarding the private key in transit, so its
 directory is created 0700 and the socket is chmod 0600 right after gRPC binds it. A
@@ -54,7 +54,7 @@ from google.protobuf import any_pb2
 
 from plait.agent.identity import WorkloadCertificate
 from plait.model.identity import CERT_SECRET, ROOT_SECRET
-from plait.xds.subscription import Request, RequestKind, Subscription
+from plait.xdsproto.subscription import Request, RequestKind, Subscription
 
 log = logging.getLogger(__name__)
 

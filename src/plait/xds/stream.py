@@ -13,7 +13,7 @@ Rules (xDS protocol, https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_pr
   resource changed since it was last sent (SotW allows partial responses for them); a
   newly subscribed name is always sent, a name nothing provides yet is sent when it
   appears.
-* Requests are read by `subscription.Subscription` (shared with the agent's SDS
+* Requests are read by `plait.xdsproto.subscription` (shared with the agent's SDS
   server): a request whose `response_nonce` is not the latest sent for its type is
   stale: it is neither an ACK nor a NACK, but its `resource_names` still update the
   subscription (envoyproxy/envoy#10363: a server must not lose subscription changes).

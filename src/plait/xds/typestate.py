@@ -1,8 +1,8 @@
 """What one ADS stream knows about one resource type: sent, ACKed, NACKed, subscribed.
 
 Plain objects, no gRPC, no clock (callers pass `now`). The subscription, nonce and
-ACK/NACK rules are `subscription.Subscription`, shared with the agent's SDS server; this
-module adds the resources sent. `StreamState` in `stream.py` combines the four types and
+ACK/NACK rules are `plait.xdsproto.subscription`'s, shared with the agent's SDS server;
+this module adds the resources sent. `StreamState` in `stream.py` combines the four types and
 decides what to send.
 
 Protocol references (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol):
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from plait.translate.resource import ProxyConfig, Resource
-from plait.xds.subscription import Nack, Request, RequestKind, Subscription
+from plait.xdsproto.subscription import Nack, Request, RequestKind, Subscription
 
 __all__ = [
     "Nack",

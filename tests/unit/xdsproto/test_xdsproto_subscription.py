@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from plait.xds.subscription import Request, RequestKind, Subscription
+from plait.xdsproto.subscription import Request, RequestKind, Subscription
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 T = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
