@@ -142,31 +142,31 @@ class Worker:
         state = MeshState(watcher.snapshot())
         self.result["initial_build_s"] = time.perf_counter() - t
         stop = asyncio.Event()
+        watching = asyncio.create_task(watcher.run(state, stop))
         reload: list[float] = []
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(watcher.run(state, stop))
-            try:
-                async with self._serving(state) as server:
-                    await asyncio.sleep(0.5)  # watchfiles is watching well before the first write
-                    changes = Changes()
-                    for i in range(1 + 2 * self.cell.reps):
-                        kind, name, text = changes.next()
-                        gen0 = state.generation
-                        cpu0, client0, t0 = _cpu(), self._clients_cpu(), time.perf_counter()
-                        (root / name).write_text(text)
-                        gen = await asyncio.wait_for(
-                            state.wait_for_generation(gen0), self.cell.timeout_s
-                        )
-                        reload.append(time.perf_counter() - t0)
-                        ok = await server.wait_synced(
-                            gen, self.cell.timeout_s, min_proxies=self.cell.proxies
-                        )
-                        seconds = time.perf_counter() - t0
-                        cpu = (_cpu() - cpu0, self._clients_cpu() - client0)
-                        self._record(i, kind, ok, seconds, cpu, server)
-                        await asyncio.sleep(0.1)  # the next write must not join this batch
-            finally:
-                stop.set()
+        try:
+            async with self._serving(state) as server:
+                await asyncio.sleep(0.5)  # watchfiles is watching well before the first write
+                changes = Changes()
+                for i in range(1 + 2 * self.cell.reps):
+                    kind, name, text = changes.next()
+                    gen0 = state.generation
+                    cpu0, client0, t0 = _cpu(), self._clients_cpu(), time.perf_counter()
+                    (root / name).write_text(text)
+                    gen = await asyncio.wait_for(
+                        state.wait_for_generation(gen0), self.cell.timeout_s
+                    )
+                    reload.append(time.perf_counter() - t0)
+                    ok = await server.wait_synced(
+                        gen, self.cell.timeout_s, min_proxies=self.cell.proxies
+                    )
+                    seconds = time.perf_counter() - t0
+                    cpu = (_cpu() - cpu0, self._clients_cpu() - client0)
+                    self._record(i, kind, ok, seconds, cpu, server)
+                    await asyncio.sleep(0.1)  # the next write must not join this batch
+        finally:
+            stop.set()
+            await asyncio.wait_for(watching, 5)
         self.result["write_to_publish_s"] = reload[1:]
 
     # -- shared parts ------------------------------------------------------------------
