@@ -202,8 +202,7 @@ class StaticEnvoy:
 async def spawn_python(
     module: str, *args: str, stdout: int | None = asyncio.subprocess.PIPE
 ) -> asyncio.subprocess.Process:
-    """`python -m module args…` with this interpreter, in its own group, dying with this
-    process."""
+    """`python -m module args…` with this interpreter, dying with this process."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
