@@ -20,7 +20,7 @@ from plait.api import Loaded, load_text
 from plait.errors import Severity
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 
 NAMESPACE = "default"
@@ -116,7 +116,7 @@ def instance_of(proxy: Proxy) -> WorkloadInstance:
         labels=proxy.labels,
         service_account=proxy.service_account,
         address=proxy.address,
-        inbound_port=proxy.inbound_port,
+        ports=PortMap.all_to(proxy.inbound_port),
     )
 
 

@@ -37,7 +37,6 @@ from plait.analysis.workloads import Workload, names
 from plait.api import Loaded
 from plait.api.security import (
     Action,
-    AuthorizationPolicy,
     Condition,
     MtlsMode,
     Operation,
@@ -106,7 +105,7 @@ def never_matching_rules(
     out: list[ConfigMessage] = []
     peer_auth = PeerAuthentications(snapshot)
     for item in snapshot.authorization_policies:
-        policy: AuthorizationPolicy = item.resource  # type: ignore[assignment]
+        policy = item.resource
         if policy.spec.action is Action.CUSTOM:
             if not _already_said(snapshot, item, "spec.action"):
                 out.append(finding(item, ["spec", "action"], CUSTOM_TEXT))
@@ -168,11 +167,7 @@ def _context(
         )
     )
     authns = {i.source: i for w in targets for i in request_authentications_for(snapshot, w.proxy)}
-    issuers = frozenset(
-        r.issuer
-        for i in authns.values()
-        for r in i.resource.spec.jwt_rules  # type: ignore[union-attr]
-    )
+    issuers = frozenset(r.issuer for i in authns.values() for r in i.resource.spec.jwt_rules)
     known = bool(targets) and all(w.ports and not w.is_gateway for w in targets)
     return _Context(
         targets=tuple(targets),

@@ -15,10 +15,10 @@ as the translator does.
 from __future__ import annotations
 
 from plait.analysis.report import finding, where
-from plait.api import Loaded, VirtualService
+from plait.api import Loaded
 from plait.errors import ConfigMessage
-from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
-from plait.translate.vhosts import gateways_of
+from plait.model.indexes import MESH_GATEWAY, gateways_of
+from plait.model.snapshot import MeshSnapshot
 
 
 def host_conflicts(snapshot: MeshSnapshot) -> list[ConfigMessage]:
@@ -26,7 +26,7 @@ def host_conflicts(snapshot: MeshSnapshot) -> list[ConfigMessage]:
     first: dict[tuple[str, str], Loaded] = {}
     out: list[ConfigMessage] = []
     for item in snapshot.virtual_services:
-        vs: VirtualService = item.resource  # type: ignore[assignment]
+        vs = item.resource
         ns = vs.metadata.namespace
         for gateway in gateways_of(vs):
             for i, host in enumerate(vs.spec.hosts):

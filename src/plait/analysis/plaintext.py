@@ -23,7 +23,7 @@ from plait.analysis.report import finding, where
 from plait.analysis.workloads import Workload, names
 from plait.api import DestinationRule, Loaded
 from plait.api.destinationrule import TrafficPolicy
-from plait.api.security import MtlsMode
+from plait.api.security import MtlsMode, PeerAuthentication
 from plait.errors import ConfigMessage
 from plait.model.peerauth import Loc as PeerLoc
 from plait.model.peerauth import PeerAuthentications, inbound_mode, served_ports
@@ -104,7 +104,7 @@ def plaintext_to_strict(
     out: list[ConfigMessage] = []
     peer_auth = PeerAuthentications(snapshot)
     for item in snapshot.destination_rules:
-        dr: DestinationRule = item.resource  # type: ignore[assignment]
+        dr = item.resource
         host = snapshot.resolve_host(dr.spec.host, dr.metadata.namespace)
         service = snapshot.service(host)
         rules = snapshot.host_rules(host)
@@ -147,9 +147,9 @@ def _disabled(policy: TrafficPolicy, service: Service) -> Iterator[tuple[Loc, li
 
 def _strict(
     peer_auth: PeerAuthentications, backends: list[Workload], service: Service, ports: list[int]
-) -> list[tuple[int, Workload, Loaded | None]]:
+) -> list[tuple[int, Workload, Loaded[PeerAuthentication] | None]]:
     """(service port, workload, deciding PeerAuthentication) for each STRICT backend port."""
-    out = []
+    out: list[tuple[int, Workload, Loaded[PeerAuthentication] | None]] = []
     for number in ports:
         port = service.port(number)
         if port is None:
@@ -163,7 +163,10 @@ def _strict(
 
 
 def _plaintext_finding(
-    item: Loaded, loc: Loc, host: str, found: list[tuple[int, Workload, Loaded | None]]
+    item: Loaded,
+    loc: Loc,
+    host: str,
+    found: list[tuple[int, Workload, Loaded[PeerAuthentication] | None]],
 ) -> ConfigMessage:
     ports = ", ".join(sorted({str(p) for p, _, _ in found}))
     policies = ", ".join(sorted({where(i) for _, _, i in found if i is not None}))

@@ -58,9 +58,9 @@ def unknown_identities(
     return out
 
 
-def _references(item: Loaded) -> Iterator[tuple[Loc, str, str]]:
+def _references(item: Loaded[AuthorizationPolicy]) -> Iterator[tuple[Loc, str, str]]:
     """(path, kind, value) of every identity a policy's rules name."""
-    policy: AuthorizationPolicy = item.resource  # type: ignore[assignment]
+    policy = item.resource
     for i, rule in enumerate(policy.spec.rules):
         for j, entry in enumerate(rule.from_):
             source = entry.source

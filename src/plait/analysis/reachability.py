@@ -24,9 +24,9 @@ _CATCH_ALL_PATH = {"prefix": ("", "/"), "regex": (".*", "/.*")}
 _NOT_CONDITIONS = {"name", "stat_prefix", "ignore_uri_case"}
 
 
-def unreachable_rules(item: Loaded) -> list[ConfigMessage]:
+def unreachable_rules(item: Loaded[VirtualService]) -> list[ConfigMessage]:
     """Warnings for the dead rules and matches of one VirtualService."""
-    vs: VirtualService = item.resource  # type: ignore[assignment]
+    vs = item.resource
     out: list[ConfigMessage] = []
     catch_all: int | None = None
     seen: list[tuple[dict[str, Any], int, int]] = []

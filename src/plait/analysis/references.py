@@ -16,16 +16,15 @@ does plait, but requests that hit it fail. Each message says what happens and wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from plait.analysis.report import finding, key
 from plait.api import Loaded, VirtualService
 from plait.api.destinationrule import DestinationRule
 from plait.api.virtualservice import Destination
 from plait.errors import ConfigMessage
-from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
-from plait.translate.match import gateway_key
-from plait.translate.vhosts import gateways_of
+from plait.model.indexes import MESH_GATEWAY, gateway_key, gateways_of
+from plait.model.snapshot import MeshSnapshot
 
 Loc = list[str | int]
 
@@ -36,12 +35,12 @@ def reference_problems(snapshot: MeshSnapshot) -> list[ConfigMessage]:
     gateways = {key(g) for g in snapshot.gateways}
     virtual_services = {key(v): v for v in snapshot.virtual_services}
     for item in snapshot.virtual_services:
-        vs: VirtualService = item.resource  # type: ignore[assignment]
+        vs = item.resource
         out += _destinations(snapshot, item, vs)
         out += _gateways(item, vs, gateways)
         out += _delegates(item, vs, virtual_services)
-    for item in snapshot.destination_rules:
-        out += _rule_host(snapshot, item)
+    for rule in snapshot.destination_rules:
+        out += _rule_host(snapshot, rule)
     return out
 
 
@@ -157,7 +156,7 @@ def _gateways(item: Loaded, vs: VirtualService, known: set[str]) -> list[ConfigM
 
 
 def _delegates(
-    item: Loaded, vs: VirtualService, virtual_services: dict[str, Loaded]
+    item: Loaded, vs: VirtualService, virtual_services: Mapping[str, Loaded[VirtualService]]
 ) -> list[ConfigMessage]:
     out: list[ConfigMessage] = []
     for i, rule in enumerate(vs.spec.http):
@@ -167,7 +166,7 @@ def _delegates(
         found = virtual_services.get(target)
         if found is None:
             text = f"VirtualService {target} does not exist"
-        elif found.resource.spec.hosts:  # type: ignore[union-attr]
+        elif found.resource.spec.hosts:
             text = f"VirtualService {target} has 'hosts', so it is not a delegate"
         else:
             continue
@@ -182,8 +181,8 @@ def _delegates(
     return out
 
 
-def _rule_host(snapshot: MeshSnapshot, item: Loaded) -> list[ConfigMessage]:
-    dr: DestinationRule = item.resource  # type: ignore[assignment]
+def _rule_host(snapshot: MeshSnapshot, item: Loaded[DestinationRule]) -> list[ConfigMessage]:
+    dr = item.resource
     host = snapshot.resolve_host(dr.spec.host, dr.metadata.namespace)
     if host.startswith("*"):
         suffix = host[1:]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from plait.analysis.report import finding
 from plait.analysis.workloads import Workload, names
-from plait.api import Loaded
+from plait.api import Loaded, is_kind
 from plait.api.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 from plait.errors import ConfigMessage
 from plait.model.authz import applies_to, target_refs
@@ -37,9 +37,11 @@ Policy = AuthorizationPolicy | RequestAuthentication | PeerAuthentication
 def selected(snapshot: MeshSnapshot, item: Loaded, workloads: Sequence[Workload]) -> list[Workload]:
     """The workloads an AuthorizationPolicy, RequestAuthentication or PeerAuthentication
     applies to (with or without a sidecar)."""
-    if isinstance(item.resource, PeerAuthentication):
+    if is_kind(item, PeerAuthentication):
         return [w for w in workloads if _pa_applies(snapshot, item.resource, w)]
-    return [w for w in workloads if applies_to(snapshot, item, w.proxy)]
+    if is_kind(item, AuthorizationPolicy) or is_kind(item, RequestAuthentication):
+        return [w for w in workloads if applies_to(snapshot, item, w.proxy)]
+    return []
 
 
 def enforced(snapshot: MeshSnapshot, item: Loaded, workloads: Sequence[Workload]) -> list[Workload]:
@@ -63,7 +65,7 @@ def _pa_applies(snapshot: MeshSnapshot, pa: PeerAuthentication, w: Workload) -> 
 def selecting_nothing(snapshot: MeshSnapshot, workloads: Sequence[Workload]) -> list[ConfigMessage]:
     """One warning per security policy that no workload enforces."""
     out: list[ConfigMessage] = []
-    items = (
+    items: tuple[Loaded[Policy], ...] = (
         *snapshot.authorization_policies,
         *snapshot.request_authentications,
         *snapshot.peer_authentications,
@@ -77,9 +79,9 @@ def selecting_nothing(snapshot: MeshSnapshot, workloads: Sequence[Workload]) -> 
 
 
 def _problem(
-    snapshot: MeshSnapshot, item: Loaded, workloads: Sequence[Workload]
+    snapshot: MeshSnapshot, item: Loaded[Policy], workloads: Sequence[Workload]
 ) -> tuple[Loc, str] | None:
-    policy: Policy = item.resource  # type: ignore[assignment]
+    policy = item.resource
     kind = policy.kind
     if policy.metadata.namespace == snapshot.mesh.root_namespace and not _targeted(policy):
         return None  # mesh-wide: meant for every workload, present or future

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from plait.api import KubeDeployment, Loaded
+from plait.api import KubeDeployment, Loaded, of_kind
 from plait.model.identity import SpiffeId
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
@@ -80,9 +80,7 @@ class Workload:
 
 def workloads_of(config: Sequence[Loaded], snapshot: MeshSnapshot) -> tuple[Workload, ...]:
     """The Deployments in `config`, then the ingress gateway if there are Gateways."""
-    out = [
-        _deployment(item, snapshot) for item in config if isinstance(item.resource, KubeDeployment)
-    ]
+    out = [_deployment(item, snapshot) for item in of_kind(config, KubeDeployment)]
     if snapshot.gateways:
         proxy = Proxy(
             id=node_id(ProxyKind.GATEWAY, GATEWAY_NAME, GATEWAY_NAMESPACE),
@@ -96,8 +94,8 @@ def workloads_of(config: Sequence[Loaded], snapshot: MeshSnapshot) -> tuple[Work
     return tuple(out)
 
 
-def _deployment(item: Loaded, snapshot: MeshSnapshot) -> Workload:
-    dep: KubeDeployment = item.resource  # type: ignore[assignment]
+def _deployment(item: Loaded[KubeDeployment], snapshot: MeshSnapshot) -> Workload:
+    dep = item.resource
     template = dep.spec.template
     ns = dep.metadata.namespace
     labels = Labels.of(template.metadata.labels)

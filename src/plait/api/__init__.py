@@ -14,7 +14,7 @@ from plait.api.gateway import Gateway
 from plait.api.kinds import KINDS, Resource, resource_key
 from plait.api.kube import KubeDeployment, KubeService
 from plait.api.loader import load_path, load_text
-from plait.api.result import Loaded, LoadResult, Source
+from plait.api.result import Loaded, LoadResult, Source, is_kind, of_kind
 from plait.api.serviceentry import ServiceEntry
 from plait.api.virtualservice import VirtualService
 
@@ -32,8 +32,10 @@ __all__ = [
     "ServiceEntry",
     "Source",
     "VirtualService",
+    "is_kind",
     "load_path",
     "load_text",
+    "of_kind",
     "resource_key",
     "unapplied_warnings",
 ]

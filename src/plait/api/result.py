@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic
+
+from typing_extensions import TypeIs, TypeVar
 
 from plait.api.kinds import Resource
 from plait.errors import ConfigMessage, Severity
+
+R = TypeVar("R", bound=Resource, default=Resource, covariant=True)
+K = TypeVar("K", bound=Resource)
 
 
 @dataclass(frozen=True)
@@ -17,10 +24,11 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Loaded:
-    """One valid resource and its source."""
+class Loaded(Generic[R]):
+    """One valid resource and its source; `Loaded[VirtualService]` holds a VirtualService
+    (a bare `Loaded` holds any kind: narrow it with `is_kind`/`of_kind`, never a cast)."""
 
-    resource: Resource
+    resource: R
     source: Source
 
     def __hash__(self) -> int:
@@ -38,6 +46,16 @@ class Loaded:
             kind=self.resource.kind,
             name=self.resource.metadata.name,
         )
+
+
+def is_kind(item: Loaded, model: type[K]) -> TypeIs[Loaded[K]]:
+    """True (and so typed) when `item` holds a `model`."""
+    return isinstance(item.resource, model)
+
+
+def of_kind(items: Iterable[Loaded], model: type[K]) -> list[Loaded[K]]:
+    """The items holding a `model`, in order."""
+    return [i for i in items if is_kind(i, model)]
 
 
 @dataclass(frozen=True)

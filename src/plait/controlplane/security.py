@@ -70,7 +70,9 @@ class MeshSecurity:
         }
 
 
-def workload_check(config: Callable[[], Sequence[Loaded]]) -> Callable[[SpiffeId, Proxy], str | None]:
+def workload_check(
+    config: Callable[[], Sequence[Loaded]],
+) -> Callable[[SpiffeId, Proxy], str | None]:
     """Admit a node only as a workload that the config declares for its identity: a
     Deployment in its namespace running as its service account with the labels it
     claims (or the ingress gateway). The certificate already proved namespace and

@@ -12,14 +12,14 @@ from typing import Any
 
 from plait.analysis import analyze
 from plait.analysis.workloads import Workload
-from plait.api import KubeService, Loaded, VirtualService
+from plait.api import KubeService, Loaded
 from plait.describe.policy import destination_rules_section
 from plait.describe.route import RouteQuery, route_section
 from plait.describe.routing import delegates_of, routes_host, virtual_services_section
 from plait.describe.security import security_section
 from plait.describe.workloads import selected_workloads, service_section
 from plait.errors import ConfigMessage
-from plait.model.authz import applies_to
+from plait.model.authz import Policy, applies_to
 from plait.model.registry import Service
 from plait.model.snapshot import MeshSnapshot
 from plait.translate.ratelimit import selects
@@ -41,21 +41,20 @@ def _involved(
         and i.resource.metadata.namespace == service.namespace
     )
     yield from (w.source for w in workloads if w.source is not None)
-    for item in snapshot.virtual_services:
-        vs: VirtualService = item.resource  # type: ignore[assignment]
-        if routes_host(snapshot, vs, service):
-            yield item
-            yield from delegates_of(snapshot, vs)
+    for vs_item in snapshot.virtual_services:
+        if routes_host(snapshot, vs_item.resource, service):
+            yield vs_item
+            yield from delegates_of(snapshot, vs_item.resource)
     rules = snapshot.host_rules(service.hostname)
     yield from rules.sources if rules is not None else ()
     yield from snapshot.peer_authentications  # filtered below by the deciding policies
     for w in workloads:
-        for item in (*snapshot.authorization_policies, *snapshot.request_authentications):
-            if applies_to(snapshot, item, w.proxy):
-                yield item
-        for item in snapshot.rate_limits:
-            if selects(snapshot, item.resource, w.proxy):  # type: ignore[arg-type]
-                yield item
+        policies: tuple[Loaded[Policy], ...] = (
+            *snapshot.authorization_policies,
+            *snapshot.request_authentications,
+        )
+        yield from (i for i in policies if applies_to(snapshot, i, w.proxy))
+        yield from (i for i in snapshot.rate_limits if selects(snapshot, i.resource, w.proxy))
 
 
 def messages_for(

@@ -10,13 +10,10 @@ from plait.analysis.report import key
 from plait.api import Loaded, VirtualService
 from plait.api.common import StringMatch
 from plait.api.virtualservice import Destination, HTTPMatchRequest, HTTPRoute
+from plait.model.indexes import MESH_GATEWAY, gateways_of
 from plait.model.registry import Service
-from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
-from plait.translate.vhosts import gateways_of, mesh_virtual_services
-
-
-def _vs(item: Loaded) -> VirtualService:
-    return item.resource  # type: ignore[return-value]
+from plait.model.snapshot import MeshSnapshot
+from plait.translate.vhosts import mesh_virtual_services
 
 
 def routes_host(snapshot: MeshSnapshot, vs: VirtualService, service: Service) -> bool:
@@ -101,8 +98,8 @@ def rule_text(rule: HTTPRoute) -> str:
     return line + ("; " + "; ".join(extras) if extras else "")
 
 
-def delegates_of(snapshot: MeshSnapshot, vs: VirtualService) -> list[Loaded]:
-    """The delegate VirtualServices `vs`'s rules name (those that exist)."""
+def delegates_of(snapshot: MeshSnapshot, vs: VirtualService) -> list[Loaded[VirtualService]]:
+    """The delegate VirtualServices `vs`'s rules name (those that exist), in snapshot order."""
     ns = vs.metadata.namespace
     wanted = {(r.delegate.namespace or ns, r.delegate.name) for r in vs.spec.http if r.delegate}
     return [
@@ -112,8 +109,10 @@ def delegates_of(snapshot: MeshSnapshot, vs: VirtualService) -> list[Loaded]:
     ]
 
 
-def _entry(item: Loaded, role: str, gateways: list[str], active: bool) -> dict[str, Any]:
-    vs = _vs(item)
+def _entry(
+    item: Loaded[VirtualService], role: str, gateways: list[str], active: bool
+) -> dict[str, Any]:
+    vs = item.resource
     return {
         "name": key(item),
         "file": item.source.file,
@@ -133,9 +132,9 @@ def virtual_services_section(snapshot: MeshSnapshot, service: Service) -> list[d
     Gateway they are merged in the same order (see `analysis.conflicts`)."""
     winner = mesh_virtual_services(snapshot).get(service.hostname)
     out: list[dict[str, Any]] = []
-    delegates: list[Loaded] = []
+    delegates: list[Loaded[VirtualService]] = []
     for item in snapshot.virtual_services:
-        vs = _vs(item)
+        vs = item.resource
         if not routes_host(snapshot, vs, service):
             continue
         gateways = gateways_of(vs)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from plait.analysis.workloads import INJECT_ANNOTATION
-from plait.api import KubeDeployment, Loaded
+from plait.api import KubeDeployment, Loaded, of_kind
 from plait.model.labels import Labels
 from plait.model.snapshot import MeshSnapshot
 from plait.translate.gateway import gateway_port_plans
@@ -50,8 +50,8 @@ def _command(raw: Sequence[str]) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def replicas_of(item: Loaded) -> list[ReplicaSpec]:
-    dep: KubeDeployment = item.resource  # type: ignore[assignment]
+def replicas_of(item: Loaded[KubeDeployment]) -> list[ReplicaSpec]:
+    dep = item.resource
     template = dep.spec.template
     containers = template.spec.containers
     if not containers:
@@ -78,9 +78,7 @@ def replicas_of(item: Loaded) -> list[ReplicaSpec]:
 
 
 def make_plan(config: Sequence[Loaded], snapshot: MeshSnapshot) -> Plan:
-    replicas = [
-        r for item in config if isinstance(item.resource, KubeDeployment) for r in replicas_of(item)
-    ]
+    replicas = [r for item in of_kind(config, KubeDeployment) for r in replicas_of(item)]
     ports = gateway_port_plans(snapshot)
     return Plan(
         tuple(replicas),

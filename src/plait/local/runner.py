@@ -41,7 +41,7 @@ from plait.local.statefile import MeshState, ProxyEntry, ServiceEntry, write_sta
 from plait.local.status import get_json
 from plait.local.upoptions import UpOptions
 from plait.model.proxy import Proxy, ProxyKind, node_id
-from plait.model.registry import Resolution, WorkloadInstance
+from plait.model.registry import PortMap, Resolution, WorkloadInstance
 from plait.model.snapshot import build_snapshot
 from plait.sources.directory import DirectorySource, is_config_path
 from plait.sources.workloads import STATE_DIR, write_registry
@@ -246,7 +246,7 @@ class LocalMesh:
                     labels=r.spec.labels,
                     service_account=r.spec.service_account,
                     address=HOST,
-                    inbound_port=r.proxy.inbound_port or 0,
+                    ports=PortMap.all_to(r.proxy.inbound_port or 0),  # every service port
                     sidecar=r.sidecar is not None,
                 )
                 for r in self.started.replicas

@@ -53,12 +53,12 @@ class _Targetable(Protocol):
 class PoliciesByAction:
     """The AuthorizationPolicies applying to one proxy, by action, each in stable order."""
 
-    deny: tuple[Loaded, ...] = ()
-    allow: tuple[Loaded, ...] = ()
-    audit: tuple[Loaded, ...] = ()
-    custom: tuple[Loaded, ...] = ()
+    deny: tuple[Loaded[AuthorizationPolicy], ...] = ()
+    allow: tuple[Loaded[AuthorizationPolicy], ...] = ()
+    audit: tuple[Loaded[AuthorizationPolicy], ...] = ()
+    custom: tuple[Loaded[AuthorizationPolicy], ...] = ()
 
-    def of(self, action: Action) -> tuple[Loaded, ...]:
+    def of(self, action: Action) -> tuple[Loaded[AuthorizationPolicy], ...]:
         return {
             Action.DENY: self.deny,
             Action.ALLOW: self.allow,
@@ -71,11 +71,7 @@ class PoliciesByAction:
         return not (self.deny or self.allow or self.audit or self.custom)
 
 
-def _policy(item: Loaded) -> AuthorizationPolicy | RequestAuthentication:
-    resource = item.resource
-    if not isinstance(resource, AuthorizationPolicy | RequestAuthentication):
-        raise TypeError(f"{resource.kind} is not an AuthorizationPolicy/RequestAuthentication")
-    return resource
+Policy = AuthorizationPolicy | RequestAuthentication
 
 
 def target_refs(spec: _Targetable) -> tuple[PolicyTargetReference, ...]:
@@ -85,9 +81,9 @@ def target_refs(spec: _Targetable) -> tuple[PolicyTargetReference, ...]:
     return (spec.target_ref,) if spec.target_ref is not None else ()
 
 
-def applies_to(snapshot: MeshSnapshot, item: Loaded, proxy: Proxy) -> bool:
+def applies_to(snapshot: MeshSnapshot, item: Loaded[Policy], proxy: Proxy) -> bool:
     """True when the AuthorizationPolicy or RequestAuthentication `item` applies to proxy."""
-    resource = _policy(item)
+    resource = item.resource
     namespace = resource.metadata.namespace
     spec = resource.spec
     refs = target_refs(spec)
@@ -124,11 +120,10 @@ def _ref_matches(
 
 def authorization_policies_for(snapshot: MeshSnapshot, proxy: Proxy) -> PoliciesByAction:
     """The AuthorizationPolicies that apply to proxy, grouped by action."""
-    groups: dict[Action, list[Loaded]] = {a: [] for a in Action}
-    for item in snapshot.authorization_policies:
+    groups: dict[Action, list[Loaded[AuthorizationPolicy]]] = {a: [] for a in Action}
+    for item in snapshot.policies.authorization.candidates(_homes(snapshot, proxy)):
         if applies_to(snapshot, item, proxy):
-            policy: AuthorizationPolicy = item.resource  # type: ignore[assignment]
-            groups[policy.spec.action].append(item)
+            groups[item.resource.spec.action].append(item)
     return PoliciesByAction(
         deny=tuple(groups[Action.DENY]),
         allow=tuple(groups[Action.ALLOW]),
@@ -137,19 +132,27 @@ def authorization_policies_for(snapshot: MeshSnapshot, proxy: Proxy) -> Policies
     )
 
 
-def request_authentications_for(snapshot: MeshSnapshot, proxy: Proxy) -> tuple[Loaded, ...]:
+def request_authentications_for(
+    snapshot: MeshSnapshot, proxy: Proxy
+) -> tuple[Loaded[RequestAuthentication], ...]:
     """The RequestAuthentications that apply to proxy, in stable order."""
-    return tuple(i for i in snapshot.request_authentications if applies_to(snapshot, i, proxy))
+    found = snapshot.policies.request_authentication.candidates(_homes(snapshot, proxy))
+    return tuple(i for i in found if applies_to(snapshot, i, proxy))
 
 
-def is_targeted(item: Loaded) -> bool:
+def _homes(snapshot: MeshSnapshot, proxy: Proxy) -> tuple[str, str]:
+    """The namespaces whose selector policies can apply to proxy: its own and the root."""
+    return (proxy.namespace, snapshot.mesh.root_namespace)
+
+
+def is_targeted(item: Loaded[Policy]) -> bool:
     """True when the policy picks workloads (selector with labels, or targetRef(s))."""
-    spec = _policy(item).spec
+    spec = item.resource.spec
     selector = spec.selector
     return bool(target_refs(spec)) or (selector is not None and bool(selector.match_labels))
 
 
-def selects_nothing(snapshot: MeshSnapshot, item: Loaded, proxies: Iterable[Proxy]) -> bool:
+def selects_nothing(snapshot: MeshSnapshot, item: Loaded[Policy], proxies: Iterable[Proxy]) -> bool:
     """True when a selector/targetRef policy applies to none of `proxies`.
 
     Mesh- and namespace-wide policies (no selector, no targetRef) are never reported, as

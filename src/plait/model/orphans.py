@@ -16,15 +16,13 @@ from plait.errors import ConfigMessage
 Key = tuple[str, str]  # (namespace, name)
 
 
-def _vs(item: Loaded) -> VirtualService:
-    return item.resource  # type: ignore[return-value]
-
-
-def orphan_hosts(items: Sequence[Loaded]) -> tuple[dict[Key, tuple[str, ...]], list[ConfigMessage]]:
+def orphan_hosts(
+    items: Sequence[Loaded[VirtualService]],
+) -> tuple[dict[Key, tuple[str, ...]], list[ConfigMessage]]:
     """(namespace, name) → the hosts an orphan VirtualService applies to, and warnings."""
     delegated: set[Key] = set()
     for item in items:
-        vs = _vs(item)
+        vs = item.resource
         for rule in vs.spec.http:
             if rule.delegate is not None:
                 ns = rule.delegate.namespace or vs.metadata.namespace
@@ -32,7 +30,7 @@ def orphan_hosts(items: Sequence[Loaded]) -> tuple[dict[Key, tuple[str, ...]], l
     out: dict[Key, tuple[str, ...]] = {}
     messages: list[ConfigMessage] = []
     for item in items:
-        vs = _vs(item)
+        vs = item.resource
         key = (vs.metadata.namespace, vs.metadata.name)
         if vs.spec.hosts or key in delegated:
             continue

@@ -56,7 +56,7 @@ class PeerMode:
     `plait analyze` to put its warnings there (`item` None: nothing set it, the default)."""
 
     mode: MtlsMode = DEFAULT_MODE
-    item: Loaded | None = None
+    item: Loaded[PeerAuthentication] | None = None
     loc: Loc = ()
 
 
@@ -87,37 +87,27 @@ class WorkloadMtls:
         return (self.own, *self.port_modes.values())
 
 
-def _pa(item: Loaded) -> PeerAuthentication:
-    return item.resource  # type: ignore[return-value]
-
-
-def _selector(item: Loaded) -> dict[str, str]:
-    selector = _pa(item).spec.selector
+def _selector(item: Loaded[PeerAuthentication]) -> dict[str, str]:
+    selector = item.resource.spec.selector
     return dict(selector.match_labels) if selector is not None else {}
 
 
-def _decided(item: Loaded | None) -> PeerMode | None:
+def _decided(item: Loaded[PeerAuthentication] | None) -> PeerMode | None:
     """The mode `item` sets for its whole workload; None where it leaves it UNSET."""
-    mtls = _pa(item).spec.mtls if item is not None else None
+    mtls = item.resource.spec.mtls if item is not None else None
     if mtls is None or mtls.mode is MtlsMode.UNSET:
         return None
     return PeerMode(mtls.mode, item, _MODE_LOC)
 
 
 class PeerAuthentications:
-    """The PeerAuthentications of one snapshot, indexed; `workload(...)` is memoised per
-    (namespace, labels) since every replica of a Deployment shares them."""
+    """The PeerAuthentications of one snapshot (read through its `policies` index);
+    `workload(...)` is memoised per (namespace, labels) since every replica of a
+    Deployment shares them."""
 
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self.root_namespace = snapshot.mesh.root_namespace
-        self._namespace_wide: dict[str, Loaded] = {}
-        self._selecting: dict[str, list[Loaded]] = {}
-        for item in snapshot.peer_authentications:  # sorted by (namespace, name)
-            ns = _pa(item).metadata.namespace
-            if not _selector(item):
-                self._namespace_wide.setdefault(ns, item)  # the first one wins
-            elif ns != self.root_namespace:
-                self._selecting.setdefault(ns, []).append(item)
+        self._index = snapshot.policies.peer_authentication
         self._memo: dict[tuple[str, Labels], WorkloadMtls] = {}
 
     def workload(self, namespace: str, labels: Labels) -> WorkloadMtls:
@@ -132,21 +122,26 @@ class PeerAuthentications:
         """The mode of one workload port: never UNSET."""
         return self.workload(namespace, labels).for_port(port)
 
+    def _first_wide(self, namespace: str) -> Loaded[PeerAuthentication] | None:
+        """The namespace-wide policy in force: the first by name, as Istio the oldest."""
+        wide = self._index.wide.get(namespace, ())
+        return wide[0][1] if wide else None
+
     def _compose(self, namespace: str, labels: Labels) -> WorkloadMtls:
         own = PeerMode()
-        levels = [self._namespace_wide.get(self.root_namespace)]
+        levels = [self._first_wide(self.root_namespace)]
         if namespace != self.root_namespace:
-            levels.append(self._namespace_wide.get(namespace))
-        selected = next(
-            (i for i in self._selecting.get(namespace, []) if labels.matches(_selector(i))),
-            None,
+            levels.append(self._first_wide(namespace))
+        selecting = (
+            self._index.selecting.get(namespace, ()) if namespace != self.root_namespace else ()
         )
+        selected = next((i for _, i in selecting if labels.matches(_selector(i))), None)
         levels.append(selected)
         for item in levels:
             own = _decided(item) or own
         ports: dict[int, PeerMode] = {}
         if selected is not None:
-            for key, entry in _pa(selected).spec.port_level_mtls.items():
+            for key, entry in selected.resource.spec.port_level_mtls.items():
                 if entry.mode is MtlsMode.UNSET:
                     ports[int(key)] = own
                 else:

@@ -36,7 +36,7 @@ class HostRules:
     """The DestinationRules that apply to one host, merged."""
 
     host: str
-    sources: tuple[Loaded, ...]
+    sources: tuple[Loaded[DestinationRule], ...]
     traffic_policy: TrafficPolicy | None
     subsets: tuple[Subset, ...]
 
@@ -74,10 +74,12 @@ def _at_port(policy: TrafficPolicy | None, port: int) -> TrafficPolicy | None:
     return policy.model_copy(update=update) if update else policy
 
 
-def choose(rules: Sequence[Loaded], service_namespace: str | None) -> list[Loaded]:
+def choose(
+    rules: Sequence[Loaded[DestinationRule]], service_namespace: str | None
+) -> list[Loaded[DestinationRule]]:
     """The rules for one host that apply (see the module docstring), in name order."""
-    usable = [r for r in rules if _dr(r).spec.workload_selector is None]
-    by_ns: dict[str, list[Loaded]] = {}
+    usable = [r for r in rules if r.resource.spec.workload_selector is None]
+    by_ns: dict[str, list[Loaded[DestinationRule]]] = {}
     for r in usable:
         by_ns.setdefault(r.resource.metadata.namespace, []).append(r)
     for ns in (service_namespace, ROOT_NAMESPACE):
@@ -86,15 +88,17 @@ def choose(rules: Sequence[Loaded], service_namespace: str | None) -> list[Loade
     return by_ns[min(by_ns)] if by_ns else []
 
 
-def merge(host: str, rules: Iterable[Loaded]) -> tuple[HostRules, list[ConfigMessage]]:
+def merge(
+    host: str, rules: Iterable[Loaded[DestinationRule]]
+) -> tuple[HostRules, list[ConfigMessage]]:
     """Merge rules (already chosen, in order) into one HostRules, with conflict warnings."""
     sources = tuple(rules)
     messages: list[ConfigMessage] = []
     subsets: dict[str, Subset] = {}
     fields: dict[str, object] = {}
-    owner: dict[str, Loaded] = {}
+    owner: dict[str, Loaded[DestinationRule]] = {}
     for item in sources:
-        spec = _dr(item).spec
+        spec = item.resource.spec
         for i, s in enumerate(spec.subsets):
             if s.name in subsets:
                 messages.append(
@@ -126,10 +130,6 @@ def merge(host: str, rules: Iterable[Loaded]) -> tuple[HostRules, list[ConfigMes
     # the values are validated models already; construct keeps exactly these fields "set"
     merged = TrafficPolicy.model_construct(_fields_set=set(fields), **fields) if fields else None
     return HostRules(host, sources, merged, tuple(subsets.values())), messages
-
-
-def _dr(item: Loaded) -> DestinationRule:
-    return item.resource  # type: ignore[return-value]
 
 
 def _key(item: Loaded) -> str:

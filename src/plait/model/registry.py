@@ -128,7 +128,8 @@ class Service:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One address that serves a service: in local mode a replica's sidecar inbound port."""
+    """One address that serves a service port: the port an instance serves it on (see
+    `PortMap`; in local mode, a replica's sidecar inbound port)."""
 
     address: str
     port: int
@@ -142,8 +143,40 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class PortMap:
+    """Where an instance serves each service port: the platform's answer, not the model's.
+
+    Kubernetes: the port's `targetPort`, a number or the name of a container port in
+    `named` (a name the pod does not declare: no endpoint for that port), else the
+    service port itself. `every` sends every service port to one port instead: local
+    mode's sidecar, whose one inbound listener serves them all (`PortMap.all_to`, made by
+    the local workload registry).
+    """
+
+    named: tuple[tuple[str, int], ...] = ()
+    every: int | None = None
+
+    @staticmethod
+    def all_to(port: int) -> PortMap:
+        return PortMap(every=port)
+
+    def target(self, port: ServicePort) -> int | None:
+        """The port this instance serves `port` on; None when it does not serve it."""
+        if self.every is not None:
+            return self.every
+        target = port.target_port
+        if isinstance(target, int) and target:
+            return target
+        if isinstance(target, str) and target:
+            return dict(self.named).get(target)
+        return port.port
+
+
+@dataclass(frozen=True)
 class WorkloadInstance:
-    """One running replica, as the local workload source reports it."""
+    """One running replica, as a workload source reports it; `ports` says where it serves
+    each service port (local mode: its sidecar's inbound port, or the app's own port
+    when `sidecar` is False)."""
 
     name: str
     workload: str
@@ -151,13 +184,17 @@ class WorkloadInstance:
     labels: Labels
     service_account: str
     address: str
-    inbound_port: int  # its sidecar's inbound port; the app's own port when `sidecar` is False
+    ports: PortMap
     sidecar: bool = True
 
-    def endpoint(self) -> Endpoint:
+    def endpoint(self, port: ServicePort) -> Endpoint | None:
+        """This instance as an endpoint of a service port, if it serves that port."""
+        target = self.ports.target(port)
+        if target is None:
+            return None
         return Endpoint(
             address=self.address,
-            port=self.inbound_port,
+            port=target,
             labels=self.labels,
             instance=self.name,
             workload=self.workload,

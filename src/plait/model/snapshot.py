@@ -1,22 +1,38 @@
 """MeshSnapshot: one immutable, indexed view of all config and the registry.
 
-Built once per change (`build_snapshot`), read by every translator; it holds no locks,
-no metrics and no status (those live with the server). Istio resources stay as their
-validated, frozen pydantic models: re-declaring the whole Istio API as dataclasses would
-double it without making translation safer; the registry is converted to domain values.
+Built once per change (`build_snapshot`, the one place its indexes are made), read by
+every translator; it holds no locks, no metrics and no status (those live with the
+server). Istio resources stay as their validated, frozen pydantic models, one typed
+collection per kind (`Loaded[VirtualService]`, ...): re-declaring the whole Istio API as
+dataclasses would double it without making translation safer; the registry is converted
+to domain values. The indexes (`model.indexes`) answer the per-proxy questions without
+scanning every resource: VirtualServices by gateway, host and name; DestinationRules by
+host (merged, `rules_by_host`); policies by namespace and selector; endpoints by
+(hostname, port).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from plait.api import DestinationRule, Gateway, KubeService, Loaded, ServiceEntry, VirtualService
-from plait.api.meshconfig import ConfigMap
+from typing_extensions import TypeVar
+
+from plait.api import (
+    DestinationRule,
+    Gateway,
+    KubeService,
+    Loaded,
+    ServiceEntry,
+    VirtualService,
+    of_kind,
+)
+from plait.api.common import WorkloadSelector
+from plait.api.kinds import Resource
 from plait.api.ratelimit import RateLimit
 from plait.api.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 from plait.errors import ConfigMessage
+from plait.model.indexes import MESH_GATEWAY, PolicyIndex, VirtualServiceIndex
 from plait.model.labels import Labels
 from plait.model.meshsettings import MeshSettings, mesh_settings
 from plait.model.orphans import orphan_hosts
@@ -32,26 +48,37 @@ from plait.model.registry import (
     service_hostname,
 )
 
-MESH_GATEWAY = "mesh"
+K = TypeVar("K", bound=Resource)
+
+
+@dataclass(frozen=True)
+class PolicyIndexes:
+    """The security policies of a snapshot by namespace and selector (`PolicyIndex`)."""
+
+    authorization: PolicyIndex[AuthorizationPolicy] = field(default_factory=PolicyIndex)
+    request_authentication: PolicyIndex[RequestAuthentication] = field(default_factory=PolicyIndex)
+    peer_authentication: PolicyIndex[PeerAuthentication] = field(default_factory=PolicyIndex)
 
 
 @dataclass(frozen=True)
 class MeshSnapshot:
     version: int
     services: Mapping[str, Service]
-    endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]
-    virtual_services: tuple[Loaded, ...] = ()
-    destination_rules: tuple[Loaded, ...] = ()
-    gateways: tuple[Loaded, ...] = ()
-    rate_limits: tuple[Loaded, ...] = ()
-    peer_authentications: tuple[Loaded, ...] = ()
-    authorization_policies: tuple[Loaded, ...] = ()
-    request_authentications: tuple[Loaded, ...] = ()
+    endpoints: Mapping[tuple[str, int], tuple[Endpoint, ...]]  # by (hostname, service port)
+    virtual_services: tuple[Loaded[VirtualService], ...] = ()
+    destination_rules: tuple[Loaded[DestinationRule], ...] = ()
+    gateways: tuple[Loaded[Gateway], ...] = ()
+    rate_limits: tuple[Loaded[RateLimit], ...] = ()
+    peer_authentications: tuple[Loaded[PeerAuthentication], ...] = ()
+    authorization_policies: tuple[Loaded[AuthorizationPolicy], ...] = ()
+    request_authentications: tuple[Loaded[RequestAuthentication], ...] = ()
     messages: tuple[ConfigMessage, ...] = ()
     mesh: MeshSettings = field(default_factory=MeshSettings)  # the mesh ConfigMap's settings
     # indexes, derived in build_snapshot
     rules_by_host: Mapping[str, HostRules] = field(default_factory=dict)
     orphan_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    routing: VirtualServiceIndex = field(default_factory=VirtualServiceIndex)
+    policies: PolicyIndexes = field(default_factory=PolicyIndexes)
 
     def vs_hosts(self, vs: VirtualService) -> tuple[str, ...]:
         """The hosts a VirtualService applies to: its own, or an orphan's destination hosts
@@ -71,20 +98,25 @@ class MeshSnapshot:
 
         Beyond Istio, `reviews.ns` and `reviews.ns.svc` also resolve when such a service exists.
         """
-        if host.startswith("*") or host in self.services:
-            return host
-        if "." not in host:
-            return service_hostname(host, namespace)
-        parts = host.split(".")
-        if len(parts) in (2, 3) and (len(parts) == 2 or parts[2] == "svc"):
-            candidate = service_hostname(parts[0], parts[1])
-            if candidate in self.services:
-                return candidate
-        return host
+        return resolve_host(self.services, host, namespace)
 
     def host_rules(self, hostname: str) -> HostRules | None:
         """The merged DestinationRules for a host (see `model.policy`), if any."""
         return self.rules_by_host.get(hostname)
+
+
+def resolve_host(services: Mapping[str, Service], host: str, namespace: str) -> str:
+    """`MeshSnapshot.resolve_host` over a service map (usable while a snapshot is built)."""
+    if host.startswith("*") or host in services:
+        return host
+    if "." not in host:
+        return service_hostname(host, namespace)
+    parts = host.split(".")
+    if len(parts) in (2, 3) and (len(parts) == 2 or parts[2] == "svc"):
+        candidate = service_hostname(parts[0], parts[1])
+        if candidate in services:
+            return candidate
+    return host
 
 
 def _kube_service(svc: KubeService) -> Service:
@@ -152,7 +184,7 @@ def _entry_endpoints(
     selector = entry.spec.workload_selector
     if selector is not None:
         labels = Labels.of(selector.labels)
-        return tuple(i.endpoint() for i in index.select(entry.metadata.namespace, labels))
+        return _port_endpoints(index.select(entry.metadata.namespace, labels), port)
     return tuple(
         replace(e, port=_entry_endpoint_port(entry, idx, port)) for idx, e in enumerate(eps)
     )
@@ -171,7 +203,7 @@ def _entry_endpoint_port(entry: ServiceEntry, endpoint_index: int, port: Service
     return port.port
 
 
-def _by_name(items: Iterable[Loaded]) -> tuple[Loaded, ...]:
+def _by_name(items: Iterable[Loaded[K]]) -> tuple[Loaded[K], ...]:
     """Deterministic order: namespace, then name (Istio orders by creation time)."""
     return tuple(
         sorted(items, key=lambda x: (x.resource.metadata.namespace, x.resource.metadata.name))
@@ -197,59 +229,47 @@ class _InstanceIndex:
         return [i for i in candidates if i.labels.matches(selector)]
 
 
-def build_snapshot(
-    config: Sequence[Loaded],
-    instances: Sequence[WorkloadInstance],
-    version: int,
-    messages: Sequence[ConfigMessage] = (),
-) -> MeshSnapshot:
-    """Index validated config and the running instances into one snapshot."""
+def _port_endpoints(
+    instances: Iterable[WorkloadInstance], port: ServicePort
+) -> tuple[Endpoint, ...]:
+    """The endpoints of one service port: each instance at the port it serves it on."""
+    found = (i.endpoint(port) for i in instances)
+    return tuple(e for e in found if e is not None)
+
+
+def _registry(
+    config: Sequence[Loaded], index: _InstanceIndex
+) -> tuple[dict[str, Service], dict[tuple[str, int], tuple[Endpoint, ...]]]:
+    """Services (Kubernetes Services, then ServiceEntry hosts) and their endpoints."""
     services: dict[str, Service] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
-    kinds: dict[type[Any], list[Loaded]] = {}
-    for item in config:
-        kinds.setdefault(type(item.resource), []).append(item)
-
-    index = _InstanceIndex(instances)
-    for item in kinds.get(KubeService, []):
-        svc = _kube_service(item.resource)  # type: ignore[arg-type]
+    for item in of_kind(config, KubeService):
+        svc = _kube_service(item.resource)
         services[svc.hostname] = svc
-        selected = [i.endpoint() for i in index.select(svc.namespace, svc.selector)]
+        selected = index.select(svc.namespace, svc.selector)
         for port in svc.ports:
-            endpoints[(svc.hostname, port.port)] = tuple(selected)
-
-    for item in kinds.get(ServiceEntry, []):
-        entry: ServiceEntry = item.resource  # type: ignore[assignment]
+            endpoints[(svc.hostname, port.port)] = _port_endpoints(selected, port)
+    for entry_item in of_kind(config, ServiceEntry):
+        entry = entry_item.resource
         for svc, eps in _entry_services(entry):
             if svc.hostname in services:
                 continue  # a Kubernetes Service of the same name wins, as in Istio
             services[svc.hostname] = svc
             for port in svc.ports:
                 endpoints[(svc.hostname, port.port)] = _entry_endpoints(entry, eps, port, index)
+    return services, endpoints
 
-    drs = _by_name(kinds.get(DestinationRule, []))
-    snapshot = MeshSnapshot(
-        version=version,
-        services=services,
-        endpoints=endpoints,
-        virtual_services=_by_name(kinds.get(VirtualService, [])),
-        destination_rules=drs,
-        gateways=_by_name(kinds.get(Gateway, [])),
-        rate_limits=_by_name(kinds.get(RateLimit, [])),
-        peer_authentications=_by_name(kinds.get(PeerAuthentication, [])),
-        authorization_policies=_by_name(kinds.get(AuthorizationPolicy, [])),
-        request_authentications=_by_name(kinds.get(RequestAuthentication, [])),
-        messages=tuple(messages),
-        mesh=mesh_settings(kinds.get(ConfigMap, [])),
-    )
-    by_host: dict[str, list[Loaded]] = {}
+
+def _rules_by_host(
+    services: Mapping[str, Service], drs: Sequence[Loaded[DestinationRule]]
+) -> tuple[dict[str, HostRules], list[ConfigMessage]]:
+    by_host: dict[str, list[Loaded[DestinationRule]]] = {}
     for item in drs:
-        dr: DestinationRule = item.resource  # type: ignore[assignment]
-        by_host.setdefault(snapshot.resolve_host(dr.spec.host, dr.metadata.namespace), []).append(
-            item
-        )
+        dr = item.resource
+        host = resolve_host(services, dr.spec.host, dr.metadata.namespace)
+        by_host.setdefault(host, []).append(item)
     rules_by_host: dict[str, HostRules] = {}
-    merge_messages: list[ConfigMessage] = []
+    messages: list[ConfigMessage] = []
     for host, items in by_host.items():
         service = services.get(host)
         chosen = choose(items, service.namespace if service is not None else None)
@@ -257,14 +277,70 @@ def build_snapshot(
             continue
         rules, warnings = merge(host, chosen)
         rules_by_host[host] = rules
-        merge_messages += warnings
-    object.__setattr__(snapshot, "rules_by_host", rules_by_host)
-    orphans, orphan_messages = orphan_hosts(snapshot.virtual_services)
-    object.__setattr__(snapshot, "orphan_hosts", orphans)
-    merge_messages += orphan_messages
-    if merge_messages:
-        object.__setattr__(snapshot, "messages", (*snapshot.messages, *merge_messages))
-    return snapshot
+        messages += warnings
+    return rules_by_host, messages
 
 
-__all__ = ["MESH_GATEWAY", "MeshSnapshot", "Protocol", "build_snapshot"]
+def _selector(
+    resource: AuthorizationPolicy | RequestAuthentication | PeerAuthentication,
+) -> WorkloadSelector | None:
+    return resource.spec.selector
+
+
+def _has_targets(resource: AuthorizationPolicy | RequestAuthentication) -> bool:
+    return bool(resource.spec.target_refs) or resource.spec.target_ref is not None
+
+
+def build_snapshot(
+    config: Sequence[Loaded],
+    instances: Sequence[WorkloadInstance],
+    version: int,
+    messages: Sequence[ConfigMessage] = (),
+) -> MeshSnapshot:
+    """Index validated config and the running instances into one snapshot."""
+    services, endpoints = _registry(config, _InstanceIndex(instances))
+    virtual_services = _by_name(of_kind(config, VirtualService))
+    drs = _by_name(of_kind(config, DestinationRule))
+    authz = _by_name(of_kind(config, AuthorizationPolicy))
+    authn = _by_name(of_kind(config, RequestAuthentication))
+    peer = _by_name(of_kind(config, PeerAuthentication))
+    rules_by_host, derived = _rules_by_host(services, drs)
+    orphans, orphan_messages = orphan_hosts(virtual_services)
+    derived += orphan_messages
+
+    def vs_hosts(vs: VirtualService) -> list[str]:
+        own = vs.spec.hosts or orphans.get((vs.metadata.namespace, vs.metadata.name), ())
+        return [resolve_host(services, h, vs.metadata.namespace) for h in own]
+
+    return MeshSnapshot(
+        version=version,
+        services=services,
+        endpoints=endpoints,
+        virtual_services=virtual_services,
+        destination_rules=drs,
+        gateways=_by_name(of_kind(config, Gateway)),
+        rate_limits=_by_name(of_kind(config, RateLimit)),
+        peer_authentications=peer,
+        authorization_policies=authz,
+        request_authentications=authn,
+        messages=(*messages, *derived),
+        mesh=mesh_settings(config),
+        rules_by_host=rules_by_host,
+        orphan_hosts=orphans,
+        routing=VirtualServiceIndex.build(virtual_services, vs_hosts),
+        policies=PolicyIndexes(
+            authorization=PolicyIndex.build(authz, _selector, _has_targets),
+            request_authentication=PolicyIndex.build(authn, _selector, _has_targets),
+            peer_authentication=PolicyIndex.build(peer, _selector),
+        ),
+    )
+
+
+__all__ = [
+    "MESH_GATEWAY",
+    "MeshSnapshot",
+    "PolicyIndexes",
+    "Protocol",
+    "build_snapshot",
+    "resolve_host",
+]

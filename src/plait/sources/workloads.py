@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.model.labels import Labels
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 
 STATE_DIR = ".plait"
 WORKLOADS_FILE = "workloads.json"
@@ -33,7 +33,7 @@ def _to_json(i: WorkloadInstance) -> dict[str, Any]:
         "labels": i.labels.as_dict(),
         "serviceAccount": i.service_account,
         "address": i.address,
-        "inboundPort": i.inbound_port,
+        "inboundPort": i.ports.every,
         "sidecar": i.sidecar,
     }
 
@@ -59,7 +59,7 @@ def read_registry(root: Path) -> list[WorkloadInstance]:
                 labels=Labels.of(d.get("labels") or {}),
                 service_account=d.get("serviceAccount", "default"),
                 address=d.get("address", "127.0.0.1"),
-                inbound_port=int(d["inboundPort"]),
+                ports=PortMap.all_to(int(d["inboundPort"])),  # local mode: one inbound port
                 sidecar=bool(d.get("sidecar", True)),
             )
             for d in data.get("instances", [])

@@ -157,7 +157,7 @@ class MeshTelemetry:
         for i in read_registry(self.root):
             w = Workload(i.workload, i.namespace, i.service_account, i.labels.as_dict())
             workloads.setdefault((w.namespace, w.name), w)
-            addresses[f"{i.address}:{i.inbound_port}"] = w
+            addresses[f"{i.address}:{i.ports.every}"] = w
         for e in self.exporters.values():
             w = e.reporter.workload
             workloads.setdefault((w.namespace, w.name), w)

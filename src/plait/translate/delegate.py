@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from plait.api import VirtualService
 from plait.api.common import StringMatch
 from plait.api.virtualservice import HTTPMatchRequest, HTTPRoute
+from plait.model.indexes import gateway_key
 from plait.model.snapshot import MeshSnapshot
-from plait.translate.match import gateway_key
 
 _INHERITED = (
     "rewrite",
@@ -83,11 +83,10 @@ def http_rules(snapshot: MeshSnapshot, vs: VirtualService) -> Iterator[ScopedRul
 
 
 def _find(snapshot: MeshSnapshot, name: str, namespace: str) -> VirtualService | None:
-    for item in snapshot.virtual_services:
-        vs: VirtualService = item.resource  # type: ignore[assignment]
-        if vs.metadata.name == name and vs.metadata.namespace == namespace:
-            return vs if not vs.spec.hosts else None
-    return None
+    item = snapshot.routing.by_name.get((namespace, name))
+    if item is None or item.resource.spec.hosts:
+        return None
+    return item.resource
 
 
 def merge_rule(parent: HTTPRoute, child: HTTPRoute) -> HTTPRoute | None:

@@ -28,12 +28,11 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import wrappers_pb2
 
-from plait.api import Gateway, VirtualService
+from plait.api import VirtualService
 from plait.api.gateway import Server
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import names
 from plait.translate.routes import RouteContext, vs_routes
-from plait.translate.vhosts import gateways_of
 
 PLAIN_PROTOCOLS = ("HTTP", "HTTP2", "GRPC")
 TERMINATED_TLS_MODES = ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL")
@@ -114,7 +113,7 @@ def _servable(s: GatewayServer) -> bool:
 
 def _servers(snapshot: MeshSnapshot) -> Iterable[GatewayServer]:
     for item in snapshot.gateways:
-        gw: Gateway = item.resource  # type: ignore[assignment]
+        gw = item.resource
         base_dir = posixpath.dirname(item.source.file) if posixpath.isabs(item.source.file) else ""
         for server in gw.spec.servers:
             yield GatewayServer(
@@ -220,10 +219,9 @@ class _TableBuilder:
 
     def add_server(self, s: GatewayServer) -> None:
         touched: list[rc.VirtualHost] = []
-        for index, item in enumerate(self.snapshot.virtual_services):
-            vs: VirtualService = item.resource  # type: ignore[assignment]
-            if s.gateway not in gateways_of(vs):
-                continue
+        items = self.snapshot.virtual_services
+        for index in self.snapshot.routing.bound_to(s.gateway):
+            vs = items[index].resource
             for domain in _domains(s, vs):
                 vhost = self._vhost(domain)
                 touched.append(vhost)

@@ -21,12 +21,6 @@ from google.protobuf import wrappers_pb2
 from plait.api.common import StringMatch
 from plait.api.virtualservice import HTTPMatchRequest
 from plait.model.labels import Labels
-from plait.model.snapshot import MESH_GATEWAY
-
-
-def gateway_key(name: str, namespace: str) -> str:
-    """Istio's short gateway names: `gw` in namespace ns is `ns/gw`; `mesh` stays `mesh`."""
-    return name if "/" in name or name == MESH_GATEWAY else f"{namespace}/{name}"
 
 
 def _is_present(m: StringMatch) -> bool:

@@ -8,6 +8,8 @@ service's own namespace, as Kubernetes DNS search paths do). Gateway tables are 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from envoy.config.route.v3 import route_pb2
 from google.protobuf import wrappers_pb2
 
@@ -15,9 +17,8 @@ from plait.api import Loaded, VirtualService
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy
 from plait.model.registry import Service, service_hostname
-from plait.model.snapshot import MESH_GATEWAY, MeshSnapshot
+from plait.model.snapshot import MeshSnapshot
 from plait.translate import egress, names
-from plait.translate.match import gateway_key
 from plait.translate.routes import RouteContext, default_route, vs_routes
 
 MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
@@ -41,17 +42,11 @@ def service_domains(service: Service, port: int, proxy_namespace: str) -> list[s
     return domains
 
 
-def gateways_of(vs: VirtualService) -> list[str]:
-    ns = vs.metadata.namespace
-    return [gateway_key(g, ns) for g in (vs.spec.gateways or [MESH_GATEWAY])]
-
-
 def source_selectors(snapshot: MeshSnapshot) -> tuple[Labels, ...]:
     """Every distinct `sourceLabels` selector of an HTTP match (delegates included)."""
     found: set[Labels] = set()
     for item in snapshot.virtual_services:
-        vs: VirtualService = item.resource  # type: ignore[assignment]
-        for rule in vs.spec.http:
+        for rule in item.resource.spec.http:
             found.update(Labels.of(m.source_labels) for m in rule.match if m.source_labels)
     return tuple(sorted(found, key=lambda labels: labels.items_))
 
@@ -62,16 +57,9 @@ def table_key(proxy: Proxy, selectors: tuple[Labels, ...]) -> tuple[str, tuple[b
     return proxy.namespace, tuple(proxy.labels.matches(s) for s in selectors)
 
 
-def mesh_virtual_services(snapshot: MeshSnapshot) -> dict[str, Loaded]:
+def mesh_virtual_services(snapshot: MeshSnapshot) -> Mapping[str, Loaded[VirtualService]]:
     """Hostname → the VirtualService bound to `mesh` for it (first by namespace/name wins)."""
-    out: dict[str, Loaded] = {}
-    for item in snapshot.virtual_services:
-        vs: VirtualService = item.resource  # type: ignore[assignment]
-        if MESH_GATEWAY not in gateways_of(vs):
-            continue
-        for host in snapshot.vs_hosts(vs):
-            out.setdefault(snapshot.resolve_host(host, vs.metadata.namespace), item)
-    return out
+    return snapshot.routing.mesh_by_host
 
 
 def _primary_domains(service: Service, port: int) -> set[str]:
@@ -107,7 +95,7 @@ def sidecar_routes(
                 continue
             loaded = by_host.get(hostname)
             if loaded is not None:
-                vs: VirtualService = loaded.resource  # type: ignore[assignment]
+                vs = loaded.resource
                 ctx = RouteContext(snapshot, vs.metadata.namespace, port.port, source=source)
                 routes = vs_routes(ctx, vs)
             else:

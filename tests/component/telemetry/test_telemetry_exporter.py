@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.sources.workloads import write_registry
 from plait.telemetry.exporter import MeshTelemetry, Reporter
 
@@ -62,7 +62,7 @@ async def test_envoy_stats_and_istio_families_from_new_log_lines(
                 Labels.of({"app": "client"}),
                 "client",
                 "127.0.0.1",
-                1,
+                PortMap.all_to(1),
             )
         ],
     )

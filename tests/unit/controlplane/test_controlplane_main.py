@@ -8,7 +8,7 @@ import pytest
 
 from plait.controlplane.main import Watcher
 from plait.model.labels import Labels
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, ServicePort, WorkloadInstance
 from plait.sources.workloads import registry_path, write_registry
 
 SERVICE = """apiVersion: v1
@@ -26,7 +26,7 @@ INSTANCE = WorkloadInstance(
     labels=Labels.of({"app": "a"}),
     service_account="default",
     address="127.0.0.1",
-    inbound_port=20001,
+    ports=PortMap.all_to(20001),
 )
 
 
@@ -72,7 +72,9 @@ def test_a_registry_change_reloads_instances_only(root: Path) -> None:
     assert watcher.apply({str(registry_path(root))}) is True
     snap = watcher.snapshot()
     assert sorted(snap.services) == ["a.default.svc.cluster.local"]
-    assert snap.endpoints_for("a.default.svc.cluster.local", 80) == (INSTANCE.endpoint(),)
+    assert snap.endpoints_for("a.default.svc.cluster.local", 80) == (
+        INSTANCE.endpoint(ServicePort("", 80)),
+    )
 
 
 @pytest.mark.parametrize(

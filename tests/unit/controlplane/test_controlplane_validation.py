@@ -10,7 +10,7 @@ from plait.api import VirtualService
 from plait.controlplane.main import Watcher
 from plait.errors import Severity
 from plait.model.labels import Labels
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.sources.workloads import registry_path, write_registry
 
 SERVICES = """apiVersion: v1
@@ -112,7 +112,7 @@ def test_analysis_warnings_are_in_the_snapshot_once_per_config(root: Path) -> No
         labels=Labels.of({"app": "reviews", "version": "v1"}),
         service_account="reviews",
         address="127.0.0.1",
-        inbound_port=20001,
+        ports=PortMap.all_to(20001),
     )
     write_registry(root, [instance])
     assert watcher.apply({str(registry_path(root))})

@@ -7,6 +7,7 @@ import pytest
 from plait.model.labels import Labels
 from plait.model.registry import (
     Endpoint,
+    PortMap,
     Protocol,
     Service,
     ServicePort,
@@ -109,9 +110,9 @@ def test_workload_instance_endpoint_is_its_sidecar_inbound_port() -> None:
         labels=labels,
         service_account="reviews",
         address="127.0.0.1",
-        inbound_port=20001,
+        ports=PortMap.all_to(20001),
     )
-    assert inst.endpoint() == Endpoint(
+    assert inst.endpoint(ServicePort("http", 9080, target_port=8080)) == Endpoint(
         address="127.0.0.1",
         port=20001,
         labels=labels,

@@ -11,6 +11,7 @@ from plait.errors import ConfigMessage
 from plait.model.labels import Labels
 from plait.model.registry import (
     Endpoint,
+    PortMap,
     Protocol,
     Resolution,
     Service,
@@ -20,6 +21,7 @@ from plait.model.registry import (
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 
 REVIEWS = "reviews.default.svc.cluster.local"
+HTTP_8080 = ServicePort("http", 8080)
 
 SERVICES = """
 apiVersion: v1
@@ -65,7 +67,7 @@ def instance(
         labels=Labels.of(labels),
         service_account="sa",
         address="127.0.0.1",
-        inbound_port=port,
+        ports=PortMap.all_to(port),
     )
 
 
@@ -99,7 +101,7 @@ def test_endpoints_are_selected_by_labels_within_the_service_namespace() -> None
     elsewhere = instance("reviews-v1-0", namespace="shop", port=20003, app="reviews")
     other = instance("ratings-0", port=20004, app="ratings")
     snap = snapshot(SERVICES, [v1, v2, elsewhere, other])
-    expected = (v1.endpoint(), v2.endpoint())
+    expected = (v1.endpoint(HTTP_8080), v2.endpoint(HTTP_8080))
     assert snap.endpoints_for(REVIEWS, 8080) == expected
     assert snap.endpoints_for(REVIEWS, 9000) == expected  # every port, the same instances
     assert snap.endpoints_for("ratings.shop.svc.cluster.local", 80) == ()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from plait.api import load_text
 from plait.model.labels import Labels
 from plait.model.meshsettings import MeshSettings, OutboundMode
-from plait.model.registry import Endpoint, Resolution, WorkloadInstance
+from plait.model.registry import Endpoint, PortMap, Resolution, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 
 
@@ -95,7 +95,9 @@ def test_a_wildcard_none_entry_is_a_service_without_endpoints() -> None:
 def test_a_workload_selector_selects_replicas_in_the_entry_namespace() -> None:
     def vm(name: str, namespace: str, port: int) -> WorkloadInstance:
         labels = Labels.of({"app": "vm"})
-        return WorkloadInstance(name, "vm", namespace, labels, "vm", "127.0.0.1", port)
+        return WorkloadInstance(
+            name, "vm", namespace, labels, "vm", "127.0.0.1", PortMap.all_to(port)
+        )
 
     snap = snapshot(ENTRIES, [vm("vm-0", "team", 20001), vm("vm-1", "other", 20002)])
     eps = snap.endpoints_for("vm.internal", 8080)

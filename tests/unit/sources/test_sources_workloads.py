@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from plait.model.labels import Labels
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.sources.workloads import read_registry, registry_path, write_registry
 
 INSTANCES = [
@@ -17,7 +17,7 @@ INSTANCES = [
         labels=Labels.of({"app": "reviews", "version": "v1"}),
         service_account="reviews",
         address="127.0.0.1",
-        inbound_port=20001,
+        ports=PortMap.all_to(20001),
     ),
     WorkloadInstance(
         name="web-0",
@@ -26,7 +26,7 @@ INSTANCES = [
         labels=Labels(),
         service_account="default",
         address="127.0.0.2",
-        inbound_port=20002,
+        ports=PortMap.all_to(20002),
     ),
 ]
 
@@ -68,7 +68,9 @@ def test_optional_fields_take_defaults(tmp_path: Path) -> None:
         )
     )
     (got,) = read_registry(tmp_path)
-    assert got == WorkloadInstance("a-0", "a", "ns", Labels(), "default", "127.0.0.1", 7)
+    assert got == WorkloadInstance(
+        "a-0", "a", "ns", Labels(), "default", "127.0.0.1", PortMap.all_to(7)
+    )
 
 
 def test_absent_or_unreadable_registry_means_no_instances(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ import authzkit
 from plait.local.plan import make_plan
 from plait.model.identity import SDS_CLUSTER
 from plait.model.proxy import Proxy
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.sources.directory import DirectorySource
 from plait.translate.appprotocol import HTTP_OPTIONS
@@ -115,7 +115,7 @@ def shop_snapshot() -> MeshSnapshot:
             labels=r.labels,
             service_account=r.service_account,
             address="127.0.0.1",
-            inbound_port=20000 + i,
+            ports=PortMap.all_to(20000 + i),
         )
         for i, r in enumerate(plan.replicas)
     ]

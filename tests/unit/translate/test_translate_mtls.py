@@ -35,7 +35,7 @@ from translate_kit import (
 
 from plait.api.security import MtlsMode
 from plait.model.labels import Labels
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, ServicePort, WorkloadInstance
 from plait.translate import listeners as listener_builders
 from plait.translate import mtls, typeurls
 from plait.translate.gateway import gateway_port_plans
@@ -66,6 +66,7 @@ spec:
 """
 )
 
+HTTP = ServicePort("http", 8080)
 V1 = instance("reviews-v1-0", 20001, app="reviews", version="v1")
 V2 = WorkloadInstance(
     name="reviews-v2-0",
@@ -74,7 +75,7 @@ V2 = WorkloadInstance(
     labels=Labels.of({"app": "reviews", "version": "v2"}),
     service_account="reviews-v2",
     address="127.0.0.1",
-    inbound_port=20002,
+    ports=PortMap.all_to(20002),
 )
 PLAIN = WorkloadInstance(
     name="reviews-legacy-0",
@@ -83,7 +84,7 @@ PLAIN = WorkloadInstance(
     labels=Labels.of({"app": "reviews", "version": "legacy"}),
     service_account="legacy",
     address="127.0.0.1",
-    inbound_port=20003,
+    ports=PortMap.all_to(20003),
     sidecar=False,
 )
 
@@ -186,7 +187,7 @@ def test_downstream_context_requires_a_mesh_client_certificate() -> None:
 
 
 def test_identities_are_the_sidecar_endpoints_service_accounts() -> None:
-    eps = [V1.endpoint(), V2.endpoint(), PLAIN.endpoint(), V1.endpoint()]
+    eps = [V1.endpoint(HTTP), V2.endpoint(HTTP), PLAIN.endpoint(HTTP), V1.endpoint(HTTP)]
     assert mtls.identities(eps, "example.org") == (
         "spiffe://example.org/ns/default/sa/reviews",
         "spiffe://example.org/ns/default/sa/reviews-v2",

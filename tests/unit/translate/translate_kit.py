@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from plait.api import load_text
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.translate import typeurls
 from plait.translate.resource import ProxyConfig, Resource
@@ -67,7 +67,7 @@ def instance(name: str, port: int, namespace: str = "default", **labels: str) ->
         labels=Labels.of(labels),
         service_account=labels.get("app", "default"),
         address="127.0.0.1",
-        inbound_port=port,
+        ports=PortMap.all_to(port),
     )
 
 
