@@ -9,6 +9,7 @@
     ├── StartupError            `plait up` could not bring the mesh to a ready state
     ├── ProxyLookupError        a proxy name matches no proxy of the running mesh, or several
     ├── EnvoyAdminError         a proxy's Envoy admin interface could not be read
+    ├── InconsistentConfigError a translated proxy config names a resource it lacks (a bug)
     ├── CaError                 the certificate authority cannot do what was asked
     │   ├── CaFileError         a file in the CA directory is missing, unreadable or mismatched
     │   ├── RotationError       a root-rotation step does not fit the CA directory's state
@@ -106,6 +107,10 @@ class ProxyLookupError(PlaitError):
 
 class EnvoyAdminError(PlaitError):
     """A proxy's Envoy admin interface could not be read (gone, restarting, or not JSON)."""
+
+
+class InconsistentConfigError(PlaitError):
+    """A translated proxy config names an endpoint set or route table it does not hold."""
 
 
 class CaError(PlaitError):

@@ -5,12 +5,18 @@ proxy (outbound clusters, endpoints, the outbound route table per namespace, gat
 tables) are built and serialized once and the same Resource objects are handed to every
 proxy; only the few per-proxy resources (its listeners, its inbound cluster) are made per
 call. Pure: no I/O, no clock.
+
+Every config it hands out is consistent (`consistency`): the shared resources are checked
+once per snapshot, each proxy's own ones when its config is assembled; a config naming
+an endpoint set or route table it lacks raises `InconsistentConfigError` (a translator
+bug; the cache keeps that proxy's last good config) instead of leaving Envoy warming.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 
+from plait.errors import InconsistentConfigError
 from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
 from plait.model.proxy import Proxy, ProxyKind
@@ -18,6 +24,7 @@ from plait.model.snapshot import MeshSnapshot
 from plait.translate import (
     accesslog,
     clusters,
+    consistency,
     egress,
     endpoints,
     gateway,
@@ -113,7 +120,14 @@ class Translator:
         collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
         if collector is not None:
             extra.append(collector)
-        return ProxyConfig.of([*cds, *(Resource.pack(c.name, c) for c in extra), *eds])
+        shared = ProxyConfig.of([*cds, *(Resource.pack(c.name, c) for c in extra), *eds])
+        _check(consistency.dangling(shared), "every proxy")
+        return shared
+
+    def _assemble(self, proxy: Proxy, own: list[Resource]) -> ProxyConfig:
+        config = ProxyConfig.layered(self._shared, own)
+        _check(consistency.dangling(config, own), proxy.id)
+        return config
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = [
@@ -132,7 +146,7 @@ class Translator:
                 )
                 tracing.apply(lis, traced)
                 own += [Resource.pack(lis.name, lis), *tables]
-            return ProxyConfig.layered(self._shared, own)
+            return self._assemble(proxy, own)
         if proxy.outbound_port is not None:
             lis = listeners.outbound_listener(
                 proxy.address,
@@ -162,4 +176,9 @@ class Translator:
                 Resource.pack(lis.name, lis),
                 Resource.pack(table.name, table),
             ]
-        return ProxyConfig.layered(self._shared, own)
+        return self._assemble(proxy, own)
+
+
+def _check(problems: list[str], whose: str) -> None:
+    if problems:
+        raise InconsistentConfigError(f"config for {whose} is inconsistent: {'; '.join(problems)}")

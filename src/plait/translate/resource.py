@@ -14,24 +14,28 @@ from dataclasses import dataclass, field
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from plait.translate.consistency import Ref, references
 from plait.translate.typeurls import PUSH_ORDER
 
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """One named Envoy resource as the serialized bytes of a google.protobuf.Any."""
+    """One named Envoy resource as the serialized bytes of a google.protobuf.Any, and the
+    resources it names by xDS (`refs`, for the consistency check)."""
 
     type_url: str
     name: str
     body: bytes
     digest: str
+    refs: tuple[Ref, ...] = ()
 
     @classmethod
     def pack(cls, name: str, message: Message) -> Resource:
         wrapped = any_pb2.Any()
         wrapped.Pack(message)
         body = wrapped.SerializeToString(deterministic=True)
-        return cls(wrapped.type_url, name, body, hashlib.blake2b(body, digest_size=8).hexdigest())
+        digest = hashlib.blake2b(body, digest_size=8).hexdigest()
+        return cls(wrapped.type_url, name, body, digest, references(message))
 
 
 def _version(resources: Mapping[str, Resource]) -> str:

@@ -11,6 +11,8 @@ import pytest
 from aiohttp import web
 from shop_harness import App, FakeUpstream, Launcher
 
+from consistencykit import checked_configs  # noqa: F401  (autouse: translated configs are consistent)
+
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, App]]:
