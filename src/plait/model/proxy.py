@@ -20,15 +20,31 @@ class ProxyKind(StrEnum):
     GATEWAY = "gateway"
 
 
+class Traffic(StrEnum):
+    """How traffic reaches a proxy: the platform decides, translation follows.
+
+    EXPLICIT (local mode): the app is given the sidecar's outbound port as its HTTP
+    proxy, and peers connect to the sidecar's inbound port; Istio calls this interception
+    mode NONE. CAPTURED (transparent mode, Kubernetes): iptables redirects the pod's TCP
+    to the proxy, Istio's REDIRECT. Only EXPLICIT is translated today; a CAPTURED proxy
+    is representable (node metadata `INTERCEPTION_MODE: REDIRECT`) so that the capture
+    work plugs its listeners in on this field.
+    """
+
+    EXPLICIT = "NONE"
+    CAPTURED = "REDIRECT"
+
+
 @dataclass(frozen=True)
 class Proxy:
     """One Envoy: a workload replica's sidecar, or the ingress gateway.
 
     Ports are host ports on `address` (local mode runs everything on loopback):
     `inbound_port` is where other sidecars reach this one, `app_port` is where the app
-    listens, `outbound_port` is the HTTP proxy the app is given. A gateway maps each
-    Gateway server port to a host port in `gateway_ports`. `access_log` is the file its
-    Envoy writes one JSON line per request to (None: no access log).
+    listens, `outbound_port` is the HTTP proxy the app is given (`traffic` says how
+    traffic arrives: explicitly, as here, or captured). A gateway maps each Gateway
+    server port to a host port in `gateway_ports`. `access_log` is the file its Envoy
+    writes one JSON line per request to (None: no access log).
     """
 
     id: str
@@ -43,6 +59,7 @@ class Proxy:
     outbound_port: int | None = None
     gateway_ports: tuple[tuple[int, int], ...] = ()
     access_log: str | None = None
+    traffic: Traffic = Traffic.EXPLICIT
 
     def host_port_for_gateway_port(self, port: int) -> int | None:
         return dict(self.gateway_ports).get(port)
@@ -72,6 +89,8 @@ def to_node_metadata(proxy: Proxy) -> dict[str, Any]:
         meta["GATEWAY_PORTS"] = {str(k): str(v) for k, v in proxy.gateway_ports}
     if proxy.access_log is not None:
         meta["PLAIT_ACCESS_LOG"] = proxy.access_log
+    if proxy.traffic is not Traffic.EXPLICIT:  # absent means explicit (older agents)
+        meta["INTERCEPTION_MODE"] = proxy.traffic.value
     return meta
 
 
@@ -108,6 +127,13 @@ def from_node_metadata(node_id_: str, meta: dict[str, Any]) -> Proxy:
         gateway_ports = tuple(sorted((int(k), int(v)) for k, v in gw_raw.items()))
     except ValueError as exc:
         raise NodeMetadataError("node metadata GATEWAY_PORTS holds a non-numeric port") from exc
+    try:
+        traffic = Traffic(str(meta.get("INTERCEPTION_MODE") or Traffic.EXPLICIT.value).upper())
+    except ValueError as exc:
+        raise NodeMetadataError(
+            f"node metadata INTERCEPTION_MODE={meta.get('INTERCEPTION_MODE')!r} is not "
+            f"one of {', '.join(t.value for t in Traffic)}"
+        ) from exc
     return Proxy(
         id=node_id_,
         kind=kind,
@@ -121,4 +147,5 @@ def from_node_metadata(node_id_: str, meta: dict[str, Any]) -> Proxy:
         outbound_port=_port(meta, "OUTBOUND_PORT"),
         gateway_ports=gateway_ports,
         access_log=str(meta["PLAIT_ACCESS_LOG"]) if meta.get("PLAIT_ACCESS_LOG") else None,
+        traffic=traffic,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from plait.model.proxy import (
     NodeMetadataError,
     Proxy,
     ProxyKind,
+    Traffic,
     from_node_metadata,
     node_id,
     to_node_metadata,
@@ -68,6 +70,20 @@ def test_round_trip_through_a_protobuf_struct(proxy: Proxy) -> None:
     assert back == proxy
 
 
+def test_traffic_is_explicit_unless_the_node_says_it_is_captured() -> None:
+    """Istio's INTERCEPTION_MODE: REDIRECT is captured; absent (or NONE) is explicit."""
+    assert SIDECAR.traffic is Traffic.EXPLICIT
+    assert "INTERCEPTION_MODE" not in to_node_metadata(SIDECAR)
+    assert from_node_metadata("n", {"WORKLOAD_NAME": "w", "INTERCEPTION_MODE": "NONE"}).traffic is (
+        Traffic.EXPLICIT
+    )
+    captured = replace(SIDECAR, traffic=Traffic.CAPTURED)
+    meta = to_node_metadata(captured)
+    assert meta["INTERCEPTION_MODE"] == "REDIRECT"
+    struct = json_format.ParseDict(meta, struct_pb2.Struct())
+    assert from_node_metadata(captured.id, json_format.MessageToDict(struct)) == captured
+
+
 def test_gateway_host_port_lookup() -> None:
     assert GATEWAY.host_port_for_gateway_port(443) == 8443
     assert GATEWAY.host_port_for_gateway_port(8080) is None
@@ -91,6 +107,7 @@ def test_minimal_metadata_takes_defaults() -> None:
         ({"WORKLOAD_NAME": "w", "INBOUND_PORT": "http"}, "INBOUND_PORT"),
         ({"WORKLOAD_NAME": "w", "GATEWAY_PORTS": [80]}, "GATEWAY_PORTS"),
         ({"WORKLOAD_NAME": "w", "GATEWAY_PORTS": {"80": "x"}}, "GATEWAY_PORTS"),
+        ({"WORKLOAD_NAME": "w", "INTERCEPTION_MODE": "TPROXY"}, "INTERCEPTION_MODE"),
     ],
 )
 def test_bad_metadata_raises_node_metadata_error(meta: dict[str, Any], needle: str) -> None:
