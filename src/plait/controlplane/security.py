@@ -1,5 +1,6 @@
 """The control plane's security parts: the mesh CA, its HTTPS CSR service, the mTLS
-credentials of the ADS port and the check that admits a proxy's node.
+credentials of the ADS port and local mode's admission of a proxy's node
+(`DeploymentAdmission`, a `xds.auth.ProxyAdmission`; Kubernetes mode brings its own).
 
 Trust is bootstrapped from files in the CA directory (local mode: MESHDIR/.plait/ca):
 the CA is created on first start (or the user's plugged-in CA is loaded), the root
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.api import KubeDeployment, Loaded
+from plait.api import KubeDeployment, Loaded, of_kind
 from plait.ca import CaServer, CertificateAuthority, ServingCertificate, TokenVerifier
 from plait.model.identity import CONTROL_PLANE_HOST, SpiffeId
 from plait.model.proxy import Proxy, ProxyKind
-from plait.xds.auth import ServerTls
+from plait.xds.auth import ProxyAdmission, ServerTls
 
 GATEWAY_WORKLOAD = "istio-ingressgateway"
 
@@ -50,9 +51,10 @@ class MeshSecurity:
             self.ca, verifier, host=host, port=opts.ca_port, serving=self.serving
         )
 
-    def xds_tls(self, check: Callable[[SpiffeId, Proxy], str | None]) -> ServerTls:
+    def xds_tls(self, admission: ProxyAdmission) -> ServerTls:
+        """The ADS port's mTLS, admitting nodes through the platform's `admission`."""
         return ServerTls(
-            credentials=self.serving.current, trust_domain=self.trust_domain, check=check
+            credentials=self.serving.current, trust_domain=self.trust_domain, admission=admission
         )
 
     async def start(self) -> int:
@@ -70,23 +72,23 @@ class MeshSecurity:
         }
 
 
-def workload_check(
-    config: Callable[[], Sequence[Loaded]],
-) -> Callable[[SpiffeId, Proxy], str | None]:
-    """Admit a node only as a workload that the config declares for its identity: a
-    Deployment in its namespace running as its service account with the labels it
-    claims (or the ingress gateway). The certificate already proved namespace and
-    service account; this stops a workload from taking another's name and labels (and
-    so its inbound configuration) within the same service account."""
+class DeploymentAdmission:
+    """Local mode's `ProxyAdmission`: admit a node only as a workload that the config
+    declares for its identity, a Deployment in its namespace running as its service
+    account with the labels it claims (or the ingress gateway). The certificate already
+    proved namespace and service account; this stops a workload from taking another's
+    name and labels (and so its inbound configuration) within the same service account.
+    `config` is read on each new stream, so a Deployment added since is admitted."""
 
-    def check(identity: SpiffeId, proxy: Proxy) -> str | None:
+    def __init__(self, config: Callable[[], Sequence[Loaded]]) -> None:
+        self._config = config
+
+    def admit(self, identity: SpiffeId, proxy: Proxy) -> str | None:
         if proxy.kind is ProxyKind.GATEWAY:
             return None if proxy.workload == GATEWAY_WORKLOAD else "unknown gateway"
-        for item in config():
+        for item in of_kind(self._config(), KubeDeployment):
             dep = item.resource
-            if not isinstance(dep, KubeDeployment) or dep.metadata.name != proxy.workload:
-                continue
-            if dep.metadata.namespace != proxy.namespace:
+            if (dep.metadata.namespace, dep.metadata.name) != (proxy.namespace, proxy.workload):
                 continue
             template = dep.spec.template
             account = template.spec.service_account_name or "default"
@@ -98,4 +100,7 @@ def workload_check(
             return None
         return f"no Deployment {proxy.namespace}/{proxy.workload} in the mesh's config"
 
-    return check
+
+def workload_check(config: Callable[[], Sequence[Loaded]]) -> ProxyAdmission:
+    """Local mode's admission over the mesh's current config (`DeploymentAdmission`)."""
+    return DeploymentAdmission(config)

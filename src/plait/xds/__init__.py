@@ -10,7 +10,7 @@
 Delta xDS is not implemented yet (TODO in stream.py and server.py).
 """
 
-from plait.xds.auth import ProxyCheck, ServerTls, ServingCredentials
+from plait.xds.auth import ProxyAdmission, ServerTls, ServingCredentials
 from plait.xds.server import AdsServer, Rejection
 from plait.xds.source import ConfigSource, StaticConfigSource
 from plait.xds.status import (
@@ -27,7 +27,7 @@ __all__ = [
     "AdsServer",
     "ConfigSource",
     "NoObserver",
-    "ProxyCheck",
+    "ProxyAdmission",
     "ProxyStatus",
     "PushReason",
     "Rejection",

@@ -10,7 +10,8 @@ workload the certificate names, so before a stream is served (before any respons
    as a `SpiffeId`;
 2. `authorize` refuses the node unless that identity is in the server's trust domain and
    the node metadata claims the same NAMESPACE and SERVICE_ACCOUNT, then asks the
-   control plane's optional `check` hook (WORKLOAD_NAME, labels, ...).
+   platform's `ProxyAdmission` whether that identity may be the workload the node
+   claims (WORKLOAD_NAME, labels, ...).
 
 Both raise `PermissionDeniedError`, which the server turns into PERMISSION_DENIED.
 
@@ -43,8 +44,23 @@ from plait.xds.session import PermissionDeniedError
 
 log = logging.getLogger(__name__)
 
-ProxyCheck = Callable[[SpiffeId, Proxy], str | None]
-"""An extra admission check: a reason string refuses the stream, None admits it."""
+
+class ProxyAdmission(Protocol):
+    """Who may connect to xDS as which workload: the platform's half of admission.
+
+    `authorize` has already proved the certificate is this mesh's and names the namespace
+    and service account the node claims; an admission checks the rest of the claim (the
+    workload's name and labels, so its inbound configuration) against what the platform
+    knows. Local mode: `controlplane.security.DeploymentAdmission` (a Deployment of that
+    name runs as that service account with those labels). Kubernetes mode plugs in here
+    too: the agent's certificate was issued for its projected service-account token, and
+    its admission looks the node's pod up (in its namespace, running as that service
+    account, with those labels). Called on the event loop per new stream: no blocking.
+    """
+
+    def admit(self, identity: SpiffeId, proxy: Proxy) -> str | None:
+        """None admits the node; a reason refuses its stream (PERMISSION_DENIED)."""
+        ...
 
 
 class ServingCredentials(Protocol):
@@ -67,7 +83,7 @@ class ServerTls:
 
     credentials: Callable[[], ServingCredentials]
     trust_domain: str = "cluster.local"
-    check: ProxyCheck | None = None
+    admission: ProxyAdmission | None = None
 
 
 def peer_identity(auth_context: Mapping[str, Iterable[bytes]]) -> SpiffeId:
@@ -102,7 +118,11 @@ def claimed_identity(proxy: Proxy, trust_domain: str) -> str:
 
 
 def authorize(
-    identity: SpiffeId, proxy: Proxy, *, trust_domain: str, check: ProxyCheck | None = None
+    identity: SpiffeId,
+    proxy: Proxy,
+    *,
+    trust_domain: str,
+    admission: ProxyAdmission | None = None,
 ) -> None:
     """Refuse (PermissionDeniedError) a node whose claims the certificate does not back."""
     reason: str | None = None
@@ -116,8 +136,8 @@ def authorize(
             f"node {proxy.id!r} claims {claimed_identity(proxy, trust_domain)}"
             f" but its certificate is {identity.uri}"
         )
-    elif check is not None:
-        reason = check(identity, proxy)
+    elif admission is not None:
+        reason = admission.admit(identity, proxy)
     if reason is not None:
         raise PermissionDeniedError(reason, identity=identity.uri)
 

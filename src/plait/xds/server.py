@@ -235,7 +235,9 @@ class AdsServer:
         if self._tls is None:
             return
         identity = peer_identity(context.auth_context())
-        authorize(identity, proxy, trust_domain=self._tls.trust_domain, check=self._tls.check)
+        authorize(
+            identity, proxy, trust_domain=self._tls.trust_domain, admission=self._tls.admission
+        )
 
     def _reject(
         self,

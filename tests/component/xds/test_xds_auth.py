@@ -130,12 +130,22 @@ class Mesh:
         return self.server.port
 
 
+@dataclass
+class _Admission:
+    """A ProxyAdmission that asks the test's `Mesh.refuse`."""
+
+    mesh: Mesh
+
+    def admit(self, identity: SpiffeId, proxy: Proxy) -> str | None:
+        return self.mesh.refuse(identity, proxy)
+
+
 @pytest.fixture
 async def tls_mesh() -> AsyncIterator[Mesh]:
     ca, source = Ca("plait test root"), StaticConfigSource()
     source.set({ORDERS_PROXY.id: CONFIG, _proxy("payment").id: CONFIG})
     m = Mesh(ca, AdsServer(source), source, ca.serving(1))
-    tls = ServerTls(lambda: m.serving, "cluster.local", check=lambda i, p: m.refuse(i, p))
+    tls = ServerTls(lambda: m.serving, "cluster.local", admission=_Admission(m))
     await m.server.start("127.0.0.1", 0, tls=tls)
     yield m
     await m.server.stop(0)
