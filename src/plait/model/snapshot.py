@@ -58,6 +58,7 @@ class PolicyIndexes:
     authorization: PolicyIndex[AuthorizationPolicy] = field(default_factory=PolicyIndex)
     request_authentication: PolicyIndex[RequestAuthentication] = field(default_factory=PolicyIndex)
     peer_authentication: PolicyIndex[PeerAuthentication] = field(default_factory=PolicyIndex)
+    rate_limit: PolicyIndex[RateLimit] = field(default_factory=PolicyIndex)
 
 
 @dataclass(frozen=True)
@@ -282,12 +283,14 @@ def _rules_by_host(
 
 
 def _selector(
-    resource: AuthorizationPolicy | RequestAuthentication | PeerAuthentication,
+    resource: AuthorizationPolicy | RequestAuthentication | PeerAuthentication | RateLimit,
 ) -> WorkloadSelector | None:
     return resource.spec.selector
 
 
-def _has_targets(resource: AuthorizationPolicy | RequestAuthentication) -> bool:
+def _has_targets(resource: AuthorizationPolicy | RequestAuthentication | RateLimit) -> bool:
+    if isinstance(resource, RateLimit):
+        return resource.spec.target_ref is not None
     return bool(resource.spec.target_refs) or resource.spec.target_ref is not None
 
 
@@ -304,6 +307,7 @@ def build_snapshot(
     authz = _by_name(of_kind(config, AuthorizationPolicy))
     authn = _by_name(of_kind(config, RequestAuthentication))
     peer = _by_name(of_kind(config, PeerAuthentication))
+    rate_limits = _by_name(of_kind(config, RateLimit))
     rules_by_host, derived = _rules_by_host(services, drs)
     orphans, orphan_messages = orphan_hosts(virtual_services)
     derived += orphan_messages
@@ -319,7 +323,7 @@ def build_snapshot(
         virtual_services=virtual_services,
         destination_rules=drs,
         gateways=_by_name(of_kind(config, Gateway)),
-        rate_limits=_by_name(of_kind(config, RateLimit)),
+        rate_limits=rate_limits,
         peer_authentications=peer,
         authorization_policies=authz,
         request_authentications=authn,
@@ -332,6 +336,7 @@ def build_snapshot(
             authorization=PolicyIndex.build(authz, _selector, _has_targets),
             request_authentication=PolicyIndex.build(authn, _selector, _has_targets),
             peer_authentication=PolicyIndex.build(peer, _selector),
+            rate_limit=PolicyIndex.build(rate_limits, _selector, _has_targets),
         ),
     )
 

@@ -80,8 +80,8 @@ def selects(snapshot: MeshSnapshot, rate_limit: RateLimit, proxy: Proxy) -> bool
 
 def limits_for(snapshot: MeshSnapshot, proxy: Proxy) -> tuple[RateLimit, ...]:
     """The RateLimits that select `proxy`, in snapshot order (namespace, name)."""
-    found = (item.resource for item in snapshot.rate_limits)
-    return tuple(r for r in found if isinstance(r, RateLimit) and selects(snapshot, r, proxy))
+    found = snapshot.policies.rate_limit.candidates((proxy.namespace,))
+    return tuple(i.resource for i in found if selects(snapshot, i.resource, proxy))
 
 
 @dataclass(frozen=True)
