@@ -20,6 +20,8 @@ from typing_extensions import TypeVar
 from plait.api import Loaded, VirtualService
 from plait.api.common import WorkloadSelector
 from plait.api.kinds import Resource
+from plait.model.labels import Labels
+from plait.model.registry import Service
 
 MESH_GATEWAY = "mesh"
 
@@ -77,6 +79,34 @@ class VirtualServiceIndex:
 
 
 @dataclass(frozen=True)
+class ServiceSelectorIndex:
+    """Mesh Services (with a selector, not external) by one pair of their selector, so
+    "which Services select this workload" looks at a few candidates, not every Service:
+    a Service that selects a workload has each of its pairs, its first one included, among
+    the workload's labels."""
+
+    by_pair: Mapping[tuple[str, str, str], tuple[Service, ...]] = field(default_factory=dict)
+
+    @staticmethod
+    def build(services: Iterable[Service]) -> ServiceSelectorIndex:
+        by_pair: dict[tuple[str, str, str], list[Service]] = {}
+        for service in services:
+            if service.selector and not service.external:
+                key, value = service.selector.items_[0]
+                by_pair.setdefault((service.namespace, key, value), []).append(service)
+        return ServiceSelectorIndex({k: tuple(v) for k, v in by_pair.items()})
+
+    def selecting(self, namespace: str, labels: Labels) -> list[Service]:
+        """The Services in `namespace` whose selector the workload's `labels` satisfy."""
+        return [
+            service
+            for pair in labels.items_
+            for service in self.by_pair.get((namespace, *pair), ())
+            if labels.matches(service.selector)
+        ]
+
+
+@dataclass(frozen=True)
 class PolicyIndex(Generic[P]):
     """Policies of one kind by namespace, split by how they select workloads.
 
@@ -126,6 +156,7 @@ class PolicyIndex(Generic[P]):
 __all__ = [
     "MESH_GATEWAY",
     "PolicyIndex",
+    "ServiceSelectorIndex",
     "VirtualServiceIndex",
     "gateway_key",
     "gateways_of",

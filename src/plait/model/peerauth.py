@@ -152,17 +152,8 @@ class PeerAuthentications:
 
 def served_ports(snapshot: MeshSnapshot, namespace: str, labels: Labels) -> list[int]:
     """The workload ports that the Services selecting this workload reach, sorted."""
-    return sorted(
-        {
-            workload_port(port)
-            for service in snapshot.services.values()
-            if service.namespace == namespace
-            and service.selector
-            and not service.external
-            and labels.matches(service.selector)
-            for port in service.ports
-        }
-    )
+    selecting = snapshot.service_selectors.selecting(namespace, labels)
+    return sorted({workload_port(port) for service in selecting for port in service.ports})
 
 
 def listener_mode(modes: Iterable[MtlsMode]) -> MtlsMode:

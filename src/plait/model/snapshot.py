@@ -7,8 +7,8 @@ collection per kind (`Loaded[VirtualService]`, ...): re-declaring the whole Isti
 dataclasses would double it without making translation safer; the registry is converted
 to domain values. The indexes (`model.indexes`) answer the per-proxy questions without
 scanning every resource: VirtualServices by gateway, host and name; DestinationRules by
-host (merged, `rules_by_host`); policies by namespace and selector; endpoints by
-(hostname, port).
+host (merged, `rules_by_host`); policies by namespace and selector; the Services that
+select a workload; endpoints by (hostname, port).
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ from plait.api.kinds import Resource
 from plait.api.ratelimit import RateLimit
 from plait.api.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 from plait.errors import ConfigMessage
-from plait.model.indexes import MESH_GATEWAY, PolicyIndex, VirtualServiceIndex
+from plait.model.indexes import (
+    MESH_GATEWAY,
+    PolicyIndex,
+    ServiceSelectorIndex,
+    VirtualServiceIndex,
+)
 from plait.model.labels import Labels
 from plait.model.meshsettings import MeshSettings, mesh_settings
 from plait.model.orphans import orphan_hosts
@@ -80,6 +85,7 @@ class MeshSnapshot:
     orphan_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     routing: VirtualServiceIndex = field(default_factory=VirtualServiceIndex)
     policies: PolicyIndexes = field(default_factory=PolicyIndexes)
+    service_selectors: ServiceSelectorIndex = field(default_factory=ServiceSelectorIndex)
 
     def vs_hosts(self, vs: VirtualService) -> tuple[str, ...]:
         """The hosts a VirtualService applies to: its own, or an orphan's destination hosts
@@ -332,6 +338,7 @@ def build_snapshot(
         rules_by_host=rules_by_host,
         orphan_hosts=orphans,
         routing=VirtualServiceIndex.build(virtual_services, vs_hosts),
+        service_selectors=ServiceSelectorIndex.build(services.values()),
         policies=PolicyIndexes(
             authorization=PolicyIndex.build(authz, _selector, _has_targets),
             request_authentication=PolicyIndex.build(authn, _selector, _has_targets),

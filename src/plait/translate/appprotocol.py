@@ -14,7 +14,7 @@ from envoy.config.core.v3 import protocol_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_pb2
 
 from plait.model.labels import Labels
-from plait.model.registry import Protocol, Service
+from plait.model.registry import Protocol
 from plait.model.snapshot import MeshSnapshot
 
 HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -25,10 +25,7 @@ class AppProtocols:
     because every replica of a Deployment shares them."""
 
     def __init__(self, snapshot: MeshSnapshot) -> None:
-        self._by_ns: dict[str, list[Service]] = {}
-        for service in snapshot.services.values():
-            if service.selector and not service.external:
-                self._by_ns.setdefault(service.namespace, []).append(service)
+        self._services = snapshot.service_selectors
         self._memo: dict[tuple[str, Labels], Protocol] = {}
 
     def app_protocol(self, namespace: str, labels: Labels) -> Protocol:
@@ -37,8 +34,7 @@ class AppProtocols:
         if found is None:
             declared = {
                 port.protocol
-                for service in self._by_ns.get(namespace, [])
-                if labels.matches(service.selector)
+                for service in self._services.selecting(namespace, labels)
                 for port in service.ports
                 if port.protocol.is_http
             }

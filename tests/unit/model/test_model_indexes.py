@@ -185,3 +185,62 @@ spec:
     assert ports(9000) == {"api-0": 9090, "api-2": 20001}  # api-1 names no grpc-port
     assert ports(9100) == {"api-0": 9100, "api-1": 9100, "api-2": 20001}
     assert PortMap.all_to(7).target(ServicePort("x", 1, target_port="named")) == 7
+
+
+SELECTING = """
+apiVersion: v1
+kind: Service
+metadata: {name: all-reviews, namespace: shop}
+spec: {selector: {app: reviews}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v2, namespace: shop}
+spec: {selector: {app: reviews, version: v2}, ports: [{name: grpc, port: 90}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: no-selector, namespace: shop}
+spec: {ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: all-reviews, namespace: other}
+spec: {selector: {app: reviews}, ports: [{name: http, port: 80}]}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  workloadSelector: {labels: {app: reviews}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("namespace", "labels"),
+    [
+        ("shop", {"app": "reviews", "version": "v2"}),
+        ("shop", {"app": "reviews", "version": "v1"}),
+        ("shop", {"version": "v2"}),
+        ("other", {"app": "reviews"}),
+        ("nowhere", {"app": "reviews"}),
+        ("shop", {}),
+    ],
+)
+def test_services_selecting_a_workload_equal_a_scan(namespace: str, labels: dict[str, str]) -> None:
+    snap = _build(SELECTING)
+    workload = Labels.of(labels)
+    found = snap.service_selectors.selecting(namespace, workload)
+    scanned = [
+        s
+        for s in snap.services.values()
+        if s.namespace == namespace
+        and s.selector
+        and not s.external
+        and workload.matches(s.selector)
+    ]
+    assert sorted(s.hostname for s in found) == sorted(s.hostname for s in scanned)
+    if labels == {"app": "reviews", "version": "v2"} and namespace == "shop":
+        assert len(found) == 2
