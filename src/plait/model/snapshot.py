@@ -29,6 +29,7 @@ from plait.api import (
 )
 from plait.api.common import WorkloadSelector
 from plait.api.kinds import Resource
+from plait.api.meshconfig import ConfigMap
 from plait.api.ratelimit import RateLimit
 from plait.api.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 from plait.errors import ConfigMessage
@@ -244,19 +245,31 @@ def _port_endpoints(
     return tuple(e for e in found if e is not None)
 
 
+class _ByKind:
+    """The config grouped by model class in one pass; `of(Kind)` is typed."""
+
+    def __init__(self, config: Iterable[Loaded]) -> None:
+        self._groups: dict[type, list[Loaded]] = {}
+        for item in config:
+            self._groups.setdefault(type(item.resource), []).append(item)
+
+    def of(self, model: type[K]) -> list[Loaded[K]]:
+        return of_kind(self._groups.get(model, ()), model)
+
+
 def _registry(
-    config: Sequence[Loaded], index: _InstanceIndex
+    kinds: _ByKind, index: _InstanceIndex
 ) -> tuple[dict[str, Service], dict[tuple[str, int], tuple[Endpoint, ...]]]:
     """Services (Kubernetes Services, then ServiceEntry hosts) and their endpoints."""
     services: dict[str, Service] = {}
     endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
-    for item in of_kind(config, KubeService):
+    for item in kinds.of(KubeService):
         svc = _kube_service(item.resource)
         services[svc.hostname] = svc
         selected = index.select(svc.namespace, svc.selector)
         for port in svc.ports:
             endpoints[(svc.hostname, port.port)] = _port_endpoints(selected, port)
-    for entry_item in of_kind(config, ServiceEntry):
+    for entry_item in kinds.of(ServiceEntry):
         entry = entry_item.resource
         for svc, eps in _entry_services(entry):
             if svc.hostname in services:
@@ -307,13 +320,14 @@ def build_snapshot(
     messages: Sequence[ConfigMessage] = (),
 ) -> MeshSnapshot:
     """Index validated config and the running instances into one snapshot."""
-    services, endpoints = _registry(config, _InstanceIndex(instances))
-    virtual_services = _by_name(of_kind(config, VirtualService))
-    drs = _by_name(of_kind(config, DestinationRule))
-    authz = _by_name(of_kind(config, AuthorizationPolicy))
-    authn = _by_name(of_kind(config, RequestAuthentication))
-    peer = _by_name(of_kind(config, PeerAuthentication))
-    rate_limits = _by_name(of_kind(config, RateLimit))
+    kinds = _ByKind(config)
+    services, endpoints = _registry(kinds, _InstanceIndex(instances))
+    virtual_services = _by_name(kinds.of(VirtualService))
+    drs = _by_name(kinds.of(DestinationRule))
+    authz = _by_name(kinds.of(AuthorizationPolicy))
+    authn = _by_name(kinds.of(RequestAuthentication))
+    peer = _by_name(kinds.of(PeerAuthentication))
+    rate_limits = _by_name(kinds.of(RateLimit))
     rules_by_host, derived = _rules_by_host(services, drs)
     orphans, orphan_messages = orphan_hosts(virtual_services)
     derived += orphan_messages
@@ -328,13 +342,13 @@ def build_snapshot(
         endpoints=endpoints,
         virtual_services=virtual_services,
         destination_rules=drs,
-        gateways=_by_name(of_kind(config, Gateway)),
+        gateways=_by_name(kinds.of(Gateway)),
         rate_limits=rate_limits,
         peer_authentications=peer,
         authorization_policies=authz,
         request_authentications=authn,
         messages=(*messages, *derived),
-        mesh=mesh_settings(config),
+        mesh=mesh_settings(kinds.of(ConfigMap)),
         rules_by_host=rules_by_host,
         orphan_hosts=orphans,
         routing=VirtualServiceIndex.build(virtual_services, vs_hosts),
