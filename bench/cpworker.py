@@ -7,8 +7,8 @@ scenarios.
 
 The control plane is plait's own: `MeshState` (the ConfigSource) and `AdsServer`, fed
 either with snapshots built here from the synthetic mesh's YAML (`publish` mode: the
-change enters at `MeshState.publish`) or by plait's file `Watcher` over a temporary mesh
-directory (`watch` mode: the change enters as a file write). Each change is timed until
+change enters at `MeshState.publish`) or by plait's sources and pipeline over a temporary
+mesh directory (`watch` mode: the change enters as a file write). Each change is timed until
 `AdsServer.wait_synced` says every proxy has ACKed the new generation. Two changes
 alternate: a VirtualService weight edit (the outbound route table changes: one RDS
 response per proxy) and a new service (a cluster, its endpoints and a virtual host:
@@ -38,7 +38,10 @@ from bench import meshid
 from bench.meshgen import PortSource, SnapshotBuilder, SyntheticMesh, fake_ports, load
 from bench.procs import HOST, memory_kib, spawn_python, terminate, tree_cpu_seconds
 from bench.simclient import proxies_to_json
-from plait.controlplane.main import Watcher
+from plait.aio import Stopped, until
+from plait.controlplane.builder import SnapshotBuilder as ControlPlaneBuild
+from plait.controlplane.main import local_sources
+from plait.controlplane.pipeline import Pipeline
 from plait.controlplane.security import MeshSecurity
 from plait.controlplane.state import MeshState
 from plait.local.identity import LocalIdentity
@@ -138,36 +141,38 @@ class Worker:
         self.mesh.write(root)
         write_registry(root, self.mesh.registry)
         t = time.perf_counter()
-        watcher = Watcher(root)
-        state = MeshState(watcher.snapshot())
-        self.result["initial_build_s"] = time.perf_counter() - t
+        pipeline = Pipeline(local_sources(root), ControlPlaneBuild())
         stop = asyncio.Event()
-        watching = asyncio.create_task(watcher.run(state, stop))
         reload: list[float] = []
         try:
-            async with self._serving(state) as server:
-                await asyncio.sleep(0.5)  # watchfiles is watching well before the first write
-                changes = Changes()
-                for i in range(1 + 2 * self.cell.reps):
-                    kind, name, text = changes.next()
-                    gen0 = state.generation
-                    cpu0, client0, t0 = _cpu(), self._clients_cpu(), time.perf_counter()
-                    (root / name).write_text(text)
-                    gen = await asyncio.wait_for(
-                        state.wait_for_generation(gen0), self.cell.timeout_s
-                    )
-                    reload.append(time.perf_counter() - t0)
-                    ok = await server.wait_synced(
-                        gen, self.cell.timeout_s, min_proxies=self.cell.proxies
-                    )
-                    seconds = time.perf_counter() - t0
-                    cpu = (_cpu() - cpu0, self._clients_cpu() - client0)
-                    self._record(i, kind, ok, seconds, cpu, server)
-                    await asyncio.sleep(0.1)  # the next write must not join this batch
-        finally:
-            stop.set()
-            await asyncio.wait_for(watching, 5)
+            async with asyncio.TaskGroup() as tg:
+                state = MeshState(await pipeline.start(tg))
+                self.result["initial_build_s"] = time.perf_counter() - t
+                tg.create_task(pipeline.run(state.publish))
+                tg.create_task(until(stop))
+                await self._watch_changes(root, state, reload)
+                stop.set()
+        except* Stopped:
+            pass
         self.result["write_to_publish_s"] = reload[1:]
+
+    async def _watch_changes(self, root: Path, state: MeshState, reload: list[float]) -> None:
+        async with self._serving(state) as server:
+            changes = Changes()
+            for i in range(1 + 2 * self.cell.reps):
+                kind, name, text = changes.next()
+                gen0 = state.generation
+                cpu0, client0, t0 = _cpu(), self._clients_cpu(), time.perf_counter()
+                (root / name).write_text(text)
+                gen = await asyncio.wait_for(state.wait_for_generation(gen0), self.cell.timeout_s)
+                reload.append(time.perf_counter() - t0)
+                ok = await server.wait_synced(
+                    gen, self.cell.timeout_s, min_proxies=self.cell.proxies
+                )
+                seconds = time.perf_counter() - t0
+                cpu = (_cpu() - cpu0, self._clients_cpu() - client0)
+                self._record(i, kind, ok, seconds, cpu, server)
+                await asyncio.sleep(0.1)  # the next write must not join this batch
 
     # -- shared parts ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
     ├── ProxyLookupError        a proxy name matches no proxy of the running mesh, or several
     ├── EnvoyAdminError         a proxy's Envoy admin interface could not be read
     ├── InconsistentConfigError a translated proxy config names a resource it lacks (a bug)
+    ├── RegistryError           the local workload registry cannot be read or parsed
     ├── CaError                 the certificate authority cannot do what was asked
     │   ├── CaFileError         a file in the CA directory is missing, unreadable or mismatched
     │   ├── RotationError       a root-rotation step does not fit the CA directory's state
@@ -111,6 +112,10 @@ class EnvoyAdminError(PlaitError):
 
 class InconsistentConfigError(PlaitError):
     """A translated proxy config names an endpoint set or route table it does not hold."""
+
+
+class RegistryError(PlaitError):
+    """The local workload registry (`.plait/workloads.json`) cannot be read or parsed."""
 
 
 class CaError(PlaitError):

@@ -17,8 +17,9 @@ from plait.controlplane import tracestore
 from plait.errors import Severity
 
 if TYPE_CHECKING:
-    from plait.controlplane.main import Watcher
+    from plait.controlplane.builder import SnapshotBuilder
     from plait.controlplane.metrics import ControlPlaneMetrics
+    from plait.controlplane.pipeline import Pipeline
     from plait.controlplane.security import MeshSecurity
     from plait.controlplane.state import MeshState
     from plait.xds.server import AdsServer
@@ -29,7 +30,8 @@ class DebugServer:
         self,
         server: AdsServer,
         state: MeshState,
-        watcher: Watcher,
+        pipeline: Pipeline,
+        builder: SnapshotBuilder,
         security: MeshSecurity | None = None,
         metrics: ControlPlaneMetrics | None = None,
         traces: tracestore.TraceStore | None = None,
@@ -39,7 +41,8 @@ class DebugServer:
         self.security = security
         self.server = server
         self.state = state
-        self.watcher = watcher
+        self.pipeline = pipeline
+        self.builder = builder
         self._runner: web.AppRunner | None = None
 
     def status(self) -> dict[str, Any]:
@@ -49,14 +52,17 @@ class DebugServer:
                 "pid": os.getpid(),
                 "generation": self.state.generation,
                 "snapshotVersion": self.state.snapshot.version,
-                "instances": self.watcher.instance_names,
+                "instances": self.builder.instance_names,
             },
             "proxies": [s.to_json() for s in self.server.statuses()],
             "errors": [m.to_json() for m in messages if m.severity == Severity.ERROR],
             "warnings": [m.to_json() for m in messages if m.severity == Severity.WARNING],
-            "keptLastGood": list(self.watcher.kept),
+            "keptLastGood": list(self.builder.kept),
             "translationErrors": dict(self.state.translation_errors),
-            "internalError": self.watcher.internal_error,
+            "internalError": self.pipeline.internal_error,
+            # a source that cannot read its input (its last good input stays in force),
+            # or whose task failed and is being retried
+            "sourceErrors": {**self.pipeline.store.errors, **self.pipeline.problems},
             "ca": self.security.status() if self.security is not None else None,
             "refusedProxies": [
                 {

@@ -1,21 +1,27 @@
 """The local workload registry: `DIR/.plait/workloads.json`, written by `plait up`.
 
 `plait up` adds a replica once its app listens and its sidecar is ready, and removes it
-when it stops; the control plane reads the file whenever it changes. A file is the
+when it stops; the control plane reads the file whenever it changes (`RegistrySource`).
+A file that cannot be read or parsed never withdraws endpoints: the source keeps the last
+good registry and reports the problem (shown by `plait status`) until the file is good. A file is the
 contract (not an in-process call) so that the control plane can be restarted on its own
 and find the same registry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from plait.errors import RegistryError
 from plait.model.labels import Labels
 from plait.model.registry import PortMap, WorkloadInstance
+from plait.sources import filewatch
+from plait.sources.events import Emit, SourceError, WorkloadsChanged
 
 STATE_DIR = ".plait"
 WORKLOADS_FILE = "workloads.json"
@@ -48,9 +54,26 @@ def write_registry(root: Path, instances: Sequence[WorkloadInstance]) -> None:
 
 
 def read_registry(root: Path) -> list[WorkloadInstance]:
-    """The registered instances; an absent or unreadable file means none."""
+    """The registered instances; an absent or unreadable file means none (for readers
+    that only annotate; the control plane keeps its last good registry: `load_registry`)."""
     try:
-        data = json.loads(registry_path(root).read_text())
+        return load_registry(root)
+    except RegistryError:
+        return []
+
+
+def load_registry(root: Path) -> list[WorkloadInstance]:
+    """The registered instances; an absent file means none. Raises RegistryError for a
+    file that cannot be read or is not a complete registry."""
+    path = registry_path(root)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"cannot read the workload registry {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
         return [
             WorkloadInstance(
                 name=d["name"],
@@ -64,5 +87,43 @@ def read_registry(root: Path) -> list[WorkloadInstance]:
             )
             for d in data.get("instances", [])
         ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return []
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RegistryError(
+            f"the workload registry {path} is not valid ({type(exc).__name__}: {exc}); "
+            "keeping the last good one"
+        ) from exc
+
+
+class RegistrySource:
+    """`DIR/.plait/workloads.json` as a source of `WorkloadsChanged` events."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def name(self) -> str:
+        return "workloads"
+
+    def wants(self, path: str) -> bool:
+        p = Path(path)
+        return p.name == WORKLOADS_FILE and p.parent.name == STATE_DIR
+
+    async def _read(
+        self, emit: Emit, last: tuple[WorkloadInstance, ...] | None
+    ) -> tuple[WorkloadInstance, ...] | None:
+        """Emit the registry if it changed; a bad file is reported and `last` stays."""
+        try:
+            instances = tuple(await asyncio.to_thread(load_registry, self.root))
+        except RegistryError as exc:
+            emit(SourceError(self.name, str(exc)))
+            return last
+        emit(SourceError(self.name, None))
+        if instances != last:
+            emit(WorkloadsChanged(self.name, instances))
+        return instances
+
+    async def run(self, emit: Emit, ready: asyncio.Event) -> None:
+        last = await self._read(emit, None)
+        ready.set()
+        async for _ in filewatch.changes(self.root, self.wants):
+            last = await self._read(emit, last)

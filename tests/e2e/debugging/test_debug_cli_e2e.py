@@ -11,6 +11,7 @@ good one, and `plait proxy-status` shows the NACK with Envoy's text.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -154,7 +155,7 @@ async def test_a_config_envoy_rejects_shows_as_nack_with_envoys_error(lab: Lab) 
         deadline = time.monotonic() + 20
         while "sidecar~client-0.default" not in _nacked(lab):
             assert time.monotonic() < deadline, f"no NACK in 20 s: {lab.mesh.cp_status()}"
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         assert lab.errors() == [], (
             "plait now rejects this VirtualService itself (good): choose another config "
             f"Envoy refuses but plait passes, or test NACK display another way: {lab.errors()}"

@@ -1,13 +1,13 @@
-"""The Watcher never puts a resource that fails semantic validation into a snapshot."""
+"""The control plane never puts a resource that fails semantic validation into a snapshot."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sourcekit import Inputs
 
 from plait.api import VirtualService
-from plait.controlplane.main import Watcher
 from plait.errors import Severity
 from plait.model.labels import Labels
 from plait.model.registry import PortMap, WorkloadInstance
@@ -45,7 +45,7 @@ spec:
 LOOKAHEAD = "regex: '^/(?!admin).*'"
 
 
-def routes(watcher: Watcher) -> dict[str, str]:
+def routes(watcher: Inputs) -> dict[str, str]:
     """VirtualService name → the subset of its first destination, in the new snapshot."""
     out = {}
     for item in watcher.snapshot().virtual_services:
@@ -65,7 +65,7 @@ def root(tmp_path: Path) -> Path:
 def test_an_invalid_resource_keeps_its_last_good_version_and_its_neighbours_apply(
     root: Path,
 ) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     assert routes(watcher) == {"a": "v1", "b": "v1"}
     path = root / "routes.yaml"
     path.write_text(vs("a", "v2", LOOKAHEAD) + vs("b", "v2"))
@@ -90,7 +90,7 @@ def test_an_invalid_resource_keeps_its_last_good_version_and_its_neighbours_appl
 
 
 def test_an_invalid_resource_that_never_was_good_is_absent(root: Path) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     new = root / "new.yaml"
     new.write_text(vs("c", "v1", LOOKAHEAD))
     watcher.apply({str(new)})
@@ -101,7 +101,7 @@ def test_an_invalid_resource_that_never_was_good_is_absent(root: Path) -> None:
 
 def test_analysis_warnings_are_in_the_snapshot_once_per_config(root: Path) -> None:
     (root / "routes.yaml").write_text(vs("a", "v3"))
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     first = [m for m in watcher.snapshot().messages if m.severity is Severity.WARNING]
     assert [m.path for m in first] == ["spec.http[0].route[0].destination.subset"]
     # A registry change rebuilds the snapshot with the same warnings (not recomputed twice).

@@ -1,12 +1,13 @@
-"""Watcher.apply: which changed files mean a config reload, a registry reload, or nothing."""
+"""The control plane's inputs: which changed files mean a config reload, a registry
+reload, or nothing; snapshots built from them (`SnapshotBuilder`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sourcekit import Inputs
 
-from plait.controlplane.main import Watcher
 from plait.model.labels import Labels
 from plait.model.registry import PortMap, ServicePort, WorkloadInstance
 from plait.sources.workloads import registry_path, write_registry
@@ -30,7 +31,7 @@ INSTANCE = WorkloadInstance(
 )
 
 
-def hosts(watcher: Watcher) -> list[str]:
+def hosts(watcher: Inputs) -> list[str]:
     return sorted(watcher.snapshot().services)
 
 
@@ -44,7 +45,7 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 
 def test_a_yaml_change_reloads_config(root: Path) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     assert hosts(watcher) == ["a.default.svc.cluster.local"]
     for rel in ["b.yaml", "sub/c.yml"]:
         path = root / rel
@@ -59,14 +60,14 @@ def test_a_yaml_change_reloads_config(root: Path) -> None:
 
 
 def test_a_deleted_yaml_file_reloads_config(root: Path) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     (root / "a.yaml").unlink()
     assert watcher.apply({str(root / "a.yaml")}) is True
     assert hosts(watcher) == []
 
 
 def test_a_registry_change_reloads_instances_only(root: Path) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     write_registry(root, [INSTANCE])
     (root / "b.yaml").write_text(SERVICE.format(name="b"))  # not reported: not reloaded
     assert watcher.apply({str(registry_path(root))}) is True
@@ -90,7 +91,7 @@ def test_a_registry_change_reloads_instances_only(root: Path) -> None:
     ],
 )
 def test_other_files_change_nothing(root: Path, rel: str) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(SERVICE.format(name="z"))
@@ -99,7 +100,7 @@ def test_other_files_change_nothing(root: Path, rel: str) -> None:
 
 
 def test_a_yaml_file_outside_the_root_changes_nothing(root: Path) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     outside = root.parent / "other.yaml"
     outside.write_text(SERVICE.format(name="z"))
     assert watcher.apply({str(outside)}) is False
@@ -110,14 +111,14 @@ def test_a_relative_root_classifies_absolute_paths(
 ) -> None:
     """watchfiles reports absolute paths even for a relative root."""
     monkeypatch.chdir(root.parent)
-    watcher = Watcher(Path(root.name))
+    watcher = Inputs(Path(root.name))
     (root / "b.yaml").write_text(SERVICE.format(name="b"))
     assert watcher.apply({str(root / "b.yaml")}) is True
     assert len(hosts(watcher)) == 2
 
 
 def test_snapshots_are_versioned_and_carry_kept_resources(root: Path) -> None:
-    watcher = Watcher(root)
+    watcher = Inputs(root)
     assert watcher.snapshot().version == 1
     (root / "a.yaml").write_text("kind: [\n")
     watcher.apply({str(root / "a.yaml")})
@@ -126,44 +127,3 @@ def test_snapshots_are_versioned_and_carry_kept_resources(root: Path) -> None:
     assert sorted(snap.services) == ["a.default.svc.cluster.local"]  # last good
     assert watcher.kept == (f"Service/default/a ({root / 'a.yaml'})",)
     assert [m.file for m in snap.messages] == [str(root / "a.yaml")]
-
-
-async def test_a_failing_snapshot_build_keeps_serving_the_last_one(
-    root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import asyncio
-
-    from plait.controlplane import main
-    from plait.controlplane.state import MeshState
-
-    watcher = Watcher(root)
-    state = MeshState(watcher.snapshot())
-    first = state.generation
-    real_build = main.build_snapshot
-    failing = True
-
-    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if failing:
-            raise RuntimeError("bug in snapshot building")
-        return real_build(*args, **kwargs)
-
-    monkeypatch.setattr(main, "build_snapshot", flaky)
-    stop = asyncio.Event()
-    task = asyncio.create_task(watcher.run(state, stop))
-    try:
-        # Edit until the watcher (which gives no sign of having started) sees an edit.
-        async with asyncio.timeout(5):
-            while watcher.internal_error is None:
-                (root / "b.yaml").write_text(SERVICE.format(name="b"))
-                await asyncio.sleep(0.1)
-        assert "bug in snapshot building" in watcher.internal_error
-        assert state.generation == first  # nothing published, the last snapshot stays
-        failing = False
-        (root / "c.yaml").write_text(SERVICE.format(name="c"))
-        async with asyncio.timeout(5):
-            await state.wait_for_generation(first)
-        assert watcher.internal_error is None
-        assert "c.default.svc.cluster.local" in state.snapshot.services
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
