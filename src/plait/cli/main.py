@@ -128,6 +128,8 @@ def status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
     console.print(f"phase: {data['phase']}   gateway: {data['gateway'] or '-'}")
     if data["controlPlane"].get("error"):
         err.print(f"[yellow]warning:[/] {data['controlPlane']['error']}")
+    for task, problem in sorted(data.get("problems", {}).items()):
+        err.print(f"[yellow]warning:[/] {task}: {problem}")
     console.print(render.proxies_table(data["proxies"]))
     msgs = [_message(m) for m in data["errors"] + data["warnings"]]
     render.print_messages(console, msgs)
@@ -146,9 +148,7 @@ def status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
 @app.command()
 def traces(
     directory: MeshDir,
-    trace_id: Annotated[
-        str | None, typer.Argument(help="Show this trace as a waterfall.")
-    ] = None,
+    trace_id: Annotated[str | None, typer.Argument(help="Show this trace as a waterfall.")] = None,
     limit: Annotated[int, typer.Option(help="How many recent traces to list.", min=1)] = 20,
     output: OutputOpt = Output.table,
 ) -> None:
@@ -212,7 +212,9 @@ def dashboard(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exitcodes.NOT_RUNNING) from None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(directory, port, lambda url: print(f"plait dashboard: {url}", flush=True)))
+        asyncio.run(
+            serve(directory, port, lambda url: print(f"plait dashboard: {url}", flush=True))
+        )
 
 
 def _message(m: dict[str, object]) -> ConfigMessage:

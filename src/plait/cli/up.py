@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from plait.cli import exitcodes, render
-from plait.errors import MeshStateError, StartupError
+from plait.errors import MeshStateError, PlaitError
 from plait.local.statefile import MeshState, clear_state, read_state, state_path
 from plait.local.upoptions import UpOptions
 from plait.sources.workloads import STATE_DIR
@@ -73,7 +73,7 @@ def run_foreground(opts: UpOptions, console: Console, err: Console) -> int:
         try:
             try:
                 state = await mesh.start()
-            except StartupError as exc:
+            except PlaitError as exc:  # StartupError, and any other plait error on the way
                 err.print(f"[red]error:[/] {exc}")
                 return exitcodes.STARTUP_FAILED
             except asyncio.CancelledError:
@@ -82,13 +82,15 @@ def run_foreground(opts: UpOptions, console: Console, err: Console) -> int:
             starting = False
             _print_ready(state, console)
             console.print("[green]mesh ready[/]; Ctrl-C stops it")
-            watcher = asyncio.create_task(mesh.watch(stop))
-            await stop.wait()
+            code = exitcodes.OK
+            try:
+                await mesh.watch(stop)  # until stop; a reconcile in flight is abandoned
+            except Exception as exc:  # noqa: BLE001 - a bug: stop the mesh, say why
+                err.print(f"[red]error:[/] the running mesh failed ({exc!r}); stopping it")
+                code = exitcodes.STARTUP_FAILED
             console.print("stopping…")
-            watcher.cancel()  # a reconcile in flight is abandoned; stop() ends what it began
-            await asyncio.gather(watcher, return_exceptions=True)
-            await mesh.stop()
-            return exitcodes.OK
+            await mesh.stop()  # ends what a reconcile began
+            return code
         finally:
             clear_state(mesh.root)
 

@@ -10,6 +10,8 @@ own, checked to be free, and never handed out twice by this process.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import socket
 from pathlib import Path
@@ -62,3 +64,16 @@ def is_listening(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+async def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
+    """`is_listening` without blocking the event loop."""
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True

@@ -10,6 +10,12 @@ Order and readiness:
    at the app's own port in plain text, as a workload outside the mesh);
 3. ready when every proxy reports every xDS type SYNCED at the control plane.
 A failure at any step stops everything already started and raises StartupError.
+
+While the mesh runs, `watch` owns the background work in one task group: reconciling
+replicas with the Deployments on every change of the mesh directory (its events come
+from the same `MeshDirectorySource` the control plane uses) and re-minting tokens. Each
+failure is logged, reported as a progress line and in the state file's `problems` (so
+`plait status` shows it), and retried with backoff; none ends the loop silently.
 """
 
 from __future__ import annotations
@@ -17,38 +23,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import watchfiles
-
 from plait.agent.sidecar import SidecarAgent, SidecarOptions
+from plait.aio import Backoff, Stopped, retry, until
 from plait.api.duration import parse_nanos
-from plait.errors import EnvoyError, StartupError
+from plait.errors import EnvoyError, StartupError, WorkloadCertificateError
 from plait.local import ingress
 from plait.local.accesslogs import access_log_path, app_log_path
 from plait.local.identity import TOKEN_REFRESH_S, LocalIdentity
 from plait.local.plan import Plan, ReplicaSpec, make_plan
-from plait.local.ports import free_port, is_listening
+from plait.local.ports import accepts, free_port
 from plait.local.process import ManagedProcess
 from plait.local.reconcile import diff_replicas
 from plait.local.statefile import MeshState, ProxyEntry, ServiceEntry, write_state
-from plait.local.status import get_json
+from plait.local.status import fetch_json
 from plait.local.upoptions import UpOptions
 from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.registry import PortMap, Resolution, WorkloadInstance
 from plait.model.snapshot import build_snapshot
-from plait.sources.directory import DirectorySource, is_config_path
+from plait.sources.directory import ConfigView
+from plait.sources.events import ConfigChanged, SourceEvent
+from plait.sources.meshdir import MeshDirectorySource
 from plait.sources.workloads import STATE_DIR, write_registry
 from plait.telemetry.exporter import MeshTelemetry, Reporter
 
 HOST = "127.0.0.1"
 Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
+
+RECONCILE_BACKOFF = Backoff(first=1.0, most=30.0, stable=0.0)
+"""A failed reconcile is tried again (without a new edit) after 1 s, 2 s, … 30 s."""
+TOKEN_RETRY_S = 60.0
+"""After a failed re-mint, the next try comes this soon rather than an hour later."""
 
 
 @dataclass
@@ -68,10 +82,11 @@ class Started:
 
 
 async def _until(
-    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05
 ) -> None:
+    """Poll another process's state (a port, the control plane's status) until `check`."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while not await check():
         if time.monotonic() > deadline:
             raise StartupError(f"timed out after {timeout:.0f}s waiting for {what}")
         await asyncio.sleep(interval)
@@ -85,8 +100,8 @@ class LocalMesh:
         self.root = opts.root.resolve()
         self.progress = progress
         self.run_dir = self.root / STATE_DIR
-        self.source = DirectorySource(opts.root)
-        view = self.source.load()
+        self.directory = MeshDirectorySource(opts.root)
+        view = self.directory.loader.load()
         self.config_messages = view.messages
         self.snapshot = build_snapshot(view.resources, [], 0)
         self.plan = make_plan(view.resources, self.snapshot)
@@ -101,7 +116,6 @@ class LocalMesh:
             dt.timedelta(seconds=parse_nanos(opts.cert_ttl) / 1e9),
             opts.ca_dir,
         )
-        self._token_refresh: asyncio.Task[None] | None = None
         self.telemetry = MeshTelemetry(self.root, lambda: self.snapshot.services)
         self.state = MeshState(
             pid=os.getpid(),
@@ -144,10 +158,13 @@ class LocalMesh:
         )
         self.started.controlplane = cp
         await cp.start()
+
+        async def listening() -> bool:
+            ports = (self.xds_port, self.debug_port, self.ca_port)
+            return all([await accepts(HOST, p) for p in ports])
+
         await _until(
-            lambda: all(
-                is_listening(HOST, p) for p in (self.xds_port, self.debug_port, self.ca_port)
-            ),
+            listening,
             20,
             "the control plane to listen (see " + self.state.controlplane_log + ")",
         )
@@ -224,7 +241,7 @@ class LocalMesh:
         assert r.proxy.app_port is not None
         port = r.proxy.app_port
         await _until(
-            lambda: is_listening(HOST, port),
+            lambda: accepts(HOST, port),
             self.opts.ready_timeout_s,
             f"{r.spec.instance} to listen on $PORT={port} (see {r.app.log_path})",
         )
@@ -301,7 +318,7 @@ class LocalMesh:
         try:
             try:
                 return await self._start()
-            except EnvoyError as exc:
+            except (EnvoyError, WorkloadCertificateError) as exc:
                 raise StartupError(str(exc)) from exc
         except BaseException as exc:
             self.state.phase = "failed"
@@ -316,7 +333,6 @@ class LocalMesh:
         ports = ingress.host_ports(self.plan, {}, self.opts.gateway_port)
         write_state(self.root, self.state)
         await self._start_controlplane()
-        self._token_refresh = asyncio.create_task(self._refresh_tokens())
         self.started.replicas = [self._replica(spec) for spec in self.plan.replicas]
         self.progress(f"starting {len(self.started.replicas)} replicas with sidecars")
         tasks = [self._start_replica(r) for r in self.started.replicas]
@@ -377,12 +393,12 @@ class LocalMesh:
         instances = {r.spec.instance for r in self.started.replicas if r.registered}
         last: dict[str, Any] = {}
 
-        def synced() -> bool:
+        async def synced() -> bool:
             """Every proxy ACKed the generation that has every replica's endpoints."""
             nonlocal last
             try:
-                last = get_json(self.state.status_url, timeout=1.0)
-            except OSError:
+                last = await fetch_json(self.state.status_url, timeout=1.0)
+            except (OSError, ValueError):
                 return False
             cp = last.get("controlPlane", {})
             if instances != set(cp.get("instances", [])):
@@ -412,27 +428,79 @@ class LocalMesh:
     # -- run and stop -----------------------------------------------------------------
 
     async def watch(self, stop: asyncio.Event) -> None:
-        """Keep the replicas in line with the Deployments while the mesh runs.
+        """Until `stop`: keep the replicas in line with the Deployments, and re-mint tokens.
 
-        The control plane applies routing changes itself; this loop starts and stops
-        processes. A failure is reported and the loop goes on with the next change.
+        The control plane applies routing changes itself; this starts and stops processes.
+        Cancelling it abandons a reconcile in flight (`stop()` ends what it began).
         """
-        async for _ in watchfiles.awatch(
-            self.root,
-            step=50,
-            debounce=500,
-            stop_event=stop,
-            watch_filter=lambda _c, p: is_config_path(p, self.root),
-        ):
-            try:
-                await self.reconcile()
-            except (StartupError, EnvoyError, OSError) as exc:
-                self.progress(f"error: {exc}")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._reconcile_loop(), name="reconcile")
+                tg.create_task(self._refresh_tokens(), name="token re-minting")
+                tg.create_task(until(stop), name="until stopped")
+        except* Stopped:
+            pass
 
-    async def reconcile(self) -> None:
+    async def _reconcile_loop(self) -> None:
+        """Reconcile with the newest config view; a failure is reported and retried with
+        backoff (a new edit retries at once)."""
+        latest: ConfigView | None = None
+        changed = asyncio.Event()
+
+        def emit(event: SourceEvent) -> None:
+            nonlocal latest
+            if isinstance(event, ConfigChanged):
+                latest = event.view
+                changed.set()
+
+        ready = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(
+                retry(
+                    "mesh directory",
+                    lambda: self.directory.run(emit, ready),
+                    self._problem("directory"),
+                ),
+                name="mesh directory",
+            )
+            delay: float | None = None
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await changed.wait()
+                changed.clear()
+                if latest is None:
+                    continue
+                began = time.monotonic()
+                try:
+                    await self.reconcile(latest)
+                except Exception as exc:  # noqa: BLE001 - reported, retried; never a silent end
+                    delay = RECONCILE_BACKOFF.next(delay, time.monotonic() - began)
+                    log.exception("reconcile failed")
+                    self.progress(f"error: {exc} (trying again in {delay:.0f}s)")
+                    self._set_problem("replicas", f"{type(exc).__name__}: {exc}")
+                    continue
+                delay = None
+                self._set_problem("replicas", None)
+
+    def _problem(self, task: str) -> Callable[[str], None]:
+        return lambda message: self._set_problem(task, message)
+
+    def _set_problem(self, task: str, message: str | None) -> None:
+        """Record (or clear) what a background task failed with; `plait status` shows it."""
+        if self.state.problems.get(task) == message:
+            return
+        if message is None:
+            self.state.problems.pop(task, None)
+        else:
+            self.state.problems[task] = message
+        with contextlib.suppress(OSError):
+            write_state(self.root, self.state)
+
+    async def reconcile(self, view: ConfigView) -> None:
         """Stop replicas that are gone or changed (after traffic has moved off them), then
-        start new ones; each joins the registry once ready, as at start."""
-        view = self.source.load()
+        start new ones; each joins the registry once ready, as at start. A new replica
+        that fails to start is stopped and dropped, so the next reconcile starts it again."""
         self.snapshot = build_snapshot(view.resources, [], 0)
         plan = make_plan(view.resources, self.snapshot)
         await self._update_gateway(plan)
@@ -444,17 +512,14 @@ class LocalMesh:
             r.registered = False
         self._write_registry()
         await self._wait_synced()  # no proxy sends to the leaving replicas any more
-        await asyncio.gather(*_stops(leaving))
-        for r in leaving:
-            if r.sidecar is not None:
-                await self.telemetry.detach(r.sidecar.envoy.name)
-        for r in leaving:
-            self.identity.forget(r.spec.instance)
-        self.started.replicas = [r for r in self.started.replicas if r not in leaving]
+        await self._drop(leaving)
         joining = [self._replica(spec) for spec in change.start]
         self.started.replicas += joining
         try:
             await _gather_or_cancel([self._start_replica(r) for r in joining])
+        except BaseException:
+            await self._drop(joining)
+            raise
         finally:
             self.state.proxies = self._proxy_entries()
             self.state.services = self._service_entries()
@@ -463,6 +528,15 @@ class LocalMesh:
         gone = ", ".join(r.spec.instance for r in leaving) or "none"
         new = ", ".join(r.spec.instance for r in joining) or "none"
         self.progress(f"replicas updated: stopped {gone}; started {new}")
+
+    async def _drop(self, replicas: list[Replica]) -> None:
+        """Stop these replicas and forget them (they are out of the registry already)."""
+        await asyncio.gather(*_stops(replicas), return_exceptions=True)
+        for r in replicas:
+            if r.sidecar is not None:
+                await self.telemetry.detach(r.sidecar.envoy.name)
+            self.identity.forget(r.spec.instance)
+        self.started.replicas = [r for r in self.started.replicas if r not in replicas]
 
     async def stop(self) -> None:
         """Stop in reverse: sidecars drain first, then apps, gateway, control plane."""
@@ -480,18 +554,26 @@ class LocalMesh:
         if s.controlplane is not None:
             await s.controlplane.stop()
         await self.telemetry.close()
-        if self._token_refresh is not None:
-            self._token_refresh.cancel()
-            await asyncio.gather(self._token_refresh, return_exceptions=True)
         self.identity.cleanup()
         with contextlib.suppress(OSError):
             write_registry(self.root, [])
 
     async def _refresh_tokens(self) -> None:
-        """Re-mint every replica's token before it expires (agents read it per request)."""
+        """Re-mint every replica's token before it expires (agents read it per request).
+        A failure (a full disk) is reported and tried again within `TOKEN_RETRY_S`."""
+        wait = TOKEN_REFRESH_S
         while True:
-            await asyncio.sleep(TOKEN_REFRESH_S)
-            self.identity.refresh_tokens()
+            await asyncio.sleep(wait)
+            try:
+                self.identity.refresh_tokens()
+            except Exception as exc:  # noqa: BLE001 - tokens lapse in 24 h if this stops
+                log.exception("cannot re-mint workload tokens")
+                self.progress(f"error: cannot re-mint workload tokens: {exc}")
+                self._set_problem("tokens", f"{type(exc).__name__}: {exc}")
+                wait = min(TOKEN_RETRY_S, TOKEN_REFRESH_S)
+                continue
+            self._set_problem("tokens", None)
+            wait = TOKEN_REFRESH_S
 
 
 def _entry(agent: SidecarAgent, app: ManagedProcess | None, metrics: str | None) -> ProxyEntry:
@@ -543,13 +625,12 @@ def _hostport(url: str | None) -> str:
     return (url or "").removeprefix("http://").rstrip("/")
 
 
-async def _gather_or_cancel(coros: list[Any]) -> None:
-    """Run all; on the first failure cancel the rest and re-raise that failure."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
+async def _gather_or_cancel(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run all; on the first failure cancel the rest and re-raise that failure (the
+    first, not an ExceptionGroup: callers map it to a message)."""
     try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        async with asyncio.TaskGroup() as tg:
+            for c in coros:
+                tg.create_task(c)
+    except BaseExceptionGroup as group:
+        raise group.exceptions[0] from None

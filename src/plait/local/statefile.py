@@ -66,6 +66,8 @@ class MeshState:
     error: str | None = None
     controlplane_log: str = ""
     ca: str | None = None  # the CA's HTTPS URL
+    # a background task of the running mesh (replicas, tokens, directory) → its last failure
+    problems: dict[str, str] = field(default_factory=dict)
 
 
 def state_path(root: Path) -> Path:

@@ -10,6 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from plait.local.statefile import read_state
 
 XDS_TYPES = ("cds", "eds", "lds", "rds")
@@ -20,6 +22,23 @@ def get_json(url: str, timeout: float = 3.0) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URL we made
         data: dict[str, Any] = json.loads(resp.read())
         return data
+
+
+async def fetch_json(url: str, timeout: float = 3.0) -> dict[str, Any]:
+    """`get_json` for code on an event loop. Raises OSError (unreachable, an HTTP error,
+    a timeout) or ValueError (not JSON, or not an object)."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.get(url) as resp,
+        ):
+            resp.raise_for_status()
+            data = await resp.json(content_type=None)
+    except aiohttp.ClientError as exc:
+        raise OSError(f"{url}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{url}: not a JSON object")
+    return data
 
 
 def metrics_url(status_url: str) -> str:
@@ -69,4 +88,11 @@ def collect_status(root: Path) -> dict[str, Any]:
         "keptLastGood": cp.get("keptLastGood", []),
         "ca": {**(cp.get("ca") or {}), "url": state.ca} if state.ca else None,
         "refusedProxies": cp.get("refusedProxies", []),
+        # what failed in the background and is being retried: `plait up`'s own tasks,
+        # the control plane's sources (their last good input stays), its snapshot build
+        "problems": {
+            **state.problems,
+            **{f"source {k}": v for k, v in (cp.get("sourceErrors") or {}).items()},
+            **({"snapshot": cp["internalError"]} if cp.get("internalError") else {}),
+        },
     }
