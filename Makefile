@@ -29,11 +29,14 @@ setup: $(STAMP) browser iptables
 test: $(STAMP) browser iptables
 	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# lint-imports: the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 demo: $(STAMP)
 	$(BIN)/plait up examples/shop --detach --gateway-port $(GATEWAY_PORT)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,9 +26,9 @@ from rich.text import Text
 
 from plait.cli import exitcodes
 from plait.errors import MeshStateError
-from plait.telemetry.top import Golden, Scrape, Top, compute, scrape_of, top_json
+from plait.local.scrape import scrape_mesh
+from plait.telemetry.top import Golden, Top, compute, top_json
 
-SCRAPE_TIMEOUT_S = 2.0
 MIN_INTERVAL_S = 0.2
 
 
@@ -51,25 +49,6 @@ def parse_interval(value: str) -> float:
     if seconds < MIN_INTERVAL_S:
         raise ValueError(f"'{value}' is too short: at least {MIN_INTERVAL_S}s")
     return seconds
-
-
-def _fetch(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as resp:  # noqa: S310 - loopback URL plait made
-            text: str = resp.read().decode("utf-8", errors="replace")
-            return text
-    except (OSError, urllib.error.URLError, ValueError):
-        return None
-
-
-def scrape_mesh(root: Path, pool: ThreadPoolExecutor) -> Scrape:
-    """Scrape every proxy the running mesh lists; raises MeshStateError without a mesh."""
-    from plait.local.statefile import read_state
-
-    proxies = read_state(root).proxies
-    at = time.monotonic()
-    texts = pool.map(_fetch, [p.metrics for p in proxies])
-    return scrape_of(at, {p.name: t for p, t in zip(proxies, texts, strict=True) if t is not None})
 
 
 def _pct(value: float | None) -> str:

@@ -1,6 +1,6 @@
 """The dashboard's HTTP server: the page (`page.PAGE`) and its JSON APIs.
 
-A background task scrapes every proxy each `interval_s` (`cli.top.scrape_mesh`, in
+A background task scrapes every proxy each `interval_s` (`local.scrape.scrape_mesh`, in
 threads) and keeps the newest graph and the services' history; the other APIs ask the
 running mesh when called: `/api/proxies` and `/api/errors` from `collect_status`,
 `/api/traces` and `/api/traces/{id}` from the control plane's trace store (its status
@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from plait.cli.top import scrape_mesh
 from plait.dashboard.model import ServiceHistory, Workload, graph_json
 from plait.dashboard.page import PAGE
 from plait.errors import MeshStateError
+from plait.local.scrape import scrape_mesh
 from plait.local.statefile import read_state
 from plait.local.status import collect_status, get_json
 from plait.telemetry.top import Scrape, compute

@@ -116,7 +116,7 @@ class LocalMesh:
             dt.timedelta(seconds=parse_nanos(opts.cert_ttl) / 1e9),
             opts.ca_dir,
         )
-        self.telemetry = MeshTelemetry(self.root, lambda: self.snapshot.services)
+        self.telemetry = MeshTelemetry(self._registered, lambda: self.snapshot.services)
         self.state = MeshState(
             pid=os.getpid(),
             phase="starting",
@@ -253,23 +253,24 @@ class LocalMesh:
         self.progress(f"{r.spec.instance}: ready (app :{port}, {where})")
 
     def _write_registry(self) -> None:
-        write_registry(
-            self.root,
-            [
-                WorkloadInstance(
-                    name=r.spec.instance,
-                    workload=r.spec.workload,
-                    namespace=r.spec.namespace,
-                    labels=r.spec.labels,
-                    service_account=r.spec.service_account,
-                    address=HOST,
-                    ports=PortMap.all_to(r.proxy.inbound_port or 0),  # every service port
-                    sidecar=r.sidecar is not None,
-                )
-                for r in self.started.replicas
-                if r.registered
-            ],
-        )
+        write_registry(self.root, self._registered())
+
+    def _registered(self) -> list[WorkloadInstance]:
+        """The replicas in the registry: ready, and not leaving."""
+        return [
+            WorkloadInstance(
+                name=r.spec.instance,
+                workload=r.spec.workload,
+                namespace=r.spec.namespace,
+                labels=r.spec.labels,
+                service_account=r.spec.service_account,
+                address=HOST,
+                ports=PortMap.all_to(r.proxy.inbound_port or 0),  # every service port
+                sidecar=r.sidecar is not None,
+            )
+            for r in self.started.replicas
+            if r.registered
+        ]
 
     def _gateway_agent(self, ports: list[tuple[int, int]], generation: int = 0) -> SidecarAgent:
         """The gateway's agent; each replacement (`generation` ≥ 1) has its own files."""

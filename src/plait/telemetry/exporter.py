@@ -7,11 +7,11 @@ Envoy's `/stats/prometheus` (fetched from its admin port at scrape time) followe
 `istio_*` families of `telemetry.istio` — the URL `plait status -o json` gives as
 `metrics`, so one scrape job sees both, as with an Istio sidecar's merged endpoint.
 
-Feeding: the exporter tails its proxy's JSON access log (`local.accesslogs.Tail`), from
+Feeding: the exporter tails its proxy's JSON access log (`telemetry.tail.Tail`), from
 the end of the file at attach (the file is appended across runs), every `poll_s` and
 again before each scrape; each record becomes labels (`telemetry.labels`) looked up in a
-`MeshView` made from the workload registry (`.plait/workloads.json`), the attached proxies
-and the current services. Envoy flushes its log every second, so a request shows up in
+`MeshView` made from the registered workload instances (`workloads`, given by `plait up`),
+the attached proxies and the current services. Envoy flushes its log every second, so a request shows up in
 the counters within about a second. Failure model: an unreachable admin port yields just
 the istio_* families (Envoy restarting); a bad log line is skipped.
 """
@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +31,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from plait.local.accesslogs import Tail
 from plait.model.proxy import Proxy
-from plait.model.registry import Service
-from plait.sources.workloads import read_registry
+from plait.model.registry import Service, WorkloadInstance
 from plait.telemetry.istio import RequestMetrics
 from plait.telemetry.labels import MeshView, Workload, request_labels
+from plait.telemetry.tail import Tail
 
 HOST = "127.0.0.1"
 PATH = "/stats/prometheus"
@@ -130,16 +129,17 @@ class ProxyExporter:
 
 
 class MeshTelemetry:
-    """Every proxy's exporter; `services` returns the mesh's services (hostname → Service)."""
+    """Every proxy's exporter; `workloads` returns the registered workload instances and
+    `services` the mesh's services (hostname → Service)."""
 
     def __init__(
         self,
-        root: Path,
+        workloads: Callable[[], Iterable[WorkloadInstance]],
         services: Callable[[], Mapping[str, Service]],
         poll_s: float = 0.5,
         view_ttl_s: float = 1.0,
     ) -> None:
-        self.root = root
+        self.workloads = workloads
         self.services = services
         self.poll_s = poll_s
         self.view_ttl_s = view_ttl_s
@@ -154,7 +154,7 @@ class MeshTelemetry:
             return self._view[1]
         workloads: dict[tuple[str, str], Workload] = {}
         addresses: dict[str, Workload] = {}
-        for i in read_registry(self.root):
+        for i in self.workloads():
             w = Workload(i.workload, i.namespace, i.service_account, i.labels.as_dict())
             workloads.setdefault((w.namespace, w.name), w)
             addresses[f"{i.address}:{i.ports.every}"] = w

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind
 from plait.model.registry import PortMap, WorkloadInstance
-from plait.sources.workloads import write_registry
+from plait.sources.workloads import read_registry, write_registry
 from plait.telemetry.exporter import MeshTelemetry, Reporter
 
 ENVOY_STATS = "# TYPE envoy_cluster_upstream_rq_total counter\nenvoy_cluster_upstream_rq_total 5\n"
@@ -70,7 +70,7 @@ async def test_envoy_stats_and_istio_families_from_new_log_lines(
         "sidecar~echo-v1-0.default", ProxyKind.SIDECAR, "echo-v1", service_account="echo",
         labels=Labels.of({"app": "echo", "version": "v1"}), access_log=str(log),
     )  # fmt: skip
-    telemetry = MeshTelemetry(tmp_path, dict, poll_s=0.05)
+    telemetry = MeshTelemetry(lambda: read_registry(tmp_path), dict, poll_s=0.05)
     url = await telemetry.attach(
         Reporter(
             "echo-v1-0", proxy, "spiffe://cluster.local/ns/default/sa/echo", log, lambda: admin
