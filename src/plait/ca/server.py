@@ -138,6 +138,8 @@ class CaServer:
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+        # Owner: this server (`stop` cancels it); `_maintain` logs a failure and tries
+        # again at the next interval, so it never ends on its own.
         self._task = asyncio.create_task(self._maintain(), name="ca-server-maintain")
         return self.port
 

@@ -11,6 +11,7 @@ proxy never stalls the page. A mesh that stops answers 503 with the reason.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import urllib.error
 import urllib.parse
@@ -29,6 +30,7 @@ from plait.local.statefile import read_state
 from plait.local.status import collect_status, get_json
 from plait.telemetry.top import Scrape, compute
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 TRACE_LIMIT = 20
 
@@ -64,6 +66,9 @@ class Dashboard:
                 prev, self.problem = cur, None
             except MeshStateError as exc:
                 self.problem = str(exc)
+            except Exception as exc:  # noqa: BLE001 - shown on the page, tried again next time
+                log.exception("dashboard: scrape failed")
+                self.problem = f"scrape failed: {type(exc).__name__}: {exc}"
             await asyncio.sleep(self.interval_s)
 
     async def _status(self) -> dict[str, Any]:
@@ -136,9 +141,12 @@ def make_app(dashboard: Dashboard) -> web.Application:
     app.router.add_get("/api/traces/{trace_id}", dashboard.api_trace)
 
     async def poller(_: web.Application) -> Any:
-        task = asyncio.create_task(dashboard.poll())
+        # Owner: the app's lifetime (cancelled at cleanup); `poll` shows its failures as
+        # `problem` on the page and goes on.
+        task = asyncio.create_task(dashboard.poll(), name="dashboard scrape")
         yield
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         dashboard.pool.shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(poller)

@@ -19,8 +19,8 @@ the istio_* families (Envoy restarting); a bad log line is skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from plait.telemetry.istio import RequestMetrics
 from plait.telemetry.labels import MeshView, Workload, request_labels
 from plait.telemetry.tail import Tail
 
+log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 PATH = "/stats/prometheus"
 
@@ -172,7 +173,8 @@ class MeshTelemetry:
         self.exporters[reporter.name] = exporter
         self._view = None
         if self._poller is None:
-            self._poller = asyncio.create_task(self._poll())
+            # Owner: this object (`close` cancels it); `_poll` logs a failure and goes on.
+            self._poller = asyncio.create_task(self._poll(), name="access-log poller")
         return exporter.url
 
     def url(self, name: str) -> str | None:
@@ -197,5 +199,9 @@ class MeshTelemetry:
         while True:
             await asyncio.sleep(self.poll_s)
             for exporter in list(self.exporters.values()):
-                with contextlib.suppress(OSError):
+                try:
                     exporter.feed()
+                except OSError:
+                    pass  # the log is being rotated or not written yet: next poll
+                except Exception:  # noqa: BLE001 - one bad proxy must not stop the counting
+                    log.exception("feeding %s's metrics failed", exporter.reporter.name)
