@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import os
 import sys
 import time
@@ -59,8 +60,9 @@ HOST = "127.0.0.1"
 Progress = Callable[[str], None]
 log = logging.getLogger(__name__)
 
-RECONCILE_BACKOFF = Backoff(first=1.0, most=30.0, stable=0.0)
-"""A failed reconcile is tried again (without a new edit) after 1 s, 2 s, … 30 s."""
+RECONCILE_BACKOFF = Backoff(first=1.0, most=30.0, stable=math.inf)
+"""A failed reconcile is tried again (without a new edit) after 1 s, 2 s, … 30 s; the
+delay starts again at 1 s after one succeeds."""
 TOKEN_RETRY_S = 60.0
 """After a failed re-mint, the next try comes this soon rather than an hour later."""
 
@@ -453,6 +455,7 @@ class LocalMesh:
             if isinstance(event, ConfigChanged):
                 latest = event.view
                 changed.set()
+                self._set_problem("directory", None)  # it runs (again)
 
         ready = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
