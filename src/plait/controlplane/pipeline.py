@@ -42,7 +42,7 @@ EMPTY = ConfigView((), (), ())
 class Debounce:
     """Gather a burst of events: wait `step_s` after each, at most `max_s` in all."""
 
-    step_s: float = 0.03
+    step_s: float = 0.01
     max_s: float = 0.3
 
 
