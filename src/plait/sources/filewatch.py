@@ -1,13 +1,11 @@
 """File change notifications for the file-based sources (watchfiles, i.e. inotify).
 
 watchfiles groups a burst: it yields once no change has arrived for `STEP_MS`, at most
-`MAX_MS` after the first. Its watcher runs in a thread that looks at a cancellation only
-between waits, so each wait is bounded (`WAKE_MS`): cancelling a source ends it within
-that time instead of the 5 s watchfiles would otherwise take.
+`MAX_MS` after the first.
 
 A source reads its files, then starts watching: a change in between would be missed. So
-`changes` yields one empty set as soon as the watcher runs, and the source reads again
-then (and emits only if something differs).
+`changes` yields one empty set as soon as the watcher runs (its first `WAKE_MS` timeout),
+and the source reads again then (and emits only if something differs).
 """
 
 from __future__ import annotations
