@@ -16,7 +16,7 @@ import pytest
 from plait.controlplane.main import ControlPlaneOptions, run
 from plait.local.ports import free_port
 from plait.model.labels import Labels
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.sources.workloads import registry_path, write_registry
 
 SERVICE = """apiVersion: v1
@@ -30,7 +30,9 @@ spec:
 
 def instance(n: int) -> WorkloadInstance:
     labels = Labels.of({"app": "a"})
-    return WorkloadInstance(f"a-{n}", "a", "default", labels, "default", "127.0.0.1", 20000 + n)
+    return WorkloadInstance(
+        f"a-{n}", "a", "default", labels, "default", "127.0.0.1", PortMap.all_to(20000 + n)
+    )
 
 
 @contextlib.asynccontextmanager

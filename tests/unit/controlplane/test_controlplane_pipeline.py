@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from plait.aio import Backoff, Stopped, until
 from plait.controlplane.pipeline import Debounce, Pipeline, Store
 from plait.model.labels import Labels
-from plait.model.registry import WorkloadInstance
+from plait.model.registry import PortMap, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.sources.directory import ConfigView
 from plait.sources.events import ConfigChanged, Emit, SourceError, SourceEvent, WorkloadsChanged
@@ -18,7 +18,13 @@ from plait.sources.events import ConfigChanged, Emit, SourceError, SourceEvent, 
 
 def instance(n: int) -> WorkloadInstance:
     return WorkloadInstance(
-        f"a-{n}", "a", "default", Labels.of({"app": "a"}), "default", "127.0.0.1", 20000 + n
+        f"a-{n}",
+        "a",
+        "default",
+        Labels.of({"app": "a"}),
+        "default",
+        "127.0.0.1",
+        PortMap.all_to(20000 + n),
     )
 
 
