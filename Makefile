@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 GATEWAY_PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser iptables test lint demo demo-down bench outage clean
+.PHONY: setup browser iptables test lint demo demo-down bench outage clean k8s-bins cluster-up cluster-down
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -26,7 +26,7 @@ iptables:
 
 setup: $(STAMP) browser iptables
 
-test: $(STAMP) browser iptables
+test: $(STAMP) browser iptables k8s-bins
 	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
@@ -57,6 +57,18 @@ $(VENV)/.bench-installed: $(STAMP)
 
 outage: $(VENV)/.bench-installed
 	$(BIN)/python -m bench.outage
+
+# A real Kubernetes control plane on loopback (tests/kubecluster.py): etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, plus kubectl and helm, built from their Go
+# modules on first use (testing/k8s/build.sh; cached in ~/.cache/plait/k8s/K8S-GO/).
+k8s-bins:
+	bash testing/k8s/build.sh
+
+cluster-up: $(STAMP)
+	@$(BIN)/python tests/kubecluster.py up
+
+cluster-down: $(STAMP)
+	@$(BIN)/python tests/kubecluster.py down
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,33 @@
+"""A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler: tests/kubecluster.py) for the whole session, started on first use; the
+binaries are built from the Kubernetes Go modules when the cache misses (a cold build
+takes long: see README). A failed test prints the components' log tails."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kubecluster import Cluster, up
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    began = time.monotonic()
+    cluster = up(tmp_path_factory.mktemp("kube"))
+    print(f"\nkube cluster ready in {time.monotonic() - began:.1f} s at {cluster.server}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        assert not cluster.running(), "a cluster process outlived stop()"
+
+
+@pytest.fixture(autouse=True)
+def _kube_logs(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed and "kube" in request.fixturenames:
+        print(request.getfixturevalue("kube").diagnostics())
