@@ -1,0 +1,158 @@
+"""The test-only node agent (tests/kubenode.py) with the real control plane: a Deployment
+applied with kubectl becomes pods the scheduler binds to the node, the agent runs them in
+their own network namespaces, and the real EndpointSlice controller lists their IPs, which
+answer HTTP; scaling down and deleting remove pods, processes and namespaces."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubecluster import Cluster
+from kubenode import NodeAgent
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
+
+NAMESPACE = "web"
+
+
+def deployment(replicas: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": NAMESPACE},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 2,
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "python:3",
+                                "command": [sys.executable, "-m", "http.server"],
+                                "args": ["8080", "--bind", "0.0.0.0"],
+                                "ports": [{"name": "http", "containerPort": 8080}],
+                                "env": [
+                                    {
+                                        "name": "POD_IP",
+                                        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                                    }
+                                ],
+                                "readinessProbe": {"tcpSocket": {"port": "http"}},
+                            }
+                        ],
+                    },
+                },
+            },
+        }
+    )
+
+
+SERVICE = json.dumps(
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": NAMESPACE},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
+    }
+)
+
+
+def wait_for(what: str, get: object, timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = get()  # type: ignore[operator]
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def ready_endpoints(kube: Cluster) -> set[str]:
+    slices = json.loads(
+        kube.kubectl(
+            "get",
+            "endpointslices",
+            "-n",
+            NAMESPACE,
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "json",
+        )
+    )
+    return {
+        address
+        for s in slices["items"]
+        for e in s.get("endpoints") or []
+        if (e.get("conditions") or {}).get("ready")
+        for address in e["addresses"]
+    }
+
+
+def netns_list() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@pytest.fixture(scope="module")
+def node(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeAgent]:
+    agent = NodeAgent(kube.kubeconfig, tmp_path_factory.mktemp("node"))
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()
+        assert not any(n.startswith(f"plait-{agent.network.run}-") for n in netns_list())
+
+
+def test_deployment_pods_run_and_fill_endpointslices(
+    kube: Cluster, node: NodeAgent, tmp_path: Path
+) -> None:
+    kube.kubectl("create", "namespace", NAMESPACE)
+    wait_for(
+        "the default ServiceAccount",
+        lambda: kube.kubectl(
+            "get", "sa", "default", "-n", NAMESPACE, "--ignore-not-found", "-o", "name"
+        ),
+    )
+    kube.kubectl("apply", "-f", "-", input=SERVICE)
+    kube.kubectl("apply", "-f", "-", input=deployment(2))
+
+    def two_ready() -> set[str] | None:
+        found = ready_endpoints(kube)
+        return found if len(found) == 2 else None
+
+    endpoints = wait_for("two ready endpoints", two_ready)
+    pods = json.loads(kube.kubectl("get", "pods", "-n", NAMESPACE, "-o", "json"))["items"]
+    assert {p["status"]["podIP"] for p in pods} == endpoints
+    assert all(p["spec"]["nodeName"] == node.name for p in pods)
+    assert isinstance(endpoints, set)
+    for address in endpoints:
+        assert ipaddress.ip_address(address) in node.network.pod_cidr
+        with urllib.request.urlopen(f"http://{address}:8080/", timeout=5) as answer:
+            assert answer.status == 200
+
+    # scale down: one pod leaves the endpoints, its processes and namespace are gone
+    kube.kubectl("scale", "deployment", "web", "-n", NAMESPACE, "--replicas=1")
+    wait_for("one ready endpoint", lambda: len(ready_endpoints(kube)) == 1)
+    wait_for("one pod left on the node", lambda: len(node.pods) == 1)
+    assert len([n for n in netns_list() if n.startswith(f"plait-{node.network.run}-")]) == 1
+
+    kube.kubectl("delete", "deployment", "web", "-n", NAMESPACE)
+    wait_for("no pods", lambda: not kube.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name"))
+    wait_for("no pods on the node", lambda: not node.pods)
+    assert not [n for n in netns_list() if n.startswith(f"plait-{node.network.run}-")]

@@ -1,0 +1,330 @@
+"""A test-only node agent: the kubelet, CNI and container runtime of the test cluster
+(tests/kubecluster.py), small enough to read.
+
+It registers a Node whose `podCIDR` is a free /24 (plait.podnet picks it), keeps the Node
+Ready and its Lease renewed, and runs each Pod the scheduler binds to it: a network
+namespace on a bridge (plait.podnet) with the pod's IP, each container's `command` +
+`args` as a process inside it (images are not pulled: the command must exist on the host),
+env from literals and the usual fieldRefs. It reports the Pod Running and Ready (after the
+container's tcpSocket or httpGet readiness probe passes, if it has one), in the shape
+KWOK's pod-ready stage writes, so the real EndpointSlice controller lists it; a deleted
+Pod's processes are stopped, its namespace removed, and the Pod deleted for good.
+
+Concurrency: two threads (the heartbeat, the pod watch) and one per pod that waits for
+readiness; `stop()` ends them, stops every pod and removes the bridge. Linux, root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightkube import ApiError, Client, KubeConfig
+from lightkube.models.coordination_v1 import LeaseSpec
+from lightkube.models.core_v1 import NodeSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.coordination_v1 import Lease
+from lightkube.resources.core_v1 import Node, Pod
+from lightkube.types import PatchType
+
+from plait.podnet import Pod as NetPod
+from plait.podnet import PodNetwork
+
+HEARTBEAT_S = 5.0
+GRACE_S = 5.0
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class RunningPod:
+    """A pod this node runs: its network namespace and container processes."""
+
+    net: NetPod
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    started: str = field(default_factory=_now)
+
+
+class NodeAgent:
+    """Runs the pods bound to `name` (see the module docstring); `start()` then `stop()`."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, name: str = "node-1") -> None:
+        self.name = name
+        self.workdir = workdir
+        self.client = Client(KubeConfig.from_file(str(kubeconfig)), field_manager="plait-node")
+        self.network = PodNetwork.create(workdir / "podnet.json")
+        self.pods: dict[str, RunningPod] = {}  # by "namespace/name"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # --- node ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register the Node and its Lease, then heartbeat and run pods in the background."""
+        try:
+            labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux"}
+            cidr = str(self.network.pod_cidr)
+            self.client.create(
+                Node(
+                    metadata=ObjectMeta(name=self.name, labels=labels),
+                    spec=NodeSpec(podCIDR=cidr, podCIDRs=[cidr]),
+                )
+            )
+            self._node_status()
+            self._renew_lease()
+        except BaseException:
+            self.network.close()
+            raise
+        for target in (self._heartbeat, self._watch_pods):
+            thread = threading.Thread(
+                target=target, name=f"{self.name}-{target.__name__}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _node_status(self) -> None:
+        now = _now()
+        cond = [
+            ("Ready", "True", "KubeletReady"),
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID"),
+        ]
+        resources = {"cpu": "16", "memory": "64Gi", "pods": "110"}
+        status = {
+            "status": {
+                "conditions": [
+                    {"type": t, "status": s, "reason": r, "lastHeartbeatTime": now, "lastTransitionTime": now}
+                    for t, s, r in cond
+                ],
+                "addresses": [
+                    {"type": "InternalIP", "address": str(self.network.gateway)},
+                    {"type": "Hostname", "address": self.name},
+                ],
+                "capacity": resources,
+                "allocatable": resources,
+                "nodeInfo": {
+                    "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "plait://test",
+                    "kernelVersion": os.uname().release, "kubeProxyVersion": "", "kubeletVersion": "v1.37.2",
+                    "machineID": "", "operatingSystem": "linux", "osImage": "plait test node", "systemUUID": "",
+                },
+            }
+        }  # fmt: skip
+        self.client.patch(Node.Status, self.name, status, patch_type=PatchType.MERGE)
+
+    def _renew_lease(self) -> None:
+        spec: dict[str, Any] = {
+            "holderIdentity": self.name,
+            "leaseDurationSeconds": 40,
+            "renewTime": _micro_now(),
+        }
+        try:
+            self.client.patch(
+                Lease,
+                self.name,
+                {"spec": spec},
+                namespace="kube-node-lease",
+                patch_type=PatchType.MERGE,
+            )
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+            self.client.create(
+                Lease(
+                    metadata=ObjectMeta(name=self.name, namespace="kube-node-lease"),
+                    spec=LeaseSpec(holderIdentity=self.name, leaseDurationSeconds=40),
+                )
+            )
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._node_status()
+                self._renew_lease()
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                print(f"node agent: heartbeat failed ({exc})")
+
+    # --- pods ---------------------------------------------------------------------------
+
+    def _watch_pods(self) -> None:
+        """List-watch the pods bound here; re-list after any watch error."""
+        while not self._stop.is_set():
+            try:
+                for _event, pod in self.client.watch(
+                    Pod, namespace="*", fields={"spec.nodeName": self.name}, server_timeout=3
+                ):
+                    if self._stop.is_set():
+                        return
+                    self._sync(pod)
+            except Exception as exc:  # noqa: BLE001 - a broken watch (any transport error) is re-made
+                if self._stop.wait(0.5):
+                    return
+                print(f"node agent: watch failed ({exc}); watching again")
+
+    def _sync(self, pod: Pod) -> None:
+        meta = pod.metadata
+        assert meta is not None and meta.name is not None and meta.namespace is not None
+        key = f"{meta.namespace}/{meta.name}"
+        phase = pod.status.phase if pod.status else None
+        with self._lock:
+            if meta.deletionTimestamp is not None:
+                self._remove(key, meta.namespace, meta.name)
+            elif key not in self.pods and phase in (None, "Pending"):
+                self._run(key, pod)
+
+    def _run(self, key: str, pod: Pod) -> None:
+        meta, spec = pod.metadata, pod.spec
+        assert meta is not None and spec is not None and meta.name and meta.namespace
+        net = self.network.add_pod(meta.name, meta.namespace)
+        running = self.pods[key] = RunningPod(net)
+        logs = self.workdir / "logs"
+        logs.mkdir(exist_ok=True)
+        for container in spec.containers:
+            argv = [*(container.command or []), *(container.args or [])]
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name}
+            refs = {"metadata.name": meta.name, "metadata.namespace": meta.namespace, "status.podIP": str(net.ip),
+                    "spec.nodeName": self.name, "spec.serviceAccountName": spec.serviceAccountName or "default"}  # fmt: skip
+            for var in container.env or []:
+                if var.value is not None:
+                    env[var.name] = var.value
+                elif var.valueFrom and var.valueFrom.fieldRef:
+                    env[var.name] = refs.get(var.valueFrom.fieldRef.fieldPath, "")
+            log = (logs / f"{meta.namespace}_{meta.name}_{container.name}.log").open("wb")
+            running.procs[container.name] = subprocess.Popen(
+                net.exec_argv(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            log.close()
+        self._report(pod, running, ready=False)
+        waiter = threading.Thread(target=self._await_ready, args=(pod, running), daemon=True)
+        waiter.start()
+
+    def _await_ready(self, pod: Pod, running: RunningPod) -> None:
+        """Poll each container's readiness probe (tcpSocket or httpGet), then report Ready."""
+        assert pod.spec is not None
+        while not self._stop.is_set():
+            if any(p.poll() is not None for p in running.procs.values()):
+                return  # a container died: the pod never becomes Ready
+            if all(self._probe(running.net, c) for c in pod.spec.containers):
+                with self._lock, contextlib.suppress(ApiError):
+                    if any(r is running for r in self.pods.values()):
+                        self._report(pod, running, ready=True)
+                return
+            time.sleep(0.2)
+
+    @staticmethod
+    def _probe(net: NetPod, container: Any) -> bool:
+        probe = container.readinessProbe
+        if probe is None:
+            return True
+        port = (probe.tcpSocket or probe.httpGet).port
+        if isinstance(port, str):
+            port = next(p.containerPort for p in container.ports or [] if p.name == port)
+        try:
+            if probe.httpGet is not None:
+                url = f"http://{net.ip}:{port}{probe.httpGet.path or '/'}"
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    return bool(200 <= r.status < 400)
+            with socket.create_connection((str(net.ip), port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _report(self, pod: Pod, running: RunningPod, *, ready: bool) -> None:
+        meta, spec = pod.metadata, pod.spec
+        assert meta is not None and spec is not None and meta.name
+        flag = "True" if ready else "False"
+        now = _now()
+        status = {
+            "status": {
+                "phase": "Running",
+                "hostIP": str(self.network.gateway),
+                "hostIPs": [{"ip": str(self.network.gateway)}],
+                "podIP": str(running.net.ip),
+                "podIPs": [{"ip": str(running.net.ip)}],
+                "startTime": running.started,
+                "conditions": [
+                    {"type": t, "status": s, "lastTransitionTime": now}
+                    for t, s in (
+                        ("PodScheduled", "True"),
+                        ("Initialized", "True"),
+                        ("ContainersReady", flag),
+                        ("Ready", flag),
+                    )
+                ],  # fmt: skip
+                "containerStatuses": [
+                    {
+                        "name": c.name,
+                        "image": c.image or "",
+                        "imageID": "",
+                        "ready": ready,
+                        "restartCount": 0,
+                        "started": True,
+                        "containerID": f"plait://{running.procs[c.name].pid}",
+                        "state": {"running": {"startedAt": running.started}},
+                    }
+                    for c in spec.containers
+                ],  # fmt: skip
+            }
+        }
+        self.client.patch(
+            Pod.Status, meta.name, status, namespace=meta.namespace, patch_type=PatchType.MERGE
+        )
+
+    def _remove(self, key: str, namespace: str, name: str) -> None:
+        running = self.pods.get(key)
+        if running is not None:
+            _stop_procs(running.procs.values())
+            self.network.remove_pod(running.net)
+            del self.pods[key]  # last: a pod listed here still has its namespace
+        with contextlib.suppress(ApiError):
+            self.client.delete(Pod, name, namespace=namespace, grace_period=0)
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop the threads and every pod, remove the network and the Node."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        with self._lock:
+            for running in self.pods.values():
+                _stop_procs(running.procs.values())
+            self.pods.clear()
+        self.network.close()
+        with contextlib.suppress(ApiError, OSError):
+            self.client.delete(Node, self.name)
+        self.client.close()
+
+
+def _stop_procs(procs: Any) -> None:
+    """SIGTERM each process group, SIGKILL what is left after GRACE_S; reaps them all."""
+    procs = list(procs)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
