@@ -221,6 +221,7 @@ class Cluster:
 
     directory: Path
     bin: Path
+    with_node: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -340,6 +341,19 @@ class Cluster:
             "the default ServiceAccount",
             lambda: "default" in self.kubectl("get", "serviceaccount", "default", "-o", "name"),
         )
+        if self.with_node:
+            node = Path(__file__).with_name("kubenode.py")
+            self._spawn(
+                "node-agent", [sys.executable, str(node), str(self.kubeconfig), str(d / "node")]
+            )
+            self._wait("the node", self._node_ready)
+
+    def _node_ready(self) -> bool:
+        out = self.kubectl("get", "node", "node-1", "--ignore-not-found", "-o", "json")
+        conditions = json.loads(out)["status"].get("conditions", []) if out else []
+        taints = json.loads(out)["spec"].get("taints", []) if out else []
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return ready and not any(t["effect"] == "NoSchedule" for t in taints)
 
     def stop(self) -> None:
         """Stop every process this cluster started (never returns with one running)."""
@@ -399,13 +413,14 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def up(directory: Path) -> Cluster:
-    """Start a cluster in `directory` (which must not hold a running one)."""
+def up(directory: Path, *, node: bool = False) -> Cluster:
+    """Start a cluster in `directory` (which must not hold a running one); with `node`, also
+    the test node agent (tests/kubenode.py, root only) that runs pods as network namespaces."""
     if (directory / "pids").exists():
-        stop_pids(directory)
+        down(directory)
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    cluster = Cluster(directory, binaries())
+    cluster = Cluster(directory, binaries(), with_node=node)
     try:
         cluster.start()
     except BaseException:
@@ -415,8 +430,14 @@ def up(directory: Path) -> Cluster:
 
 
 def down(directory: Path) -> None:
-    """Stop the cluster in `directory` and remove everything it made."""
+    """Stop the cluster in `directory` and remove everything it made (the node agent
+    removes its pods' namespaces itself; a crashed one's are removed from its state file)."""
     stop_pids(directory)
+    podnet_state = directory / "node" / "podnet.json"
+    if podnet_state.exists():
+        from plait.podnet import teardown
+
+        teardown(podnet_state)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -430,7 +451,9 @@ def main(argv: list[str]) -> int:
         print(f"stopped; removed {directory}", file=sys.stderr)
         return 0
     began = time.monotonic()
-    cluster = up(directory)
+    cluster = up(directory, node=os.geteuid() == 0)
+    if not cluster.with_node:
+        print("not root: no node agent, pods stay Pending", file=sys.stderr)
     print(
         f"cluster up in {time.monotonic() - began:.1f} s: {cluster.server} "
         f"(logs in {directory}; `make cluster-down` stops it)",

@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -328,3 +329,25 @@ def _stop_procs(procs: Any) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def main(argv: list[str]) -> int:
+    """`kubenode.py KUBECONFIG WORKDIR`: run the agent until SIGTERM or SIGINT."""
+    if len(argv) != 2:
+        print("usage: kubenode.py KUBECONFIG WORKDIR", file=sys.stderr)
+        return 2
+    workdir = Path(argv[1])
+    workdir.mkdir(parents=True, exist_ok=True)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    agent = NodeAgent(Path(argv[0]), workdir)
+    agent.start()
+    print(f"node {agent.name} ready: pods in {agent.network.pod_cidr}", flush=True)
+    done.wait()
+    agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
