@@ -38,6 +38,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Node, Pod
 from lightkube.types import PatchType
 
+import kubevolumes
 from plait.podnet import Pod as NetPod
 from plait.podnet import PodNetwork
 
@@ -59,7 +60,10 @@ class RunningPod:
 
     net: NetPod
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    exited: dict[str, int] = field(default_factory=dict)  # init containers that ran to the end
     started: str = field(default_factory=_now)
+    ready: bool = False
+    failure: str | None = None
 
 
 class NodeAgent:
@@ -188,45 +192,87 @@ class NodeAgent:
             if meta.deletionTimestamp is not None:
                 self._remove(key, meta.namespace, meta.name)
             elif key not in self.pods and phase in (None, "Pending"):
-                self._run(key, pod)
+                net = self.network.add_pod(meta.name, meta.namespace)
+                running = self.pods[key] = RunningPod(net)
+                starter = threading.Thread(target=self._start_pod, args=(pod, running), daemon=True)
+                starter.start()
 
-    def _run(self, key: str, pod: Pod) -> None:
-        meta, spec = pod.metadata, pod.spec
+    def _start_pod(self, pod: Pod, running: RunningPod) -> None:
+        """Volumes, init containers in order (a native sidecar, `restartPolicy: Always`,
+        is started and left running once ready), then the containers; report each step."""
+        assert pod.spec is not None and pod.metadata is not None
+        try:
+            volumes = kubevolumes.prepare(
+                self.client, pod, self.workdir / "pods" / running.net.netns
+            )
+            for init in pod.spec.initContainers or []:
+                proc = self._exec(pod, running, init, volumes)
+                if init.restartPolicy == "Always":
+                    self._wait_ready(running, init)
+                    continue
+                code = proc.wait()
+                running.exited[init.name] = code
+                if code != 0:
+                    self._report(pod, running)
+                    return
+            for container in pod.spec.containers:
+                self._exec(pod, running, container, volumes)
+            self._report(pod, running)
+            self._wait_ready(running, *pod.spec.containers)
+            running.ready = not self._stop.is_set()
+            self._report(pod, running)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the pod's status says it
+            running.failure = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(ApiError):
+                self._report(pod, running)
+
+    def _exec(
+        self, pod: Pod, running: RunningPod, container: Any, volumes: dict[str, Path]
+    ) -> subprocess.Popen[bytes]:
+        """Start one container's command in the pod: its env, mounts and user."""
+        meta, spec, net = pod.metadata, pod.spec, running.net
         assert meta is not None and spec is not None and meta.name and meta.namespace
-        net = self.network.add_pod(meta.name, meta.namespace)
-        running = self.pods[key] = RunningPod(net)
+        argv = [*(container.command or []), *(container.args or [])]
+        if not argv:
+            raise kubevolumes.VolumeError(
+                f"container {container.name} has no command: images are not run"
+            )
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name}
+        refs = {"metadata.name": meta.name, "metadata.namespace": meta.namespace, "status.podIP": str(net.ip),
+                "spec.nodeName": self.name, "spec.serviceAccountName": spec.serviceAccountName or "default"}  # fmt: skip
+        for var in container.env or []:
+            if var.value is not None:
+                env[var.name] = var.value
+            elif var.valueFrom and var.valueFrom.fieldRef:
+                env[var.name] = refs.get(var.valueFrom.fieldRef.fieldPath, "")
+        context = container.securityContext or spec.securityContext
+        uid = context.runAsUser if context else None
+        if uid is not None:
+            gid = (context.runAsGroup if context else None) or uid
+            argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *argv]
+        mounts = [
+            (volumes[m.name], m.mountPath, bool(m.readOnly)) for m in container.volumeMounts or []
+        ]
+        if mounts:
+            argv = ["sh", "-c", kubevolumes.mount_script(mounts), "sh", *argv]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
-        for container in spec.containers:
-            argv = [*(container.command or []), *(container.args or [])]
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name}
-            refs = {"metadata.name": meta.name, "metadata.namespace": meta.namespace, "status.podIP": str(net.ip),
-                    "spec.nodeName": self.name, "spec.serviceAccountName": spec.serviceAccountName or "default"}  # fmt: skip
-            for var in container.env or []:
-                if var.value is not None:
-                    env[var.name] = var.value
-                elif var.valueFrom and var.valueFrom.fieldRef:
-                    env[var.name] = refs.get(var.valueFrom.fieldRef.fieldPath, "")
-            log = (logs / f"{meta.namespace}_{meta.name}_{container.name}.log").open("wb")
-            running.procs[container.name] = subprocess.Popen(
+        with (logs / f"{meta.namespace}_{meta.name}_{container.name}.log").open("wb") as log:
+            proc = subprocess.Popen(
                 net.exec_argv(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-            log.close()
-        self._report(pod, running, ready=False)
-        waiter = threading.Thread(target=self._await_ready, args=(pod, running), daemon=True)
-        waiter.start()
+        running.procs[container.name] = proc
+        return proc
 
-    def _await_ready(self, pod: Pod, running: RunningPod) -> None:
-        """Poll each container's readiness probe (tcpSocket or httpGet), then report Ready."""
-        assert pod.spec is not None
+    def _wait_ready(self, running: RunningPod, *containers: Any) -> None:
+        """Until each container's readiness probe (tcpSocket or httpGet) passes."""
         while not self._stop.is_set():
-            if any(p.poll() is not None for p in running.procs.values()):
-                return  # a container died: the pod never becomes Ready
-            if all(self._probe(running.net, c) for c in pod.spec.containers):
-                with self._lock, contextlib.suppress(ApiError):
-                    if any(r is running for r in self.pods.values()):
-                        self._report(pod, running, ready=True)
+            if any(
+                p.poll() is not None for n, p in running.procs.items() if n not in running.exited
+            ):
+                raise OSError("a container exited before the pod became ready")
+            if all(self._probe(running.net, c) for c in containers):
                 return
             time.sleep(0.2)
 
@@ -248,45 +294,73 @@ class NodeAgent:
         except OSError:
             return False
 
-    def _report(self, pod: Pod, running: RunningPod, *, ready: bool) -> None:
+    def _report(self, pod: Pod, running: RunningPod) -> None:
+        """Patch pods/status in the shape of KWOK's pod-ready stage."""
         meta, spec = pod.metadata, pod.spec
         assert meta is not None and spec is not None and meta.name
-        flag = "True" if ready else "False"
+        inits = spec.initContainers or []
+        initialized = all(
+            c.name in running.procs
+            and (c.restartPolicy == "Always" or running.exited.get(c.name) == 0)
+            for c in inits
+        )
+        failed = running.failure is not None or any(code != 0 for code in running.exited.values())
+        flag = "True" if running.ready else "False"
         now = _now()
-        status = {
-            "status": {
-                "phase": "Running",
-                "hostIP": str(self.network.gateway),
-                "hostIPs": [{"ip": str(self.network.gateway)}],
-                "podIP": str(running.net.ip),
-                "podIPs": [{"ip": str(running.net.ip)}],
-                "startTime": running.started,
-                "conditions": [
-                    {"type": t, "status": s, "lastTransitionTime": now}
-                    for t, s in (
-                        ("PodScheduled", "True"),
-                        ("Initialized", "True"),
-                        ("ContainersReady", flag),
-                        ("Ready", flag),
-                    )
-                ],  # fmt: skip
-                "containerStatuses": [
-                    {
-                        "name": c.name,
-                        "image": c.image or "",
-                        "imageID": "",
-                        "ready": ready,
-                        "restartCount": 0,
-                        "started": True,
-                        "containerID": f"plait://{running.procs[c.name].pid}",
-                        "state": {"running": {"startedAt": running.started}},
-                    }
-                    for c in spec.containers
-                ],  # fmt: skip
-            }
+
+        def state(name: str) -> dict[str, Any]:
+            if name in running.exited:
+                return {"terminated": {"exitCode": running.exited[name], "finishedAt": now}}
+            if name in running.procs:
+                return {"running": {"startedAt": running.started}}
+            return {"waiting": {"reason": "PodInitializing"}}
+
+        def statuses(containers: Any, *, init: bool) -> list[dict[str, Any]]:
+            # an init container that runs on (a native sidecar) is ready once started
+            def ready(name: str) -> bool:
+                if not init:
+                    return running.ready
+                return name in running.procs and name not in running.exited
+
+            return [
+                {
+                    "name": c.name, "image": c.image or "", "imageID": "", "restartCount": 0,
+                    "ready": ready(c.name),
+                    "started": c.name in running.procs,
+                    "containerID": f"plait://{running.procs[c.name].pid}" if c.name in running.procs else None,
+                    "state": state(c.name),
+                }
+                for c in containers
+            ]  # fmt: skip
+
+        status: dict[str, Any] = {
+            "phase": "Failed" if failed else "Running" if initialized else "Pending",
+            "hostIP": str(self.network.gateway),
+            "hostIPs": [{"ip": str(self.network.gateway)}],
+            "podIP": str(running.net.ip),
+            "podIPs": [{"ip": str(running.net.ip)}],
+            "startTime": running.started,
+            "conditions": [
+                {"type": t, "status": s, "lastTransitionTime": now}
+                for t, s in (
+                    ("PodScheduled", "True"),
+                    ("Initialized", "True" if initialized else "False"),
+                    ("ContainersReady", flag),
+                    ("Ready", flag),
+                )
+            ],  # fmt: skip
+            "containerStatuses": statuses(spec.containers, init=False),
+            "initContainerStatuses": statuses(inits, init=True),
         }
+        if running.failure is not None:
+            status["message"] = running.failure
+            status["reason"] = "NodeAgentError"
         self.client.patch(
-            Pod.Status, meta.name, status, namespace=meta.namespace, patch_type=PatchType.MERGE
+            Pod.Status,
+            meta.name,
+            {"status": status},
+            namespace=meta.namespace,
+            patch_type=PatchType.MERGE,
         )
 
     def _remove(self, key: str, namespace: str, name: str) -> None:

@@ -156,3 +156,83 @@ def test_deployment_pods_run_and_fill_endpointslices(
     wait_for("no pods", lambda: not kube.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name"))
     wait_for("no pods on the node", lambda: not node.pods)
     assert not [n for n in netns_list() if n.startswith(f"plait-{node.network.run}-")]
+
+
+def pod_with_init_and_sidecar(namespace: str) -> str:
+    shared = {"name": "work", "mountPath": "/var/run/work"}
+    py = "/usr/bin/python3"  # any uid can run it (the venv's python may live under /root)
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "steps", "namespace": namespace},
+            "spec": {
+                "securityContext": {"runAsUser": 1337},
+                "volumes": [{"name": "work", "emptyDir": {}}],
+                "initContainers": [
+                    {"name": "prepare", "image": "busybox", "volumeMounts": [shared],
+                     "command": ["sh", "-c", "echo prepared > /var/run/work/init"]},
+                    {"name": "sidecar", "image": "proxy", "restartPolicy": "Always",
+                     "command": [py, "-m", "http.server", "9090"],
+                     "readinessProbe": {"httpGet": {"port": 9090, "path": "/"}}},
+                ],
+                "containers": [
+                    {"name": "app", "image": "app", "volumeMounts": [shared],
+                     "command": ["sh", "-c",
+                                 "cp /var/run/secrets/kubernetes.io/serviceaccount/token /var/run/work/; "
+                                 f"exec {py} -m http.server 8080 --directory /var/run/work"],
+                     "readinessProbe": {"tcpSocket": {"port": 8080}}},
+                ],
+            },
+        }
+    )  # fmt: skip
+
+
+def test_init_containers_native_sidecars_and_a_bound_token(kube: Cluster, node: NodeAgent) -> None:
+    kube.kubectl("create", "namespace", "steps")
+    wait_for(
+        "the default ServiceAccount",
+        lambda: kube.kubectl(
+            "get", "sa", "default", "-n", "steps", "--ignore-not-found", "-o", "name"
+        ),
+    )
+    kube.kubectl("apply", "-f", "-", input=pod_with_init_and_sidecar("steps"))
+
+    def ready() -> dict[str, object] | None:
+        pod = json.loads(kube.kubectl("get", "pod", "steps", "-n", "steps", "-o", "json"))
+        conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+        return pod if conditions.get("Ready") == "True" else None
+
+    pod = wait_for("the pod to be Ready", ready)
+    assert isinstance(pod, dict)
+    inits = {s["name"]: s for s in pod["status"]["initContainerStatuses"]}
+    assert inits["prepare"]["state"]["terminated"]["exitCode"] == 0
+    assert "running" in inits["sidecar"]["state"] and inits["sidecar"]["ready"] is True
+    ip = pod["status"]["podIP"]
+    with urllib.request.urlopen(f"http://{ip}:8080/init", timeout=5) as answer:
+        assert answer.read() == b"prepared\n"  # the init container ran first, in the same volume
+    with urllib.request.urlopen(f"http://{ip}:9090/", timeout=5) as answer:
+        assert answer.status == 200  # the native sidecar still runs
+    with urllib.request.urlopen(f"http://{ip}:8080/token", timeout=5) as answer:
+        token = answer.read().decode()
+    review = json.loads(
+        kube.kubectl(
+            "create",
+            "-o",
+            "json",
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "authentication.k8s.io/v1",
+                    "kind": "TokenReview",
+                    "spec": {"token": token},
+                }
+            ),
+        )  # fmt: skip
+    )
+    assert review["status"]["authenticated"] is True
+    assert review["status"]["user"]["username"] == "system:serviceaccount:steps:default"
+    assert review["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["steps"]
+    kube.kubectl("delete", "pod", "steps", "-n", "steps", "--wait=true", "--timeout=30s")
+    wait_for("no pods on the node", lambda: not node.pods)
