@@ -5,7 +5,10 @@ It registers a Node whose `podCIDR` is a free /24 (plait.podnet picks it), keeps
 Ready and its Lease renewed, and runs each Pod the scheduler binds to it: a network
 namespace on a bridge (plait.podnet) with the pod's IP, each container's `command` +
 `args` as a process inside it (images are not pulled: the command must exist on the host),
-env from literals and the usual fieldRefs. It reports the Pod Running and Ready (after the
+env from literals and the usual fieldRefs. Names: each pod's hosts file maps every
+Service (`NAME`, `NAME.NS`, `NAME.NS.svc.cluster.local`) to its cluster IP (plait.podnet
+names); there is no kube-proxy, so the service range is an `unreachable` route on the
+host (a sidecar captures what it serves; nothing leaks out). It reports the Pod Running and Ready (after the
 container's tcpSocket or httpGet readiness probe passes, if it has one), in the shape
 KWOK's pod-ready stage writes, so the real EndpointSlice controller lists it; a deleted
 Pod's processes are stopped, its namespace removed, and the Pod deleted for good.
@@ -27,6 +30,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +39,13 @@ from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.core_v1 import NodeSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
-from lightkube.resources.core_v1 import Node, Pod
+from lightkube.resources.core_v1 import Node, Pod, Service
 from lightkube.types import PatchType
 
 import kubevolumes
 from plait.podnet import Pod as NetPod
-from plait.podnet import PodNetwork
+from plait.podnet import PodNetwork, ServiceName, hosts_text
+from plait.podnet.network import ETC_NETNS
 
 HEARTBEAT_S = 5.0
 GRACE_S = 5.0
@@ -69,12 +74,20 @@ class RunningPod:
 class NodeAgent:
     """Runs the pods bound to `name` (see the module docstring); `start()` then `stop()`."""
 
-    def __init__(self, kubeconfig: Path, workdir: Path, name: str = "node-1") -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        name: str = "node-1",
+        service_cidr: str = "10.96.0.0/16",
+    ) -> None:
         self.name = name
         self.workdir = workdir
         self.client = Client(KubeConfig.from_file(str(kubeconfig)), field_manager="plait-node")
         self.network = PodNetwork.create(workdir / "podnet.json")
+        self.service_cidr = service_cidr
         self.pods: dict[str, RunningPod] = {}  # by "namespace/name"
+        self.services: dict[str, ServiceName] = {}  # by "namespace/name": what pods resolve
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -94,10 +107,13 @@ class NodeAgent:
             )
             self._node_status()
             self._renew_lease()
+            # no kube-proxy: a cluster IP that no sidecar captures must not leave the host
+            self.network.state.record("route", dst=self.service_cidr)
+            subprocess.run(["ip", "route", "add", "unreachable", self.service_cidr], check=True)
         except BaseException:
             self.network.close()
             raise
-        for target in (self._heartbeat, self._watch_pods):
+        for target in (self._heartbeat, self._watch_pods, self._watch_services):
             thread = threading.Thread(
                 target=target, name=f"{self.name}-{target.__name__}", daemon=True
             )
@@ -183,6 +199,40 @@ class NodeAgent:
                     return
                 print(f"node agent: watch failed ({exc}); watching again")
 
+    def _watch_services(self) -> None:
+        """Keep every pod's hosts file naming each Service's cluster IP (podnet.names)."""
+        while not self._stop.is_set():
+            try:
+                for event, svc in self.client.watch(Service, namespace="*", server_timeout=3):
+                    if self._stop.is_set():
+                        return
+                    self._service_event(event, svc)
+            except Exception as exc:  # noqa: BLE001 - a broken watch (any transport error) is re-made
+                if self._stop.wait(0.5):
+                    return
+                print(f"node agent: service watch failed ({exc}); watching again")
+
+    def _service_event(self, event: str, svc: Service) -> None:
+        meta, spec = svc.metadata, svc.spec
+        assert meta is not None and spec is not None
+        key = f"{meta.namespace}/{meta.name}"
+        ip = spec.clusterIP
+        with self._lock:
+            if event == "DELETED" or not ip or ip == "None":
+                changed = self.services.pop(key, None) is not None
+            else:
+                name = ServiceName(str(meta.name), str(meta.namespace), IPv4Address(ip))
+                changed = self.services.get(key) != name
+                self.services[key] = name
+            if changed:
+                for running in self.pods.values():
+                    self._write_hosts(running.net)
+
+    def _write_hosts(self, net: NetPod) -> None:
+        """In place: `ip netns exec` bind-mounts the file, pinning its inode."""
+        text = hosts_text(net.name, net.namespace, net.ip, list(self.services.values()))
+        (ETC_NETNS / net.netns / "hosts").write_text(text)
+
     def _sync(self, pod: Pod) -> None:
         meta = pod.metadata
         assert meta is not None and meta.name is not None and meta.namespace is not None
@@ -193,6 +243,7 @@ class NodeAgent:
                 self._remove(key, meta.namespace, meta.name)
             elif key not in self.pods and phase in (None, "Pending"):
                 net = self.network.add_pod(meta.name, meta.namespace)
+                self._write_hosts(net)
                 running = self.pods[key] = RunningPod(net)
                 starter = threading.Thread(target=self._start_pod, args=(pod, running), daemon=True)
                 starter.start()

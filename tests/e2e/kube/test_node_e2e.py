@@ -146,16 +146,34 @@ def test_deployment_pods_run_and_fill_endpointslices(
         with urllib.request.urlopen(f"http://{address}:8080/", timeout=5) as answer:
             assert answer.status == 200
 
+    # names: `web` resolves to the Service's cluster IP inside each pod (no kube-proxy: the
+    # cluster IP itself is unreachable until a sidecar captures it, and never leaves the host)
+    cluster_ip = kube.kubectl(
+        "get", "service", "web", "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"
+    )
+    for running in list(node.pods.values()):
+        for name in ("web", "web.web", "web.web.svc.cluster.local", "kubernetes.default"):
+            found = subprocess.run(
+                ["ip", "netns", "exec", running.net.netns, "getent", "hosts", name],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            expected = cluster_ip if name.startswith("web") else "10.96.0.1"
+            assert found.stdout.split()[:1] == [expected], (name, found.stdout, found.stderr)
+    routes = subprocess.run(["ip", "route", "get", cluster_ip], capture_output=True, text=True)
+    assert routes.returncode != 0 and "no route to host" in routes.stderr.lower()
+
     # scale down: one pod leaves the endpoints, its processes and namespace are gone
     kube.kubectl("scale", "deployment", "web", "-n", NAMESPACE, "--replicas=1")
     wait_for("one ready endpoint", lambda: len(ready_endpoints(kube)) == 1)
-    wait_for("one pod left on the node", lambda: len(node.pods) == 1)
-    assert len([n for n in netns_list() if n.startswith(f"plait-{node.network.run}-")]) == 1
+    wait_for(
+        "one pod left on the node", lambda: len([k for k in node.pods if k.startswith("web/")]) == 1
+    )
+    assert len([n for n in netns_list() if n.startswith(f"plait-{node.network.run}-web-")]) == 1
 
     kube.kubectl("delete", "deployment", "web", "-n", NAMESPACE)
     wait_for("no pods", lambda: not kube.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name"))
-    wait_for("no pods on the node", lambda: not node.pods)
-    assert not [n for n in netns_list() if n.startswith(f"plait-{node.network.run}-")]
+    wait_for("no web pods on the node", lambda: not [k for k in node.pods if k.startswith("web/")])
+    assert not [n for n in netns_list() if n.startswith(f"plait-{node.network.run}-web-")]
 
 
 def pod_with_init_and_sidecar(namespace: str) -> str:
@@ -235,4 +253,4 @@ def test_init_containers_native_sidecars_and_a_bound_token(kube: Cluster, node: 
     assert review["status"]["user"]["username"] == "system:serviceaccount:steps:default"
     assert review["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["steps"]
     kube.kubectl("delete", "pod", "steps", "-n", "steps", "--wait=true", "--timeout=30s")
-    wait_for("no pods on the node", lambda: not node.pods)
+    wait_for("the pod gone from the node", lambda: "steps/steps" not in node.pods)
