@@ -18,6 +18,7 @@ they are gone.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import ipaddress
@@ -33,6 +34,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -165,8 +167,6 @@ def make_pki(pki: Path) -> None:
 
 
 def write_kubeconfig(path: Path, server: str, pki: Path) -> None:
-    import base64
-
     def b64(p: Path) -> str:
         return base64.b64encode(p.read_bytes()).decode()
 
@@ -222,6 +222,7 @@ class Cluster:
     directory: Path
     bin: Path
     with_node: bool = False
+    apiserver_args: tuple[str, ...] = ()
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -317,7 +318,7 @@ class Cluster:
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC", "--enable-aggregator-routing=true",
-            "--allow-privileged=true", "--profiling=false", "--v=1",
+            "--allow-privileged=true", "--profiling=false", "--v=1", *self.apiserver_args,
         ])  # fmt: skip
         write_kubeconfig(d / "admin.kubeconfig", self.server, pki)
         self._wait("kube-apiserver /readyz", self._readyz)
@@ -354,6 +355,24 @@ class Cluster:
         taints = json.loads(out)["spec"].get("taints", []) if out else []
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
         return ready and not any(t["effect"] == "NoSchedule" for t in taints)
+
+    def compact(self) -> int:
+        """Compact etcd at its current revision (older resourceVersions are gone: a watch
+        from one gets 410 Gone when the API server has no watch cache); the revision."""
+        etcd = f"http://127.0.0.1:{self.ports['etcd']}/v3/kv"
+
+        def post(path: str, body: dict[str, object]) -> dict[str, Any]:
+            request = urllib.request.Request(
+                f"{etcd}/{path}", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return dict(json.load(r))
+
+        revision = int(
+            post("range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"]
+        )
+        post("compaction", {"revision": revision, "physical": True})
+        return revision
 
     def stop(self) -> None:
         """Stop every process this cluster started (never returns with one running)."""
@@ -413,14 +432,14 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def up(directory: Path, *, node: bool = False) -> Cluster:
+def up(directory: Path, *, node: bool = False, apiserver_args: tuple[str, ...] = ()) -> Cluster:
     """Start a cluster in `directory` (which must not hold a running one); with `node`, also
     the test node agent (tests/kubenode.py, root only) that runs pods as network namespaces."""
     if (directory / "pids").exists():
         down(directory)
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    cluster = Cluster(directory, binaries(), with_node=node)
+    cluster = Cluster(directory, binaries(), with_node=node, apiserver_args=apiserver_args)
     try:
         cluster.start()
     except BaseException:
