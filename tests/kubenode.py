@@ -69,6 +69,8 @@ class RunningPod:
     started: str = field(default_factory=_now)
     ready: bool = False
     failure: str | None = None
+    restarts: dict[str, int] = field(default_factory=dict)
+    stopping: bool = False  # being removed: exits are expected, nothing restarts
 
 
 class NodeAgent:
@@ -259,7 +261,8 @@ class NodeAgent:
             for init in pod.spec.initContainers or []:
                 proc = self._exec(pod, running, init, volumes)
                 if init.restartPolicy == "Always":
-                    self._wait_ready(running, init)
+                    if not self._wait_ready(running, init):
+                        raise OSError(f"sidecar {init.name} exited before it was ready")
                     continue
                 code = proc.wait()
                 running.exited[init.name] = code
@@ -269,13 +272,41 @@ class NodeAgent:
             for container in pod.spec.containers:
                 self._exec(pod, running, container, volumes)
             self._report(pod, running)
-            self._wait_ready(running, *pod.spec.containers)
-            running.ready = not self._stop.is_set()
+            running.ready = self._wait_ready(running, *pod.spec.containers)
             self._report(pod, running)
+            self._supervise(pod, running, volumes)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the pod's status says it
             running.failure = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(ApiError):
                 self._report(pod, running)
+
+    def _supervise(self, pod: Pod, running: RunningPod, volumes: dict[str, Path]) -> None:
+        """Restart a container that exits, as its restartPolicy says (a native sidecar's is
+        Always; the pod's default is Always), counting restarts; else report it ended."""
+        assert pod.spec is not None
+        sidecars = [c for c in pod.spec.initContainers or [] if c.restartPolicy == "Always"]
+        watched = [*sidecars, *pod.spec.containers]
+        while not self._stop.wait(0.2):
+            with self._lock:
+                if running.stopping:
+                    return
+                for c in watched:
+                    code = running.procs[c.name].poll()
+                    if code is None or c.name in running.exited:
+                        continue
+                    policy = c.restartPolicy or pod.spec.restartPolicy or "Always"
+                    running.ready = False
+                    if policy == "Always" or (policy == "OnFailure" and code != 0):
+                        running.restarts[c.name] = running.restarts.get(c.name, 0) + 1
+                        self._exec(pod, running, c, volumes)
+                    else:
+                        running.exited[c.name] = code
+                    self._report(pod, running)
+                if all(c.name in running.exited for c in pod.spec.containers):
+                    return
+                if not running.ready and all(self._probe(running.net, c) for c in watched):
+                    running.ready = True
+                    self._report(pod, running)
 
     def _exec(
         self, pod: Pod, running: RunningPod, container: Any, volumes: dict[str, Path]
@@ -308,7 +339,7 @@ class NodeAgent:
             argv = ["sh", "-c", kubevolumes.mount_script(mounts), "sh", *argv]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
-        with (logs / f"{meta.namespace}_{meta.name}_{container.name}.log").open("wb") as log:
+        with (logs / f"{meta.namespace}_{meta.name}_{container.name}.log").open("ab") as log:
             proc = subprocess.Popen(
                 net.exec_argv(argv), env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
@@ -316,16 +347,16 @@ class NodeAgent:
         running.procs[container.name] = proc
         return proc
 
-    def _wait_ready(self, running: RunningPod, *containers: Any) -> None:
-        """Until each container's readiness probe (tcpSocket or httpGet) passes."""
+    def _wait_ready(self, running: RunningPod, *containers: Any) -> bool:
+        """Until each container's readiness probe (tcpSocket or httpGet) passes (True), or
+        one of them exits (False: `_supervise` restarts it or reports it ended)."""
         while not self._stop.is_set():
-            if any(
-                p.poll() is not None for n, p in running.procs.items() if n not in running.exited
-            ):
-                raise OSError("a container exited before the pod became ready")
+            if any(running.procs[c.name].poll() is not None for c in containers):
+                return False
             if all(self._probe(running.net, c) for c in containers):
-                return
+                return True
             time.sleep(0.2)
+        return False
 
     @staticmethod
     def _probe(net: NetPod, container: Any) -> bool:
@@ -356,6 +387,7 @@ class NodeAgent:
             for c in inits
         )
         failed = running.failure is not None or any(code != 0 for code in running.exited.values())
+        done = all(c.name in running.exited for c in spec.containers)
         flag = "True" if running.ready else "False"
         now = _now()
 
@@ -375,7 +407,8 @@ class NodeAgent:
 
             return [
                 {
-                    "name": c.name, "image": c.image or "", "imageID": "", "restartCount": 0,
+                    "name": c.name, "image": c.image or "", "imageID": "",
+                    "restartCount": running.restarts.get(c.name, 0),
                     "ready": ready(c.name),
                     "started": c.name in running.procs,
                     "containerID": f"plait://{running.procs[c.name].pid}" if c.name in running.procs else None,
@@ -385,7 +418,13 @@ class NodeAgent:
             ]  # fmt: skip
 
         status: dict[str, Any] = {
-            "phase": "Failed" if failed else "Running" if initialized else "Pending",
+            "phase": "Failed"
+            if failed
+            else "Succeeded"
+            if done
+            else "Running"
+            if initialized
+            else "Pending",
             "hostIP": str(self.network.gateway),
             "hostIPs": [{"ip": str(self.network.gateway)}],
             "podIP": str(running.net.ip),
@@ -417,6 +456,7 @@ class NodeAgent:
     def _remove(self, key: str, namespace: str, name: str) -> None:
         running = self.pods.get(key)
         if running is not None:
+            running.stopping = True
             _stop_procs(running.procs.values())
             self.network.remove_pod(running.net)
             del self.pods[key]  # last: a pod listed here still has its namespace
@@ -432,6 +472,7 @@ class NodeAgent:
             thread.join(timeout=10)
         with self._lock:
             for running in self.pods.values():
+                running.stopping = True
                 _stop_procs(running.procs.values())
             self.pods.clear()
         self.network.close()

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,52 @@ def test_init_containers_native_sidecars_and_a_bound_token(kube: Cluster, node: 
     assert review["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"] == ["steps"]
     kube.kubectl("delete", "pod", "steps", "-n", "steps", "--wait=true", "--timeout=30s")
     wait_for("the pod gone from the node", lambda: "steps/steps" not in node.pods)
+
+
+def simple_pod(name: str, script: str, restart: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "runs"},
+            "spec": {
+                "restartPolicy": restart,
+                "containers": [
+                    {"name": "main", "image": "busybox", "command": ["sh", "-c", script]}
+                ],
+            },
+        }
+    )
+
+
+def pod_status(kube: Cluster, name: str) -> dict[str, Any]:
+    return dict(json.loads(kube.kubectl("get", "pod", name, "-n", "runs", "-o", "json"))["status"])
+
+
+def test_containers_restart_by_policy_and_finished_pods_succeed(
+    kube: Cluster, node: NodeAgent
+) -> None:
+    kube.kubectl("create", "namespace", "runs")
+    wait_for(
+        "the default ServiceAccount",
+        lambda: kube.kubectl(
+            "get", "sa", "default", "-n", "runs", "--ignore-not-found", "-o", "name"
+        ),
+    )
+    kube.kubectl("apply", "-f", "-", input=simple_pod("crashes", "sleep 0.3; exit 3", "Always"))
+    kube.kubectl("apply", "-f", "-", input=simple_pod("once", "exit 0", "Never"))
+    kube.kubectl("apply", "-f", "-", input=simple_pod("fails", "exit 4", "Never"))
+
+    def restarted_twice() -> bool:
+        statuses = pod_status(kube, "crashes").get("containerStatuses") or []
+        return bool(statuses) and statuses[0]["restartCount"] >= 2
+
+    wait_for("two restarts", restarted_twice)
+    wait_for("`once` to succeed", lambda: pod_status(kube, "once").get("phase") == "Succeeded")
+    wait_for("`fails` to fail", lambda: pod_status(kube, "fails").get("phase") == "Failed")
+    state = pod_status(kube, "fails")["containerStatuses"][0]["state"]
+    assert state["terminated"]["exitCode"] == 4
+    kube.kubectl("delete", "pods", "--all", "-n", "runs", "--wait=true", "--timeout=30s")
+    wait_for(
+        "the pods gone from the node", lambda: not [k for k in node.pods if k.startswith("runs/")]
+    )
