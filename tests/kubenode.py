@@ -4,7 +4,8 @@
 It registers a Node whose `podCIDR` is a free /24 (plait.podnet picks it), keeps the Node
 Ready and its Lease renewed, and runs each Pod the scheduler binds to it: a network
 namespace on a bridge (plait.podnet) with the pod's IP, each container's `command` +
-`args` as a process inside it (images are not pulled: the command must exist on the host),
+`args` as a process inside it (images are not pulled: the command must exist on the host;
+a container without `command` gets its image's entrypoint from `IMAGES`),
 env from literals and the usual fieldRefs. Names: each pod's hosts file maps every
 Service (`NAME`, `NAME.NS`, `NAME.NS.svc.cluster.local`) to its cluster IP (plait.podnet
 names); there is no kube-proxy, so the service range is an `unreachable` route on the
@@ -51,6 +52,21 @@ HEARTBEAT_S = 5.0
 GRACE_S = 5.0
 
 
+IMAGES: dict[str, list[str]] = {
+    "python": ["/usr/bin/python3"],
+    "plait": [str(Path(sys.executable).with_name("plait"))],
+    "plait-proxy": [str(Path(sys.executable).with_name("plait"))],
+}
+"""Image name (no registry, no tag) → the local entrypoint used when a container has no
+`command` (images are not pulled); `args` follow it, as with a real entrypoint."""
+
+
+def image_name(image: str) -> str:
+    """`ghcr.io/plait-mesh/plait-proxy:0.1.0` → `plait-proxy`."""
+    last = image.rsplit("/", 1)[-1]
+    return last.split("@", 1)[0].split(":", 1)[0]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -88,6 +104,7 @@ class NodeAgent:
         self.client = Client(KubeConfig.from_file(str(kubeconfig)), field_manager="plait-node")
         self.network = PodNetwork.create(workdir / "podnet.json")
         self.service_cidr = service_cidr
+        self.images = dict(IMAGES)
         self.pods: dict[str, RunningPod] = {}  # by "namespace/name"
         self.services: dict[str, ServiceName] = {}  # by "namespace/name": what pods resolve
         self._stop = threading.Event()
@@ -314,11 +331,13 @@ class NodeAgent:
         """Start one container's command in the pod: its env, mounts and user."""
         meta, spec, net = pod.metadata, pod.spec, running.net
         assert meta is not None and spec is not None and meta.name and meta.namespace
-        argv = [*(container.command or []), *(container.args or [])]
-        if not argv:
+        command = container.command or self.images.get(image_name(container.image or ""))
+        if not command:
             raise kubevolumes.VolumeError(
-                f"container {container.name} has no command: images are not run"
+                f"container {container.name} has no command and image {container.image!r} "
+                f"is not one the test node knows ({', '.join(sorted(self.images))})"
             )
+        argv = [*command, *(container.args or [])]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name}
         refs = {"metadata.name": meta.name, "metadata.namespace": meta.namespace, "status.podIP": str(net.ip),
                 "spec.nodeName": self.name, "spec.serviceAccountName": spec.serviceAccountName or "default"}  # fmt: skip

@@ -9,7 +9,6 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -42,9 +41,9 @@ def deployment(replicas: int) -> str:
                         "containers": [
                             {
                                 "name": "web",
-                                "image": "python:3",
-                                "command": [sys.executable, "-m", "http.server"],
-                                "args": ["8080", "--bind", "0.0.0.0"],
+                                # no command: the node runs the image's entrypoint (IMAGES)
+                                "image": "docker.io/library/python:3.12-slim",
+                                "args": ["-m", "http.server", "8080", "--bind", "0.0.0.0"],
                                 "ports": [{"name": "http", "containerPort": 8080}],
                                 "env": [
                                     {
