@@ -127,8 +127,11 @@ class NodeAgent:
             self._node_status()
             self._renew_lease()
             # no kube-proxy: a cluster IP that no sidecar captures must not leave the host
-            self.network.state.record("route", dst=self.service_cidr)
-            subprocess.run(["ip", "route", "add", "unreachable", self.service_cidr], check=True)
+            # (another test cluster on this host may have made the route already: share it)
+            shown = ["ip", "route", "show", "exact", self.service_cidr, "type", "unreachable"]
+            if not subprocess.run(shown, capture_output=True, text=True, check=True).stdout:
+                self.network.state.record("route", dst=self.service_cidr)
+                subprocess.run(["ip", "route", "add", "unreachable", self.service_cidr], check=True)
         except BaseException:
             self.network.close()
             raise
