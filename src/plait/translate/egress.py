@@ -22,6 +22,8 @@ ones whose addresses are not in the registry):
 - NONE: "connect to the address the caller asked for", i.e. pass through; the entry's
   clusters become DFP clusters on the same DNS cache, so VirtualService and
   DestinationRule policies still apply to the host (and to wildcard hosts);
+- DYNAMIC_DNS (wildcard hosts, each request's host resolved when it is made): the same
+  DFP clusters;
 - DNS / DNS_ROUND_ROBIN: the entry's endpoint addresses are resolved (STRICT_DNS /
   LOGICAL_DNS), with per-endpoint ports, weights and subset labels; without endpoints,
   the host itself is resolved (as clusters.py already does).
@@ -106,9 +108,10 @@ def finish_cluster(
     labels: Mapping[str, str],
 ) -> None:
     """ServiceEntry resolution, applied to an outbound cluster before it is serialized:
-    NONE becomes a dynamic-forward-proxy cluster (no EDS), DNS and DNS_ROUND_ROBIN resolve
-    the entry's endpoint addresses (when it lists any) instead of its host."""
-    if service.resolution is Resolution.NONE:
+    NONE and DYNAMIC_DNS become a dynamic-forward-proxy cluster (no EDS), DNS and
+    DNS_ROUND_ROBIN resolve the entry's endpoint addresses (when it lists any) instead of
+    its host."""
+    if service.resolution in (Resolution.NONE, Resolution.DYNAMIC_DNS):
         _make_forward_proxy(cluster)
     elif service.resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN) and eps:
         _resolve_endpoints(cluster, eps, labels)
