@@ -17,7 +17,12 @@ from plait.analysis.report import finding
 from plait.api import DestinationRule, Loaded, ServiceEntry, VirtualService
 from plait.api.common import StringMatch
 from plait.api.destinationrule import LoadBalancerSettings, TrafficPolicy
-from plait.api.security import Action, AuthorizationPolicy
+from plait.api.security import (
+    DRY_RUN_ANNOTATION,
+    Action,
+    AuthorizationPolicy,
+    PeerAuthentication,
+)
 from plait.api.syntax import is_dns_label
 from plait.api.virtualservice import HeaderOperations, Headers, HTTPMatchRequest, HTTPRoute
 from plait.errors import ConfigMessage, Severity
@@ -36,8 +41,22 @@ def istio_problems(item: Loaded) -> list[ConfigMessage]:
         found += _destination_rule(resource)
     elif isinstance(resource, AuthorizationPolicy):
         found += _authorization_policy(resource)
+    elif isinstance(resource, PeerAuthentication):
+        spec = resource.spec
+        if "port_level_mtls" in spec.model_fields_set and not spec.port_level_mtls:
+            found.append(
+                (["spec", "portLevelMtls"], "an empty 'portLevelMtls' is refused by Istio")
+            )
     if isinstance(resource, VirtualService | DestinationRule | ServiceEntry):
-        found += _export_to(resource.spec.export_to, isinstance(resource, ServiceEntry))
+        found += _export_to(resource)
+    dry_run = resource.metadata.annotations.get(DRY_RUN_ANNOTATION)
+    if dry_run is not None and resource.kind in _ISTIO_KINDS:
+        found.append(
+            (
+                ["metadata", "annotations", DRY_RUN_ANNOTATION],
+                f"Istio supports {DRY_RUN_ANNOTATION} on AuthorizationPolicy only; remove it",
+            )
+        )
     return [finding(item, loc, text, Severity.ERROR) for loc, text in found]
 
 
@@ -194,6 +213,9 @@ def _traffic_policy(policy: TrafficPolicy, loc: Loc) -> Iterator[Problem]:
 def _authorization_policy(policy: AuthorizationPolicy) -> Iterator[Problem]:
     spec = policy.spec  # DENY without rules: a warning of analysis/authzrules.py
     for i, rule in enumerate(spec.rules):
+        for key, attr in (("from", "from_"), ("to", "to")):
+            if attr in rule.model_fields_set and not getattr(rule, attr):
+                yield ["spec", "rules", i, key], f"an empty '{key}' list is refused by Istio"
         for j, entry in enumerate(rule.from_):
             src = entry.source
             if (src.service_accounts or src.not_service_accounts) and (
@@ -241,19 +263,44 @@ _CUSTOM_UNSUPPORTED = (
 # --- exportTo ---------------------------------------------------------------------------
 
 
-def _export_to(values: tuple[str, ...], service_entry: bool) -> Iterator[Problem]:
+def _export_to(resource: VirtualService | DestinationRule | ServiceEntry) -> Iterator[Problem]:
+    values = resource.spec.export_to
+    service_entry = isinstance(resource, ServiceEntry)
+    namespace = resource.metadata.namespace
     loc: Loc = ["spec", "exportTo"]
     seen: set[str] = set()
     for i, value in enumerate(values):
-        if value in seen:
-            yield [*loc, i], f"'{value}' is listed twice"
-        seen.add(value)
+        own = namespace if value == "." else value
+        if own in seen:
+            yield [*loc, i], f"'{value}' is listed twice ('.' is namespace {namespace})"
+        seen.add(own)
         if value == "~" and not service_entry:
             yield [*loc, i], "'~' (export to no one) is for ServiceEntries only"
         elif value not in (".", "*", "~") and not _is_namespace(value):
             yield [*loc, i], f"'{value}' is not '.', '*' or a namespace name"
     if len(values) > 1 and ("*" in values or "~" in values):
         yield loc, "'*' and '~' must stand alone in 'exportTo'"
+    selected = isinstance(resource, DestinationRule) and resource.spec.workload_selector
+    if selected and values and seen != {namespace}:
+        yield (
+            loc,
+            (
+                "a DestinationRule with a 'workloadSelector' applies in its own namespace only: "
+                "'exportTo' may only be '.'"
+            ),
+        )
+
+
+_ISTIO_KINDS = frozenset(
+    (
+        "VirtualService",
+        "DestinationRule",
+        "Gateway",
+        "ServiceEntry",
+        "PeerAuthentication",
+        "RequestAuthentication",
+    )
+)
 
 
 def _is_namespace(value: str) -> bool:

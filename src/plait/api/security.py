@@ -14,6 +14,7 @@ import json
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, Strict, field_validator, model_validator
 
@@ -90,10 +91,18 @@ class PeerAuthentication(IstioModel):
 # --- shared by AuthorizationPolicy and RequestAuthentication --------------------------------
 
 
+def _group(value: str) -> str:
+    if value and not re.match(
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", value
+    ):
+        raise ValueError(f"group '{value}' is not an API group name")
+    return value
+
+
 class PolicyTargetReference(IstioModel):
     """`targetRef`: a Service (or a Gateway) in the policy's namespace."""
 
-    group: Str = ""
+    group: Annotated[str, Strict(), AfterValidator(_group)] = ""
     kind: Literal["Service", "Gateway"]
     name: NonEmptyStr
     namespace: Str = ""
@@ -463,6 +472,10 @@ def _jwks(value: str) -> str:
 def _jwks_uri(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError(f"'{value}' is not an http:// or https:// URL")
+    try:
+        urlsplit(value).port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        raise ValueError(f"'{value}': the port is not a number") from None
     return value
 
 

@@ -52,7 +52,14 @@ class WorkloadEntry(IstioModel):
     def _address(self) -> WorkloadEntry:
         if not self.address and not self.network:
             raise ValueError("an endpoint needs an 'address' (or a 'network')")
-        if (self.address or "").startswith("unix://") and self.ports:
+        address = self.address or ""
+        if address.startswith("unix://"):
+            path = address.removeprefix("unix://")
+            if not path.startswith(("/", "@")) or path.endswith("/"):
+                raise ValueError(
+                    f"'{address}': a unix socket is an absolute path to a file (or '@name')"
+                )
+        if address.startswith("unix://") and self.ports:
             raise ValueError("a unix:// endpoint cannot have 'ports'")
         for name in self.ports:
             dns_label(name)
@@ -123,6 +130,9 @@ class ServiceEntrySpec(IstioModel):
             unknown = sorted(set(e.ports) - names)
             if unknown and self.resolution != "NONE":
                 raise ValueError(f"endpoint port '{unknown[0]}' is not a port of this entry")
+        unix = [e for e in self.endpoints if (e.address or "").startswith("unix://")]
+        if unix and self.resolution == "STATIC" and len(self.ports) != 1:
+            raise ValueError("a unix:// endpoint needs exactly one port in 'ports'")
         if self.resolution == "DYNAMIC_DNS":
             self._dynamic_dns()
         if self.resolution != "NONE" and len(self.hosts) > 1:
@@ -159,3 +169,19 @@ class ServiceEntry(IstioModel):
     metadata: ObjectMeta
     spec: ServiceEntrySpec
     status: dict[str, object] | None = None
+
+    @model_validator(mode="after")
+    def _waypoint(self) -> ServiceEntry:
+        waypoint = self.metadata.labels.get("istio.io/use-waypoint", "")
+        internal = self.spec.location == "MESH_INTERNAL"
+        if (
+            waypoint
+            and waypoint.lower() != "none"
+            and internal
+            and self.spec.resolution == "DYNAMIC_DNS"
+        ):
+            raise ValueError(
+                "resolution DYNAMIC_DNS with location MESH_INTERNAL does not work through a "
+                "waypoint (Istio); use MESH_EXTERNAL or remove 'istio.io/use-waypoint'"
+            )
+        return self

@@ -77,9 +77,14 @@ def wildcard_domain(name: str) -> str:
     return name
 
 
+AUTO_SNI = re.compile(r"^outbound_\.[0-9][^_]*_\._\.[a-zA-Z].*$")
+"""`outbound_.PORT_._.HOST`: the SNI Istio's sidecars send, matched by gateways in
+AUTO_PASSTHROUGH mode; a host only a gateway-bound VirtualService may name."""
+
+
 def host_or_ip(name: str) -> str:
-    """A VirtualService host: a (wildcard) DNS name or an IP address."""
-    if is_ip(name):
+    """A VirtualService host: a (wildcard) DNS name, an IP address or an AUTO_SNI name."""
+    if is_ip(name) or AUTO_SNI.match(name):
         return name
     return wildcard_domain(name)
 

@@ -29,6 +29,7 @@ from plait.api.common import (
 )
 from plait.api.duration import Duration, DurationField
 from plait.api.syntax import (
+    AUTO_SNI,
     CORS_METHODS,
     cors_header_name,
     gateway_name,
@@ -496,6 +497,11 @@ class VirtualServiceSpec(IstioModel):
             )
         if not self.hosts and self.gateways:
             raise ValueError("a delegate VirtualService (no 'hosts') must not set 'gateways'")
+        bound = bool(self.gateways) and "mesh" not in self.gateways
+        sni = [h for r in self.tls for m in r.match for h in m.sni_hosts]
+        auto = [h for h in (*self.hosts, *sni) if AUTO_SNI.match(h)]
+        if auto and not bound:
+            raise ValueError(f"host '{auto[0]}' is a gateway SNI name; bind to a Gateway to use it")
         if not self.hosts and (self.tls or self.tcp):
             raise ValueError("a delegate VirtualService (no 'hosts') has 'http' rules only")
         if not (self.http or self.tcp or self.tls):
