@@ -42,12 +42,14 @@ from envoy.extensions.common.dynamic_forward_proxy.v3 import dns_cache_pb2
 from envoy.extensions.filters.http.dynamic_forward_proxy.v3 import (
     dynamic_forward_proxy_pb2 as dfp_filter_pb2,
 )
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_pb2
 from google.protobuf import any_pb2, duration_pb2
 
 from plait.model.meshsettings import OutboundMode
 from plait.model.registry import Endpoint, Resolution, Service
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import endpoints
+from plait.translate.appprotocol import HTTP_OPTIONS
 from plait.translate.clusters import CONNECT_TIMEOUT
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
@@ -127,6 +129,15 @@ def _make_forward_proxy(cluster: cluster_pb2.Cluster) -> None:
         cluster.ClearField(lb_config)  # the DFP cluster picks the host itself
     cluster.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED
     cluster.cluster_type.CopyFrom(_forward_proxy_type())
+    options = cluster.typed_extension_protocol_options
+    if HTTP_OPTIONS in options:
+        # Envoy refuses a DFP cluster with HTTP protocol options unless they send the
+        # request's host as SNI and verify it (`auto_sni`, `auto_san_validation`)
+        http = hpo_pb2.HttpProtocolOptions()
+        options[HTTP_OPTIONS].Unpack(http)
+        http.upstream_http_protocol_options.auto_sni = True
+        http.upstream_http_protocol_options.auto_san_validation = True
+        options[HTTP_OPTIONS].Pack(http)
 
 
 def _resolve_endpoints(

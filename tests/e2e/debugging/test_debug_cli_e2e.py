@@ -121,7 +121,7 @@ def test_proxy_config_endpoint_shows_each_echo_replica_healthy_with_mtls(lab: La
     assert len(replicas) == 3
     rows = [line for line in out.splitlines() if ECHO_CLUSTER in line]
     for replica in replicas:
-        (line,) = [r for r in rows if f" {replica['inbound']} " in r]
+        (line,) = [r for r in rows if r.split()[0] == replica["inbound"]]  # first column
         assert "HEALTHY" in line and "istio" in line
 
 
