@@ -8,6 +8,11 @@ indented or not. Each document starts with `---`, so documents concatenate.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
+
+from plait.api import Loaded
+from plait.api.security import Action
+from plait.model.authz import PoliciesByAction
 
 
 def security_doc(kind: str, name: str, spec: str, namespace: str = "default") -> str:
@@ -31,3 +36,16 @@ def peer_authentication(name: str, spec: str, namespace: str = "default") -> str
 
 def request_authentication(name: str, spec: str, namespace: str = "default") -> str:
     return security_doc("RequestAuthentication", name, spec, namespace)
+
+
+def by_action(items: Sequence[Loaded]) -> PoliciesByAction:
+    """Loaded AuthorizationPolicies grouped by action, as the model groups them per proxy."""
+    by: dict[Action, list[Loaded]] = {a: [] for a in Action}
+    for item in items:
+        by[item.resource.spec.action].append(item)  # type: ignore[union-attr]
+    return PoliciesByAction(
+        deny=tuple(by[Action.DENY]),
+        allow=tuple(by[Action.ALLOW]),
+        audit=tuple(by[Action.AUDIT]),
+        custom=tuple(by[Action.CUSTOM]),
+    )

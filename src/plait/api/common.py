@@ -217,6 +217,8 @@ class PortSelector(IstioModel):
 
 def _no_wildcards(value: dict[str, str]) -> dict[str, str]:
     for key, val in value.items():
+        if not key:
+            raise ValueError(f"an empty label key is not allowed in a selector ('{key}: {val}')")
         if "*" in key or "*" in val:
             raise ValueError(f"wildcards are not allowed in a selector ('{key}: {val}')")
     return value

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, Strict, model_validator
 
 from plait.api.common import (
     Bool,
@@ -25,8 +25,11 @@ from plait.api.common import (
     check_one_of,
     dns_label,
     first_repeated,
+    is_ip,
+    set_among,
 )
 from plait.api.duration import DurationField, ZeroOkDuration
+from plait.api.syntax import fqdn, is_prime, label_map, wildcard_domain
 from plait.api.virtualservice import HTTPRetry, NetworkingVersion
 
 PercentInt = Annotated[int, Field(strict=True, ge=0, le=100)]
@@ -44,6 +47,23 @@ class RingHash(IstioModel):
 class MagLev(IstioModel):
     table_size: UInt32 | None = None
 
+    @model_validator(mode="after")
+    def _prime(self) -> MagLev:
+        size = self.table_size
+        if size is None:
+            return self  # Istio refuses this too: analysis/istio.py
+        if size >= 5000011 or not envoy_prime(size):
+            raise ValueError(
+                f"maglev 'tableSize' {size} must be a prime below 5000011 (Envoy refuses "
+                "others), e.g. 65537"
+            )
+        return self
+
+
+def envoy_prime(n: int) -> bool:
+    """Envoy's Primes::isPrime (common/utility.cc), which Istio copies: 1, 2, 3 count."""
+    return 0 < n < 4 or is_prime(n)
+
 
 class CookieAttribute(IstioModel):
     name: NonEmptyStr
@@ -55,6 +75,13 @@ class HTTPCookie(IstioModel):
     path: Str | None = None
     ttl: ZeroOkDuration | None = None
     attributes: tuple[CookieAttribute, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> HTTPCookie:
+        repeated = first_repeated([a.name for a in self.attributes])
+        if repeated is not None:
+            raise ValueError(f"cookie attribute '{repeated}' is listed twice")
+        return self
 
 
 class ConsistentHashLB(IstioModel):
@@ -74,6 +101,8 @@ class ConsistentHashLB(IstioModel):
         keys = ("http_header_name", "http_cookie", "use_source_ip", "http_query_parameter_name")
         check_one_of(self, keys, required=False)
         check_one_of(self, ("ring_hash", "maglev"), required=False)
+        if self.minimum_ring_size is not None and (self.ring_hash or self.maglev):
+            raise ValueError("set 'minimumRingSize' or 'ringHash'/'maglev', not both")
         return self
 
 
@@ -104,7 +133,7 @@ class ZoneAwareLoadBalancerSetting(IstioModel):
 class WarmupConfiguration(IstioModel):
     duration: DurationField
     minimum_percent: PercentFloat | None = None
-    aggression: Annotated[float, Field(strict=True, ge=0)] | None = None
+    aggression: Annotated[float, Field(strict=True, gt=0)] | None = None
 
 
 class LoadBalancerSettings(IstioModel):
@@ -120,6 +149,7 @@ class LoadBalancerSettings(IstioModel):
     @model_validator(mode="after")
     def _policy(self) -> LoadBalancerSettings:
         check_one_of(self, ("simple", "consistent_hash"), required=False)
+        check_one_of(self, ("locality_lb_setting", "zone_aware_lb_setting"), required=False)
         return self
 
 
@@ -138,8 +168,10 @@ class TCPSettings(IstioModel):
 
 
 class ConnectionKeepalive(IstioModel):
-    interval: DurationField | None = None
-    timeout: DurationField | None = None
+    """`http2KeepAlive`: Istio needs both fields."""
+
+    interval: DurationField
+    timeout: DurationField
 
 
 class HTTPSettings(IstioModel):
@@ -157,6 +189,12 @@ class HTTPSettings(IstioModel):
 class ConnectionPoolSettings(IstioModel):
     tcp: TCPSettings | None = None
     http: HTTPSettings | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> ConnectionPoolSettings:
+        if self.tcp is None and self.http is None:
+            raise ValueError("a connection pool needs 'tcp' or 'http' settings")
+        return self
 
 
 class OutlierDetection(IstioModel):
@@ -188,10 +226,32 @@ class ClientTLSSettings(IstioModel):
     @model_validator(mode="after")
     def _mutual(self) -> ClientTLSSettings:
         missing = self.client_certificate is None or self.private_key is None
-        if self.mode == "MUTUAL" and self.credential_name is None and missing:
+        if self.mode == "MUTUAL" and not self.credential_name and missing:
             raise ValueError(
                 "MUTUAL TLS needs 'credentialName', or both 'clientCertificate' and 'privateKey'"
             )
+        if self.insecure_skip_verify and self.mode in ("SIMPLE", "MUTUAL"):
+            verifying = [
+                name
+                for name, on in (
+                    ("caCertificates", bool(self.ca_certificates)),
+                    ("credentialName", self.mode == "SIMPLE" and bool(self.credential_name)),
+                    ("subjectAltNames", bool(self.subject_alt_names)),
+                )
+                if on
+            ]
+            if verifying:
+                raise ValueError(
+                    f"'insecureSkipVerify: true' skips verification; remove '{verifying[0]}' "
+                    "or the skip"
+                )
+        if self.mode in ("SIMPLE", "MUTUAL") and self.credential_name:
+            files = (self.client_certificate, self.ca_certificates, self.private_key, self.ca_crl)
+            if any(files):
+                raise ValueError(
+                    "with 'credentialName' the certificates come from the secret; remove "
+                    "'clientCertificate', 'privateKey', 'caCertificates' and 'caCrl'"
+                )
         return self
 
 
@@ -202,10 +262,22 @@ class PortTrafficPolicy(IstioModel):
     outlier_detection: OutlierDetection | None = None
     tls: ClientTLSSettings | None = None
 
+    @model_validator(mode="after")
+    def _some(self) -> PortTrafficPolicy:
+        if not set_among(self, ("load_balancer", "connection_pool", "outlier_detection", "tls")):
+            raise ValueError("a port traffic policy needs at least one setting besides 'port'")
+        return self
+
+
+def _tunnel_host(value: str) -> str:
+    if not is_ip(value):
+        fqdn(value)
+    return value
+
 
 class TunnelSettings(IstioModel):
     protocol: Literal["CONNECT", "POST"] | None = None
-    target_host: NonEmptyStr
+    target_host: Annotated[str, Strict(), AfterValidator(_tunnel_host)]
     target_port: PortNumber
 
 
@@ -249,6 +321,8 @@ class TrafficPolicy(IstioModel):
 
     @model_validator(mode="after")
     def _unique_ports(self) -> TrafficPolicy:
+        if not self.model_fields_set:
+            raise ValueError("a traffic policy needs at least one setting")
         numbers = [p.port.number for p in self.port_level_settings]
         repeated = first_repeated(numbers)
         if repeated is not None:
@@ -258,12 +332,12 @@ class TrafficPolicy(IstioModel):
 
 class Subset(IstioModel):
     name: Annotated[str, Field(strict=True), AfterValidator(dns_label)]
-    labels: StrMap = Field(default_factory=dict)
+    labels: Annotated[StrMap, AfterValidator(label_map)] = Field(default_factory=dict)
     traffic_policy: TrafficPolicy | None = None
 
 
 class DestinationRuleSpec(IstioModel):
-    host: NonEmptyStr
+    host: Annotated[str, Strict(), AfterValidator(wildcard_domain)]
     traffic_policy: TrafficPolicy | None = None
     subsets: tuple[Subset, ...] = ()
     export_to: tuple[Str, ...] = ()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, Strict, model_validator
 
 from plait.api.common import (
     Bool,
@@ -20,7 +20,9 @@ from plait.api.common import (
     SelectorLabels,
     Str,
     first_repeated,
+    is_ip,
 )
+from plait.api.syntax import gateway_server_host
 from plait.api.virtualservice import NetworkingVersion
 
 ServerTLSMode = Literal[
@@ -52,7 +54,7 @@ class ServerTLSSettings(IstioModel):
     credential_name: Str | None = None
     credential_names: Annotated[tuple[Str, ...], Field(max_length=2)] = ()
     ca_cert_credential_name: Str | None = None
-    tls_certificates: Annotated[tuple[TLSCertificate, ...], Field(max_length=2)] = ()
+    tls_certificates: tuple[TLSCertificate, ...] = ()
     subject_alt_names: tuple[Str, ...] = ()
     verify_certificate_spki: tuple[Str, ...] = ()
     verify_certificate_hash: tuple[Str, ...] = ()
@@ -63,38 +65,82 @@ class ServerTLSSettings(IstioModel):
 
     @model_validator(mode="after")
     def _certificates(self) -> ServerTLSSettings:
+        has_files = bool(self.server_certificate) and bool(self.private_key)
         sources = [
             name
             for name, present in (
-                ("credentialName", self.credential_name is not None),
+                ("credentialName", bool(self.credential_name)),
                 ("credentialNames", bool(self.credential_names)),
                 ("tlsCertificates", bool(self.tls_certificates)),
+                ("serverCertificate", has_files),
             )
             if present
         ]
         if len(sources) > 1:
             raise ValueError(f"set only one of '{sources[0]}' and '{sources[1]}'")
-        has_files = self.server_certificate is not None and self.private_key is not None
-        if self.mode in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL") and not (sources or has_files):
-            raise ValueError(
-                f"{self.mode} TLS needs a certificate: set 'credentialName', or "
-                "'serverCertificate' and 'privateKey'"
-            )
-        if self.mode == "MUTUAL" and not sources and self.ca_certificates is None:
-            raise ValueError("MUTUAL TLS needs 'caCertificates' to verify clients")
+        remote = bool(self.credential_name or self.credential_names)
+        if self.mode in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL") and not remote:
+            self._files()
+        return self
+
+    def _files(self) -> None:
+        """Istio's checks of certificates from files (SIMPLE, MUTUAL, OPTIONAL_MUTUAL)."""
+        pairs = self.tls_certificates or (
+            TLSCertificate(
+                server_certificate=self.server_certificate, private_key=self.private_key
+            ),
+        )
+        for pair in pairs:
+            if not pair.server_certificate or not pair.private_key:
+                raise ValueError(
+                    f"{self.mode} TLS needs a certificate: set 'credentialName', or "
+                    "'serverCertificate' and 'privateKey'"
+                )
+        if self.mode != "SIMPLE" and not self.ca_certificates:
+            raise ValueError(f"{self.mode} TLS needs 'caCertificates' to verify clients")
+        if self.ca_crl and self.mode == "SIMPLE":
+            raise ValueError("'caCrl' needs MUTUAL TLS (Istio)")
+
+    @model_validator(mode="after")
+    def _istio_mutual(self) -> ServerTLSSettings:
+        if self.mode == "ISTIO_MUTUAL":
+            own = [
+                name
+                for name, on in (
+                    ("serverCertificate", self.server_certificate),
+                    ("privateKey", self.private_key),
+                    ("caCertificates", self.ca_certificates),
+                    ("credentialName", self.credential_name),
+                    ("credentialNames", self.credential_names),
+                    ("tlsCertificates", self.tls_certificates),
+                )
+                if on
+            ]
+            if own:
+                raise ValueError(f"ISTIO_MUTUAL uses the mesh's certificates; remove '{own[0]}'")
         return self
 
 
 class Server(IstioModel):
     port: GatewayPort
     bind: Str | None = None
-    hosts: Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
+    hosts: Annotated[
+        tuple[Annotated[str, Strict(), AfterValidator(gateway_server_host)], ...],
+        Field(min_length=1),
+    ]
     tls: ServerTLSSettings | None = None
     default_endpoint: Str | None = None
     name: Str | None = None
 
     @model_validator(mode="after")
     def _tls(self) -> Server:
+        if self.bind and self.bind.startswith("unix://"):
+            raise ValueError(
+                "'bind' to a unix socket needs port number 0 in Istio; plait serves "
+                "gateway ports on TCP only: bind an IP address or leave 'bind' out"
+            )
+        if self.bind and not is_ip(self.bind):
+            raise ValueError(f"'bind' {self.bind!r} is not an IP address")
         secure = self.port.protocol.upper() in ("HTTPS", "TLS")
         if secure and self.tls is None:
             raise ValueError(f"a {self.port.protocol} server needs 'tls' settings")

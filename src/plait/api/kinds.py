@@ -101,3 +101,28 @@ apiVersion is an error."""
 def resource_key(resource: Resource) -> tuple[str, str, str]:
     """(kind, namespace, name): what makes a resource unique."""
     return (resource.kind, resource.metadata.namespace, resource.metadata.name)
+
+
+STRICT_GROUPS: dict[str, frozenset[str]] = {
+    "networking.istio.io": frozenset(
+        [
+            "VirtualService",
+            "DestinationRule",
+            "Gateway",
+            "ServiceEntry",
+            "Sidecar",
+            "EnvoyFilter",
+            "WorkloadEntry",
+            "WorkloadGroup",
+            "ProxyConfig",
+        ]
+    ),
+    "security.istio.io": frozenset(
+        ("AuthorizationPolicy", "PeerAuthentication", "RequestAuthentication")
+    ),
+    "telemetry.istio.io": frozenset(("Telemetry",)),
+    "policy.plait.dev": frozenset(("RateLimit",)),
+}
+"""Every kind of the API groups whose names plait checks strictly: another kind there is
+a typo (an error, as the API server would refuse it); a listed kind plait does not model
+is skipped with a warning. Kinds of other groups are not plait's and only warned about."""

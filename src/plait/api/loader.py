@@ -19,7 +19,15 @@ from pydantic import BaseModel, ValidationError
 
 from plait.api.applied import unapplied_warnings
 from plait.api.common import KubeModel
-from plait.api.kinds import KINDS, KNOWN_GROUPS, KindInfo, Resource, group_of, resource_key
+from plait.api.kinds import (
+    KINDS,
+    KNOWN_GROUPS,
+    STRICT_GROUPS,
+    KindInfo,
+    Resource,
+    group_of,
+    resource_key,
+)
 from plait.api.messages import Where, closest, field_names, validation_messages
 from plait.api.result import Loaded, LoadResult, Source
 from plait.errors import ConfigMessage, Severity
@@ -106,6 +114,26 @@ class _StrictKeysLoader(_SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_COLON_END = re.compile(r"(?<=[\[,{\s])([0-9A-Fa-f.]*:[0-9A-Fa-f:.]*:)(?=[ \t]*[\],}])")
+"""A plain scalar ending in ':' inside a flow collection: an IPv6 address like `001:db8::`."""
+
+
+def _load_yaml(text: str) -> Any:
+    """One YAML document. Go's YAML parser (Kubernetes, Istio) reads `[1.2.3.4, 001:db8::]`
+    as two strings, libyaml as a syntax error; a document that fails only for that is read
+    again with such addresses quoted."""
+    try:
+        return yaml.load(text, Loader=_StrictKeysLoader)
+    except yaml.scanner.ScannerError:
+        quoted = _COLON_END.sub(r"'\1'", text)
+        if quoted == text:
+            raise
+    try:
+        return yaml.load(quoted, Loader=_StrictKeysLoader)
+    except yaml.YAMLError:
+        return yaml.load(text, Loader=_StrictKeysLoader)  # report the original error
+
+
 @dataclass
 class _Loader:
     resources: list[Loaded] = field(default_factory=list)
@@ -131,7 +159,7 @@ class _Loader:
         for index, (first_line, chunk) in enumerate(split_documents(text)):
             where = Where(file, index)
             try:
-                document = yaml.load(chunk, Loader=_StrictKeysLoader)
+                document = _load_yaml(chunk)
             except yaml.YAMLError as exc:
                 self.add(where.message("", _yaml_error(exc, chunk, first_line)))
                 continue
@@ -190,6 +218,16 @@ class _Loader:
             return None
         where = _named(where, kind, document)
         info = KINDS.get(kind)
+        group = group_of(api_version)
+        strict = STRICT_GROUPS.get(group)
+        if strict is not None and kind not in strict and info is None:
+            hint = closest(kind, sorted(strict), cutoff=0.6)
+            text = f"{group} has no kind {kind}"
+            text += (
+                f" (did you mean {hint}?)" if hint else f"; its kinds: {', '.join(sorted(strict))}"
+            )
+            self.add(where.message("kind", text))
+            return None
         if info is None:
             hint = closest(kind, list(KINDS), cutoff=0.8)
             text = f"kind {kind} is not supported by plait; ignored"

@@ -14,6 +14,7 @@ import json
 import re
 from enum import StrEnum
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, Strict, field_validator, model_validator
 
@@ -24,7 +25,6 @@ from plait.api.common import (
     ObjectMeta,
     Str,
     WorkloadSelector,
-    check_one_of,
 )
 from plait.api.duration import DurationField
 
@@ -91,10 +91,18 @@ class PeerAuthentication(IstioModel):
 # --- shared by AuthorizationPolicy and RequestAuthentication --------------------------------
 
 
+def _group(value: str) -> str:
+    if value and not re.match(
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", value
+    ):
+        raise ValueError(f"group '{value}' is not an API group name")
+    return value
+
+
 class PolicyTargetReference(IstioModel):
     """`targetRef`: a Service (or a Gateway) in the policy's namespace."""
 
-    group: Str = ""
+    group: Annotated[str, Strict(), AfterValidator(_group)] = ""
     kind: Literal["Service", "Gateway"]
     name: NonEmptyStr
     namespace: Str = ""
@@ -139,7 +147,39 @@ def _port_string(value: str) -> str:
 PortString = Annotated[str, Strict(), AfterValidator(_port_string)]
 
 
+MATCH_ONE, MATCH_ANY = "{*}", "{**}"
+"""Path template operators: one path segment, and any number of segments (last only)."""
+_PCHAR = re.compile(r"^[a-zA-Z0-9\-._~%!$&'()+,;:@=]+$")
+
+
+def is_path_template(value: str) -> bool:
+    return MATCH_ONE in value or MATCH_ANY in value
+
+
+def _path_template(value: str) -> None:
+    """Istio's rules (pkg/config/security CheckValidPathTemplate): `{**}` only last,
+    no other braces, and literal segments of RFC 3986 pchars."""
+    any_seen = False
+    for segment in value.strip("/").split("/"):
+        if segment in (MATCH_ONE, MATCH_ANY):
+            if any_seen:
+                raise ValueError(f"path '{value}': '{{**}}' must be the last operator")
+            any_seen = segment == MATCH_ANY
+            continue
+        if "{" in segment or "}" in segment:
+            raise ValueError(
+                f"path '{value}': only whole segments '{{*}}' and '{{**}}' may use braces"
+            )
+        if not _PCHAR.match(segment):
+            raise ValueError(
+                f"path '{value}': segment '{segment}' has characters a URL path cannot"
+            )
+
+
 def _path(value: str) -> str:
+    if is_path_template(value):
+        _path_template(value)
+        return value
     _wildcard(value)
     if not (value.startswith(("/", "*")) or value.endswith("*")):
         raise ValueError(f"path '{value}' must start with '/' (or use '*' forms)")
@@ -150,13 +190,27 @@ Path = Annotated[str, Strict(), Field(min_length=1), AfterValidator(_path)]
 
 
 def _service_account(value: str) -> str:
+    """Istio's forms: `NAMESPACE/SERVICE_ACCOUNT`, or `SERVICE_ACCOUNT` in the policy's
+    namespace; no wildcards, at most 320 characters."""
     ns, sep, sa = value.partition("/")
-    if not sep or not ns or not sa or "/" in sa:
-        raise ValueError(f"'{value}' must be NAMESPACE/SERVICE_ACCOUNT (no wildcards)")
+    if "*" in value or len(value) > 320 or (sep and (not ns or not sa or "/" in sa)) or not value:
+        raise ValueError(
+            f"'{value}' must be NAMESPACE/SERVICE_ACCOUNT or SERVICE_ACCOUNT (no wildcards)"
+        )
     return value
 
 
 ServiceAccountRef = Annotated[str, Strict(), AfterValidator(_service_account)]
+
+
+def _trust_domain(value: str) -> str:
+    _wildcard(value)
+    if "/" in value:
+        raise ValueError(f"trust domain '{value}' must not contain '/'")
+    return value
+
+
+TrustDomain = Annotated[str, Strict(), Field(min_length=1), AfterValidator(_trust_domain)]
 
 
 # --- AuthorizationPolicy ------------------------------------------------------------------
@@ -177,6 +231,8 @@ class Source(IstioModel):
     not_ip_blocks: tuple[IpBlock, ...] = ()
     remote_ip_blocks: tuple[IpBlock, ...] = ()
     not_remote_ip_blocks: tuple[IpBlock, ...] = ()
+    trust_domains: tuple[TrustDomain, ...] = ()
+    not_trust_domains: tuple[TrustDomain, ...] = ()
 
     @model_validator(mode="after")
     def _not_empty(self) -> Source:
@@ -189,6 +245,8 @@ class Source(IstioModel):
             self.principals or self.not_principals
         ):
             raise ValueError("set 'serviceAccounts' or 'principals', not both (as in Istio)")
+        if len(self.service_accounts) > 16 or len(self.not_service_accounts) > 16:
+            raise ValueError("at most 16 service accounts per field (Istio's limit)")
         return self
 
 
@@ -224,12 +282,15 @@ class RuleTo(IstioModel):
 
 _HEADER_KEY = re.compile(r"^request\.headers\[[^\[\]]+\]$")
 _CLAIM_KEY = re.compile(r"^request\.auth\.claims\[[^\[\]]+\](\[[^\[\]]+\])*$")
+FILTER_KEY = re.compile(r"^experimental\.(envoy\.filters\.[^\[\]]+)\[([^\[\]]+)\]$")
+"""`experimental.envoy.filters.FILTER[KEY]`: Envoy dynamic metadata of FILTER, at KEY."""
 CONDITION_KEYS = (
     "source.ip",
     "remote.ip",
     "source.namespace",
     "source.principal",
     "source.serviceAccount",
+    "source.trustDomain",
     "request.auth.principal",
     "request.auth.audiences",
     "request.auth.presenter",
@@ -241,12 +302,25 @@ CONDITION_KEYS = (
 
 
 def _condition_key(value: str) -> str:
-    if value in CONDITION_KEYS or _HEADER_KEY.match(value) or _CLAIM_KEY.match(value):
+    if value in CONDITION_KEYS or any(
+        p.match(value) for p in (_HEADER_KEY, _CLAIM_KEY, FILTER_KEY)
+    ):
         return value
+    if value in _REPLACED_KEYS or value.startswith("destination.labels["):
+        raise ValueError(f"condition key '{value}' is {_REPLACED_KEYS.get(value, _LABELS_KEY)}")
     raise ValueError(
         f"unknown condition key '{value}'; use request.headers[NAME], "
-        f"request.auth.claims[NAME] or one of {', '.join(CONDITION_KEYS)}"
+        f"request.auth.claims[NAME], experimental.envoy.filters.FILTER[KEY] or one of "
+        f"{', '.join(CONDITION_KEYS)}"
     )
+
+
+_LABELS_KEY = "replaced by the policy's selector"
+_REPLACED_KEYS = {
+    "destination.namespace": "replaced by the policy's metadata.namespace",
+    "destination.name": "only supported in Istio's v1alpha1 RBAC",
+    "destination.user": "only supported in Istio's v1alpha1 RBAC",
+}
 
 
 class Condition(IstioModel):
@@ -264,6 +338,14 @@ class Condition(IstioModel):
         if self.key == "destination.port":
             for value in (*self.values, *self.not_values):
                 _port_string(value)
+        if "" in (*self.values, *self.not_values):
+            raise ValueError(f"an empty value is not allowed for key {self.key}")
+        if self.key == "source.serviceAccount":
+            for value in (*self.values, *self.not_values):
+                _service_account(value)
+        if self.key == "source.trustDomain":
+            for value in (*self.values, *self.not_values):
+                _wildcard(value)
         return self
 
 
@@ -312,10 +394,38 @@ class AuthorizationPolicy(IstioModel):
     spec: AuthorizationPolicySpec = Field(default_factory=AuthorizationPolicySpec)
     status: dict[str, object] | None = None
 
+    @model_validator(mode="after")
+    def _dry_run_value(self) -> AuthorizationPolicy:
+        value = self.metadata.annotations.get(DRY_RUN_ANNOTATION)
+        if value is None:
+            return self
+        if self.spec.action not in (Action.ALLOW, Action.DENY):
+            raise ValueError(
+                f"annotation {DRY_RUN_ANNOTATION} only works with action ALLOW or DENY "
+                f"(Istio), not {self.spec.action.value}"
+            )
+        if value not in _GO_TRUE and value not in _GO_FALSE:
+            raise ValueError(
+                f"annotation {DRY_RUN_ANNOTATION}: '{value}' is not a boolean Istio reads; "
+                'use "true" or "false"'
+            )
+        return self
+
     @property
     def denies_all(self) -> bool:
         """`spec: {}` (ALLOW with no rules): Istio's "deny everything" policy."""
         return self.spec.action is Action.ALLOW and not self.spec.rules
+
+
+DRY_RUN_ANNOTATION = "istio.io/dry-run"
+_GO_TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
+_GO_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
+"""The strings Go's strconv.ParseBool accepts, as Istio reads the annotation."""
+
+
+def is_dry_run(policy: AuthorizationPolicy) -> bool:
+    """The policy is only logged (shadow rules), as Istio reads `istio.io/dry-run`."""
+    return policy.metadata.annotations.get(DRY_RUN_ANNOTATION, "") in _GO_TRUE
 
 
 def _one_target(
@@ -345,7 +455,7 @@ class JwtHeader(IstioModel):
 
 
 class ClaimToHeader(IstioModel):
-    header: NonEmptyStr
+    header: Annotated[str, Strict(), Field(pattern=r"^[-_A-Za-z0-9]+$")]
     claim: NonEmptyStr
 
 
@@ -362,11 +472,26 @@ def _jwks(value: str) -> str:
 def _jwks_uri(value: str) -> str:
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError(f"'{value}' is not an http:// or https:// URL")
+    try:
+        urlsplit(value).port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        raise ValueError(f"'{value}': the port is not a number") from None
     return value
 
 
+class JwtPresence(StrEnum):
+    """Whether a request must carry this rule's token (OPTIONAL: only a present token is
+    checked; REQUIRED: a request without one is refused with 401)."""
+
+    OPTIONAL = "OPTIONAL"
+    REQUIRED = "REQUIRED"
+
+
 class JwtRule(IstioModel):
-    issuer: NonEmptyStr
+    """`issuer` and/or `jwksUri` (Istio needs one of them); keys from `jwks`, `jwksUri`, or
+    the issuer's OpenID discovery document when neither is set."""
+
+    issuer: Str = ""
     audiences: tuple[NonEmptyStr, ...] = ()
     jwks_uri: Annotated[str, Strict(), AfterValidator(_jwks_uri)] | None = None
     jwks: Annotated[str, Strict(), AfterValidator(_jwks)] | None = None
@@ -377,10 +502,13 @@ class JwtRule(IstioModel):
     output_claim_to_headers: tuple[ClaimToHeader, ...] = ()
     forward_original_token: Bool = False
     timeout: DurationField | None = None
+    presence: JwtPresence = JwtPresence.OPTIONAL
+    space_delimited_claims: Annotated[tuple[NonEmptyStr, ...], Field(max_length=64)] = ()
 
     @model_validator(mode="after")
     def _keys(self) -> JwtRule:
-        check_one_of(self, ("jwks_uri", "jwks"), required=True)
+        if not self.issuer and not self.jwks_uri:
+            raise ValueError("set 'issuer' or 'jwksUri' (Istio needs one of them)")
         return self
 
 
@@ -393,10 +521,6 @@ class RequestAuthenticationSpec(IstioModel):
     @model_validator(mode="after")
     def _checks(self) -> RequestAuthenticationSpec:
         _one_target(self.selector, self.target_ref, self.target_refs)
-        issuers = [r.issuer for r in self.jwt_rules]
-        for issuer in issuers:
-            if issuers.count(issuer) > 1:
-                raise ValueError(f"issuer '{issuer}' has more than one jwtRule")
         return self
 
 

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, Strict, model_validator
 
 from plait.api.common import (
     IstioModel,
     Labels,
-    NonEmptyStr,
     ObjectMeta,
     PortNumber,
     Protocol,
     SelectorLabels,
     Str,
     UInt32,
+    dns_label,
     is_ip,
 )
+from plait.api.syntax import fqdn, ip_subnet, wildcard_domain
 from plait.api.virtualservice import NetworkingVersion
 
 Location = Literal["MESH_EXTERNAL", "MESH_INTERNAL"]
@@ -32,7 +33,7 @@ Resolution = Literal["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN", "DYNAMIC_DNS"]
 class ServicePort(IstioModel):
     number: PortNumber
     protocol: Protocol | None = None
-    name: NonEmptyStr
+    name: Annotated[str, Strict(), AfterValidator(dns_label)]
     target_port: PortNumber | None = None
 
 
@@ -51,8 +52,17 @@ class WorkloadEntry(IstioModel):
     def _address(self) -> WorkloadEntry:
         if not self.address and not self.network:
             raise ValueError("an endpoint needs an 'address' (or a 'network')")
-        if (self.address or "").startswith("unix://") and self.ports:
+        address = self.address or ""
+        if address.startswith("unix://"):
+            path = address.removeprefix("unix://")
+            if not path.startswith(("/", "@")) or path.endswith("/"):
+                raise ValueError(
+                    f"'{address}': a unix socket is an absolute path to a file (or '@name')"
+                )
+        if address.startswith("unix://") and self.ports:
             raise ValueError("a unix:// endpoint cannot have 'ports'")
+        for name in self.ports:
+            dns_label(name)
         return self
 
 
@@ -62,9 +72,17 @@ class EntryWorkloadSelector(IstioModel):
     labels: SelectorLabels = Field(default_factory=dict)
 
 
+def _entry_host(value: str) -> str:
+    if value == "*":
+        raise ValueError("host '*' is not allowed; name the external hosts")
+    return wildcard_domain(value)
+
+
 class ServiceEntrySpec(IstioModel):
-    hosts: Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
-    addresses: tuple[Str, ...] = ()
+    hosts: Annotated[
+        tuple[Annotated[str, Strict(), AfterValidator(_entry_host)], ...], Field(min_length=1)
+    ]
+    addresses: tuple[Annotated[str, Strict(), AfterValidator(ip_subnet)], ...] = ()
     ports: tuple[ServicePort, ...] = ()
     location: Location = "MESH_EXTERNAL"
     resolution: Resolution = "NONE"
@@ -103,7 +121,44 @@ class ServiceEntrySpec(IstioModel):
                         f"endpoint address '{e.address}' is not an IP address, as resolution "
                         "STATIC needs; use resolution DNS for host names"
                     )
+        if self.resolution in ("DNS", "DNS_ROUND_ROBIN"):
+            for e in self.endpoints:
+                if e.address and not is_ip(e.address):
+                    fqdn(e.address)
+        names = {p.name for p in self.ports}
+        for e in self.endpoints:
+            unknown = sorted(set(e.ports) - names)
+            if unknown and self.resolution != "NONE":
+                raise ValueError(f"endpoint port '{unknown[0]}' is not a port of this entry")
+        unix = [e for e in self.endpoints if (e.address or "").startswith("unix://")]
+        if unix and self.resolution == "STATIC" and len(self.ports) != 1:
+            raise ValueError("a unix:// endpoint needs exactly one port in 'ports'")
+        if self.resolution == "DYNAMIC_DNS":
+            self._dynamic_dns()
+        if self.resolution != "NONE" and len(self.hosts) > 1:
+            plain = [p.name for p in self.ports if (p.protocol or "TCP").upper() in _L4_ONLY]
+            if plain:
+                raise ValueError(
+                    f"port '{plain[0]}' is plain TCP: with several hosts nothing tells them "
+                    "apart; use resolution NONE, one host per entry, or an HTTP/TLS port"
+                )
         return self
+
+    def _dynamic_dns(self) -> None:
+        """Istio's rules: wildcard hosts only, no addresses or endpoints, HTTP/TLS ports."""
+        tame = [h for h in self.hosts if not h.startswith("*")]
+        if tame:
+            raise ValueError(f"resolution DYNAMIC_DNS needs wildcard hosts; '{tame[0]}' is not")
+        if self.addresses or self.endpoints:
+            raise ValueError("resolution DYNAMIC_DNS takes no 'addresses' or 'endpoints'")
+        for p in self.ports:
+            if (p.protocol or "TCP").upper() not in ("HTTP", "TLS", "GRPC", "HTTP2"):
+                raise ValueError(
+                    f"port '{p.name}': resolution DYNAMIC_DNS serves HTTP, TLS, GRPC or HTTP2"
+                )
+
+
+_L4_ONLY = ("TCP", "MONGO", "MYSQL", "REDIS", "UDP")
 
 
 class ServiceEntry(IstioModel):
@@ -114,3 +169,19 @@ class ServiceEntry(IstioModel):
     metadata: ObjectMeta
     spec: ServiceEntrySpec
     status: dict[str, object] | None = None
+
+    @model_validator(mode="after")
+    def _waypoint(self) -> ServiceEntry:
+        waypoint = self.metadata.labels.get("istio.io/use-waypoint", "")
+        internal = self.spec.location == "MESH_INTERNAL"
+        if (
+            waypoint
+            and waypoint.lower() != "none"
+            and internal
+            and self.spec.resolution == "DYNAMIC_DNS"
+        ):
+            raise ValueError(
+                "resolution DYNAMIC_DNS with location MESH_INTERNAL does not work through a "
+                "waypoint (Istio); use MESH_EXTERNAL or remove 'istio.io/use-waypoint'"
+            )
+        return self

@@ -12,7 +12,7 @@ import binascii
 import difflib
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, Strict, model_validator
 
 from plait.api.common import (
     Bool,
@@ -27,7 +27,21 @@ from plait.api.common import (
     StrMap,
     check_one_of,
 )
-from plait.api.duration import DurationField
+from plait.api.duration import Duration, DurationField
+from plait.api.syntax import (
+    AUTO_SNI,
+    CORS_METHODS,
+    cors_header_name,
+    gateway_name,
+    header_value,
+    host_or_ip,
+    ip_subnet,
+    is_dns_label,
+    label_map,
+    match_header_name,
+    non_empty_header,
+    wildcard_domain,
+)
 
 NETWORKING_VERSIONS = (
     "networking.istio.io/v1",
@@ -40,16 +54,57 @@ NetworkingVersion = Literal[
 Weight = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]
 
 
+def _destination_host(value: str) -> str:
+    if value == "*":
+        raise ValueError("'*' is not a destination host; name the service")
+    return wildcard_domain(value)
+
+
+def _subset_name(value: str) -> str:
+    if value and not is_dns_label(value):
+        raise ValueError(f"subset name '{value}' is not a DNS label")
+    return value
+
+
+def _source_namespace(value: str) -> str:
+    if value and not is_dns_label(value):
+        raise ValueError(f"sourceNamespace '{value}' is not a namespace name")
+    return value
+
+
+GatewayName = Annotated[str, Strict(), AfterValidator(gateway_name)]
+SourceLabels = Annotated[StrMap, AfterValidator(label_map)]
+
+
 class Destination(IstioModel):
-    host: NonEmptyStr
-    subset: Str | None = None
+    host: Annotated[str, Strict(), AfterValidator(_destination_host)]
+    subset: Annotated[str, Strict(), AfterValidator(_subset_name)] | None = None
     port: PortSelector | None = None
 
 
+def _header_values(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        non_empty_header(name)
+        header_value(text)
+    return value
+
+
+HeaderMap = Annotated[StrMap, AfterValidator(_header_values)]
+
+
 class HeaderOperations(IstioModel):
-    set: StrMap = Field(default_factory=dict)
-    add: StrMap = Field(default_factory=dict)
-    remove: tuple[Str, ...] = ()
+    """Header changes; Envoy refuses an empty name or a value with a stray `%`."""
+
+    set: HeaderMap = Field(default_factory=dict)
+    add: HeaderMap = Field(default_factory=dict)
+    remove: tuple[Annotated[str, Strict(), AfterValidator(non_empty_header)], ...] = ()
+
+    def authority(self) -> list[str]:
+        """Values given to `:authority`/`host` by `set` and `add`."""
+        return [v for m in (self.set, self.add) for k, v in m.items() if k.lower() in _AUTHORITY]
+
+
+_AUTHORITY = (":authority", "host")
 
 
 class Headers(IstioModel):
@@ -62,20 +117,30 @@ class Delegate(IstioModel):
     namespace: Str | None = None
 
 
+def _match_headers(value: dict[str, StringMatch]) -> dict[str, StringMatch]:
+    for name in value:
+        match_header_name(name)
+    return value
+
+
 class HTTPMatchRequest(IstioModel):
     name: Str | None = None
     uri: StringMatch | None = None
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    headers: dict[Str, StringMatch] = Field(default_factory=dict)
+    headers: Annotated[dict[Str, StringMatch], AfterValidator(_match_headers)] = Field(
+        default_factory=dict
+    )
     port: PortNumber | None = None
-    source_labels: StrMap = Field(default_factory=dict)
-    gateways: tuple[Str, ...] = ()
+    source_labels: SourceLabels = Field(default_factory=dict)
+    gateways: tuple[GatewayName, ...] = ()
     query_params: dict[Str, StringMatch] = Field(default_factory=dict)
     ignore_uri_case: Bool = False
-    without_headers: dict[Str, StringMatch] = Field(default_factory=dict)
-    source_namespace: Str | None = None
+    without_headers: Annotated[dict[Str, StringMatch], AfterValidator(_match_headers)] = Field(
+        default_factory=dict
+    )
+    source_namespace: Annotated[str, Strict(), AfterValidator(_source_namespace)] | None = None
     stat_prefix: Str | None = None
 
 
@@ -95,13 +160,15 @@ class HTTPRedirect(IstioModel):
     authority: Str | None = None
     port: PortNumber | None = None
     derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None
-    scheme: Str | None = None
+    scheme: Literal["http", "https"] | None = None
     redirect_code: Annotated[int, Field(strict=True, ge=300, le=399)] | None = None
     prefix_rewrite: Str | None = None
 
     @model_validator(mode="after")
     def _port_choice(self) -> HTTPRedirect:
         check_one_of(self, ("port", "derive_port"), required=False)
+        if self.uri and self.prefix_rewrite:
+            raise ValueError("a redirect has 'uri' or 'prefixRewrite', not both")
         return self
 
 
@@ -127,10 +194,17 @@ class HTTPDirectResponse(IstioModel):
     status: Annotated[int, Field(strict=True, ge=200, le=599)]
     body: HTTPBody | None = None
 
+    @model_validator(mode="after")
+    def _size(self) -> HTTPDirectResponse:
+        body = self.body
+        if body is not None and len(body.string or body.bytes or "") > 1024 * 1024:
+            raise ValueError("a direct response body must be less than 1MB (Istio's limit)")
+        return self
+
 
 class RegexRewrite(IstioModel):
     match: NonEmptyStr
-    rewrite: Str
+    rewrite: NonEmptyStr
 
 
 class HTTPRewrite(IstioModel):
@@ -187,14 +261,47 @@ class HTTPRetry(IstioModel):
     retry_ignore_previous_hosts: Bool | None = None
     backoff: DurationField | None = None
 
+    @model_validator(mode="after")
+    def _disabled(self) -> HTTPRetry:
+        configured = (self.per_try_timeout, self.retry_on, self.retry_remote_localities)
+        if self.attempts == 0 and any(v is not None for v in configured):
+            raise ValueError(
+                "'attempts' is 0 (retries off) but 'perTryTimeout', 'retryOn' or "
+                "'retryRemoteLocalities' is set; set 'attempts' (Istio refuses this)"
+            )
+        return self
+
+
+def _cors_method(value: str) -> str:
+    if value not in CORS_METHODS:
+        raise ValueError(
+            f"'{value}' is not an HTTP method; use one of {', '.join(sorted(CORS_METHODS))}"
+        )
+    return value
+
+
+def _origin(value: StringMatch) -> StringMatch:
+    if not value.value:
+        raise ValueError("an empty allowOrigins match is not allowed")
+    return value
+
+
+def _whole_seconds(value: Duration) -> Duration:
+    if value.nanos % 1_000_000_000:
+        raise ValueError("'maxAge' is accurate to seconds only; drop the fraction")
+    return value
+
+
+CorsHeader = Annotated[str, Strict(), AfterValidator(cors_header_name)]
+
 
 class CorsPolicy(IstioModel):
     allow_origin: tuple[Str, ...] = ()
-    allow_origins: tuple[StringMatch, ...] = ()
-    allow_methods: tuple[Str, ...] = ()
-    allow_headers: tuple[Str, ...] = ()
-    expose_headers: tuple[Str, ...] = ()
-    max_age: DurationField | None = None
+    allow_origins: tuple[Annotated[StringMatch, AfterValidator(_origin)], ...] = ()
+    allow_methods: tuple[Annotated[str, Strict(), AfterValidator(_cors_method)], ...] = ()
+    allow_headers: tuple[CorsHeader, ...] = ()
+    expose_headers: tuple[CorsHeader, ...] = ()
+    max_age: Annotated[DurationField, AfterValidator(_whole_seconds)] | None = None
     allow_credentials: Bool | None = None
     unmatched_preflights: Literal["UNSPECIFIED", "FORWARD", "IGNORE"] = "UNSPECIFIED"
 
@@ -211,6 +318,28 @@ class FaultDelay(IstioModel):
         return self
 
 
+GRPC_CODES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+"""gRPC status names in code order (google.rpc.Code); Istio's `grpcStatus` takes a name."""
+
+
 class FaultAbort(IstioModel):
     http_status: Annotated[int, Field(strict=True, ge=200, le=599)] | None = None
     grpc_status: Str | None = None
@@ -220,6 +349,10 @@ class FaultAbort(IstioModel):
     @model_validator(mode="after")
     def _one_error(self) -> FaultAbort:
         check_one_of(self, ("http_status", "grpc_status", "http2_error"), required=True)
+        if self.grpc_status is not None and self.grpc_status not in GRPC_CODES:
+            raise ValueError(
+                f"'{self.grpc_status}' is not a gRPC status name (e.g. NOT_FOUND, UNAVAILABLE)"
+            )
         return self
 
 
@@ -285,6 +418,14 @@ class HTTPRoute(IstioModel):
         if self.mirror is not None and self.mirrors:
             raise ValueError("set either 'mirror' or 'mirrors', not both")
         _check_weights(self.route)
+        if (
+            self.redirect is not None
+            and self.redirect.prefix_rewrite
+            and any(m.uri is not None and m.uri.prefix is None for m in self.match)
+        ):
+            raise ValueError(
+                "a redirect with 'prefixRewrite' needs every 'uri' match to be a prefix"
+            )
         return self
 
 
@@ -296,27 +437,32 @@ def _check_weights(route: tuple[HTTPRouteDestination, ...] | tuple[RouteDestinat
         )
 
 
+Subnet = Annotated[str, Strict(), AfterValidator(ip_subnet)]
+
+
 class L4MatchAttributes(IstioModel):
-    destination_subnets: tuple[Str, ...] = ()
+    destination_subnets: tuple[Subnet, ...] = ()
     port: PortNumber | None = None
     source_subnet: Str | None = None
-    source_labels: StrMap = Field(default_factory=dict)
-    gateways: tuple[Str, ...] = ()
+    source_labels: SourceLabels = Field(default_factory=dict)
+    gateways: tuple[GatewayName, ...] = ()
     source_namespace: Str | None = None
 
 
 class TLSMatchAttributes(IstioModel):
-    sni_hosts: Annotated[tuple[Str, ...], Field(min_length=1)]
-    destination_subnets: tuple[Str, ...] = ()
+    sni_hosts: Annotated[
+        tuple[Annotated[str, Strict(), AfterValidator(host_or_ip)], ...], Field(min_length=1)
+    ]
+    destination_subnets: tuple[Subnet, ...] = ()
     port: PortNumber | None = None
-    source_labels: StrMap = Field(default_factory=dict)
-    gateways: tuple[Str, ...] = ()
+    source_labels: SourceLabels = Field(default_factory=dict)
+    gateways: tuple[GatewayName, ...] = ()
     source_namespace: Str | None = None
 
 
 class TCPRoute(IstioModel):
     match: tuple[L4MatchAttributes, ...] = ()
-    route: tuple[RouteDestination, ...] = ()
+    route: Annotated[tuple[RouteDestination, ...], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _weights(self) -> TCPRoute:
@@ -326,7 +472,7 @@ class TCPRoute(IstioModel):
 
 class TLSRoute(IstioModel):
     match: Annotated[tuple[TLSMatchAttributes, ...], Field(min_length=1)]
-    route: tuple[RouteDestination, ...] = ()
+    route: Annotated[tuple[RouteDestination, ...], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _weights(self) -> TLSRoute:
@@ -335,8 +481,8 @@ class TLSRoute(IstioModel):
 
 
 class VirtualServiceSpec(IstioModel):
-    hosts: tuple[Str, ...] = ()
-    gateways: tuple[Str, ...] = ()
+    hosts: tuple[Annotated[str, Strict(), AfterValidator(host_or_ip)], ...] = ()
+    gateways: tuple[GatewayName, ...] = ()
     http: tuple[HTTPRoute, ...] = ()
     tls: tuple[TLSRoute, ...] = ()
     tcp: tuple[TCPRoute, ...] = ()
@@ -351,7 +497,31 @@ class VirtualServiceSpec(IstioModel):
             )
         if not self.hosts and self.gateways:
             raise ValueError("a delegate VirtualService (no 'hosts') must not set 'gateways'")
+        bound = bool(self.gateways) and "mesh" not in self.gateways
+        sni = [h for r in self.tls for m in r.match for h in m.sni_hosts]
+        auto = [h for h in (*self.hosts, *sni) if AUTO_SNI.match(h)]
+        if auto and not bound:
+            raise ValueError(f"host '{auto[0]}' is a gateway SNI name; bind to a Gateway to use it")
+        if not self.hosts and (self.tls or self.tcp):
+            raise ValueError("a delegate VirtualService (no 'hosts') has 'http' rules only")
+        if not (self.http or self.tcp or self.tls):
+            raise ValueError("a VirtualService needs 'http', 'tcp' or 'tls' rules")
+        for i, a in enumerate(self.hosts):
+            for b in self.hosts[i + 1 :]:
+                if hosts_overlap(a, b):
+                    raise ValueError(f"hosts '{a}' and '{b}' overlap; list each host once")
         return self
+
+
+def hosts_overlap(a: str, b: str) -> bool:
+    """Istio's host.Name.Matches: equal, or one wildcard covers the other."""
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    for wild, other in ((a, b), (b, a)):
+        if wild.startswith("*") and other.endswith(wild[1:]):
+            return True
+    return False
 
 
 class VirtualService(IstioModel):

@@ -12,10 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.markup import escape
-from rich.table import Table
-
 from plait.analysis import analyze, vet
+from plait.cli.render import Grid, messages_table
 from plait.errors import ConfigMessage, Severity
 from plait.model.snapshot import build_snapshot
 from plait.sources.directory import DirectorySource
@@ -57,18 +55,6 @@ def relative_to(directory: Path, messages: tuple[ConfigMessage, ...]) -> list[Co
     return out
 
 
-def report_tables(directory: Path, messages: tuple[ConfigMessage, ...]) -> list[Table]:
-    """One table per file (named relative to `directory`): level, where, what to do."""
-    tables: dict[str, Table] = {}
-    for m in relative_to(directory, messages):
-        table = tables.get(m.file)
-        if table is None:
-            table = tables[m.file] = Table(title=m.file, title_justify="left", show_lines=True)
-            table.add_column("level", no_wrap=True)
-            table.add_column("where", overflow="fold", max_width=40)
-            table.add_column("message", overflow="fold", ratio=1)
-        style = "red" if m.severity is Severity.ERROR else "yellow"
-        resource = f" {m.kind}/{m.name}" if m.kind else ""
-        where = f"[{m.document}]{resource}" + (f"\n{m.path}" if m.path else "")
-        table.add_row(f"[{style}]{m.severity.value}[/]", escape(where), escape(m.message))
-    return list(tables.values())
+def report_grid(directory: Path, messages: tuple[ConfigMessage, ...], wide: bool = False) -> Grid:
+    """One line per message, files named relative to `directory`."""
+    return messages_table(relative_to(directory, messages), wide, title="")

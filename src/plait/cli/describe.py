@@ -8,10 +8,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from plait.analysis import vet
 from plait.cli import exitcodes
+from plait.cli.render import Column, Grid
 from plait.describe import RouteQuery, UnknownCaller, describe, find_service, service_names
 from plait.errors import MeshStateError
 from plait.model.snapshot import build_snapshot
@@ -52,67 +52,90 @@ def run(directory: Path, name: str, query: RouteQuery | None, live: bool) -> tup
     return exitcodes.OK, data
 
 
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    return table
+def _grid(title: str, *columns: str, wide: bool, fixed: tuple[str, ...] = ()) -> Grid:
+    """A section table; columns other than `fixed` may be shortened (whole with -o wide)."""
+    return Grid(title, [Column(c, flex=c not in fixed) for c in columns], wide)
 
 
 def _kv(d: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in d.items()) or "-"
 
 
-def render(console: Console, data: dict[str, Any]) -> None:
+def render(console: Console, data: dict[str, Any], wide: bool = False) -> None:
     s = data["service"]
     console.print(f"[bold]Service[/] {s['hostname']}   selector: {_kv(s['selector'])}")
     ports = ", ".join(f"{p['port']}/{p['protocol']} ({p['name'] or '-'})" for p in s["ports"])
     console.print(f"  ports: {ports}")
     console.print(f"  identities: {', '.join(s['identities']) or '-'}")
-    wl = _table("Workloads", "workload", "labels", "service account", "replicas", "sidecar")
+    wl = _grid(
+        "Workloads",
+        "workload",
+        "labels",
+        "service account",
+        "replicas",
+        "sidecar",
+        wide=wide,
+        fixed=("replicas", "sidecar"),
+    )
     for w in s["workloads"]:
         wl.add_row(
-            f"{w['namespace']}/{w['name']}",
-            _kv(w["labels"]),
-            w["serviceAccount"],
+            escape(f"{w['namespace']}/{w['name']}"),
+            escape(_kv(w["labels"])),
+            escape(w["serviceAccount"]),
             str(w["replicas"]),
             "yes" if w["sidecar"] else "no",
         )
-    console.print(wl)
-    vs = _table("VirtualServices", "name", "gateways", "role", "http rules")
-    for v in data["virtualServices"]:
-        role = v["role"] + (" (sidecars use it)" if v["activeForMesh"] else "")
-        rules = "\n".join(f"[{i}] {r}" for i, r in enumerate(v["rules"])) or "-"
-        vs.add_row(v["name"], ",".join(v["gateways"]) or "-", role, escape(rules))
-    console.print(vs if data["virtualServices"] else "VirtualServices: none (default route)")
+    wl.print(console)
+    if data["virtualServices"]:
+        vs = _grid("VirtualServices", "name", "gateways", "role", "rule", wide=wide)
+        for v in data["virtualServices"]:
+            role = v["role"] + (" (sidecars use it)" if v["activeForMesh"] else "")
+            gateways = ",".join(v["gateways"]) or "-"
+            for i, rule in enumerate(v["rules"] or ["-"]):  # one line per http rule
+                first = i == 0
+                vs.add_row(
+                    escape(v["name"]) if first else "",
+                    escape(gateways) if first else "",
+                    escape(role) if first else "",
+                    escape(f"[{i}] {rule}" if v["rules"] else "-"),
+                )
+        vs.print(console)
+    else:
+        console.print("VirtualServices: none (default route)")
     dr = data["destinationRules"]
     names = ", ".join(r["name"] for r in dr["rules"]) or "none"
-    cl = _table(f"DestinationRules: {names}", "cluster", "subset labels", "tls", "policy")
+    cl = _grid(f"DestinationRules: {names}", "cluster", "subset labels", "tls", "policy", wide=wide)
     for c in dr["clusters"]:
-        cl.add_row(c["cluster"], _kv(c["labels"]), c["tls"], escape(c["summary"]))
-    console.print(cl)
-    sec = _table("Security", "workload", "mTLS (per port)", "authorization", "jwt", "rate limits")
+        cl.add_row(
+            escape(c["cluster"]), escape(_kv(c["labels"])), escape(c["tls"]), escape(c["summary"])
+        )
+    cl.print(console)
+    sec = _grid(
+        "Security", "workload", "mTLS (per port)", "authorization", "jwt", "rate limits", wide=wide
+    )
     for w in data["security"]:
         pa = w["peerAuthentication"]["ports"] or {"*": w["peerAuthentication"]["workload"]}
-        modes = "\n".join(f"{p}: {d['mode']} ({d['policy'] or 'default'})" for p, d in pa.items())
-        authz = "\n".join(f"{a}: {', '.join(i)}" for a, i in w["authorization"].items() if i)
-        limits = "\n".join(f"{r['rateLimit']} {r['requests']}/{r['per']}" for r in w["rateLimits"])
+        modes = "; ".join(f"{p}: {d['mode']} ({d['policy'] or 'default'})" for p, d in pa.items())
+        authz = "; ".join(f"{a}: {', '.join(i)}" for a, i in w["authorization"].items() if i)
+        limits = "; ".join(f"{r['rateLimit']} {r['requests']}/{r['per']}" for r in w["rateLimits"])
         sec.add_row(
-            w["workload"],
-            modes,
-            authz or "-",
-            ", ".join(w["requestAuthentication"]) or "-",
-            limits or "-",
+            escape(w["workload"]),
+            escape(modes),
+            escape(authz or "-"),
+            escape(", ".join(w["requestAuthentication"]) or "-"),
+            escape(limits or "-"),
         )
-    console.print(sec)
+    sec.print(console)
     if data.get("route"):
         _render_route(console, data["route"])
     if data.get("live") is not None:
-        lv = _table("Live replicas", "proxy", "inbound", "sync", "nack")
+        lv = _grid("Live replicas", "proxy", "inbound", "sync", "nack", wide=wide)
         for p in data["live"]:
             sync = " ".join(f"{k}={v}" for k, v in (p["sync"] or {}).items())
-            lv.add_row(p["name"], str(p["inbound"]), sync, escape(p["nack"] or "-"))
-        console.print(lv)
+            lv.add_row(
+                escape(p["name"]), escape(str(p["inbound"])), escape(sync), escape(p["nack"] or "-")
+            )
+        lv.print(console)
     for m in data["messages"]:
         style = "red" if m["severity"] == "error" else "yellow"
         where = f"{m['file']}[{m['document']}] {m['kind']}/{m['name']} {m['path']}"

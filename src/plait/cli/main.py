@@ -37,6 +37,7 @@ MeshDir = Annotated[
 
 class Output(StrEnum):
     table = "table"
+    wide = "wide"  # a table with every column, values whole (as `kubectl get -o wide`)
     json = "json"
 
 
@@ -130,9 +131,11 @@ def status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
         err.print(f"[yellow]warning:[/] {data['controlPlane']['error']}")
     for task, problem in sorted(data.get("problems", {}).items()):
         err.print(f"[yellow]warning:[/] {task}: {problem}")
-    console.print(render.proxies_table(data["proxies"]))
+    wide = output == Output.wide
+    render.proxies_table(data["proxies"], wide).print(console)
+    render.print_nacks(console, data["proxies"])
     msgs = [_message(m) for m in data["errors"] + data["warnings"]]
-    render.print_messages(console, msgs)
+    render.print_messages(console, msgs, wide)
     for kept in data["keptLastGood"]:
         console.print(f"[yellow]serving last good config for[/] {kept}")
     ca = data.get("ca") or {}
@@ -164,7 +167,8 @@ def proxy_status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
     Envoy's error; the generation ACKed and the Envoy version. Exit 5 unless all in sync."""
     from plait.cli.proxystatus import run
 
-    raise typer.Exit(run(directory, output == Output.json, console, err))
+    code = run(directory, output == Output.json, console, err, wide=output == Output.wide)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -282,14 +286,14 @@ def analyze(directory: MeshDir, output: OutputOpt = Output.table) -> None:
     """Validate the configuration in DIRECTORY: schema, then semantics (unknown hosts and
     subsets, unreachable rules, conflicting VirtualServices, regexes Envoy would reject...).
     Exit 1 if there are errors (what a running mesh would refuse to push), 0 otherwise."""
-    from plait.cli.analyze import analyze_directory, report_tables
+    from plait.cli.analyze import analyze_directory, report_grid
 
     report = analyze_directory(directory)
     if output == Output.json:
         print(json.dumps({"messages": [m.to_json() for m in report.messages]}, indent=2))
     else:
-        for table in report_tables(directory, report.messages):
-            console.print(table)
+        if report.messages:
+            report_grid(directory, report.messages, output == Output.wide).print(console)
         console.print(
             f"{report.resources} resources, [red]{report.errors} errors[/], "
             f"[yellow]{report.warnings} warnings[/]"
@@ -334,7 +338,7 @@ def describe(
     if output == Output.json:
         print(json.dumps(data, indent=2, default=str))
     else:
-        render(console, data)
+        render(console, data, wide=output == Output.wide)
 
 
 @app.command(hidden=True)

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from plait.cli import exitcodes
+from plait.cli.render import Column, Grid
 
 if TYPE_CHECKING:
     from plait.local.statefile import ProxyEntry
@@ -34,6 +35,7 @@ err = Console(stderr=True)
 
 class Format(StrEnum):
     table = "table"
+    wide = "wide"  # the table with every value whole
     json = "json"
     yaml = "yaml"
 
@@ -54,16 +56,16 @@ FormatOpt = Annotated[Format, typer.Option("--output", "-o", help="Output format
 
 
 # --- tables --------------------------------------------------------------------------
-def _table(entry: ProxyEntry, what: str, *columns: str, fixed: tuple[str, ...] = ()) -> Table:
-    """A table titled with the proxy; `fixed` columns (short values) never wrap, the
-    others fold, so that a narrow terminal still shows every column."""
-    table = Table(title=f"{what} of {entry.name} (admin {entry.admin})")
-    for col in columns:
-        table.add_column(col, no_wrap=col in fixed, overflow="fold")
-    return table
+def _table(
+    entry: ProxyEntry, what: str, *columns: str, fixed: tuple[str, ...] = (), wide: bool = False
+) -> Grid:
+    """A table titled with the proxy; `fixed` columns (short values) are never shortened,
+    the others are in a narrow terminal (whole with `-o wide`)."""
+    title = f"{what} of {entry.name} (admin {entry.admin})"
+    return Grid(title, [Column(c, flex=c not in fixed) for c in columns], wide)
 
 
-def cluster_table(entry: ProxyEntry, dump: dict[str, Any]) -> Table:
+def cluster_table(entry: ProxyEntry, dump: dict[str, Any], wide: bool = False) -> Grid:
     from plait.local.configrows import cluster_rows
 
     table = _table(
@@ -75,6 +77,7 @@ def cluster_table(entry: ProxyEntry, dump: dict[str, Any]) -> Table:
         "TLS",
         "circuit breakers",
         fixed=("endpoints", "TLS"),
+        wide=wide,
     )
     for r in cluster_rows(dump):
         count = "-" if r.endpoints is None else str(r.endpoints)
@@ -88,11 +91,19 @@ def cluster_table(entry: ProxyEntry, dump: dict[str, Any]) -> Table:
 _FILTER_NAMES = {"http_connection_manager": "HCM"}
 
 
-def listener_table(entry: ProxyEntry, dump: dict[str, Any]) -> Table:
+def listener_table(entry: ProxyEntry, dump: dict[str, Any], wide: bool = False) -> Grid:
     from plait.local.listenerrows import listener_rows
 
     table = _table(
-        entry, "listeners", "listener", "address", "chain", "match", "filters", "HTTP filters"
+        entry,
+        "listeners",
+        "listener",
+        "address",
+        "chain",
+        "match",
+        "filters",
+        "HTTP filters",
+        wide=wide,
     )  # every cell can be long: all fold
     for r in listener_rows(dump):
         name = r.listener if r.state in ("active", "static") else f"{r.listener} ({r.state})"
@@ -110,16 +121,20 @@ def _domains(domains: tuple[str, ...]) -> str:
     return f"{shortest} (+{len(domains) - 1})" if len(domains) > 1 else shortest
 
 
-def route_table(entry: ProxyEntry, dump: dict[str, Any]) -> Table:
+def route_table(entry: ProxyEntry, dump: dict[str, Any], wide: bool = False) -> Grid:
     from plait.local.listenerrows import route_rows
 
-    table = _table(entry, "routes", "route config", "virtual host", "domains", "match", "to")
+    table = _table(
+        entry, "routes", "route config", "virtual host", "domains", "match", "to", wide=wide
+    )
     for r in route_rows(dump):
         table.add_row(r.route_config, r.virtual_host, _domains(r.domains), r.match, r.action)
     return table
 
 
-def endpoint_table(entry: ProxyEntry, dump: dict[str, Any], clusters: dict[str, Any]) -> Table:
+def endpoint_table(
+    entry: ProxyEntry, dump: dict[str, Any], clusters: dict[str, Any], wide: bool = False
+) -> Grid:
     from plait.local.configrows import endpoint_rows
 
     table = _table(
@@ -131,6 +146,7 @@ def endpoint_table(entry: ProxyEntry, dump: dict[str, Any], clusters: dict[str, 
         "tlsMode",
         "cluster",
         fixed=("weight", "tlsMode"),
+        wide=wide,
     )
     for r in endpoint_rows(clusters, dump):
         style = "green" if r.health == "HEALTHY" else "red"
@@ -145,8 +161,12 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def secret_table(
-    entry: ProxyEntry, dump: dict[str, Any], certs: dict[str, Any], now: dt.datetime
-) -> Table:
+    entry: ProxyEntry,
+    dump: dict[str, Any],
+    certs: dict[str, Any],
+    now: dt.datetime,
+    wide: bool = False,
+) -> Grid:
     """istioctl's secret columns; `status` says `unused` when no TLS context of Envoy
     holds the certificate (`/certs` does not list it)."""
     from plait.local.configrows import secret_rows
@@ -161,22 +181,29 @@ def secret_table(
         "SAN",
         "serial",
         "not after (UTC)",
-        fixed=("status", "valid"),
+        fixed=("status", "valid", "not after (UTC)"),
+        wide=wide,
     )
     for r in secret_rows(dump, certs):
         valid = "[green]yes[/]" if r.valid_at(now) else "[red]no[/]"
         status = r.status if r.in_use else f"{r.status}, unused"
         table.add_row(
-            r.name, r.kind, status, valid, "\n".join(r.sans) or "-", r.serial, _when(r.not_after)
+            escape(r.name),
+            escape(r.kind),
+            escape(status),
+            valid,
+            escape(", ".join(r.sans) or "-"),
+            escape(r.serial),
+            _when(r.not_after),
         )
     return table
 
 
-def bootstrap_table(entry: ProxyEntry, dump: dict[str, Any]) -> Table:
+def bootstrap_table(entry: ProxyEntry, dump: dict[str, Any], wide: bool = False) -> Grid:
     from plait.local.configrows import bootstrap_info
 
     info = bootstrap_info(dump)
-    table = _table(entry, "bootstrap", "field", "value")
+    table = _table(entry, "bootstrap", "field", "value", wide=wide)
     table.add_row("node id", info.node_id)
     table.add_row("node cluster", info.node_cluster)
     table.add_row("Envoy", info.envoy_version)
@@ -197,24 +224,25 @@ def _raw(section: dict[str, Any], output: Format) -> str:
     return yaml.safe_dump(section, sort_keys=False, allow_unicode=True).rstrip("\n")
 
 
-def _render(kind: str, entry: ProxyEntry, output: Format) -> str | Table:
+def _render(kind: str, entry: ProxyEntry, output: Format) -> str | Grid:
     from plait.local import configdump
 
+    wide = output == Format.wide
     dump = configdump.fetch_config_dump(entry.admin, include_eds=kind in ("cluster", "endpoint"))
-    if output != Format.table:
+    if output not in (Format.table, Format.wide):
         return _raw(configdump.section(dump, kind), output)
     if kind == "endpoint":
-        return endpoint_table(entry, dump, configdump.fetch_clusters(entry.admin))
+        return endpoint_table(entry, dump, configdump.fetch_clusters(entry.admin), wide)
     if kind == "secret":
         now = dt.datetime.now(dt.UTC)
-        return secret_table(entry, dump, configdump.fetch_certs(entry.admin), now)
+        return secret_table(entry, dump, configdump.fetch_certs(entry.admin), now, wide)
     tables = {
         "cluster": cluster_table,
         "listener": listener_table,
         "route": route_table,
         "bootstrap": bootstrap_table,
     }
-    return tables[kind](entry, dump)
+    return tables[kind](entry, dump, wide)
 
 
 def show(kind: str, proxy: str, directory: Path, output: Format) -> int:
@@ -238,7 +266,7 @@ def show(kind: str, proxy: str, directory: Path, output: Format) -> int:
     if isinstance(shown, str):
         print(shown)
     else:
-        console.print(shown)
+        shown.print(console)
     return exitcodes.OK
 
 

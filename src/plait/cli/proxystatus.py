@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.text import Text
 
 from plait.cli import exitcodes
+from plait.cli.render import Column, Grid
 
 TYPES = ("cds", "lds", "eds", "rds")
 GOOD_STATES = frozenset({"SYNCED", "NOT SENT"})
@@ -53,23 +55,29 @@ def in_sync(row: Mapping[str, Any]) -> bool:
     return bool(row["connected"]) and all(s in GOOD_STATES for s in row["sync"].values())
 
 
-def status_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    table = Table(title="proxy sync status (control plane's view)")
-    table.add_column("proxy", overflow="fold")
-    for t in TYPES:
-        table.add_column(t.upper(), no_wrap=True)
-    table.add_column("gen", justify="right", no_wrap=True)
-    table.add_column("Envoy", no_wrap=True)
+def status_grid(rows: Sequence[Mapping[str, Any]], wide: bool = False) -> Grid:
+    grid = Grid(
+        "proxy sync status (control plane's view)",
+        [
+            Column("name", flex=True),
+            *(Column(t) for t in TYPES),
+            Column("gen", right=True),
+            Column("envoy"),
+        ],
+        wide,
+    )
     for row in rows:
-        name = row["name"] if row["connected"] else f"{row['name']} [red](disconnected)[/]"
+        name = escape(str(row["name"]))
+        name = name if row["connected"] else f"{name} [red](disconnected)[/]"
         states = [f"[{_STYLE.get(s, 'white')}]{s}[/]" for s in (row["sync"][t] for t in TYPES)]
         generation = "-" if row["generation"] is None else str(row["generation"])
-        table.add_row(name, *states, generation, row["envoy"] or "-")
-    return table
+        grid.add_row(name, *states, generation, escape(row["envoy"] or "-"))
+    return grid
 
 
-def nack_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
-    """Envoy's error for each rejected config, proxies with the same error grouped."""
+def nack_table(rows: Sequence[Mapping[str, Any]]) -> Group | None:
+    """Envoy's error for each rejected config, proxies with the same error grouped; the
+    error is shown whole and wraps (it is what the reader needs)."""
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for row in rows:
         types = tuple(t.upper() for t in TYPES if row["sync"][t] == "NACK")
@@ -78,13 +86,15 @@ def nack_table(rows: Sequence[Mapping[str, Any]]) -> Table | None:
             groups.setdefault(key, []).append(str(row["name"]))
     if not groups:
         return None
-    table = Table(title="[red]rejected by Envoy (NACK): proxies keep their last good config[/]")
-    table.add_column("type", no_wrap=True)
-    table.add_column("proxies", overflow="fold")
-    table.add_column("Envoy's error", overflow="fold", ratio=3)
+    parts: list[Text] = [
+        Text.from_markup(
+            "[bold red]rejected by Envoy (NACK): proxies keep their last good config[/]"
+        )
+    ]
     for (message, types), names in groups.items():
-        table.add_row(", ".join(types), "\n".join(names), message)
-    return table
+        parts.append(Text(f"{', '.join(types)}  {', '.join(names)}", style="bold"))
+        parts.append(Text("  " + message))
+    return Group(*parts)
 
 
 def envoy_versions(proxies: Sequence[Mapping[str, Any]]) -> dict[str, str | None]:
@@ -103,7 +113,9 @@ def envoy_versions(proxies: Sequence[Mapping[str, Any]]) -> dict[str, str | None
     return versions
 
 
-def run(directory: Path, json_output: bool, console: Console, err: Console) -> int:
+def run(
+    directory: Path, json_output: bool, console: Console, err: Console, wide: bool = False
+) -> int:
     """Print the sync status of every proxy of the mesh in `directory`; the exit code."""
     from plait.errors import MeshStateError
     from plait.local.status import collect_status
@@ -130,7 +142,7 @@ def run(directory: Path, json_output: bool, console: Console, err: Console) -> i
         if control_plane.get("error"):
             err.print(f"[yellow]warning:[/] {control_plane['error']}", highlight=False)
         console.print(f"control plane generation: {control_plane.get('generation', '-')}")
-        console.print(status_table(rows))
+        status_grid(rows, wide).print(console)
         nacks = nack_table(rows)
         if nacks is not None:
             console.print(nacks)

@@ -41,7 +41,7 @@ def _refuse_if_running(directory: Path, err: Console) -> bool:
 
 
 def _print_ready(state: MeshState, console: Console) -> None:
-    console.print(render.services_table(asdict(s) for s in state.services))
+    render.services_table(asdict(s) for s in state.services).print(console)
     for server_port, host_port in sorted(state.gateway_ports.items()):
         console.print(f"gateway port {server_port} → 127.0.0.1:{host_port}")  # HTTP or HTTPS
     print(f"gateway: {state.gateway}" if state.gateway else "gateway: none (no Gateway resource)")

@@ -107,6 +107,7 @@ class Resolution(StrEnum):
     STATIC = "STATIC"
     DNS = "DNS"
     DNS_ROUND_ROBIN = "DNS_ROUND_ROBIN"
+    DYNAMIC_DNS = "DYNAMIC_DNS"  # resolved per request from the Host (Envoy's DFP)
     NONE = "NONE"
 
 

@@ -179,6 +179,9 @@ def _entry_services(entry: ServiceEntry) -> list[tuple[Service, list[Endpoint]]]
                 weight=e.weight or 1,
             )
             for e in spec.endpoints
+            # a STATIC endpoint without an address is reached through its network's
+            # gateway (multi-network), which plait has not: it has no address to dial
+            if e.address or resolution is not Resolution.STATIC
         ]
         out.append((service, endpoints))
     return out

@@ -22,6 +22,8 @@ ones whose addresses are not in the registry):
 - NONE: "connect to the address the caller asked for", i.e. pass through; the entry's
   clusters become DFP clusters on the same DNS cache, so VirtualService and
   DestinationRule policies still apply to the host (and to wildcard hosts);
+- DYNAMIC_DNS (wildcard hosts, each request's host resolved when it is made): the same
+  DFP clusters;
 - DNS / DNS_ROUND_ROBIN: the entry's endpoint addresses are resolved (STRICT_DNS /
   LOGICAL_DNS), with per-endpoint ports, weights and subset labels; without endpoints,
   the host itself is resolved (as clusters.py already does).
@@ -40,12 +42,14 @@ from envoy.extensions.common.dynamic_forward_proxy.v3 import dns_cache_pb2
 from envoy.extensions.filters.http.dynamic_forward_proxy.v3 import (
     dynamic_forward_proxy_pb2 as dfp_filter_pb2,
 )
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo_pb2
 from google.protobuf import any_pb2, duration_pb2
 
 from plait.model.meshsettings import OutboundMode
 from plait.model.registry import Endpoint, Resolution, Service
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import endpoints
+from plait.translate.appprotocol import HTTP_OPTIONS
 from plait.translate.clusters import CONNECT_TIMEOUT
 
 PASSTHROUGH_CLUSTER = "PassthroughCluster"
@@ -106,9 +110,10 @@ def finish_cluster(
     labels: Mapping[str, str],
 ) -> None:
     """ServiceEntry resolution, applied to an outbound cluster before it is serialized:
-    NONE becomes a dynamic-forward-proxy cluster (no EDS), DNS and DNS_ROUND_ROBIN resolve
-    the entry's endpoint addresses (when it lists any) instead of its host."""
-    if service.resolution is Resolution.NONE:
+    NONE and DYNAMIC_DNS become a dynamic-forward-proxy cluster (no EDS), DNS and
+    DNS_ROUND_ROBIN resolve the entry's endpoint addresses (when it lists any) instead of
+    its host."""
+    if service.resolution in (Resolution.NONE, Resolution.DYNAMIC_DNS):
         _make_forward_proxy(cluster)
     elif service.resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN) and eps:
         _resolve_endpoints(cluster, eps, labels)
@@ -124,6 +129,15 @@ def _make_forward_proxy(cluster: cluster_pb2.Cluster) -> None:
         cluster.ClearField(lb_config)  # the DFP cluster picks the host itself
     cluster.lb_policy = cluster_pb2.Cluster.CLUSTER_PROVIDED
     cluster.cluster_type.CopyFrom(_forward_proxy_type())
+    options = cluster.typed_extension_protocol_options
+    if HTTP_OPTIONS in options:
+        # Envoy refuses a DFP cluster with HTTP protocol options unless they send the
+        # request's host as SNI and verify it (`auto_sni`, `auto_san_validation`)
+        http = hpo_pb2.HttpProtocolOptions()
+        options[HTTP_OPTIONS].Unpack(http)
+        http.upstream_http_protocol_options.auto_sni = True
+        http.upstream_http_protocol_options.auto_san_validation = True
+        options[HTTP_OPTIONS].Pack(http)
 
 
 def _resolve_endpoints(

@@ -11,34 +11,11 @@ from __future__ import annotations
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 
-from plait.api.virtualservice import FaultAbort, FaultDelay, HTTPFaultInjection
+from plait.api.virtualservice import GRPC_CODES, FaultAbort, FaultDelay, HTTPFaultInjection
 from plait.translate import percent
 from plait.translate.resilience import duration
 
-GRPC_STATUS = {
-    name: code
-    for code, name in enumerate(
-        (
-            "OK",
-            "CANCELLED",
-            "UNKNOWN",
-            "INVALID_ARGUMENT",
-            "DEADLINE_EXCEEDED",
-            "NOT_FOUND",
-            "ALREADY_EXISTS",
-            "PERMISSION_DENIED",
-            "RESOURCE_EXHAUSTED",
-            "FAILED_PRECONDITION",
-            "ABORTED",
-            "OUT_OF_RANGE",
-            "UNIMPLEMENTED",
-            "INTERNAL",
-            "UNAVAILABLE",
-            "DATA_LOSS",
-            "UNAUTHENTICATED",
-        )
-    )
-}
+GRPC_STATUS = {name: code for code, name in enumerate(GRPC_CODES)}
 """gRPC status names (google.rpc.Code) → numbers, as Istio's `grpcStatus` takes names."""
 
 

@@ -53,7 +53,7 @@ from google.protobuf import duration_pb2, empty_pb2
 
 from plait.api import Loaded
 from plait.api.common import is_ip
-from plait.api.security import JwtRule, RequestAuthentication
+from plait.api.security import JwtPresence, JwtRule, RequestAuthentication
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import names, pbtime
 from plait.translate.clienttls import SYSTEM_CA, TLS_SOCKET
@@ -133,7 +133,7 @@ def _provider(snapshot: MeshSnapshot, rule: JwtRule) -> jwt_pb2.JwtProvider:
         forward_payload_header=rule.output_payload_to_header or "",
         payload_in_metadata=PAYLOAD_KEY,
         normalize_payload_in_metadata=jwt_pb2.JwtProvider.NormalizePayload(
-            space_delimited_claims=list(SPACE_DELIMITED_CLAIMS)
+            space_delimited_claims=sorted({*SPACE_DELIMITED_CLAIMS, *rule.space_delimited_claims})
         ),
         from_headers=[
             jwt_pb2.JwtHeader(name=h.name, value_prefix=h.prefix) for h in rule.from_headers
@@ -148,7 +148,9 @@ def _provider(snapshot: MeshSnapshot, rule: JwtRule) -> jwt_pb2.JwtProvider:
     if rule.jwks is not None:
         usable = has_usable_key(rule.jwks)
         provider.local_jwks.inline_string = rule.jwks if usable else PUBLIC_ONLY_JWKS
-    elif rule.jwks_uri is not None:
+    elif rule.jwks_uri is None:  # keys by OpenID discovery, which plait does not do yet
+        provider.local_jwks.inline_string = PUBLIC_ONLY_JWKS
+    else:
         source = jwks_source(snapshot, rule.jwks_uri)
         timeout = (
             pbtime.duration(rule.timeout)
@@ -231,19 +233,32 @@ def jwt_authentication(
     names_ = [f"origins-{i}" for i in range(len(rules))]
     for name, rule in zip(names_, rules, strict=True):
         config.providers[name].CopyFrom(_provider(snapshot, rule))
-    missing = jwt_pb2.JwtRequirement(allow_missing=empty_pb2.Empty())
-    per_provider = [_any([_requires(n), missing]) for n in names_]
-    if len(per_provider) == 1:
-        requirement = per_provider[0]
-    else:
-        all_ = jwt_pb2.JwtRequirement(
-            requires_all=jwt_pb2.JwtRequirementAndList(requirements=per_provider)
-        )
-        requirement = _any([*(_requires(n) for n in names_), all_])
     config.rules.append(
-        jwt_pb2.RequirementRule(match=rc.RouteMatch(prefix="/"), requires=requirement)
+        jwt_pb2.RequirementRule(match=rc.RouteMatch(prefix="/"), requires=_requirement(rules))
     )
     return config
+
+
+def _requirement(rules: Sequence[JwtRule]) -> jwt_pb2.JwtRequirement:
+    """Istio's requirement (module docstring), unless a rule has `presence: REQUIRED`:
+    then a valid token of one REQUIRED rule must be present, and the tokens of OPTIONAL
+    rules are checked when present."""
+    names_ = [f"origins-{i}" for i in range(len(rules))]
+    missing = jwt_pb2.JwtRequirement(allow_missing=empty_pb2.Empty())
+    required = [n for n, r in zip(names_, rules, strict=True) if r.presence is JwtPresence.REQUIRED]
+    optional = [_any([_requires(n), missing]) for n in names_ if n not in required]
+    if required:
+        options = [_all([_requires(n), *optional]) if optional else _requires(n) for n in required]
+        return options[0] if len(options) == 1 else _any(options)
+    if len(optional) == 1:
+        return optional[0]
+    return _any([*(_requires(n) for n in names_), _all(optional)])
+
+
+def _all(requirements: list[jwt_pb2.JwtRequirement]) -> jwt_pb2.JwtRequirement:
+    return jwt_pb2.JwtRequirement(
+        requires_all=jwt_pb2.JwtRequirementAndList(requirements=requirements)
+    )
 
 
 def jwt_filter(snapshot: MeshSnapshot, items: Sequence[Loaded]) -> hcm_pb2.HttpFilter | None:

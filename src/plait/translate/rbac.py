@@ -22,7 +22,11 @@ read the same on plait:
   and a `sub` match, as Istio does; `*` is any verified token. Claims may be strings or
   lists: a claim matches when it equals a value or is a list holding one.
 - a denied request gets Envoy's 403 with body `RBAC: access denied`.
-- annotation `istio.io/dry-run: "true"` puts the policy into shadow rules (stats only).
+- annotation `istio.io/dry-run` (true as Go's ParseBool reads it: `true`, `t`, `1`, ...)
+  puts the policy into shadow rules (stats only).
+- path templates (`/a/{*}/b`, `/a/{**}`) use Envoy's `uri_template` matcher; trust
+  domains match the peer's SPIFFE ID `spiffe://TD/...`; `experimental.envoy.filters.F[K]`
+  matches filter F's dynamic metadata at K (all as Istio does).
 
 Ports (`ports`, `destination.port`) are workload ports, as in Istio. Envoy compares them
 with the port the request arrived at, which in local mode is a host port chosen by plait:
@@ -51,17 +55,29 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.type.matcher.v3 import path_pb2
 
 from plait.api import Loaded
-from plait.api.security import Action, AuthorizationPolicy, Condition, Rule, RuleTo, Source
+from plait.api.security import (
+    FILTER_KEY,
+    Action,
+    AuthorizationPolicy,
+    Condition,
+    Rule,
+    RuleTo,
+    Source,
+    is_dry_run,
+    is_path_template,
+)
 from plait.model.authz import PoliciesByAction
 from plait.model.meshsettings import DEFAULT_TRUST_DOMAIN
 from plait.translate.rbacmatch import (
     authenticated,
     cidr,
     claim,
+    filter_metadata,
     header_match,
     p_and,
     p_not,
     p_or,
+    path_template,
     perm_and,
     perm_not,
     perm_or,
@@ -69,10 +85,10 @@ from plait.translate.rbacmatch import (
     regex,
     request_principal,
     string_match,
+    trust_domain,
 )
 
 RBAC_FILTER = "envoy.filters.http.rbac"
-DRY_RUN_ANNOTATION = "istio.io/dry-run"
 DRY_RUN_STAT_PREFIX = {Action.ALLOW: "istio_dry_run_allow_", Action.DENY: "istio_dry_run_deny_"}
 SPIFFE_PREFIX = "spiffe://"
 ACCESS_DENIED_BODY = "RBAC: access denied"
@@ -161,10 +177,11 @@ def _permission_terms(
 
 
 def _source_terms(source: Source, namespace: str, ctx: RbacContext) -> list[Principal]:
-    """Istio's order: principals, requestPrincipals, serviceAccounts, namespaces, remote IPs,
-    IPs."""
+    """Istio's order: trust domains, principals, requestPrincipals, serviceAccounts,
+    namespaces, remote IPs, IPs."""
     s = source
     return [
+        *_principal_terms(s.trust_domains, s.not_trust_domains, _each_p(trust_domain)),
         *_principal_terms(s.principals, s.not_principals, _peer_principal(ctx)),
         *_principal_terms(s.request_principals, s.not_request_principals, _request_principals),
         *_principal_terms(s.service_accounts, s.not_service_accounts, _service_account(namespace)),
@@ -196,6 +213,8 @@ def _method(value: str) -> Permission:
 
 
 def _path(value: str) -> Permission:
+    if is_path_template(value):
+        return path_template(value)
     return Permission(url_path=path_pb2.PathMatcher(path=string_match(value)))
 
 
@@ -214,12 +233,18 @@ def _condition_terms(
     }
     if key in permissions:
         return [], _permission_terms(vals, nots, permissions[key])
+    found = FILTER_KEY.match(key)
+    if found:
+        filter_name, meta_key = found.groups()
+        of_meta = _each_perm(lambda v: filter_metadata(filter_name, meta_key, v))
+        return [], _permission_terms(vals, nots, of_meta)
     principals: dict[str, PrincipalsOf] = {
         "source.ip": _each_p(lambda v: Principal(direct_remote_ip=cidr(v))),
         "remote.ip": _each_p(lambda v: Principal(remote_ip=cidr(v))),
         "source.namespace": _each_p(_namespace),
         "source.principal": _peer_principal(ctx),
         "source.serviceAccount": _service_account(namespace),
+        "source.trustDomain": _each_p(trust_domain),
         "request.auth.principal": _request_principals,
         "request.auth.audiences": lambda vs: claim(["aud"], vs),
         "request.auth.presenter": lambda vs: claim(["azp"], vs),
@@ -275,10 +300,6 @@ def _operation_terms(to: RuleTo, ctx: RbacContext) -> list[Permission]:
     ]
 
 
-def _dry_run(policy: AuthorizationPolicy) -> bool:
-    return policy.metadata.annotations.get(DRY_RUN_ANNOTATION, "").lower() in ("true", "1")
-
-
 def rbac_config(
     items: Sequence[Loaded], action: Action, ctx: RbacContext
 ) -> rbac_filter_pb2.RBAC | None:
@@ -293,7 +314,7 @@ def rbac_config(
         if not isinstance(policy, AuthorizationPolicy):
             raise TypeError(f"{policy.kind} is not an AuthorizationPolicy")
         ns, name = policy.metadata.namespace, policy.metadata.name
-        target = shadow if _dry_run(policy) else enforced
+        target = shadow if is_dry_run(policy) else enforced
         has_shadow |= target is shadow
         has_enforced |= target is enforced
         for i, rule in enumerate(policy.spec.rules):

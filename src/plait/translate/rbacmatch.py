@@ -11,10 +11,11 @@ import ipaddress
 import re
 from collections.abc import Sequence
 
-from envoy.config.core.v3 import address_pb2
+from envoy.config.core.v3 import address_pb2, extension_pb2
 from envoy.config.rbac.v3 import rbac_pb2
 from envoy.config.rbac.v3.rbac_pb2 import Permission, Principal
 from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2
 from envoy.type.matcher.v3 import metadata_pb2, regex_pb2, string_pb2, value_pb2
 from google.protobuf import wrappers_pb2
 
@@ -159,3 +160,37 @@ def request_principal(value: str) -> Principal:
             jwt_metadata(["sub"], string_value(m_sub)),
         ]
     )
+
+
+def trust_domain(value: str) -> Principal:
+    """Istio's srcTrustDomainGenerator: the trust domain part of the peer's SPIFFE ID."""
+    if value == "*":
+        m = string_pb2.StringMatcher(prefix="spiffe://")
+    elif "*" not in value:
+        m = string_pb2.StringMatcher(prefix=f"spiffe://{value}/")
+    else:
+        head, _, tail = value.partition("*")
+        m = regex(f"spiffe://{quote_meta(head)}[^/]*{quote_meta(tail)}/.*")
+    return authenticated(m)
+
+
+def path_template(value: str) -> Permission:
+    """Istio's path templates (`{*}` one segment, `{**}` any) as Envoy's uri_template
+    matcher, where they are written `*` and `**`."""
+    template = value.replace("{**}", "**").replace("{*}", "*")
+    config = extension_pb2.TypedExtensionConfig(name="uri-template")
+    config.typed_config.Pack(uri_template_match_pb2.UriTemplateMatchConfig(path_template=template))
+    return Permission(uri_template=config)
+
+
+def filter_metadata(filter_name: str, key: str, value: str) -> Permission:
+    """Istio's `experimental.envoy.filters.FILTER[KEY]`: a string in FILTER's dynamic
+    metadata at KEY; a value written `[v]` matches a list holding `v`."""
+    if value.startswith("[") and value.endswith("]"):
+        inner = string_value(string_match(value[1:-1]))
+        matcher = value_pb2.ValueMatcher(list_match=value_pb2.ListMatcher(one_of=inner))
+    else:
+        matcher = string_value(string_match(value))
+    segment = metadata_pb2.MetadataMatcher.PathSegment(key=key)
+    m = metadata_pb2.MetadataMatcher(filter=filter_name, path=[segment], value=matcher)
+    return Permission(sourced_metadata=rbac_pb2.SourcedMetadata(metadata_matcher=m))

@@ -199,8 +199,9 @@ def test_unknown_kind_is_a_warning_and_ignored() -> None:
 
 
 def test_misspelt_kind_gets_a_suggestion() -> None:
+    # An Istio group has a fixed set of kinds: a misspelt one is an error (issue 15)
     result = load_text(VS.format(name="a").replace("VirtualService", "Virtualservice"), "f")
-    assert only(result, Severity.WARNING).message.endswith("(did you mean VirtualService?)")
+    assert only(result, Severity.ERROR).message.endswith("(did you mean VirtualService?)")
 
 
 def test_kind_of_another_api_group_is_not_plaits() -> None:

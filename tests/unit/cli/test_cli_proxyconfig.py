@@ -104,7 +104,7 @@ def test_listener_route_endpoint_and_bootstrap_tables(mesh: Mesh) -> None:
 def test_secret_table_shows_the_spiffe_san_and_the_root(mesh: Mesh) -> None:
     code, out = mesh.run("secret", "client-0", str(mesh.root))
     assert code == exitcodes.OK, out
-    assert SPIFFE in _row(out, "│ default")
+    assert SPIFFE in _row(out, "default  ")  # the secret named default
     assert "CA bundle" in _row(out, "ROOTCA")
     assert "ACTIVE, unused" in _row(out, "ROOTCA")  # /certs does not list the test root
 

@@ -23,21 +23,13 @@ from plait.translate.rbac import (
     rbac_filters,
     string_match,
 )
+from policykit import by_action
 
 CTX = RbacContext()
 
 
 def _policies(text: str) -> PoliciesByAction:
-    snap = snapshot(text)
-    by: dict[Action, list[Any]] = {a: [] for a in Action}
-    for item in snap.authorization_policies:
-        by[item.resource.spec.action].append(item)
-    return PoliciesByAction(
-        deny=tuple(by[Action.DENY]),
-        allow=tuple(by[Action.ALLOW]),
-        audit=tuple(by[Action.AUDIT]),
-        custom=tuple(by[Action.CUSTOM]),
-    )
+    return by_action(snapshot(text).authorization_policies)
 
 
 def _policy(spec: str, name: str = "p", ns: str = "foo", annotations: str = "{}") -> str:
