@@ -49,7 +49,7 @@ from plait.model.identity import (
     SpiffeId,
 )
 from plait.model.proxy import Proxy, to_node_metadata
-from plait.translate import metrics
+from plait.translate import metrics, tracing
 
 XDS_CLUSTER = "xds-grpc"
 """Name of the static cluster that points at the control plane."""
@@ -274,7 +274,13 @@ def bootstrap(opts: BootstrapOptions) -> dict[str, Any]:
         "overload_manager": _overload_manager(opts.max_downstream_connections),
         "layered_runtime": {
             "layers": [
-                {"name": "static", "static_layer": {"re2.max_program_size.error_level": 32768}},
+                {
+                    "name": "static",
+                    "static_layer": {
+                        "re2.max_program_size.error_level": 32768,
+                        **tracing.ZIPKIN_RUNTIME,  # span batches (translate.tracing)
+                    },
+                },
                 {"name": "admin", "admin_layer": {}},
             ]
         },
