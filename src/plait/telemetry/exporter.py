@@ -27,6 +27,7 @@ from plait.telemetry.istio import rewrite
 
 HOST = "127.0.0.1"
 PATH = "/stats/prometheus"
+POD_PORT = 15020  # Istio's merged metrics port: where a pod's agent serves this endpoint
 
 
 @dataclass(frozen=True)
