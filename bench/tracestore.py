@@ -2,8 +2,9 @@
 
 A child process serves only the control plane's trace store (`controlplane.tracestore`
 routes on an aiohttp app, as the control plane's status server has them). This process
-posts Zipkin v2 JSON to it as Envoy's Zipkin tracer does: batches of 5 spans (Envoy's
-`tracing.zipkin.min_flush_spans` default), each span shaped like Envoy's (ids, kind,
+posts Zipkin v2 spans to it as Envoy's Zipkin tracer does: JSON or (`--proto`) protobuf,
+in batches of `--batch` spans (Envoy's `tracing.zipkin.min_flush_spans`: 5 by default,
+100 as plait sets it), each span shaped like Envoy's (ids, kind,
 timestamps, local endpoint, the tags plait and Envoy set), 12 spans per trace like a shop
 checkout, at `--rate` spans per second. The child's CPU (all threads, /proc schedstat)
 during the load, minus its idle CPU over as long, is the cost: cores at that rate.
@@ -21,6 +22,7 @@ import time
 import aiohttp
 
 from bench.procs import HOST, cpu_seconds, spawn_python, terminate, wait_listening
+from plait.controlplane import zipkinproto
 from plait.local.ports import free_port
 
 BATCH = 5
@@ -79,7 +81,28 @@ asyncio.run(main(int(sys.argv[1])))
 """
 
 
-async def _post_load(url: str, rate: float, seconds: float, batch_size: int) -> int:
+def _proto(batch: list[dict[str, object]]) -> bytes:
+    """The same spans as Envoy's HTTP_PROTO sends them (`zipkin.proto3`)."""
+    out = zipkinproto.ListOfSpans()
+    for item in batch:
+        span = out.spans.add(
+            trace_id=bytes.fromhex(str(item["traceId"])),
+            id=bytes.fromhex(str(item["id"])),
+            name=str(item["name"]),
+            kind=2 if item["kind"] == "SERVER" else 1,
+            timestamp=int(str(item["timestamp"])),
+            duration=int(str(item["duration"])),
+        )
+        if "parentId" in item:
+            span.parent_id = bytes.fromhex(str(item["parentId"]))
+        span.local_endpoint.service_name = "reviews-v1.default"
+        span.tags.update(dict(item["tags"]))  # type: ignore[call-overload]
+    return bytes(out.SerializeToString())
+
+
+async def _post_load(
+    url: str, rate: float, seconds: float, batch_size: int, proto: bool = False
+) -> int:
     """Batches of `batch_size` spans at `rate` spans/s for `seconds`; returns spans accepted."""
     interval = batch_size / rate
     sent, trace, n = 0, 1, 0
@@ -92,7 +115,9 @@ async def _post_load(url: str, rate: float, seconds: float, batch_size: int) -> 
                 n += 1
                 if n == SPANS_PER_TRACE:
                     trace, n = trace + 1, 0
-            async with session.post(url, data=json.dumps(batch)) as resp:
+            body = _proto(batch) if proto else json.dumps(batch).encode()
+            kind = "application/x-protobuf" if proto else "application/json"
+            async with session.post(url, data=body, headers={"Content-Type": kind}) as resp:
                 if resp.status == 202:
                     sent += batch_size
             next_at = start + (sent / batch_size) * interval
@@ -100,7 +125,9 @@ async def _post_load(url: str, rate: float, seconds: float, batch_size: int) -> 
     return sent
 
 
-async def measure(rate: float, seconds: float, batch_size: int = BATCH) -> dict[str, float]:
+async def measure(
+    rate: float, seconds: float, batch_size: int = BATCH, proto: bool = False
+) -> dict[str, object]:
     port = free_port()
     proc = await spawn_python("bench.tracestore", "--serve", str(port), stdout=None)
     try:
@@ -111,13 +138,14 @@ async def measure(rate: float, seconds: float, batch_size: int = BATCH) -> dict[
         idle = (cpu_seconds(proc.pid) - c0) / seconds
         url = f"http://{HOST}:{port}/api/v2/spans"
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
-        sent = await _post_load(url, rate, seconds, batch_size)
+        sent = await _post_load(url, rate, seconds, batch_size, proto)
         elapsed = time.monotonic() - t0
         busy = (cpu_seconds(proc.pid) - c0) / elapsed
     finally:
         await terminate(proc)
     return {
         "batch": batch_size,
+        "encoding": "protobuf" if proto else "json",
         "rate_spans_per_s": sent / elapsed,
         "idle_cores": idle,
         "loaded_cores": busy,
@@ -131,11 +159,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=BATCH, help="spans per POST")
+    parser.add_argument("--proto", action="store_true", help="zipkin.proto3, as Envoy sends")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         os.execv(sys.executable, [sys.executable, "-c", SERVER, str(args.serve)])
-    result = asyncio.run(measure(args.rate, args.seconds, args.batch))
+    result = asyncio.run(measure(args.rate, args.seconds, args.batch, args.proto))
     print(json.dumps(result, indent=1))
 
 
