@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.loadgen import Load, Request, probe, run_wrk
 from bench.procs import cpu_seconds, ensure_wrk
-from plait.local.statefile import read_state
+from plait.local.statefile import state_path
 
 SHOP = Path(__file__).resolve().parent.parent / "examples" / "shop"
 CHECKOUT = "/checkout?item=book&payment=invoice"
@@ -122,7 +122,7 @@ async def measure(
                 if line.startswith("gateway:")
             )
             port = int(gateway.rsplit(":", 1)[1].strip("/"))
-            pid = read_state(mesh).pid
+            pid = int(json.loads(state_path(mesh).read_text())["pid"])  # any version's file
             req = Request(port, CHECKOUT)
             status, body = await probe(req, timeout=10)
             if status != 200:
