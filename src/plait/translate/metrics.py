@@ -39,8 +39,9 @@ Where each label comes from:
 
 Cardinality is bounded: every tag value is a constant, the control plane's metadata, a
 certificate the mesh CA issued, a sidecar's constant claim (above), or one of Envoy's
-codes and flags; no tag copies a header an app controls. An operator with no value (no upstream host, no TLS) yields an empty tag, which
-the exporter writes as Istio's default (`unknown`, `-`, `0`, `http`).
+codes and flags; no tag copies a header an app controls. An operator with no value (no
+upstream host, no TLS) yields an empty tag, which the exporter writes as Istio's default
+(`unknown`, `-`, `0`, `http`).
 """
 
 from __future__ import annotations
@@ -184,9 +185,9 @@ def _meta(kind: str, namespace: str, key: str) -> str:
     return f"%METADATA({kind}:{namespace}:{key})%"
 
 
-def _common(protocol_source: str = "%DYNAMIC_METADATA(plait.request:protocol)%") -> dict[str, str]:
+def _common() -> dict[str, str]:
     return {
-        "request_protocol": protocol_source,
+        "request_protocol": f"%DYNAMIC_METADATA({PROTOCOL_NS}:protocol)%",
         "response_code": "%RESPONSE_CODE%",
         "grpc_response_status": "%GRPC_STATUS_NUMBER%",
         "response_flags": "%RESPONSE_FLAGS%",

@@ -167,7 +167,18 @@ async def test_metrics_are_complete_within_two_seconds_of_the_last_request(lab: 
         ("istio_request_duration_milliseconds", "istio_request_duration_milliseconds_count"),
         ("istio_response_bytes", "istio_response_bytes_count"),
     )
-    before = {f: promql_sum(echo, f, s, **wanted) for f, s in families}
+
+    def settled() -> dict[str, dict[tuple[str, str], float]] | None:
+        """Every family's sums, once earlier tests' histograms have caught up with the
+        counters (they reach the endpoint at Envoy's next stats flush)."""
+        sums = {f: promql_sum(echo, f, s, **wanted) for f, s in families}
+        return sums if all(v == sums["istio_requests"] for v in sums.values()) else None
+
+    deadline = time.monotonic() + 10
+    while (found := settled()) is None:
+        assert time.monotonic() < deadline, "histograms never caught up with the counters"
+        await asyncio.sleep(0.2)
+    before = found
     path = f"/complete-{uuid.uuid4().hex[:8]}"
     ok = await lab.send(f"http://echo:8080{path}", 12)
     missing = await lab.send(f"http://echo:8080{path}", 5, headers={"x-echo-status": "404"})
