@@ -1,14 +1,23 @@
 """Data-plane latency and throughput: direct, through plait sidecars, through hand-written Envoys.
 
-One run, one load generator setting, seven paths to the same upstream:
+One run, one load generator setting, nine paths to the same upstream:
 
     direct          wrk → upstream
     plait-1         wrk → server sidecar (inbound listener, plain text) → upstream
+    hand-1-obs      wrk → hand-written Envoy observed as plait observes → upstream
     hand-1          wrk → hand-written Envoy → upstream
     plait-2         wrk → client sidecar (outbound HTTP proxy) ═mTLS═► server sidecar → upstream
+    hand-2-obs      wrk → hand-written Envoy ═mTLS═► hand-written Envoy, both observed → upstream
     hand-2          wrk → hand-written Envoy ═mTLS═► hand-written Envoy → upstream
     plait-2-plain   wrk → client sidecar → server sidecar with mTLS DISABLEd → upstream
     hand-2-plain    wrk → hand-written Envoy → hand-written Envoy → upstream
+
+Telemetry is on as `plait up` configures it: every plait sidecar writes its JSON access
+log to a file, counts Istio's metrics with Envoy's stats logger, and traces every request
+(100% sampling) to a Zipkin collector, the control plane's trace store (here in a child
+process, `bench.tracestore`). The `-obs` hand-written Envoys carry the same access log,
+stats logger, tracer and collector (`instrument`, from plait's own translation); the
+plain hand-written ones carry none: the bare floor.
 
 The plait sidecars are what `plait up` runs: plait's control plane (MeshState +
 AdsServer + the mesh CA, in this process) serves them configuration translated from YAML
@@ -40,9 +49,15 @@ import json
 import statistics
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
 from bench import handwritten, meshid
 from bench.loadgen import Load, Request, probe, run_wrk
@@ -55,6 +70,9 @@ from bench.procs import (
     ensure_wrk,
     machine_cpu,
     self_cpu,
+    spawn_python,
+    terminate,
+    wait_listening,
 )
 from plait.agent import EnvoySupervisor, SidecarAgent, SupervisorOptions, config_dump, stats
 from plait.api import Loaded
@@ -64,8 +82,11 @@ from plait.local.identity import LocalIdentity
 from plait.local.plan import make_plan
 from plait.local.ports import free_port
 from plait.model.identity import SpiffeId
-from plait.model.proxy import Proxy
+from plait.model.labels import Labels
+from plait.model.meshsettings import MeshSettings, with_local_collector
+from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.snapshot import build_snapshot
+from plait.translate import accesslog, metrics, peer, tracing
 from plait.xds.server import AdsServer
 
 SERVICE = "bench-server"  # mTLS from the client sidecar (the default, PERMISSIVE)
@@ -121,9 +142,13 @@ class Rig:
     scenarios: list[Scenario] = field(default_factory=list)
     dumps: dict[str, Any] = field(default_factory=dict)
     tls: dict[str, Any] = field(default_factory=dict)  # TLS counters: after probes, runs
+    collector: asyncio.subprocess.Process | None = None  # the trace store, in a child
+    collector_port: int = 0
 
     async def stop(self) -> None:
         await asyncio.gather(*(a.stop() for a in self.agents), return_exceptions=True)
+        if self.collector is not None:
+            await terminate(self.collector)
         await asyncio.gather(*(s.stop() for s in self.statics), return_exceptions=True)
         if self.server is not None:
             await self.server.stop(0.5)
@@ -139,16 +164,70 @@ class Rig:
         return url
 
 
-def _mesh_proxies(resources: list[Loaded], upstream_port: int) -> list[Proxy]:
-    """The replicas plait's plan makes from the YAML, as sidecars with host ports."""
+def _mesh_proxies(resources: list[Loaded], upstream_port: int, run_dir: Path) -> list[Proxy]:
+    """The replicas plait's plan makes from the YAML, as sidecars with host ports and an
+    access log file each (as `plait up` gives them)."""
     plan = make_plan(resources, build_snapshot(resources, [], 0))
     out = []
     for spec in plan.replicas:
         app = upstream_port if spec.workload != CLIENT else free_port()
-        out.append(
-            sidecar(spec.instance, spec.workload, spec.labels, (free_port(), app, free_port()))
-        )
+        proxy = sidecar(spec.instance, spec.workload, spec.labels, (free_port(), app, free_port()))
+        out.append(replace(proxy, access_log=str(run_dir / f"{spec.instance}.access.log")))
     return out
+
+
+def _json(message: Message) -> dict[str, Any]:
+    return dict(MessageToDict(message, preserving_proto_field_name=True))
+
+
+def _hand_proxy(name: str) -> Proxy:
+    return Proxy(
+        id=node_id(ProxyKind.SIDECAR, f"{name}-0", NAMESPACE),
+        kind=ProxyKind.SIDECAR,
+        workload=name,
+        namespace=NAMESPACE,
+        service_account=name,
+        labels=Labels.of({"app": name, "version": "v1"}),
+    )
+
+
+def instrument(rig: Rig, name: str, *, inbound: bool, mtls: bool) -> handwritten.Instrument:
+    """A hand-written Envoy observed as plait observes a sidecar: plait's own access log,
+    stats logger (with the tags of the same report), gRPC filter, claim stamp (outbound),
+    tracer with the same sampling and collector, stats and span-batching settings."""
+    proxy = _hand_proxy(name)
+    settings = with_local_collector(MeshSettings(), HOST, rig.collector_port).tracing
+    direction = accesslog.Direction.INBOUND if inbound else accesslog.Direction.OUTBOUND
+    log = accesslog.access_log(str(rig.run_dir / f"{name}.access.log"), direction, proxy.id)
+    tags = metrics.destination_tags(proxy, None, mtls) if inbound else metrics.source_tags(proxy)
+    stamps = hcm_pb2.HttpConnectionManager()
+    if not inbound:
+        peer.stamp(stamps, peer.source_workload(proxy))
+        peer.stamp(stamps, metrics.peer_claim(proxy), metrics.PEER_HEADER)
+    traced = tracing.tracing_for(settings, proxy)
+    collector = tracing.collector_cluster(settings)
+    assert traced is not None and collector is not None
+    return handwritten.Instrument(
+        access_logs=[_json(log), _json(metrics.stats_logger(tags))],
+        filters=[_json(metrics.protocol_filter())],
+        header_mutations=[_json(e) for e in stamps.early_header_mutation_extensions],
+        tracing=_json(traced),
+        clusters=[_json(collector)],
+        bootstrap={
+            "stats_flush_interval": "1s",
+            "stats_config": metrics.stats_config(),
+            "layered_runtime": {
+                "layers": [{"name": "static", "static_layer": dict(tracing.ZIPKIN_RUNTIME)}]
+            },
+        },
+    )
+
+
+async def _start_collector(rig: Rig) -> None:
+    """The control plane's trace store in a child process: the collector of every tracer."""
+    rig.collector_port = free_port()
+    rig.collector = await spawn_python("bench.tracestore", "--serve", str(rig.collector_port))
+    await wait_listening(rig.collector_port, 20, rig.collector)
 
 
 async def _start_static(rig: Rig, name: str, config: dict[str, Any], port: int) -> None:
@@ -173,8 +252,10 @@ async def _start_plait(rig: Rig, upstream_port: int) -> dict[str, Proxy]:
     under its agent as `plait up` runs them; the proxies by workload."""
     text = "---\n".join([*(service_yaml(n) for n in (SERVICE, PLAIN, CLIENT)), DISABLE_PLAIN])
     resources = load({"bench.yaml": text})
-    proxies = _mesh_proxies(resources, upstream_port)
-    state = MeshState(build_snapshot(resources, [instance_of(p) for p in proxies], 1))
+    proxies = _mesh_proxies(resources, upstream_port, rig.run_dir)
+    snapshot = build_snapshot(resources, [instance_of(p) for p in proxies], 1)
+    mesh = with_local_collector(snapshot.mesh, HOST, rig.collector_port)  # as the control plane
+    state = MeshState(replace(snapshot, mesh=mesh))
     rig.identity = meshid.issuer(rig.run_dir / "state")
     rig.security = meshid.security(rig.identity)
     await rig.security.start()
@@ -200,6 +281,41 @@ async def _start_plait(rig: Rig, upstream_port: int) -> dict[str, Proxy]:
         url = rig.admin_url(f"{agent.envoy.name} sidecar")
         rig.dumps[agent.envoy.name] = await config_dump(url, include_eds=True)
     return {p.workload: p for p in proxies}
+
+
+async def _start_hand_observed(rig: Rig, upstream: int) -> tuple[int, int, int]:
+    """The observed floor: a one-hop Envoy (plain text from wrk) and an mTLS pair, each
+    with `instrument`; (one hop, mTLS server, mTLS client) ports."""
+    assert rig.security is not None
+    ca, certs = rig.security.ca, rig.run_dir / "hand-certs"
+    server_id, client_id = (
+        SpiffeId(meshid.TRUST_DOMAIN, NAMESPACE, sa) for sa in ("obs-server", "obs-client")
+    )
+    server_cert = meshid.static_cert(ca, server_id, certs)
+    client_cert = meshid.static_cert(ca, client_id, certs)
+    one, ts, tc = (free_port() for _ in range(3))
+    fwd = handwritten.forwarder
+    await _start_static(
+        rig, "obs one-hop",
+        fwd(one, "*", upstream, absolute_url=False,
+            instrument=instrument(rig, "obs-one", inbound=True, mtls=False)),
+        one,
+    )  # fmt: skip
+    await _start_static(
+        rig, "obs mTLS server",
+        fwd(ts, "*", upstream, absolute_url=False,
+            listener_tls=handwritten.downstream_tls(server_cert),
+            instrument=instrument(rig, "obs-server", inbound=True, mtls=True)),
+        ts,
+    )  # fmt: skip
+    await _start_static(
+        rig, "obs mTLS client",
+        fwd(tc, AUTHORITY, ts, absolute_url=True,
+            cluster_tls=handwritten.upstream_tls(client_cert, server_id.uri, SERVICE),
+            instrument=instrument(rig, "obs-client", inbound=False, mtls=True)),
+        tc,
+    )  # fmt: skip
+    return one, ts, tc
 
 
 async def _start_hand(rig: Rig, upstream: int) -> tuple[int, int, int, int]:
@@ -236,31 +352,39 @@ async def _start_hand(rig: Rig, upstream: int) -> tuple[int, int, int, int]:
 async def _build(rig: Rig, progress: Progress) -> None:
     up = free_port()
     await _start_static(rig, "upstream", handwritten.upstream(up), up)
+    await _start_collector(rig)
     progress("data plane: plait control plane with its CA, and three sidecars with agents")
     proxies = await _start_plait(rig, up)
     server, client = proxies[SERVICE], proxies[CLIENT]
     assert server.inbound_port is not None and client.outbound_port is not None
     progress("data plane: hand-written Envoys (a plain-text pair, an mTLS pair)")
     hand_server, hand_client, tls_server, tls_client = await _start_hand(rig, up)
+    progress("data plane: observed hand-written Envoys (one hop, an mTLS pair)")
+    obs_one, _obs_server, obs_client = await _start_hand_observed(rig, up)
     absolute, plain = f"http://{AUTHORITY}/", f"http://{PLAIN_AUTHORITY}/"
     out = client.outbound_port
     rig.scenarios = [
         Scenario("direct", "direct", Request(up), ()),
         Scenario("plait-1", "one plait sidecar", Request(server.inbound_port, "/", AUTHORITY),
                  ("bench-server sidecar",)),
-        Scenario("hand-1", "one hand-written Envoy", Request(hand_server, "/", AUTHORITY),
-                 ("hand server",)),
+        Scenario("hand-1-obs", "one hand-written Envoy, observed",
+                 Request(obs_one, "/", AUTHORITY), ("obs one-hop",)),
         Scenario("plait-2", "two plait sidecars, mTLS", Request(out, absolute, AUTHORITY),
                  ("bench-client sidecar", "bench-server sidecar"),
                  mtls_server="bench-server sidecar"),
-        Scenario("hand-2", "two hand-written Envoys, mTLS", Request(tls_client, absolute, AUTHORITY),
-                 ("hand mTLS client", "hand mTLS server"), mtls_server="hand mTLS server"),
+        Scenario("hand-2-obs", "two hand-written Envoys, mTLS, observed",
+                 Request(obs_client, absolute, AUTHORITY),
+                 ("obs mTLS client", "obs mTLS server"), mtls_server="obs mTLS server"),
         Scenario("plait-2-plain", "two plait sidecars, plain text (DISABLE)",
                  Request(out, plain, PLAIN_AUTHORITY),
                  ("bench-client sidecar", "bench-plain sidecar"), plain_server="bench-plain sidecar"),
         Scenario("hand-2-plain", "two hand-written Envoys, plain text",
                  Request(hand_client, absolute, AUTHORITY), ("hand client", "hand server"),
                  plain_server="hand server"),
+        Scenario("hand-1", "one hand-written Envoy", Request(hand_server, "/", AUTHORITY),
+                 ("hand server",)),
+        Scenario("hand-2", "two hand-written Envoys, mTLS", Request(tls_client, absolute, AUTHORITY),
+                 ("hand mTLS client", "hand mTLS server"), mtls_server="hand mTLS server"),
     ]  # fmt: skip
     for sc in rig.scenarios:
         status, body = await probe(sc.request)
@@ -357,7 +481,8 @@ async def _measure_one(
 
 def _run_order(scenarios: list[Scenario], rep: int) -> list[Scenario]:
     """Each plait path runs right next to its hand-written twin (so that the paired ratio
-    sees the same machine state); which of the two goes first alternates per rep."""
+    sees the same machine state), the two bare floors next to each other; which of a pair
+    goes first alternates per rep."""
     out = list(scenarios)
     if rep % 2:
         for i in range(1, len(out) - 1, 2):
@@ -449,8 +574,12 @@ def summarize(paths: list[Scenario], runs: list[dict[str, Any]]) -> list[dict[st
 RATIOS = [
     ("one sidecar / direct", "plait-1", "direct"),
     ("two sidecars (mTLS) / direct", "plait-2", "direct"),
-    ("plait one hop / hand-written one hop", "plait-1", "hand-1"),
-    ("plait two hops / hand-written two hops, mTLS", "plait-2", "hand-2"),
+    ("plait one hop / observed hand-written one hop", "plait-1", "hand-1-obs"),
+    ("plait two hops / observed hand-written two hops, mTLS", "plait-2", "hand-2-obs"),
+    ("plait one hop / bare hand-written one hop", "plait-1", "hand-1"),
+    ("plait two hops / bare hand-written two hops, mTLS", "plait-2", "hand-2"),
+    ("observed / bare hand-written, one hop", "hand-1-obs", "hand-1"),
+    ("observed / bare hand-written, two hops, mTLS", "hand-2-obs", "hand-2"),
     ("plait two hops / hand-written two hops, plain text", "plait-2-plain", "hand-2-plain"),
     ("plait mTLS / plait plain text (two hops)", "plait-2", "plait-2-plain"),
     ("hand-written mTLS / plain text (two hops)", "hand-2", "hand-2-plain"),

@@ -13,12 +13,21 @@ client allows TLS 1.3 (Envoy's client default stops at 1.2; plait's sidecars all
 so that both pairs negotiate the same TLS and the comparison measures the configuration,
 not the protocol version.
 
+The instrumented floor (`Instrument`) is the same pair observed as plait observes its
+traffic: the same JSON access log, the same stats access logger counting Istio's metrics
+(with the same tags, histogram buckets and stats flush interval), the same HTTP filter
+that tells gRPC apart, the same caller claim stamped on requests, and the same Zipkin
+tracer, sampling and span batching, sending to the same collector. Those pieces are taken
+from plait's own translation (`dataplane.instrument`), so "the same" holds by
+construction; everything else stays hand-written.
+
 The upstream answers every request itself (`direct_response`), so that it is cheaper
 than any proxy in front of it and never the bottleneck.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.meshid import CertFiles
@@ -31,6 +40,21 @@ ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Route
 TLS_SOCKET = "envoy.transport_sockets.tls"
 _TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
 UPSTREAM_BODY = "ok\n"
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What an Envoy adds to observe its traffic, as Envoy's JSON config."""
+
+    access_logs: list[dict[str, Any]] = field(default_factory=list)  # on the HCM
+    filters: list[dict[str, Any]] = field(default_factory=list)  # before the router
+    header_mutations: list[dict[str, Any]] = field(default_factory=list)  # early, on the HCM
+    tracing: dict[str, Any] | None = None  # the HCM's tracing
+    clusters: list[dict[str, Any]] = field(default_factory=list)  # e.g. the trace collector
+    bootstrap: dict[str, Any] = field(default_factory=dict)  # stats_config, runtime, …
+
+
+BARE = Instrument()
 
 
 def _address(host: str, port: int) -> dict[str, Any]:
@@ -86,6 +110,7 @@ def _listener(
     routes: dict[str, Any],
     absolute_url: bool,
     tls: dict[str, Any] | None = None,
+    instrument: Instrument = BARE,
 ) -> dict[str, Any]:
     hcm: dict[str, Any] = {
         "@type": HCM_TYPE,
@@ -93,9 +118,16 @@ def _listener(
         "codec_type": "AUTO",
         "route_config": routes,
         "http_filters": [
-            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
+            *instrument.filters,
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
         ],
     }
+    if instrument.access_logs:
+        hcm["access_log"] = instrument.access_logs
+    if instrument.header_mutations:
+        hcm["early_header_mutation_extensions"] = instrument.header_mutations
+    if instrument.tracing is not None:
+        hcm["tracing"] = instrument.tracing
     if absolute_url:
         hcm["http_protocol_options"] = {"allow_absolute_url": True}
     chain: dict[str, Any] = {
@@ -123,10 +155,16 @@ def _cluster(name: str, port: int, tls: dict[str, Any] | None = None) -> dict[st
     return cluster
 
 
-def _config(listeners: list[dict[str, Any]], clusters: list[dict[str, Any]]) -> dict[str, Any]:
+def _config(
+    listeners: list[dict[str, Any]], clusters: list[dict[str, Any]], instrument: Instrument = BARE
+) -> dict[str, Any]:
     return {
         "admin": {"address": _address("127.0.0.1", 0)},
-        "static_resources": {"listeners": listeners, "clusters": clusters},
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": [*clusters, *instrument.clusters],
+        },
+        **instrument.bootstrap,
     }
 
 
@@ -161,9 +199,11 @@ def forwarder(
     absolute_url: bool,
     listener_tls: dict[str, Any] | None = None,
     cluster_tls: dict[str, Any] | None = None,
+    instrument: Instrument = BARE,
 ) -> dict[str, Any]:
     """An Envoy listening on `port` that sends requests for `domain` to 127.0.0.1:`to_port`;
-    `listener_tls` / `cluster_tls` (transport sockets) put TLS on either side."""
+    `listener_tls` / `cluster_tls` (transport sockets) put TLS on either side; `instrument`
+    observes the traffic (`Instrument`)."""
     routes = {
         "name": "forward",
         "virtual_hosts": [
@@ -174,7 +214,7 @@ def forwarder(
             }
         ],
     }
-    return _config(
-        [_listener("forward", port, routes, absolute_url=absolute_url, tls=listener_tls)],
-        [_cluster("target", to_port, cluster_tls)],
+    listener = _listener(
+        "forward", port, routes, absolute_url=absolute_url, tls=listener_tls, instrument=instrument
     )
+    return _config([listener], [_cluster("target", to_port, cluster_tls)], instrument)

@@ -4,7 +4,7 @@ Every `interval` the command scrapes each proxy's metrics URL (`.plait/state.jso
 `metrics` of `plait status -o json`), in parallel threads with a short timeout; an
 unreachable proxy is left out of that scrape (`telemetry.top` then has no baseline for
 it). Each frame shows the window between the last two scrapes, so figures follow the
-traffic within one interval plus Envoy's one-second access-log flush. The live view is a
+traffic within one interval (histograms: plus Envoy's one-second stats flush). The live view is a
 `rich.live.Live` redrawn in place; Ctrl-C ends it (exit 0). `--once` waits one interval
 and prints one frame (a table, or JSON with `-o json`) for scripts. No mesh, or the mesh
 going away while watching: a message and exit NOT_RUNNING.

@@ -118,7 +118,7 @@ class LocalMesh:
             dt.timedelta(seconds=parse_nanos(opts.cert_ttl) / 1e9),
             opts.ca_dir,
         )
-        self.telemetry = MeshTelemetry(self._registered, lambda: self.snapshot.services)
+        self.telemetry = MeshTelemetry()
         self.state = MeshState(
             pid=os.getpid(),
             phase="starting",
@@ -382,14 +382,8 @@ class LocalMesh:
         return [_entry(agent, app, self.telemetry.url(agent.envoy.name)) for agent, app in agents]
 
     async def _export(self, agent: SidecarAgent) -> None:
-        """Serve the agent's Envoy's metrics with Istio's families (`telemetry.exporter`)."""
-        p = agent.envoy.config.proxy
-        if p.access_log is not None:
-            identity = agent.options.ca.identity.uri
-            admin = lambda: agent.envoy.admin_url  # noqa: E731
-            await self.telemetry.attach(
-                Reporter(agent.envoy.name, p, identity, Path(p.access_log), admin)
-            )
+        """Serve the agent's Envoy's metrics under Istio's names (`telemetry.exporter`)."""
+        await self.telemetry.attach(Reporter(agent.envoy.name, lambda: agent.envoy.admin_url))
 
     async def _wait_synced(self) -> None:
         expected = {e.name for e in self.state.proxies}

@@ -12,7 +12,7 @@ order of precedence: the first `defaultProviders.tracing` provider (a `zipkin` o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from plait.api import Loaded
@@ -43,6 +43,9 @@ class TraceCollector:
     export: TraceExport
     host: str
     port: int
+    # the control plane's own store, which also takes Zipkin protobuf: a hint for the
+    # encoding, not part of which collector this is (so not compared)
+    local: bool = field(default=False, compare=False)
 
 
 DEFAULT_SAMPLING = 100.0
@@ -69,7 +72,7 @@ def with_local_collector(settings: MeshSettings, host: str, port: int) -> MeshSe
     the mesh config names one."""
     if settings.tracing.collector is not None:
         return settings
-    local = TraceCollector(TraceExport.ZIPKIN, host, port)
+    local = TraceCollector(TraceExport.ZIPKIN, host, port, local=True)
     return replace(settings, tracing=replace(settings.tracing, collector=local))
 
 

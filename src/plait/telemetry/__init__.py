@@ -1,6 +1,7 @@
-"""Telemetry: Istio's standard metrics from the proxies' access logs.
+"""Telemetry: each proxy's metrics endpoint and `plait top`'s figures.
 
-`labels` (pure: one access-log record → Istio's label set), `istio` (the istio_request*
-families of one proxy), `exporter` (I/O in `plait up`: one metrics endpoint per proxy,
-Envoy's stats followed by the istio_* families).
+Envoy counts Istio's request metrics itself (`translate.metrics`). `istio` (pure: Envoy's
+`/stats/prometheus` text → the same with the istio families under Istio's names and
+labels), `exporter` (I/O: one metrics endpoint per proxy, rewriting at scrape time),
+`top` (pure: golden metrics from two scrapes).
 """

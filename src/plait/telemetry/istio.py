@@ -1,104 +1,157 @@
-"""Istio's request metric families for one proxy, kept in memory and exposed by a
-prometheus_client collector. No I/O.
+"""Istio's request families from Envoy's own stats, under Istio's names and labels. No I/O.
 
-`RequestMetrics.observe(labels, record)` counts one access-log record:
-`istio_requests_total` (counter), `istio_request_duration_milliseconds` (histogram of
-`duration`, Istio's buckets), `istio_request_bytes` and `istio_response_bytes`
-(histograms of `bytes_received` and `bytes_sent`, Istio's decade buckets). The families
-are built at collect time from plain dictionaries (a custom collector rather than
-prometheus_client's Counter/Histogram: no `_created` series, which Istio's proxies do not
-export, and label sets that come and go with the traffic).
+Envoy counts every request itself (`translate.metrics`): its `/stats/prometheus` writes
+`envoy_istiocustom_istio_requests_total{…}` and the three histograms, with one tag per
+label and two raw tags on destination reports. `rewrite(text)` turns that exposition into
+Istio's: the `envoy_istiocustom_` prefix goes, every series gets Istio's label set in
+Istio's order (`LABEL_NAMES`), and
+
+- on a destination report the caller's side comes from `source_peer` (the caller's
+  sidecar's claim) and `source_principal` (its certificate): the claim is believed only
+  when its namespace and service account are the certificate's; otherwise the caller is
+  `unknown`, in the certificate's namespace when there is one;
+- an empty value (an operator with nothing to say: no upstream host, no TLS) becomes
+  Istio's default: `unknown`; `0` for `response_code`, `-` for `response_flags`, `http`
+  for `request_protocol`; `grpc_response_status` is blank on HTTP series;
+- series that end up with the same labels are summed (only ever `unknown` peers).
+
+Everything else in the text (Envoy's own `envoy_*` stats) passes through unchanged. The
+work is proportional to the number of series, not to the number of requests.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.parser import text_string_to_metric_families
 
-from plait.telemetry.labels import LABEL_NAMES
+from plait.model.identity import SpiffeId, SpiffeIdError
+from plait.translate.metrics import (
+    CLAIM_KEYS,
+    CLAIM_SEPARATOR,
+    CLUSTER_ID,
+    DURATION,
+    LABEL_NAMES,
+    REQUEST_BYTES,
+    REQUESTS,
+    RESPONSE_BYTES,
+    STAT_PREFIX,
+    UNKNOWN,
+)
 
-DURATION_BUCKETS_MS: tuple[float, ...] = (
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-    30000, 60000, 300000, 600000, 1800000, 3600000,
-)  # fmt: skip
-"""Istio's default buckets for istio_request_duration_milliseconds."""
+ENVOY_PREFIX = f"envoy_{STAT_PREFIX}_"
+_TYPES = {REQUESTS: "counter", DURATION: "histogram", REQUEST_BYTES: "histogram"}
+_TYPES[RESPONSE_BYTES] = "histogram"
+_DEFAULTS = {"response_code": "0", "response_flags": "-", "request_protocol": "http"}
+_HELP = {
+    REQUESTS: "Requests handled by this proxy (Istio standard).",
+    DURATION: "Request duration in milliseconds.",
+    REQUEST_BYTES: "Request body sizes in bytes.",
+    RESPONSE_BYTES: "Response body sizes in bytes.",
+}
 
-BYTES_BUCKETS: tuple[float, ...] = tuple(float(10**i) for i in range(9))
-"""Istio's default buckets for the size histograms: 1, 10, ... 1e8 bytes."""
 
-LabelValues = tuple[str, ...]
+def _empty(value: str | None) -> bool:
+    return value is None or value in ("", "-")
+
+
+def caller(peer: str | None, principal: str | None) -> dict[str, str]:
+    """The source_* labels of a destination report (see the module docstring)."""
+    identity: SpiffeId | None = None
+    if not _empty(principal):
+        try:
+            identity = SpiffeId.parse(str(principal))
+        except SpiffeIdError:
+            identity = None
+    side = dict.fromkeys(
+        ("workload", "app", "version", "canonical_service", "canonical_revision", "cluster"),
+        UNKNOWN,
+    )
+    side["workload_namespace"] = identity.namespace if identity is not None else UNKNOWN
+    parts = str(peer).split(CLAIM_SEPARATOR) if not _empty(peer) else []
+    if identity is not None and len(parts) == len(CLAIM_KEYS):
+        claim = dict(zip(CLAIM_KEYS, parts, strict=True))
+        if (
+            claim["workload_namespace"] == identity.namespace
+            and claim["service_account"] == identity.service_account
+        ):
+            side.update({k: v for k, v in claim.items() if k != "service_account"})
+            side["cluster"] = CLUSTER_ID
+    out = {f"source_{k}": v for k, v in side.items()}
+    out["source_principal"] = identity.uri if identity is not None else UNKNOWN
+    return out
+
+
+def istio_labels(tags: Mapping[str, str]) -> tuple[str, ...]:
+    """Istio's label values, in LABEL_NAMES order, for one Envoy series' tags."""
+    labels = {k: v for k, v in tags.items() if k not in ("source_peer", "le")}
+    if tags.get("reporter") == "destination":
+        labels.update(caller(tags.get("source_peer"), tags.get("source_principal")))
+    out: list[str] = []
+    for name in LABEL_NAMES:
+        value = labels.get(name)
+        if name == "grpc_response_status":
+            grpc = labels.get("request_protocol") == "grpc"
+            out.append(str(value) if grpc and not _empty(value) else "")
+        elif name == "response_flags":
+            out.append(str(value) if value else "-")
+        else:
+            out.append(_DEFAULTS.get(name, UNKNOWN) if _empty(value) else str(value))
+    return tuple(out)
 
 
 @dataclass
-class _Histogram:
-    bounds: Sequence[float]
-    counts: dict[LabelValues, list[int]] = field(default_factory=dict)
-    sums: dict[LabelValues, float] = field(default_factory=dict)
+class _Family:
+    kind: str
+    samples: dict[tuple[str, tuple[str, ...], str], float] = field(default_factory=dict)
 
-    def observe(self, key: LabelValues, value: float) -> None:
-        counts = self.counts.setdefault(key, [0] * (len(self.bounds) + 1))
-        counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.sums[key] = self.sums.get(key, 0.0) + value
-
-    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(name, documentation, labels=LABEL_NAMES)
-        for key, counts in sorted(self.counts.items()):
-            cumulative, buckets = 0, []
-            for bound, n in zip([*self.bounds, float("inf")], counts, strict=True):
-                cumulative += n
-                buckets.append((_le(bound), float(cumulative)))
-            family.add_metric(list(key), buckets, self.sums[key])
-        return family
+    def add(self, name: str, labels: tuple[str, ...], le: str, value: float) -> None:
+        key = (name, labels, le)
+        self.samples[key] = self.samples.get(key, 0.0) + value
 
 
-def _le(bound: float) -> str:
-    if bound == float("inf"):
-        return "+Inf"
-    return str(int(bound)) if bound == int(bound) else str(bound)
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
 
 
-def _number(record: Mapping[str, Any], key: str) -> float:
-    value = record.get(key)
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(str(value))
-    except ValueError:
-        return 0.0
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-@dataclass(eq=False)  # hashable by identity: a registry keys its collectors
-class RequestMetrics(Collector):
-    """The istio_request* families of one proxy; register it in a CollectorRegistry."""
+def _render(name: str, family: _Family) -> Iterable[str]:
+    yield f"# HELP {name} {_HELP[name]}"
+    yield f"# TYPE {name} {family.kind}"
+    for (sample, labels, le), value in family.samples.items():
+        pairs = [f'{n}="{_escape(v)}"' for n, v in zip(LABEL_NAMES, labels, strict=True)]
+        if le:
+            pairs.append(f'le="{le}"')
+        yield f"{sample}{{{','.join(pairs)}}} {_number(value)}"
 
-    requests: dict[LabelValues, int] = field(default_factory=dict)
-    duration: _Histogram = field(default_factory=lambda: _Histogram(DURATION_BUCKETS_MS))
-    request_bytes: _Histogram = field(default_factory=lambda: _Histogram(BYTES_BUCKETS))
-    response_bytes: _Histogram = field(default_factory=lambda: _Histogram(BYTES_BUCKETS))
 
-    def observe(self, labels: Mapping[str, str], record: Mapping[str, Any]) -> None:
-        key = tuple(labels[n] for n in LABEL_NAMES)
-        self.requests[key] = self.requests.get(key, 0) + 1
-        self.duration.observe(key, _number(record, "duration"))
-        self.request_bytes.observe(key, _number(record, "bytes_received"))
-        self.response_bytes.observe(key, _number(record, "bytes_sent"))
-
-    def collect(self) -> Iterator[Metric]:
-        if not self.requests:
-            return
-        total = CounterMetricFamily(
-            "istio_requests", "Requests handled by this proxy (Istio standard).", labels=LABEL_NAMES
+def rewrite(text: str) -> str:
+    """Envoy's `/stats/prometheus` text with its istiocustom families under Istio's names
+    and labels (see the module docstring); the rest unchanged."""
+    ours: list[str] = []
+    rest: list[str] = []
+    for line in text.splitlines():
+        is_ours = line.startswith(ENVOY_PREFIX) or (
+            line.startswith("#") and f" {ENVOY_PREFIX}" in line
         )
-        for key, n in sorted(self.requests.items()):
-            total.add_metric(list(key), float(n))
-        yield total
-        yield self.duration.family(
-            "istio_request_duration_milliseconds", "Request duration in milliseconds."
-        )
-        yield self.request_bytes.family("istio_request_bytes", "Request body sizes in bytes.")
-        yield self.response_bytes.family("istio_response_bytes", "Response body sizes in bytes.")
+        (ours if is_ours else rest).append(line)
+    families: dict[str, _Family] = {}
+    if ours:
+        parsed = text_string_to_metric_families("\n".join(ours) + "\n")
+        for parsed_family in parsed:
+            for s in parsed_family.samples:
+                sample = s.name.removeprefix(ENVOY_PREFIX)
+                base = next((b for b in _TYPES if sample.startswith(b)), None)
+                if base is None:
+                    continue
+                family = families.setdefault(base, _Family(_TYPES[base]))
+                family.add(sample, istio_labels(s.labels), s.labels.get("le", ""), s.value)
+    lines = [line for line in rest if line]
+    for name in (REQUESTS, DURATION, REQUEST_BYTES, RESPONSE_BYTES):
+        if name in families:
+            lines.extend(_render(name, families[name]))
+    return "\n".join(lines) + "\n"

@@ -10,8 +10,8 @@ destination's sidecar saw, as Kiali and `linkerd viz stat` do):
   (`source_workload` → service): requests in the window, rps, success rate (the share of
   answers that are not 5xx), p50 and p99 of the duration histogram;
 - increases as Prometheus' `increase()` sees them: a counter that went down was reset (its
-  Envoy or exporter restarted), so its whole current value is the increase; a series absent
-  from `prev` counts from zero when its proxy was scraped then (the exporter creates a
+  Envoy restarted), so its whole current value is the increase; a series absent
+  from `prev` counts from zero when its proxy was scraped then (Envoy creates a
   label set on its first request), and not at all when the proxy was not (no baseline);
 - quantiles as `histogram_quantile` computes them (prometheus/promql/quantile.go
   `bucketQuantile`): linear interpolation inside the bucket holding the rank, the lower

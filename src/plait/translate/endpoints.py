@@ -14,7 +14,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf import wrappers_pb2
 
 from plait.model.registry import Endpoint
-from plait.translate import mtls
+from plait.translate import metrics, mtls
 
 UNIX_PREFIX = "unix://"
 
@@ -35,6 +35,7 @@ def _lb_endpoint(e: Endpoint, speaks_mtls: bool) -> endpoint_components_pb2.LbEn
     )
     if speaks_mtls:
         mtls.mark_mtls(lb)
+    metrics.tag_endpoint(lb, e)
     return lb
 
 

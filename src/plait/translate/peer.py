@@ -36,10 +36,13 @@ def source_workload(proxy: Proxy) -> str:
     return value
 
 
-def stamp(hcm: hcm_pb2.HttpConnectionManager, value: str) -> hcm_pb2.HttpConnectionManager:
-    """Make the HCM set SOURCE_WORKLOAD_HEADER to `value` on every request; returns it."""
+def stamp(
+    hcm: hcm_pb2.HttpConnectionManager, value: str, header: str = SOURCE_WORKLOAD_HEADER
+) -> hcm_pb2.HttpConnectionManager:
+    """Make the HCM set `header` to `value` on every request, overwriting what the
+    client sent; returns it."""
     option = base_pb2.HeaderValueOption(
-        header=base_pb2.HeaderValue(key=SOURCE_WORKLOAD_HEADER, value=value),
+        header=base_pb2.HeaderValue(key=header, value=value),
         append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
     )
     mutation = header_mutation_pb2.HeaderMutation(

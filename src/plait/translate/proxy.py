@@ -31,6 +31,7 @@ from plait.translate import (
     gatewaylisteners,
     inbound,
     listeners,
+    metrics,
     mtls,
     names,
     peer,
@@ -75,6 +76,7 @@ class Translator:
                     policy = rules.policy_for(port.port, subset) if rules is not None else None
                     cluster = clusters.outbound_cluster(service, port, subset, policy, peers)
                     egress.finish_cluster(cluster, service, eps, labels)
+                    metrics.tag_cluster(cluster, service)
                     cds.append(Resource.pack(cluster.name, cluster))
                     if cluster.HasField("eds_cluster_config"):
                         tls = policy.tls if policy is not None else None
@@ -145,6 +147,7 @@ class Translator:
                     port, proxy.address, host_port, guards, gateway_log
                 )
                 tracing.apply(lis, traced)
+                metrics.count_outbound(lis, proxy)
                 own += [Resource.pack(lis.name, lis), *tables]
             return self._assemble(proxy, own)
         if proxy.outbound_port is not None:
@@ -155,6 +158,7 @@ class Translator:
                 peer.source_workload(proxy),
             )
             tracing.apply(lis, traced)
+            metrics.count_outbound(lis, proxy)
             own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy)]
         if proxy.inbound_port is not None and proxy.app_port is not None:
             protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
@@ -171,6 +175,8 @@ class Translator:
                 accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
             )
             tracing.apply(lis, traced)
+            service = metrics.serving_service(self.snapshot, proxy)
+            metrics.count_inbound(lis, proxy, service, names.INBOUND_MTLS_CHAIN)
             own += [
                 Resource.pack(app.name, app),
                 Resource.pack(lis.name, lis),

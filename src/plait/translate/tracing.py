@@ -15,7 +15,10 @@ Two exporters, chosen by the collector (`model.meshsettings.TraceCollector`):
   or else W3C `traceparent`, and injects both, so apps using either format join the
   trace. Spans go as Zipkin v2 JSON to `POST /api/v2/spans`; 128-bit trace ids (W3C's
   size); `shared_span_context: false` gives client and server their own span ids (as
-  Istio does). Its service name is the node's cluster, which the bootstrap sets to
+  Istio does). To the control plane's own store spans go as Zipkin protobuf
+  (`HTTP_PROTO`, which the store decodes): a span costs Envoy about 13 µs of CPU that
+  way and 47 µs as JSON (106 µs in JSON batches of 100; docs/benchmarks.md); to any
+  other Zipkin collector, JSON. Its service name is the node's cluster, which the bootstrap sets to
   Istio's `WORKLOAD.NAMESPACE`.
 - OpenTelemetry (`extensionProviders[].opentelemetry`): OTLP over gRPC; W3C only, since
   Envoy 1.40's OpenTelemetryConfig has no B3 propagator (checked: `propagators` is an
@@ -23,6 +26,13 @@ Two exporters, chosen by the collector (`model.meshsettings.TraceCollector`):
 
 Both reach the collector through one cluster, `COLLECTOR_CLUSTER` (STATIC for an IP,
 STRICT_DNS for a name; HTTP/2 for OTLP), sent to every proxy with CDS.
+
+Batching (`ZIPKIN_RUNTIME`, in the bootstrap's static runtime layer): Envoy's Zipkin
+reporter posts its buffer when it holds `tracing.zipkin.min_flush_spans` spans (Envoy's
+default 5) or every `tracing.zipkin.flush_interval_ms` (5000). plait raises the batch to
+100 and shortens the interval to 1 s: a span reaches the collector within a second, and
+a busy proxy sends one request per 100 spans instead of per 5 — the local store's cost
+is mostly per request (bench/tracestore.py; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ ZIPKIN_TRACER = "envoy.tracers.zipkin"
 OTEL_TRACER = "envoy.tracers.opentelemetry"
 ZIPKIN_PATH = "/api/v2/spans"
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
+ZIPKIN_RUNTIME = {"tracing.zipkin.min_flush_spans": 100, "tracing.zipkin.flush_interval_ms": 1000}
 
 
 def service_name(proxy: Proxy) -> str:
@@ -88,7 +99,11 @@ def _provider(collector: TraceCollector, proxy: Proxy) -> http_tracer_pb2.Tracin
     zipkin = zipkin_pb2.ZipkinConfig(
         collector_cluster=COLLECTOR_CLUSTER,
         collector_endpoint=ZIPKIN_PATH,
-        collector_endpoint_version=zipkin_pb2.ZipkinConfig.HTTP_JSON,
+        collector_endpoint_version=(
+            zipkin_pb2.ZipkinConfig.HTTP_PROTO
+            if collector.local
+            else zipkin_pb2.ZipkinConfig.HTTP_JSON
+        ),
         collector_hostname=f"{collector.host}:{collector.port}",
         trace_id_128bit=True,
         trace_context_option=zipkin_pb2.ZipkinConfig.USE_B3_WITH_W3C_PROPAGATION,

@@ -13,6 +13,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from plait.controlplane import zipkinproto
 from plait.controlplane.tracestore import TraceStore, add_routes
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -102,3 +103,35 @@ async def test_malformed_bodies_are_refused_and_change_nothing(base: str) -> Non
             assert r.status == 400
         async with http.get(f"{base}/traces") as r:
             assert (await r.json())["traces"] == []
+
+
+async def test_zipkin_protobuf_from_envoy_joins_the_same_trace(base: str) -> None:
+    """Envoy's Zipkin tracer sends `zipkin.proto3` to the local store (HTTP_PROTO)."""
+    spans = zipkinproto.ListOfSpans()
+    span = spans.spans.add(
+        trace_id=bytes.fromhex(TRACE),
+        id=bytes.fromhex("00f067aa0ba902b7"),
+        parent_id=bytes.fromhex("a2fb4a1d1a96d312"),
+        name="orders:8080/*",
+        kind=2,
+        timestamp=1_700_000_000_002_000,
+        duration=3000,
+    )
+    span.local_endpoint.service_name = "orders.default"
+    span.tags["http.status_code"] = "201"
+    headers = {"Content-Type": "application/x-protobuf"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/api/v2/spans", json=[ZIPKIN_ROOT]) as resp:
+            assert resp.status == 202
+        body = spans.SerializeToString()
+        async with session.post(f"{base}/api/v2/spans", data=body, headers=headers) as resp:
+            assert resp.status == 202
+        async with session.post(f"{base}/api/v2/spans", data=b"\xff\x00", headers=headers) as resp:
+            assert resp.status == 400
+        async with session.get(f"{base}/traces/{TRACE}") as resp:
+            trace = await resp.json()
+    by_id = {s["spanId"]: s for s in trace["spans"]}
+    child = by_id["00f067aa0ba902b7"]
+    assert child["parentId"] == "a2fb4a1d1a96d312" and child["kind"] == "SERVER"
+    assert child["service"] == "orders.default" and child["tags"] == {"http.status_code": "201"}
+    assert child["startUs"] == 1_700_000_000_002_000 and child["durationUs"] == 3000

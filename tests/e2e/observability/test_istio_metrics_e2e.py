@@ -142,3 +142,58 @@ async def test_duration_and_size_histograms_and_envoy_stats_share_the_endpoint(l
     response = [s for s in families["istio_response_bytes"] if s.name == "istio_response_bytes_sum"]
     assert sum(s.value for s in response) > 0  # echo answers with a JSON body
     assert "# TYPE istio_requests_total counter" in text
+
+
+def promql_sum(
+    urls: list[str], family: str, sample: str, **match: str
+) -> dict[tuple[str, str], float]:
+    """`sum by (destination_service, response_code) (SAMPLE{match})` over `urls`' scrapes."""
+    sums: dict[tuple[str, str], float] = {}
+    for url in urls:
+        for s in scrape(url)[1].get(family, []):
+            if s.name == sample and all(s.labels.get(k) == v for k, v in match.items()):
+                key = (s.labels["destination_service"], s.labels["response_code"])
+                sums[key] = sums.get(key, 0.0) + s.value
+    return sums
+
+
+async def test_metrics_are_complete_within_two_seconds_of_the_last_request(lab: Lab) -> None:
+    """Envoy counts each request when it ends; histograms reach the endpoint at Envoy's
+    next stats flush (1 s), so every family is complete within 2 s."""
+    echo = metrics_urls(lab, "echo-v1", "echo-v2")
+    wanted = {"reporter": "destination"}
+    families = (
+        ("istio_requests", "istio_requests_total"),
+        ("istio_request_duration_milliseconds", "istio_request_duration_milliseconds_count"),
+        ("istio_response_bytes", "istio_response_bytes_count"),
+    )
+
+    def settled() -> dict[str, dict[tuple[str, str], float]] | None:
+        """Every family's sums, once earlier tests' histograms have caught up with the
+        counters (they reach the endpoint at Envoy's next stats flush)."""
+        sums = {f: promql_sum(echo, f, s, **wanted) for f, s in families}
+        return sums if all(v == sums["istio_requests"] for v in sums.values()) else None
+
+    deadline = time.monotonic() + 10
+    while (found := settled()) is None:
+        assert time.monotonic() < deadline, "histograms never caught up with the counters"
+        await asyncio.sleep(0.2)
+    before = found
+    path = f"/complete-{uuid.uuid4().hex[:8]}"
+    ok = await lab.send(f"http://echo:8080{path}", 12)
+    missing = await lab.send(f"http://echo:8080{path}", 5, headers={"x-echo-status": "404"})
+    assert statuses(ok) == {200: 12} and statuses(missing) == {404: 5}
+    last = time.monotonic()
+    sent = {(ECHO_FQDN, "200"): 12.0, (ECHO_FQDN, "404"): 5.0}
+
+    def increase(family: str, sample: str) -> dict[tuple[str, str], float]:
+        now = promql_sum(echo, family, sample, **wanted)
+        keys = set(now) | set(before[family])
+        return {k: now.get(k, 0.0) - before[family].get(k, 0.0) for k in keys if k[0] == ECHO_FQDN}
+
+    while True:
+        seen = {f: {k: v for k, v in increase(f, s).items() if v} for f, s in families}
+        if all(v == sent for v in seen.values()):
+            break
+        assert time.monotonic() - last < 2.0, f"not complete 2 s after the last request: {seen}"
+        await asyncio.sleep(0.1)

@@ -4,20 +4,12 @@ mTLS from connection_security_policy, nodes from the state file, sparkline histo
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
-
+from istiokit import FakeProxy
 from plait.dashboard.model import ServiceHistory, Workload, by_workload, graph_json
-from plait.telemetry.istio import RequestMetrics
-from plait.telemetry.labels import LABEL_NAMES
 from plait.telemetry.top import compute, scrape_of
 
 
-class Proxy:
-    def __init__(self) -> None:
-        self.metrics = RequestMetrics()
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.metrics)
-
+class Proxy(FakeProxy):
     def observe(
         self,
         n: int,
@@ -29,8 +21,7 @@ class Proxy:
         reporter: str = "destination",
         ms: float = 10.0,
     ) -> Proxy:
-        labels = {name: "unknown" for name in LABEL_NAMES}
-        labels.update(
+        labels = dict(
             reporter=reporter,
             source_workload=source,
             source_workload_namespace="default",
@@ -41,12 +32,8 @@ class Proxy:
             response_code=code,
             connection_security_policy=mtls,
         )
-        for _ in range(n):
-            self.metrics.observe(labels, {"duration": ms})
+        self.count(n, ms, labels)
         return self
-
-    def text(self) -> str:
-        return generate_latest(self.registry).decode()
 
 
 def test_edges_join_workloads_with_the_windows_figures_and_mtls() -> None:
@@ -77,7 +64,12 @@ def test_edges_join_workloads_with_the_windows_figures_and_mtls() -> None:
     assert v1_edge["mtls"] == "mutual_tls"
     assert edges["frontend.default->reviews-v2.default"]["mtls"] == "mixed"
     idle = edges["frontend.default->orders.default"]  # no request in this window: kept, idle
-    assert (idle["rps"], idle["errorRate"], idle["p99Ms"], idle["mtls"]) == (0.0, None, None, "none")
+    assert (idle["rps"], idle["errorRate"], idle["p99Ms"], idle["mtls"]) == (
+        0.0,
+        None,
+        None,
+        "none",
+    )
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert nodes["istio-ingressgateway.istio-system"]["kind"] == "gateway"  # no traffic yet
     assert nodes["frontend.default"]["kind"] == "external"  # seen only as a caller here

@@ -1,16 +1,15 @@
 """`plait top`'s figures from two synthetic scrapes: rates, success rates and PromQL's
 histogram_quantile over bucket increases, counter resets, new series and empty windows.
-Scrapes are exposition text made by the exporter's own collector (`RequestMetrics`)."""
+Scrapes are what the exporter serves for a proxy whose Envoy counted the requests
+(`istiokit.FakeProxy`)."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
-from plait.telemetry.istio import RequestMetrics
-from plait.telemetry.labels import LABEL_NAMES
+from istiokit import FakeProxy
 from plait.telemetry.top import (
     Scrape,
     compute,
@@ -21,16 +20,11 @@ from plait.telemetry.top import (
     top_json,
 )
 
-ENVOY_STATS = """# TYPE envoy_cluster_upstream_rq_total counter
-envoy_cluster_upstream_rq_total{envoy_cluster_name="x"} 99
-"""
-
 
 def labels(
     reporter: str = "destination", service: str = "echo", source: str = "client", code: str = "200"
 ) -> dict[str, str]:
-    out = {name: "unknown" for name in LABEL_NAMES}
-    out.update(
+    return dict(
         reporter=reporter,
         source_workload=source,
         source_workload_namespace="default",
@@ -38,24 +32,12 @@ def labels(
         destination_service_namespace="default",
         response_code=code,
     )
-    return out
 
 
-class Proxy:
-    """One proxy's exporter: observe requests, then `text()` is what a scrape returns."""
-
-    def __init__(self) -> None:
-        self.metrics = RequestMetrics()
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.metrics)
-
+class Proxy(FakeProxy):
     def observe(self, n: int, duration_ms: float, **kw: str) -> Proxy:
-        for _ in range(n):
-            self.metrics.observe(labels(**kw), {"duration": duration_ms})
+        self.count(n, duration_ms, labels(**kw))
         return self
-
-    def text(self) -> str:
-        return ENVOY_STATS + generate_latest(self.registry).decode()
 
 
 def test_parse_keeps_the_istio_request_samples_only() -> None:

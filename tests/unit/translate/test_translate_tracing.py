@@ -20,7 +20,13 @@ from translate_kit import (
     snapshot,
 )
 
-from plait.model.meshsettings import TraceCollector, TraceExport, TracingSettings
+from plait.model.meshsettings import (
+    MeshSettings,
+    TraceCollector,
+    TraceExport,
+    TracingSettings,
+    with_local_collector,
+)
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import tracing
 from plait.translate.proxy import Translator
@@ -99,3 +105,16 @@ def test_envoy_accepts_traced_listeners(tmp_path: Path, settings: TracingSetting
     translator = Translator(traced(settings))
     assert_envoy_accepts(tmp_path, translator.config_for(sidecar("reviews-0")))
     assert_envoy_accepts(tmp_path, translator.config_for(gateway((80, 18080))))
+
+
+def test_spans_go_to_the_local_store_as_protobuf_and_elsewhere_as_json() -> None:
+    local = with_local_collector(MeshSettings(), "127.0.0.1", 15014).tracing
+    for settings, version in (
+        (local, zipkin_pb2.ZipkinConfig.HTTP_PROTO),
+        (ZIPKIN, zipkin_pb2.ZipkinConfig.HTTP_JSON),
+    ):
+        config = tracing.tracing_for(settings, sidecar("reviews-0"))
+        assert config is not None
+        zipkin = zipkin_pb2.ZipkinConfig()
+        assert config.provider.typed_config.Unpack(zipkin)
+        assert zipkin.collector_endpoint_version == version
