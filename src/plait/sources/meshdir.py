@@ -40,7 +40,7 @@ class MeshDirectorySource:
         last = await self.load()
         emit(ConfigChanged(NAME, last))
         ready.set()
-        async for paths in filewatch.changes(self.root, self.wants):
+        async for paths in filewatch.changes(filewatch.visible_tree(self.root), self.wants):
             view = await self.load()
             if paths or view != last:  # the first, empty, set: only if it changed meanwhile
                 emit(ConfigChanged(NAME, view))

@@ -125,5 +125,5 @@ class RegistrySource:
     async def run(self, emit: Emit, ready: asyncio.Event) -> None:
         last = await self._read(emit, None)
         ready.set()
-        async for _ in filewatch.changes(self.root, self.wants):
+        async for _ in filewatch.changes(filewatch.one_below(self.root, STATE_DIR), self.wants):
             last = await self._read(emit, last)
