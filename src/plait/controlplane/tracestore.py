@@ -15,6 +15,9 @@ server doubles as a collector (routes added by `add_routes`):
 
 Memory is bounded: at most `max_traces` traces, the least recently updated dropped first,
 and at most `MAX_SPANS_PER_TRACE` spans in one trace (later ones are counted, not kept).
+Envoy's protobuf batches are checked when they arrive but turned into spans only when the
+store is read (`TraceStore.add_unread`): under load with nobody looking, ingest is a parse
+in C per batch, and at most `MAX_UNREAD_SPANS` spans wait.
 One event loop owns the store, so it takes no lock. The OTLP messages are those that
 xds-protos ships (Envoy's protos import them), not the `opentelemetry-proto` package,
 which would install the same module files over them. Decoding errors answer 400 and
@@ -23,7 +26,7 @@ change nothing.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +40,7 @@ from plait.controlplane import zipkinproto
 
 MAX_TRACES = 1000
 MAX_SPANS_PER_TRACE = 500
+MAX_UNREAD_SPANS = 50 * MAX_TRACES
 ZIPKIN_PATH = "/api/v2/spans"
 OTLP_HTTP_PATH = "/v1/traces"
 
@@ -101,32 +105,36 @@ def zipkin_spans(payload: Any) -> list[Span]:
     return spans
 
 
-def zipkin_proto_spans(body: bytes) -> list[Span]:
-    """Spans from a `zipkin.proto3` ListOfSpans; raises ValueError when it does not parse
-    or a span's ids are missing."""
+def parse_zipkin_proto(body: bytes) -> zipkinproto.ListOfSpans:
+    """A checked `zipkin.proto3` ListOfSpans; raises ValueError when it does not parse or
+    a span's ids are missing (checked here, so a bad batch is refused when it is sent)."""
     message = zipkinproto.ListOfSpans()
     try:
         message.ParseFromString(body)
     except DecodeError as exc:
         raise ValueError(f"not a zipkin.proto3 ListOfSpans: {exc}") from exc
-    spans = []
     for s in message.spans:
         if len(s.trace_id) not in (8, 16) or len(s.id) != 8:
             raise ValueError("a Zipkin span needs an 8- or 16-byte trace id and an 8-byte id")
-        spans.append(
-            Span(
-                trace_id=s.trace_id.hex().rjust(32, "0"),
-                span_id=s.id.hex(),
-                parent_id=s.parent_id.hex() or None,
-                name=s.name,
-                service=s.local_endpoint.service_name,
-                kind=zipkinproto.KINDS.get(s.kind, ""),
-                start_us=s.timestamp,
-                duration_us=s.duration,
-                tags=dict(s.tags),
-            )
+    return message
+
+
+def proto_spans(message: zipkinproto.ListOfSpans) -> list[Span]:
+    """The spans of a checked ListOfSpans (`parse_zipkin_proto`)."""
+    return [
+        Span(
+            trace_id=s.trace_id.hex().rjust(32, "0"),
+            span_id=s.id.hex(),
+            parent_id=s.parent_id.hex() or None,
+            name=s.name,
+            service=s.local_endpoint.service_name,
+            kind=zipkinproto.KINDS.get(s.kind, ""),
+            start_us=s.timestamp,
+            duration_us=s.duration,
+            tags=dict(s.tags),
         )
-    return spans
+        for s in message.spans
+    ]
 
 
 _OTLP_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
@@ -176,6 +184,33 @@ class TraceStore:
     def __init__(self, max_traces: int = MAX_TRACES) -> None:
         self.max_traces = max_traces
         self._traces: OrderedDict[str, _Trace] = OrderedDict()
+        self._unread: deque[zipkinproto.ListOfSpans] = deque()
+        self._unread_spans = 0
+        self.dropped_unread = 0  # spans of batches dropped before anyone read the store
+
+    def add_unread(self, message: zipkinproto.ListOfSpans) -> None:
+        """Keep a checked batch as it came; its spans join the store when it is next read.
+
+        Ingest is then a protobuf parse (upb, in C) and an id check, not a `Span` per span
+        and an index update: with nobody looking, the store costs almost nothing under
+        load. At most `MAX_UNREAD_SPANS` wait; past that the oldest batch is dropped
+        unread. The store keeps only `max_traces` traces anyway, and a batch that many
+        spans old holds traces the store would have evicted by then (unless one of them
+        is still growing, which then shows without its oldest spans).
+        """
+        self._unread.append(message)
+        self._unread_spans += len(message.spans)
+        while self._unread_spans > MAX_UNREAD_SPANS and len(self._unread) > 1:
+            dropped = len(self._unread.popleft().spans)
+            self._unread_spans -= dropped
+            self.dropped_unread += dropped
+
+    def _read(self) -> OrderedDict[str, _Trace]:
+        """The traces, with every unread batch added first (in the order they came)."""
+        while self._unread:
+            self.add(proto_spans(self._unread.popleft()))
+        self._unread_spans = 0
+        return self._traces
 
     def add(self, spans: Iterable[Span]) -> int:
         """Store `spans` (a span id seen again replaces the earlier one); returns how many."""
@@ -193,10 +228,10 @@ class TraceStore:
         return count
 
     def __len__(self) -> int:
-        return len(self._traces)
+        return len(self._read())
 
     def trace(self, trace_id: str) -> dict[str, Any] | None:
-        found = self._traces.get(trace_id.lower())
+        found = self._read().get(trace_id.lower())
         if found is None:
             return None
         spans = sorted(found.spans.values(), key=lambda s: (s.start_us, s.span_id))
@@ -208,7 +243,7 @@ class TraceStore:
 
     def summaries(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest `limit` traces (by start time), newest first."""
-        rows = [_summary(tid, list(t.spans.values())) for tid, t in self._traces.items()]
+        rows = [_summary(tid, list(t.spans.values())) for tid, t in self._read().items()]
         rows.sort(key=lambda r: r["startUs"], reverse=True)
         return rows[: max(0, limit)]
 
@@ -239,12 +274,11 @@ def add_routes(app: web.Application, store: TraceStore) -> None:
     async def zipkin(request: web.Request) -> web.Response:
         try:
             if request.content_type == "application/x-protobuf":
-                spans = zipkin_proto_spans(await request.read())
+                store.add_unread(parse_zipkin_proto(await request.read()))
             else:
-                spans = zipkin_spans(await request.json())
+                store.add(zipkin_spans(await request.json()))
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
-        store.add(spans)
         return web.Response(status=202)
 
     async def otlp(request: web.Request) -> web.Response:

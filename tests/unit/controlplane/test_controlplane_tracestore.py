@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plait.controlplane import tracestore
+from plait.controlplane import tracestore, zipkinproto
 from plait.controlplane.tracestore import Span, TraceStore, zipkin_spans
 
 
@@ -49,3 +49,37 @@ def test_zipkin_64_bit_ids_are_padded_and_bad_ids_refused() -> None:
     assert s.trace_id == "abc".rjust(32, "0") and s.span_id == "1".rjust(16, "0")
     with pytest.raises(ValueError):
         zipkin_spans([{"traceId": "xyz", "id": "1"}])
+
+
+def proto_batch(trace: int, spans: int) -> zipkinproto.ListOfSpans:
+    message = zipkinproto.ListOfSpans()
+    for i in range(spans):
+        message.spans.add(
+            trace_id=trace.to_bytes(16, "big"), id=(i + 1).to_bytes(8, "big"), timestamp=i
+        )
+    return message
+
+
+def test_unread_batches_join_the_store_in_order_when_it_is_read() -> None:
+    store = TraceStore(max_traces=2)
+    for trace in (1, 2, 3):
+        store.add_unread(proto_batch(trace, 3))
+    assert len(store) == 2  # read: trace 1 was evicted as it would have been at once
+    assert store.trace(f"{3:032x}")["spanCount"] == 3  # type: ignore[index]
+    assert store.trace(f"{1:032x}") is None
+
+
+def test_at_most_max_unread_spans_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracestore, "MAX_UNREAD_SPANS", 10)
+    store = TraceStore()
+    for trace in range(1, 6):
+        store.add_unread(proto_batch(trace, 4))  # 20 spans sent, 10 may wait
+    assert store.dropped_unread == 12  # the three oldest batches, never converted
+    assert {s["traceId"] for s in store.summaries()} == {f"{t:032x}" for t in (4, 5)}
+
+
+def test_a_protobuf_batch_with_a_bad_id_is_refused_whole() -> None:
+    message = proto_batch(1, 2)
+    message.spans[1].id = b"\x01"
+    with pytest.raises(ValueError, match="8-byte id"):
+        tracestore.parse_zipkin_proto(message.SerializeToString())
