@@ -24,7 +24,6 @@ from plait.analysis.regex import envoy_regex_problem
 from plait.analysis.report import finding
 from plait.api import Loaded, VirtualService
 from plait.api.common import StringMatch
-from plait.api.security import RequestAuthentication
 from plait.api.virtualservice import (
     Destination,
     HTTPMatchRequest,
@@ -59,25 +58,7 @@ def resource_problems(item: Loaded) -> list[ConfigMessage]:
         out += _nested_delegation(item, resource)
         out += _weights(item, resource)
     out += istio_problems(item)
-    out += _issuer_only(item)
     return out
-
-
-def _issuer_only(item: Loaded) -> list[ConfigMessage]:
-    resource = item.resource
-    if not isinstance(resource, RequestAuthentication):
-        return []
-    return [
-        finding(
-            item,
-            ["spec", "jwtRules", i],
-            f"no 'jwks' or 'jwksUri': Istio finds the keys by OpenID discovery of issuer "
-            f"'{rule.issuer}', which plait does not do yet; tokens of this issuer are "
-            "refused (401) until you set 'jwksUri'",
-        )
-        for i, rule in enumerate(resource.spec.jwt_rules)
-        if rule.jwks is None and rule.jwks_uri is None
-    ]
 
 
 def _regexes(value: Any, loc: Loc, *, star_is_present: bool) -> Iterator[tuple[Loc, str]]:

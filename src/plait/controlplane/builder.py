@@ -34,7 +34,9 @@ class SnapshotBuilder:
     def __call__(self, store: Store) -> MeshSnapshot:
         view, instances = store.config, store.instances
         self.version += 1
-        snapshot = build_snapshot(view.resources, instances, self.version, view.messages)
+        snapshot = build_snapshot(
+            view.resources, instances, self.version, view.messages, store.jwks_uris
+        )
         if self._warnings is None or self._warnings[0] is not view:
             self._warnings = (view, tuple(analyze(snapshot, view.resources)))
         mesh = snapshot.mesh

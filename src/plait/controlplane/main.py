@@ -1,7 +1,8 @@
 """The control plane process: sources → pipeline → MeshState → xDS server (and CA, status).
 
-Concurrency: one event loop, one task group. The pipeline's sources (the mesh directory
-and the workload registry, `plait.sources`) and its publishing loop are children of the
+Concurrency: one event loop, one task group. The pipeline's sources (the mesh directory,
+the workload registry and the OpenID discovery of JWT issuers, `plait.sources`; the last
+learns which issuers to resolve from each snapshot published) and its publishing loop are children of the
 group; the gRPC, CA and status servers run their own listeners and are stopped in
 reverse order on the way out. A source that fails is retried by the pipeline and shown
 in `/status`; a failure of the pipeline loop itself ends the group, and so the process,
@@ -28,8 +29,10 @@ from plait.controlplane.pipeline import Pipeline
 from plait.controlplane.security import MeshSecurity, SecurityOptions, workload_check
 from plait.controlplane.state import MeshState
 from plait.controlplane.tracestore import TraceStore
+from plait.model.snapshot import MeshSnapshot
 from plait.sources.events import Source
 from plait.sources.meshdir import MeshDirectorySource
+from plait.sources.oidc import OidcDiscovery, issuers
 from plait.sources.workloads import RegistrySource
 from plait.xds.server import AdsServer
 
@@ -56,10 +59,17 @@ async def serve(opts: ControlPlaneOptions, stop: asyncio.Event) -> None:
     builder = SnapshotBuilder()
     if opts.debug_port:
         builder.local_collector = (opts.host, opts.debug_port)
-    pipeline = Pipeline(local_sources(opts.root), builder)
+    discovery = OidcDiscovery()
+    pipeline = Pipeline([*local_sources(opts.root), discovery], builder)
     try:
         async with contextlib.AsyncExitStack() as servers, asyncio.TaskGroup() as tg:
             state = MeshState(await pipeline.start(tg))
+            discovery.want(issuers(state.snapshot))
+
+            async def publish(snapshot: MeshSnapshot) -> int:
+                discovery.want(issuers(snapshot))  # the issuers of the config in force
+                return await state.publish(snapshot)
+
             metrics = ControlPlaneMetrics()
             server = AdsServer(state, observer=metrics.xds)
             security = None
@@ -79,7 +89,7 @@ async def serve(opts: ControlPlaneOptions, stop: asyncio.Event) -> None:
             servers.push_async_callback(debug.stop)
             if builder.local_collector != (opts.host, debug_port):  # port 0: known only now
                 builder.local_collector = (opts.host, debug_port)
-                await state.publish(await asyncio.to_thread(builder, pipeline.store))
+                await publish(await asyncio.to_thread(builder, pipeline.store))
             log.info(
                 "control plane: xds %s:%d (%s), status http://%s:%d/status, metrics /metrics",
                 opts.host,
@@ -88,7 +98,7 @@ async def serve(opts: ControlPlaneOptions, stop: asyncio.Event) -> None:
                 opts.host,
                 debug_port,
             )
-            tg.create_task(pipeline.run(state.publish), name="pipeline")
+            tg.create_task(pipeline.run(publish), name="pipeline")
             tg.create_task(until(stop), name="until stopped")
     except* Stopped:
         pass

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from plait.aio import Backoff, retry
@@ -28,6 +28,7 @@ from plait.model.snapshot import MeshSnapshot
 from plait.sources.directory import ConfigView
 from plait.sources.events import (
     ConfigChanged,
+    JwksUrisDiscovered,
     Source,
     SourceEvent,
     WorkloadsChanged,
@@ -52,6 +53,7 @@ class Store:
 
     configs: dict[str, ConfigView] = field(default_factory=dict)
     workloads: dict[str, tuple[WorkloadInstance, ...]] = field(default_factory=dict)
+    discovered: dict[str, Mapping[str, str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
     def apply(self, event: SourceEvent) -> bool:
@@ -63,6 +65,10 @@ class Store:
         if isinstance(event, WorkloadsChanged):
             changed = self.workloads.get(event.source) != event.instances
             self.workloads[event.source] = event.instances
+            return changed
+        if isinstance(event, JwksUrisDiscovered):
+            changed = self.discovered.get(event.source) != event.jwks_uris
+            self.discovered[event.source] = event.jwks_uris
             return changed
         if event.message is None:
             self.errors.pop(event.source, None)
@@ -81,6 +87,11 @@ class Store:
             tuple(m for v in views for m in v.messages),
             tuple(k for v in views for k in v.kept),
         )
+
+    @property
+    def jwks_uris(self) -> dict[str, str]:
+        """Every discovery source's issuer → `jwks_uri`, merged."""
+        return {k: v for found in self.discovered.values() for k, v in found.items()}
 
     @property
     def instances(self) -> tuple[WorkloadInstance, ...]:

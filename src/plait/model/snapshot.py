@@ -81,6 +81,8 @@ class MeshSnapshot:
     request_authentications: tuple[Loaded[RequestAuthentication], ...] = ()
     messages: tuple[ConfigMessage, ...] = ()
     mesh: MeshSettings = field(default_factory=MeshSettings)  # the mesh ConfigMap's settings
+    # issuer → jwks_uri found by OpenID discovery (sources.oidc), for issuer-only jwtRules
+    discovered_jwks_uris: Mapping[str, str] = field(default_factory=dict)
     # indexes, derived in build_snapshot
     rules_by_host: Mapping[str, HostRules] = field(default_factory=dict)
     orphan_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
@@ -321,8 +323,10 @@ def build_snapshot(
     instances: Sequence[WorkloadInstance],
     version: int,
     messages: Sequence[ConfigMessage] = (),
+    discovered_jwks_uris: Mapping[str, str] | None = None,
 ) -> MeshSnapshot:
-    """Index validated config and the running instances into one snapshot."""
+    """Index validated config and the running instances into one snapshot
+    (`discovered_jwks_uris`: what OpenID discovery found, issuer → jwks_uri)."""
     kinds = _ByKind(config)
     services, endpoints = _registry(kinds, _InstanceIndex(instances))
     virtual_services = _by_name(kinds.of(VirtualService))
@@ -352,6 +356,7 @@ def build_snapshot(
         request_authentications=authn,
         messages=(*messages, *derived),
         mesh=mesh_settings(kinds.of(ConfigMap)),
+        discovered_jwks_uris=dict(discovered_jwks_uris or {}),
         rules_by_host=rules_by_host,
         orphan_hosts=orphans,
         routing=VirtualServiceIndex.build(virtual_services, vs_hosts),

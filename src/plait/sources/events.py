@@ -18,7 +18,7 @@ CRDs and Services it watches and `WorkloadsChanged` for Pods and EndpointSlices.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +51,19 @@ class WorkloadsChanged:
 
 
 @dataclass(frozen=True)
+class JwksUrisDiscovered:
+    """The `jwks_uri` of each issuer whose OpenID discovery document was read (issuer →
+    URI), for RequestAuthentication rules that give neither `jwks` nor `jwksUri`."""
+
+    source: str
+    jwks_uris: Mapping[str, str]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("discovery", self.source)
+
+
+@dataclass(frozen=True)
 class SourceError:
     """The source cannot read its input (`message`), or can again (`None`); its last
     good state stays in force meanwhile."""
@@ -63,7 +76,7 @@ class SourceError:
         return ("error", self.source)
 
 
-SourceEvent = ConfigChanged | WorkloadsChanged | SourceError
+SourceEvent = ConfigChanged | WorkloadsChanged | JwksUrisDiscovered | SourceError
 Emit = Callable[[SourceEvent], None]
 
 

@@ -28,6 +28,12 @@ under that same name (`jwks_clusters`): STATIC for an IP, STRICT_DNS for a name,
 verified against the system CAs for https. The fetch is asynchronous (`fast_listener`),
 so an unreachable JWKS server never holds a listener back; until keys arrive every token
 fails (401) and requests without a token pass.
+
+A rule with only `issuer` gets its keys by OpenID discovery, as in Istio: the control
+plane reads `<issuer>/.well-known/openid-configuration` (`sources.oidc`, I/O outside
+translation) and the snapshot carries the `jwks_uri` found (`discovered_jwks_uris`), which
+is then used exactly like a `jwksUri` the rule gave. Until discovery succeeds the rule
+fails closed with PUBLIC_ONLY_JWKS.
 """
 
 from __future__ import annotations
@@ -125,6 +131,17 @@ def _rules(items: Sequence[Loaded]) -> list[JwtRule]:
     return sorted(rules, key=lambda r: r.issuer)  # stable: snapshot order within an issuer
 
 
+def rule_jwks_uri(snapshot: MeshSnapshot, rule: JwtRule) -> str | None:
+    """Where Envoy fetches the rule's keys: its `jwksUri`, or (with neither `jwks` nor
+    `jwksUri`) the one OpenID discovery found for its issuer; None for inline keys or
+    before discovery succeeded."""
+    if rule.jwks is not None:
+        return None
+    if rule.jwks_uri is not None:
+        return rule.jwks_uri
+    return snapshot.discovered_jwks_uris.get(rule.issuer)
+
+
 def _provider(snapshot: MeshSnapshot, rule: JwtRule) -> jwt_pb2.JwtProvider:
     provider = jwt_pb2.JwtProvider(
         issuer=rule.issuer,
@@ -145,13 +162,14 @@ def _provider(snapshot: MeshSnapshot, rule: JwtRule) -> jwt_pb2.JwtProvider:
             for c in rule.output_claim_to_headers
         ],
     )
+    uri = rule_jwks_uri(snapshot, rule)
     if rule.jwks is not None:
         usable = has_usable_key(rule.jwks)
         provider.local_jwks.inline_string = rule.jwks if usable else PUBLIC_ONLY_JWKS
-    elif rule.jwks_uri is None:  # keys by OpenID discovery, which plait does not do yet
+    elif uri is None:  # keys by OpenID discovery, which has not succeeded (yet)
         provider.local_jwks.inline_string = PUBLIC_ONLY_JWKS
     else:
-        source = jwks_source(snapshot, rule.jwks_uri)
+        source = jwks_source(snapshot, uri)
         timeout = (
             pbtime.duration(rule.timeout)
             if rule.timeout is not None
@@ -159,9 +177,7 @@ def _provider(snapshot: MeshSnapshot, rule: JwtRule) -> jwt_pb2.JwtProvider:
         )
         provider.remote_jwks.CopyFrom(
             jwt_pb2.RemoteJwks(
-                http_uri=http_uri_pb2.HttpUri(
-                    uri=rule.jwks_uri, cluster=source.cluster, timeout=timeout
-                ),
+                http_uri=http_uri_pb2.HttpUri(uri=uri, cluster=source.cluster, timeout=timeout),
                 cache_duration=duration_pb2.Duration(seconds=JWKS_CACHE_SECONDS),
                 async_fetch=jwt_pb2.JwksAsyncFetch(fast_listener=True),
             )
@@ -275,9 +291,10 @@ def jwks_clusters(snapshot: MeshSnapshot, items: Sequence[Loaded]) -> list[clust
     """Clusters for the `jwksUri` hosts of `items` that are not mesh services (deduplicated)."""
     built: dict[str, cluster_pb2.Cluster] = {}
     for rule in _rules(items):
-        if rule.jwks is not None or rule.jwks_uri is None:
+        uri = rule_jwks_uri(snapshot, rule)
+        if uri is None:
             continue
-        source = jwks_source(snapshot, rule.jwks_uri)
+        source = jwks_source(snapshot, uri)
         if not source.in_mesh and source.cluster not in built:
             built[source.cluster] = jwks_cluster(source)
     return [built[name] for name in sorted(built)]
@@ -322,4 +339,5 @@ __all__ = [
     "jwks_source",
     "jwt_authentication",
     "jwt_filter",
+    "rule_jwks_uri",
 ]

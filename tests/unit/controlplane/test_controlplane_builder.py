@@ -10,6 +10,7 @@ from sourcekit import Inputs
 
 from plait.model.labels import Labels
 from plait.model.registry import PortMap, ServicePort, WorkloadInstance
+from plait.sources.events import JwksUrisDiscovered
 from plait.sources.workloads import registry_path, write_registry
 
 SERVICE = """apiVersion: v1
@@ -127,3 +128,14 @@ def test_snapshots_are_versioned_and_carry_kept_resources(root: Path) -> None:
     assert sorted(snap.services) == ["a.default.svc.cluster.local"]  # last good
     assert watcher.kept == (f"Service/default/a ({root / 'a.yaml'})",)
     assert [m.file for m in snap.messages] == [str(root / "a.yaml")]
+
+
+def test_discovered_jwks_uris_are_a_snapshot_input(tmp_path: Path) -> None:
+    inputs = Inputs(tmp_path)
+    assert inputs.snapshot().discovered_jwks_uris == {}
+    found = {"https://idp.example": "https://idp.example/keys"}
+    assert inputs.store.apply(JwksUrisDiscovered("oidc", found))
+    assert not inputs.store.apply(JwksUrisDiscovered("oidc", dict(found)))  # no change
+    assert inputs.snapshot().discovered_jwks_uris == found
+    assert inputs.store.apply(JwksUrisDiscovered("oidc", {}))
+    assert inputs.snapshot().discovered_jwks_uris == {}

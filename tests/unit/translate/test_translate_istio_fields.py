@@ -5,9 +5,11 @@ accounts, `istio.io/dry-run` as Go's ParseBool reads it, JWT `presence`,
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from envoy.extensions.filters.http.jwt_authn.v3.config_pb2 import JwtAuthentication
 from envoy.extensions.path.match.uri_template.v3 import uri_template_match_pb2
 from google.protobuf import json_format
 from translate_kit import clusters, sidecar, snapshot
@@ -145,6 +147,31 @@ def test_issuer_only_fails_tokens_closed_and_empty_issuer_checks_none() -> None:
     providers = config["providers"]
     assert providers["origins-1"]["localJwks"]["inlineString"] == PUBLIC_ONLY_JWKS
     assert "issuer" not in providers["origins-0"]  # sorted: '' first; no issuer check
+
+
+def test_issuer_only_uses_the_discovered_jwks_uri_and_its_cluster() -> None:
+    snap = dataclasses.replace(
+        snapshot(RA.format(rules="[{issuer: 'http://127.0.0.1:9000/idp'}]")),
+        discovered_jwks_uris={"http://127.0.0.1:9000/idp": "http://127.0.0.1:9001/keys"},
+    )
+    config = json_format.MessageToDict(
+        jwt_authentication(snap, snap.request_authentications) or JwtAuthentication()
+    )
+    remote = config["providers"]["origins-0"]["remoteJwks"]
+    cluster = "outbound|9001||127.0.0.1"
+    assert remote["httpUri"] == {
+        "uri": "http://127.0.0.1:9001/keys",
+        "cluster": cluster,
+        "timeout": "5s",
+    }
+    assert [c.name for c in jwks_clusters(snap, snap.request_authentications)] == [cluster]
+    # another issuer's discovery does not apply
+    other = dataclasses.replace(snap, discovered_jwks_uris={"http://elsewhere": "http://x/k"})
+    config = json_format.MessageToDict(
+        jwt_authentication(other, other.request_authentications) or JwtAuthentication()
+    )
+    assert config["providers"]["origins-0"]["localJwks"]["inlineString"] == PUBLIC_ONLY_JWKS
+    assert jwks_clusters(other, other.request_authentications) == []
 
 
 def test_envoy_accepts_the_new_fields(tmp_path: Path) -> None:
