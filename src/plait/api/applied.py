@@ -170,6 +170,24 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         "spec.action",
     ),
     "RequestAuthentication": (*ALWAYS, "spec.*"),
+    # telemetry.istio.io: model/telemetry.py (precedence), translate/telemetryapi.py.
+    "Telemetry": (
+        *ALWAYS,
+        "spec.selector",
+        "spec.targetRef",
+        "spec.targetRefs",
+        "spec.tracing[].match",
+        "spec.tracing[].providers",
+        "spec.tracing[].randomSamplingPercentage",
+        "spec.tracing[].disableSpanReporting",
+        "spec.tracing[].customTags",
+        "spec.accessLogging[].match",
+        "spec.accessLogging[].providers",
+        "spec.accessLogging[].disabled",
+        "spec.accessLogging[].filter",
+        "spec.metrics[].overrides[].match",
+        "spec.metrics[].overrides[].disabled",
+    ),
     # plait's own RateLimit: every field is applied (translate/ratelimit.py).
     "RateLimit": (*ALWAYS, "spec.*"),
     # Kubernetes kinds: plait models only what it uses, so all of the model is applied.

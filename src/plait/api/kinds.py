@@ -21,6 +21,7 @@ from plait.api.security import (
     RequestAuthentication,
 )
 from plait.api.serviceentry import ServiceEntry
+from plait.api.telemetry import TELEMETRY_VERSIONS, Telemetry
 from plait.api.virtualservice import NETWORKING_VERSIONS, VirtualService
 
 Resource = (
@@ -35,6 +36,7 @@ Resource = (
     | PeerAuthentication
     | AuthorizationPolicy
     | RequestAuthentication
+    | Telemetry
 )
 """Every resource model; each has `api_version`, `kind`, `metadata` and (not ConfigMap) `spec`."""
 
@@ -50,6 +52,7 @@ ResourceModel = (
     | type[PeerAuthentication]
     | type[AuthorizationPolicy]
     | type[RequestAuthentication]
+    | type[Telemetry]
 )
 
 
@@ -83,6 +86,7 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("AuthorizationPolicy", SECURITY_VERSIONS, AuthorizationPolicy),
         KindInfo("PeerAuthentication", SECURITY_VERSIONS, PeerAuthentication),
         KindInfo("RequestAuthentication", SECURITY_VERSIONS, RequestAuthentication),
+        KindInfo("Telemetry", TELEMETRY_VERSIONS, Telemetry),
     )
 }
 

@@ -41,6 +41,7 @@ _KEEP = frozenset(
         "maxLength",
         "minItems",
         "maxItems",
+        "pattern",
     ]
 )
 _DROP = frozenset(["title", "description", "default", "examples", "propertyNames"])
@@ -107,6 +108,7 @@ NAMES: dict[str, CrdNames] = {
         (Column("Mode", ".spec.mtls.mode", "The mTLS mode of peer authentication."), AGE),
     ),
     "RequestAuthentication": CrdNames("requestauthentications", ("ra",)),
+    "Telemetry": CrdNames("telemetries", ("telemetry",)),
     "RateLimit": CrdNames(
         "ratelimits",
         ("rl",),
@@ -191,6 +193,10 @@ def structural(
             elif isinstance(value, dict):
                 out[key] = structural(value, defs, f"{path}.*", seen)
             # False: unknown fields are pruned by the API server (and refused by strict apply).
+        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
+            # JSON Schema's bound (a number) is OpenAPI v3.0's boolean next to minimum/maximum
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         elif key in _KEEP:
             out[key] = value
         else:

@@ -33,6 +33,7 @@ from plait.api.security import (
     PolicyTargetReference,
     RequestAuthentication,
 )
+from plait.api.telemetry import Telemetry
 from plait.model.proxy import Proxy, ProxyKind
 from plait.model.registry import service_hostname
 from plait.model.snapshot import MeshSnapshot
@@ -71,7 +72,7 @@ class PoliciesByAction:
         return not (self.deny or self.allow or self.audit or self.custom)
 
 
-Policy = AuthorizationPolicy | RequestAuthentication
+Policy = AuthorizationPolicy | RequestAuthentication | Telemetry
 
 
 def target_refs(spec: _Targetable) -> tuple[PolicyTargetReference, ...]:
@@ -82,7 +83,8 @@ def target_refs(spec: _Targetable) -> tuple[PolicyTargetReference, ...]:
 
 
 def applies_to(snapshot: MeshSnapshot, item: Loaded[Policy], proxy: Proxy) -> bool:
-    """True when the AuthorizationPolicy or RequestAuthentication `item` applies to proxy."""
+    """True when the AuthorizationPolicy, RequestAuthentication or Telemetry `item` applies
+    to proxy."""
     resource = item.resource
     namespace = resource.metadata.namespace
     spec = resource.spec

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from plait.api import Loaded
-from plait.api.meshconfig import ConfigMap, MeshConfig
+from plait.api.meshconfig import ConfigMap, ExtensionProvider, MeshConfig
 
 
 class OutboundMode(StrEnum):
@@ -57,6 +57,11 @@ class TracingSettings:
     enabled: bool = True
     sampling: float = DEFAULT_SAMPLING  # percent of requests that start a trace
     collector: TraceCollector | None = None  # None: the control plane's own store
+    # every zipkin/opentelemetry extension provider by name (a Telemetry may choose one)
+    providers: tuple[tuple[str, TraceCollector], ...] = ()
+
+    def provider(self, name: str) -> TraceCollector | None:
+        return dict(self.providers).get(name)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class MeshSettings:
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     root_namespace: str = ROOT_NAMESPACE
     tracing: TracingSettings = TracingSettings()
+    # extensionProviders that are Envoy file access logs (`envoyFileAccessLog`), by name
+    file_log_providers: frozenset[str] = frozenset()
 
 
 def with_local_collector(settings: MeshSettings, host: str, port: int) -> MeshSettings:
@@ -89,16 +96,11 @@ def tracing_settings(mesh: MeshConfig) -> TracingSettings:
     sampling = proxy.sampling if proxy is not None and proxy.sampling is not None else None
     collector: TraceCollector | None = None
     chosen = mesh.default_providers.tracing if mesh.default_providers is not None else ()
-    providers = {p.name: p for p in mesh.extension_providers}
+    providers = {
+        p.name: c for p in mesh.extension_providers if (c := provider_collector(p)) is not None
+    }
     for name in chosen[:1]:
-        provider = providers[name]
-        if provider.opentelemetry is not None:
-            svc = provider.opentelemetry
-            collector = TraceCollector(TraceExport.OTLP, svc.service, svc.port)
-        elif provider.zipkin is not None:
-            collector = TraceCollector(
-                TraceExport.ZIPKIN, provider.zipkin.service, provider.zipkin.port
-            )
+        collector = providers.get(name)
     if collector is None and proxy is not None and proxy.zipkin and proxy.zipkin.address:
         split = _split_address(proxy.zipkin.address)
         if split is not None:
@@ -107,7 +109,18 @@ def tracing_settings(mesh: MeshConfig) -> TracingSettings:
         enabled=mesh.enable_tracing is not False,
         sampling=DEFAULT_SAMPLING if sampling is None else sampling,
         collector=collector,
+        providers=tuple(sorted(providers.items())),
     )
+
+
+def provider_collector(provider: ExtensionProvider) -> TraceCollector | None:
+    """The collector of a `zipkin` or `opentelemetry` extension provider, else None."""
+    if provider.opentelemetry is not None:
+        svc = provider.opentelemetry
+        return TraceCollector(TraceExport.OTLP, svc.service, svc.port)
+    if provider.zipkin is not None:
+        return TraceCollector(TraceExport.ZIPKIN, provider.zipkin.service, provider.zipkin.port)
+    return None
 
 
 def mesh_settings(config: Iterable[Loaded]) -> MeshSettings:
@@ -121,5 +134,10 @@ def mesh_settings(config: Iterable[Loaded]) -> MeshSettings:
                     outbound_mode=OutboundMode(mesh.outbound_mode),
                     trust_domain=mesh.trust_domain or DEFAULT_TRUST_DOMAIN,
                     tracing=tracing_settings(mesh),
+                    file_log_providers=frozenset(
+                        p.name
+                        for p in mesh.extension_providers
+                        if "envoyFileAccessLog" in (p.model_extra or {})
+                    ),
                 )
     return MeshSettings()

@@ -32,6 +32,7 @@ from plait.api.kinds import Resource
 from plait.api.meshconfig import ConfigMap
 from plait.api.ratelimit import RateLimit
 from plait.api.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
+from plait.api.telemetry import Telemetry
 from plait.errors import ConfigMessage
 from plait.model.indexes import (
     MESH_GATEWAY,
@@ -79,6 +80,7 @@ class MeshSnapshot:
     peer_authentications: tuple[Loaded[PeerAuthentication], ...] = ()
     authorization_policies: tuple[Loaded[AuthorizationPolicy], ...] = ()
     request_authentications: tuple[Loaded[RequestAuthentication], ...] = ()
+    telemetries: tuple[Loaded[Telemetry], ...] = ()  # by namespace, name (model.telemetry)
     messages: tuple[ConfigMessage, ...] = ()
     mesh: MeshSettings = field(default_factory=MeshSettings)  # the mesh ConfigMap's settings
     # issuer → jwks_uri found by OpenID discovery (sources.oidc), for issuer-only jwtRules
@@ -354,6 +356,7 @@ def build_snapshot(
         peer_authentications=peer,
         authorization_policies=authz,
         request_authentications=authn,
+        telemetries=_by_name(kinds.of(Telemetry)),
         messages=(*messages, *derived),
         mesh=mesh_settings(kinds.of(ConfigMap)),
         discovered_jwks_uris=dict(discovered_jwks_uris or {}),

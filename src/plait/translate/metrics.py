@@ -46,7 +46,7 @@ upstream host, no TLS) yields an empty tag, which the exporter writes as Istio's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from envoy.config.accesslog.v3 import accesslog_pb2
@@ -275,8 +275,9 @@ def serving_service(snapshot: MeshSnapshot, proxy: Proxy) -> Service | None:
     return selecting[0] if selecting else None
 
 
-def stats_logger(tags: Tags) -> accesslog_pb2.AccessLog:
-    """The stats access logger counting one request in Istio's four families."""
+def stats_logger(tags: Tags, skip: Collection[str] = ()) -> accesslog_pb2.AccessLog | None:
+    """The stats access logger counting one request in Istio's four families, but those
+    named in `skip` (disabled by a Telemetry); None when every family is skipped."""
 
     def stat(name: str) -> stats_pb2.Config.Stat:
         return stats_pb2.Config.Stat(
@@ -284,15 +285,19 @@ def stats_logger(tags: Tags) -> accesslog_pb2.AccessLog:
         )
 
     unit = stats_pb2.Config.Histogram
+    histograms = [
+        unit(stat=stat(DURATION), unit=unit.Milliseconds, value_format="%DURATION%"),
+        unit(stat=stat(REQUEST_BYTES), unit=unit.Bytes, value_format="%BYTES_RECEIVED%"),
+        unit(stat=stat(RESPONSE_BYTES), unit=unit.Bytes, value_format="%BYTES_SENT%"),
+    ]
+    counters = [stats_pb2.Config.Counter(stat=stat(REQUESTS), value_fixed={"value": 1})]
     config = stats_pb2.Config(
         stat_prefix=STAT_PREFIX,
-        counters=[stats_pb2.Config.Counter(stat=stat(REQUESTS), value_fixed={"value": 1})],
-        histograms=[
-            unit(stat=stat(DURATION), unit=unit.Milliseconds, value_format="%DURATION%"),
-            unit(stat=stat(REQUEST_BYTES), unit=unit.Bytes, value_format="%BYTES_RECEIVED%"),
-            unit(stat=stat(RESPONSE_BYTES), unit=unit.Bytes, value_format="%BYTES_SENT%"),
-        ],
+        counters=[c for c in counters if c.stat.name not in skip],
+        histograms=[h for h in histograms if h.stat.name not in skip],
     )
+    if not config.counters and not config.histograms:
+        return None
     log = accesslog_pb2.AccessLog(name=STATS_LOGGER)
     log.typed_config.Pack(config)
     return log
@@ -366,31 +371,42 @@ def _hcms(listener: listener_pb2.Listener) -> Iterable[tuple[listener_pb2.Filter
                 yield chain, network_filter
 
 
-def _instrument(network_filter: Any, tags: Tags, claim: str | None) -> None:
+def _instrument(
+    network_filter: Any, tags: Tags, claim: str | None, skip: Collection[str] = ()
+) -> None:
     hcm = hcm_pb2.HttpConnectionManager()
     network_filter.typed_config.Unpack(hcm)
     hcm.http_filters.insert(0, protocol_filter())
-    hcm.access_log.append(stats_logger(tags))
+    logger = stats_logger(tags, skip)
+    if logger is not None:
+        hcm.access_log.append(logger)
     if claim is not None:
         peer.stamp(hcm, claim, PEER_HEADER)
     network_filter.typed_config.Pack(hcm)
 
 
-def count_outbound(listener: listener_pb2.Listener, proxy: Proxy) -> listener_pb2.Listener:
+def count_outbound(
+    listener: listener_pb2.Listener, proxy: Proxy, skip: Collection[str] = ()
+) -> listener_pb2.Listener:
     """Count the requests of every HCM of a sidecar's outbound listener or a gateway's
-    listener as source reports, and stamp the proxy's claim on them; returns it."""
+    listener as source reports (but the families in `skip`), and stamp the proxy's claim
+    on them; returns it."""
     claim, tags = peer_claim(proxy), source_tags(proxy)
     for _chain, network_filter in _hcms(listener):
-        _instrument(network_filter, tags, claim)
+        _instrument(network_filter, tags, claim, skip)
     return listener
 
 
 def count_inbound(
-    listener: listener_pb2.Listener, proxy: Proxy, service: Service | None, mtls_chain: str
+    listener: listener_pb2.Listener,
+    proxy: Proxy,
+    service: Service | None,
+    mtls_chain: str,
+    skip: Collection[str] = (),
 ) -> listener_pb2.Listener:
-    """Count the requests of a sidecar's inbound listener as destination reports; the
-    chain named `mtls_chain` serves mTLS callers. Returns the listener."""
+    """Count the requests of a sidecar's inbound listener as destination reports (but the
+    families in `skip`); the chain named `mtls_chain` serves mTLS callers. Returns it."""
     for chain, network_filter in _hcms(listener):
         tags = destination_tags(proxy, service, mtls=chain.name == mtls_chain)
-        _instrument(network_filter, tags, None)
+        _instrument(network_filter, tags, None, skip)
     return listener

@@ -21,6 +21,7 @@ from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
 from plait.model.proxy import Proxy, ProxyKind
 from plait.model.snapshot import MeshSnapshot
+from plait.model.telemetry import Side, telemetry_for
 from plait.translate import (
     accesslog,
     clusters,
@@ -35,6 +36,7 @@ from plait.translate import (
     mtls,
     names,
     peer,
+    telemetryapi,
     tracing,
     vhosts,
 )
@@ -136,9 +138,14 @@ class Translator:
             Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
         ]
         guards = security_filters(self.snapshot, proxy)  # authn/authz for what it serves
-        traced = tracing.tracing_for(self.snapshot.mesh.tracing, proxy)
+        mesh, tel = self.snapshot.mesh, telemetry_for(self.snapshot, proxy)
+        own += [Resource.pack(c.name, c) for c in telemetryapi.collector_clusters(mesh, tel)]
+        traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
+        client_skip = telemetryapi.skipped_metrics(tel, Side.CLIENT)
         if proxy.kind == ProxyKind.GATEWAY:
-            gateway_log = accesslog.for_proxy(proxy, accesslog.Direction.GATEWAY)
+            gateway_log = telemetryapi.access_log_for(
+                mesh, tel, proxy, Side.CLIENT, accesslog.Direction.GATEWAY
+            )
             for number, (port, tables) in self._gateway_routes.items():
                 host_port = proxy.host_port_for_gateway_port(number)
                 if host_port is None:
@@ -147,18 +154,20 @@ class Translator:
                     port, proxy.address, host_port, guards, gateway_log
                 )
                 tracing.apply(lis, traced)
-                metrics.count_outbound(lis, proxy)
+                metrics.count_outbound(lis, proxy, client_skip)
                 own += [Resource.pack(lis.name, lis), *tables]
             return self._assemble(proxy, own)
         if proxy.outbound_port is not None:
             lis = listeners.outbound_listener(
                 proxy.address,
                 proxy.outbound_port,
-                accesslog.for_proxy(proxy, accesslog.Direction.OUTBOUND),
+                telemetryapi.access_log_for(
+                    mesh, tel, proxy, Side.CLIENT, accesslog.Direction.OUTBOUND
+                ),
                 peer.source_workload(proxy),
             )
             tracing.apply(lis, traced)
-            metrics.count_outbound(lis, proxy)
+            metrics.count_outbound(lis, proxy, client_skip)
             own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy)]
         if proxy.inbound_port is not None and proxy.app_port is not None:
             protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
@@ -172,11 +181,14 @@ class Translator:
                 table.name,
                 mode,
                 guards,
-                accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
+                telemetryapi.access_log_for(
+                    mesh, tel, proxy, Side.SERVER, accesslog.Direction.INBOUND
+                ),
             )
-            tracing.apply(lis, traced)
+            tracing.apply(lis, telemetryapi.tracing_for(mesh, tel, proxy, Side.SERVER))
             service = metrics.serving_service(self.snapshot, proxy)
-            metrics.count_inbound(lis, proxy, service, names.INBOUND_MTLS_CHAIN)
+            server_skip = telemetryapi.skipped_metrics(tel, Side.SERVER)
+            metrics.count_inbound(lis, proxy, service, names.INBOUND_MTLS_CHAIN, server_skip)
             own += [
                 Resource.pack(app.name, app),
                 Resource.pack(lis.name, lis),

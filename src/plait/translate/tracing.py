@@ -65,12 +65,14 @@ def service_name(proxy: Proxy) -> str:
     return f"{proxy.workload}.{proxy.namespace}"
 
 
-def collector_cluster(settings: TracingSettings) -> cluster_pb2.Cluster | None:
+def collector_cluster(
+    settings: TracingSettings, name: str = COLLECTOR_CLUSTER
+) -> cluster_pb2.Cluster | None:
     """The cluster spans are exported to; None when tracing is off or has no collector."""
     collector = settings.collector
     if not settings.enabled or collector is None:
         return None
-    cluster = host_cluster(COLLECTOR_CLUSTER, collector.host, collector.port, 1)
+    cluster = host_cluster(name, collector.host, collector.port, 1)
     if collector.export is TraceExport.OTLP:
         options = upstream_http_pb2.HttpProtocolOptions(
             explicit_http_config=upstream_http_pb2.HttpProtocolOptions.ExplicitHttpConfig(
@@ -81,23 +83,23 @@ def collector_cluster(settings: TracingSettings) -> cluster_pb2.Cluster | None:
     return cluster
 
 
-def _provider(collector: TraceCollector, proxy: Proxy) -> http_tracer_pb2.Tracing.Http:
+def _provider(
+    collector: TraceCollector, proxy: Proxy, cluster: str
+) -> http_tracer_pb2.Tracing.Http:
     provider = http_tracer_pb2.Tracing.Http()
     if collector.export is TraceExport.OTLP:
         provider.name = OTEL_TRACER
         provider.typed_config.Pack(
             opentelemetry_pb2.OpenTelemetryConfig(
                 grpc_service=grpc_service_pb2.GrpcService(
-                    envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(
-                        cluster_name=COLLECTOR_CLUSTER
-                    )
+                    envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=cluster)
                 ),
                 service_name=service_name(proxy),
             )
         )
         return provider
     zipkin = zipkin_pb2.ZipkinConfig(
-        collector_cluster=COLLECTOR_CLUSTER,
+        collector_cluster=cluster,
         collector_endpoint=ZIPKIN_PATH,
         collector_endpoint_version=(
             zipkin_pb2.ZipkinConfig.HTTP_PROTO
@@ -115,13 +117,15 @@ def _provider(collector: TraceCollector, proxy: Proxy) -> http_tracer_pb2.Tracin
 
 
 def tracing_for(
-    settings: TracingSettings, proxy: Proxy
+    settings: TracingSettings, proxy: Proxy, cluster: str = COLLECTOR_CLUSTER
 ) -> hcm_pb2.HttpConnectionManager.Tracing | None:
-    """The HCM tracing config for `proxy`'s listeners; None when tracing is off."""
+    """The HCM tracing config for `proxy`'s listeners (spans sent through `cluster`);
+    None when tracing is off."""
     collector = settings.collector
     if not settings.enabled or collector is None:
         return None
-    tracing = hcm_pb2.HttpConnectionManager.Tracing(provider=_provider(collector, proxy))
+    provider = _provider(collector, proxy, cluster)
+    tracing = hcm_pb2.HttpConnectionManager.Tracing(provider=provider)
     tracing.random_sampling.value = settings.sampling
     for tag, value in (
         ("istio.namespace", proxy.namespace),

@@ -94,7 +94,8 @@ def test_base_chart_renders_the_generated_crds() -> None:
     crds = {name for kind, name in docs if kind == "CustomResourceDefinition"}
     assert "virtualservices.networking.istio.io" in crds
     assert "ratelimits.policy.plait.dev" in crds
-    assert len(crds) == 8
+    assert "telemetries.telemetry.istio.io" in crds
+    assert len(crds) == 9
     for (_kind, _name), doc in docs.items():
         assert doc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert objects(template("base", "crds.enabled=false")) == {}

@@ -23,6 +23,7 @@ ISTIO_STORAGE = {  # Istio's manifests/charts/base/files/crd-all.gen.yaml
     "AuthorizationPolicy": ("v1", {"v1", "v1beta1"}),
     "PeerAuthentication": ("v1", {"v1", "v1beta1"}),
     "RequestAuthentication": ("v1", {"v1", "v1beta1"}),
+    "Telemetry": ("v1", {"v1", "v1alpha1"}),
     "RateLimit": ("v1alpha1", {"v1alpha1"}),
 }
 
