@@ -18,6 +18,7 @@ from plait.analysis.reachability import unreachable_rules
 from plait.analysis.references import reference_problems
 from plait.analysis.resource import resource_problems
 from plait.analysis.security import security_problems
+from plait.analysis.telemetry import telemetry_problems
 from plait.api import Loaded, LoadResult
 from plait.errors import ConfigMessage, Severity
 from plait.model.snapshot import MeshSnapshot
@@ -45,6 +46,7 @@ def analyze(snapshot: MeshSnapshot, config: Sequence[Loaded] | None = None) -> l
     for item in snapshot.virtual_services:
         out += unreachable_rules(item)
     out += host_conflicts(snapshot)
+    out += telemetry_problems(snapshot)
     if config is not None:
         out += security_problems(snapshot, config)
     return out

@@ -63,7 +63,7 @@ def _tracing_settings(
     if choice.provider is not None:
         collector = mesh.provider(choice.provider)
         if collector is None:
-            return None  # names no tracing provider (analysis reports it)
+            return None  # names no tracing provider (analysis.telemetry warns)
         if collector != mesh.collector:
             cluster = provider_cluster(choice.provider)
         settings = replace(settings, collector=collector, enabled=True)
