@@ -1,7 +1,8 @@
 """OpenID discovery for an issuer-only RequestAuthentication rule, end to end: an
 OIDC-like issuer served by the test on loopback (discovery document + JWKS), the control
 plane reading its `jwks_uri`, the sidecar's Envoy fetching the keys from it, and real
-JWTs through it: a token signed by the issuer's key gets 200, a forged one 401."""
+JWTs through it: a token signed by the issuer's key gets 200, a forged one 401; an
+issuer without a discovery document is shown in the control plane's status."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ kind: RequestAuthentication
 metadata: {{name: echo-oidc}}
 spec:
   selector: {{matchLabels: {{app: echo}}}}
-  jwtRules: [{{issuer: "{issuer}"}}]
+  jwtRules: [{{issuer: "{issuer}"}}, {{issuer: "{issuer}/missing"}}]
 """
 
 
@@ -111,3 +112,6 @@ async def test_issuer_only_rule_gets_keys_by_openid_discovery(lab: Lab, issuer: 
         forged = await lab.send(f"{ECHO}/ok", 3, headers=token(issuer.url, OTHER_KEY))
         assert statuses(forged) == {401: 3}
         assert statuses(await lab.send(f"{ECHO}/ok", 2)) == {200: 2}  # no token: passes
+        # the issuer whose discovery document is missing is reported, and retried
+        errors = lab.mesh.cp_status()["sourceErrors"].get("oidc-discovery", "")
+        assert f"{issuer.url}/missing" in errors and "HTTP 404" in errors, errors
