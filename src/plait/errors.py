@@ -156,5 +156,13 @@ class CaptureSettingsError(CaptureError):
         super().__init__(f"annotation {annotation}={value!r}: {reason}")
 
 
+class InjectionError(PlaitError):
+    """A pod cannot be injected as asked (a malformed sidecar annotation); names it."""
+
+
+class ManifestError(PlaitError):
+    """A manifest given to `plait kube-inject` is not YAML, or a document is not an object."""
+
+
 class PodNetworkError(CaptureError):
     """A pod network namespace, veth pair, bridge or per-pod hosts file could not be made."""
