@@ -170,7 +170,7 @@ class CaServer:
     def _refresh_tls(self) -> None:
         creds = self.serving.current()
         if creds.version != self._loaded_version and self._ssl is not None:
-            _load_chain(self._ssl, creds)
+            load_chain(self._ssl, creds)
             self._loaded_version = creds.version
             log.info("CA server: serving certificate v%d until %s", creds.version, creds.not_after)
 
@@ -265,7 +265,7 @@ async def _read_body(request: web.Request) -> tuple[bytes, dt.timedelta | None]:
     return csr_bytes, None if ttl is None else dt.timedelta(seconds=min(ttl, 10**9))
 
 
-def _load_chain(context: ssl.SSLContext, creds: ServingCredentials) -> None:
+def load_chain(context: ssl.SSLContext, creds: ServingCredentials) -> None:
     """`load_cert_chain` only reads files: hand it the PEMs through an anonymous memory
     file (Linux memfd) or, elsewhere, a 0600 file in a fresh 0700 directory, removed at
     once."""

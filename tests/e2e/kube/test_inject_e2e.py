@@ -1,0 +1,186 @@
+"""The injection webhook on the real API server: the webhook runs on the host over HTTPS
+with a serving certificate from a mesh CA, a MutatingWebhookConfiguration points the API
+server at it (clientConfig.url), and Deployments applied with kubectl become Pods whose
+spec, read back from the API server, has (or has not) the sidecar.
+
+The webhook and the caBundle keeper run on an event loop in a thread of their own: the
+test blocks in kubectl while the API server calls the webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from lightkube import AsyncClient, KubeConfig
+
+from kubecluster import Cluster
+from plait.ca import CertificateAuthority, ServingCertificate
+from plait.controlplane.webhook import InjectionWebhook
+from plait.inject import InjectSettings, WebhookEndpoint, webhook_configuration
+from plait.kube.cabundle import CaBundleKeeper
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread; `run(coro)` waits for its result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        self.loop.close()
+
+
+@pytest.fixture
+def webhook(tmp_path: Path) -> Iterator[tuple[InjectionWebhook, LoopThread]]:
+    ca = CertificateAuthority.load(
+        tmp_path / "ca", "cluster.local", workload_ttl=dt.timedelta(hours=1), create=True
+    )
+    server = InjectionWebhook(ServingCertificate(ca), InjectSettings())
+    loop = LoopThread()
+    try:
+        loop.run(server.start())
+        yield server, loop
+    finally:
+        loop.run(server.stop())
+        loop.close()
+
+
+def wait_for(what: str, get: Callable[[], T | None], timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = get()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def deployment(name: str, namespace: str, annotations: dict[str, str] | None = None) -> str:
+    template_meta: dict[str, Any] = {"labels": {"app": name}}
+    if annotations:
+        template_meta["annotations"] = annotations
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": template_meta,
+                    "spec": {"containers": [{"name": name, "image": "python:3.12"}]},
+                },
+            },
+        }
+    )
+
+
+def pod_of(kube: Cluster, namespace: str, app: str, timeout: float = 60.0) -> dict[str, Any]:
+    """The Deployment's Pod as the API server stored it (the ReplicaSet controller makes it
+    through admission)."""
+
+    def get() -> dict[str, Any] | None:
+        out = kube.kubectl("get", "pods", "-n", namespace, "-l", f"app={app}", "-o", "json")
+        items = json.loads(out)["items"]
+        return items[0] if items else None
+
+    return wait_for(f"a pod of {namespace}/{app}", get, timeout)
+
+
+def has_sidecar(pod: dict[str, Any]) -> bool:
+    spec = pod["spec"]
+    names = [c["name"] for c in spec.get("initContainers", [])]
+    return (
+        "istio-proxy" in names
+        or "istio-init" in names
+        or any(v["name"] == "plait-token" for v in spec.get("volumes", []))
+    )
+
+
+def replicaset_events(kube: Cluster, namespace: str) -> str:
+    return str(kube.kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.kind=ReplicaSet",
+        "-o", "jsonpath={.items[*].message}",
+    ))  # fmt: skip
+
+
+def test_labelled_namespaces_get_the_sidecar_others_and_opted_out_pods_none(
+    kube: Cluster, webhook: tuple[InjectionWebhook, LoopThread]
+) -> None:
+    server, loop = webhook
+    run = uuid.uuid4().hex[:6]
+    name = f"plait-injector-{run}"
+    injected, plain, plaitns = f"inj-{run}", f"plain-{run}", f"plait-{run}"
+    # Registered with a caBundle that does not sign the webhook's certificate: the API
+    # server cannot call it, and failurePolicy Fail refuses pods in injected namespaces.
+    wrong = (kube.directory / "pki" / "ca.crt").read_bytes()
+    config = webhook_configuration(WebhookEndpoint(url=server.url), wrong, name=name)
+    kube.kubectl("apply", "-f", "-", input=json.dumps(config))
+    client = AsyncClient(KubeConfig.from_file(str(kube.kubeconfig)))
+    try:
+        kube.kubectl("create", "namespace", injected)
+        kube.kubectl("label", "namespace", injected, "istio-injection=enabled")
+        kube.kubectl("create", "namespace", plain)
+        kube.kubectl("create", "namespace", plaitns)
+        kube.kubectl("label", "namespace", plaitns, "plait-injection=enabled")
+
+        kube.kubectl("apply", "-f", "-", input=deployment("early", injected))
+        wait_for(
+            "the ReplicaSet's refused pod creation",
+            lambda: "failed calling webhook" in replicaset_events(kube, injected),
+        )
+        assert server.answers["injected"] == 0
+
+        bundle = server.serving.ca.trust_bundle
+        keeper = CaBundleKeeper(client, name, lambda: "".join(bundle()).encode())
+        assert loop.run(keeper.sync_once()) is True
+        assert loop.run(keeper.sync_once()) is False  # current now: nothing to patch
+
+        kube.kubectl("apply", "-f", "-", input=deployment("web", injected))
+        kube.kubectl("apply", "-f", "-", input=deployment("web", plain))
+        kube.kubectl("apply", "-f", "-", input=deployment("web", plaitns))
+        opted_out = {"sidecar.istio.io/inject": "false"}
+        kube.kubectl("apply", "-f", "-", input=deployment("batch", injected, opted_out))
+
+        pod = pod_of(kube, injected, "web")
+        spec = pod["spec"]
+        init, proxy = spec["initContainers"][:2]
+        assert init["name"] == "istio-init" and init["args"][:2] == ["capture", "apply"]
+        assert proxy["name"] == "istio-proxy" and proxy["restartPolicy"] == "Always"
+        assert proxy["startupProbe"]["httpGet"]["path"] == "/healthz/ready"
+        (token,) = [v for v in spec["volumes"] if v["name"] == "plait-token"]
+        source = token["projected"]["sources"][0]["serviceAccountToken"]
+        assert source["audience"] == "plait-ca" and source["path"] == "plait-token"
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == "15090"
+        assert pod["metadata"]["labels"]["service.istio.io/canonical-name"] == "web"
+
+        assert has_sidecar(pod_of(kube, plaitns, "web"))
+        assert not has_sidecar(pod_of(kube, plain, "web"))
+        assert not has_sidecar(pod_of(kube, injected, "batch"))
+        # the early Deployment's pod is created once the ReplicaSet retries
+        assert has_sidecar(pod_of(kube, injected, "early", timeout=120))
+        assert server.answers["injected"] >= 3
+    finally:
+        loop.run(client.close())
+        kube.kubectl("delete", "mutatingwebhookconfiguration", name, "--ignore-not-found")
+        for ns in (injected, plain, plaitns):
+            kube.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
