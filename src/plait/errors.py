@@ -142,6 +142,10 @@ class TokenError(CaError):
     """A workload token is malformed, expired, or not signed by the expected key."""
 
 
+class TokenReviewError(CaError):
+    """The API server could not be asked to review a token (unreachable, or no RBAC)."""
+
+
 class CaptureError(PlaitError):
     """Traffic capture (iptables redirection) could not be applied or removed."""
 

@@ -6,7 +6,8 @@
     GET  /v1/trust-bundle   200 {"trustBundle": [...], "signer": "..."}
 
 Errors are JSON `{"error": "..."}`: 400 malformed body or CSR, 401 missing/bad token,
-403 CSR identity differs from the token's, 413 body too large, 503 the CA cannot sign.
+403 CSR identity differs from the token's, 413 body too large, 503 the CA cannot sign
+or cannot judge tokens now (the API server of a TokenReview is away).
 Anything unexpected while handling a request becomes a 400 (logged without the request's
 content): bad input must never produce a 500 or a dropped connection. A request that is not
 valid HTTP (say, a control character in a header) never reaches the app: aiohttp answers it
@@ -36,7 +37,7 @@ from aiohttp import web
 
 from plait.ca.authority import CertificateAuthority, IssuedCertificate
 from plait.ca.serving import ServingCertificate, ServingCredentials
-from plait.ca.tokens import TokenVerifier
+from plait.ca.tokens import Authenticator
 from plait.errors import CaError, CsrError, IdentityError, TokenError
 from plait.model.identity import SpiffeId, SpiffeIdError
 
@@ -83,7 +84,7 @@ class CaServer:
     def __init__(
         self,
         ca: CertificateAuthority,
-        verifier: TokenVerifier,
+        verifier: Authenticator,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -203,7 +204,7 @@ class CaServer:
     async def _certificates(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise _Refused(413, "too_large", f"request body is larger than {MAX_BODY} bytes")
-        identity = self._caller(request)
+        identity = await self._caller(request)
         csr, ttl = await _read_body(request)
         self.ca.reload_if_changed()
         issued = self._sign(csr, identity, ttl)
@@ -217,15 +218,19 @@ class CaServer:
             }
         )
 
-    def _caller(self, request: web.Request) -> SpiffeId:
+    async def _caller(self, request: web.Request) -> SpiffeId:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise _Refused(401, "unauthenticated", "missing bearer token")
         try:
-            return self.verifier.verify(token.strip()).spiffe_id(self.trust_domain)
+            who = await self.verifier.authenticate(token.strip())
+            return who.spiffe_id(self.trust_domain)
         except TokenError as exc:
             raise _Refused(401, "unauthenticated", str(exc)) from None
+        except CaError as exc:  # could not judge the token now (TokenReviewError)
+            log.warning("CA cannot authenticate callers: %s", exc)
+            raise _Refused(503, "unavailable", str(exc)) from None
         except SpiffeIdError:
             raise _Refused(401, "unauthenticated", "token names an invalid identity") from None
 

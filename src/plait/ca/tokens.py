@@ -19,7 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -51,6 +51,14 @@ class TokenIdentity:
 
     def spiffe_id(self, trust_domain: str) -> SpiffeId:
         return SpiffeId(trust_domain, self.namespace, self.service_account)
+
+
+class Authenticator(Protocol):
+    """What the CA asks of a token checker: the identity a bearer token proves, or
+    TokenError (CaError when it cannot judge now). Local mode: `TokenVerifier`;
+    Kubernetes: `kubetokens.TokenReviewVerifier`."""
+
+    async def authenticate(self, token: str) -> TokenIdentity: ...
 
 
 class TokenIssuer:
@@ -146,7 +154,11 @@ class TokenVerifier:
         if not token.isascii():
             raise TokenError("token is malformed")
         claims = self._decode(token)
-        return _identity(claims)
+        return identity_of_subject(claims["sub"], claims[INSTANCE_CLAIM])
+
+    async def authenticate(self, token: str) -> TokenIdentity:
+        """`verify` (local, no I/O) for the CA server's `Authenticator` seam."""
+        return self.verify(token)
 
     def _decode(self, token: str) -> dict[str, Any]:
         try:
@@ -177,8 +189,8 @@ class TokenVerifier:
             raise TokenError("token is malformed") from None
 
 
-def _identity(claims: dict[str, Any]) -> TokenIdentity:
-    sub, instance = claims["sub"], claims[INSTANCE_CLAIM]
+def identity_of_subject(sub: object, instance: object) -> TokenIdentity:
+    """`system:serviceaccount:NS:SA` and an instance name as an identity, or TokenError."""
     if not isinstance(sub, str) or not sub.startswith(SUBJECT_PREFIX):
         raise TokenError(f"token subject is not {SUBJECT_PREFIX}NAMESPACE:SERVICE_ACCOUNT")
     parts = sub[len(SUBJECT_PREFIX) :].split(":")

@@ -11,7 +11,8 @@ from ca_httpkit import CaClient, csr_for, csr_pem
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from plait.ca import CaServer, CertificateAuthority, TokenIssuer, rotation
+from plait.ca import CaServer, CertificateAuthority, TokenIdentity, TokenIssuer, rotation
+from plait.errors import TokenReviewError
 from plait.model.identity import SpiffeId, control_plane_identity
 
 TD = "cluster.local"
@@ -152,3 +153,26 @@ async def test_root_switch_reaches_the_running_server(
     assert answer.status == 200
     assert answer.body["signer"] == ca.signer_fingerprint
     assert len(answer.body["trustBundle"]) == 2
+
+
+class _ApiServerAway:
+    """An authenticator that cannot judge tokens now (a TokenReview's API server away)."""
+
+    async def authenticate(self, token: str) -> TokenIdentity:
+        raise TokenReviewError("cannot reach the API server: ConnectError")
+
+
+async def test_an_authenticator_that_cannot_judge_is_503_not_401(
+    ca: CertificateAuthority,
+) -> None:
+    srv = CaServer(ca, _ApiServerAway())
+    await srv.start()
+    client = CaClient(srv.port, ca.trust_bundle())
+    try:
+        answer = await client.post({"csr": csr_for(ORDERS)}, "a-token")
+        assert answer.status == 503
+        assert answer.body == {"error": "cannot reach the API server: ConnectError"}
+        assert srv.counters()["refused"] == {"unavailable": 1}
+    finally:
+        await client.close()
+        await srv.stop()
