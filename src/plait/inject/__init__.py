@@ -6,6 +6,7 @@ from plait.inject.manifests import inject_manifests
 from plait.inject.pod import inject, inject_choice, is_injected
 from plait.inject.review import WebhookPolicy, json_patch, review
 from plait.inject.settings import InjectSettings, Resources
+from plait.inject.values import settings_from_values
 from plait.inject.webhookconfig import WebhookEndpoint, webhook_configuration
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "is_injected",
     "json_patch",
     "review",
+    "settings_from_values",
     "webhook_configuration",
 ]
