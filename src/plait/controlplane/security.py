@@ -21,6 +21,7 @@ from typing import Any
 
 from plait.api import KubeDeployment, Loaded, of_kind
 from plait.ca import CaServer, CertificateAuthority, ServingCertificate, TokenVerifier
+from plait.ca.tokens import Authenticator
 from plait.model.identity import CONTROL_PLANE_HOST, SpiffeId
 from plait.model.proxy import Proxy, ProxyKind
 from plait.xds.auth import ProxyAdmission, ServerTls
@@ -30,10 +31,18 @@ GATEWAY_WORKLOAD = "istio-ingressgateway"
 
 @dataclass(frozen=True)
 class SecurityOptions:
+    """`token_public_key` (local mode: the PEM Ed25519 key of the token issuer) or an
+    `authenticator` (Kubernetes: `plait.ca.kubetokens.TokenReviewVerifier`), not both."""
+
     ca_dir: Path
-    token_public_key: Path  # PEM Ed25519 key of the token issuer
+    token_public_key: Path | None = None
     ca_port: int = 0
     workload_ttl: dt.timedelta = dt.timedelta(hours=24)
+    authenticator: Authenticator | None = None
+
+    def __post_init__(self) -> None:
+        if (self.token_public_key is None) == (self.authenticator is None):
+            raise ValueError("SecurityOptions needs token_public_key or authenticator, not both")
 
 
 class MeshSecurity:
@@ -46,7 +55,12 @@ class MeshSecurity:
         )
         # DNS names: `localhost` for the CA's HTTPS clients, the xDS SNI Envoys send
         self.serving = ServingCertificate(self.ca, dns=("localhost", CONTROL_PLANE_HOST))
-        verifier = TokenVerifier(opts.token_public_key.read_bytes())
+        verifier: Authenticator
+        if opts.authenticator is not None:
+            verifier = opts.authenticator
+        else:
+            assert opts.token_public_key is not None  # __post_init__
+            verifier = TokenVerifier(opts.token_public_key.read_bytes())
         self.server = CaServer(
             self.ca, verifier, host=host, port=opts.ca_port, serving=self.serving
         )

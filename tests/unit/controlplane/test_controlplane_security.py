@@ -1,9 +1,20 @@
-"""DeploymentAdmission: local mode's answer to "may this identity be this workload"."""
+"""DeploymentAdmission: local mode's answer to "may this identity be this workload"; the
+CA's authenticator: local tokens or Kubernetes'."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from plait.api import Loaded, load_text
-from plait.controlplane.security import DeploymentAdmission, workload_check
+from plait.ca import TokenIdentity, TokenIssuer
+from plait.controlplane.security import (
+    DeploymentAdmission,
+    MeshSecurity,
+    SecurityOptions,
+    workload_check,
+)
 from plait.model.identity import SpiffeId
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind
@@ -75,3 +86,23 @@ def test_only_the_ingress_gateway_is_admitted_as_a_gateway() -> None:
 
     assert admission.admit(gateway, gw("istio-ingressgateway")) is None
     assert admission.admit(gateway, gw("egress")) == "unknown gateway"
+
+
+class _Authenticator:
+    async def authenticate(self, token: str) -> TokenIdentity:
+        return TokenIdentity("shop", "reviews", "reviews-0")
+
+
+def test_security_takes_a_kubernetes_authenticator_or_a_token_key_not_both(
+    tmp_path: Path,
+) -> None:
+    auth = _Authenticator()
+    security = MeshSecurity(
+        SecurityOptions(tmp_path / "ca", authenticator=auth), "cluster.local", "127.0.0.1"
+    )
+    assert security.server.verifier is auth
+    key = tmp_path / "token.pub"
+    key.write_bytes(TokenIssuer.generate().public_key_pem)
+    for wrong in ({}, {"token_public_key": key, "authenticator": auth}):
+        with pytest.raises(ValueError, match="token_public_key or authenticator"):
+            SecurityOptions(tmp_path / "ca", **wrong)  # type: ignore[arg-type]
