@@ -23,6 +23,7 @@ from lightkube import AsyncClient, KubeConfig
 
 from kubecluster import Cluster
 from plait.ca import CertificateAuthority, ServingCertificate
+from plait.controlplane.injection import Injection, settings_from_cluster
 from plait.controlplane.webhook import InjectionWebhook
 from plait.inject import InjectSettings, WebhookEndpoint, webhook_configuration
 from plait.kube.cabundle import CaBundleKeeper
@@ -49,11 +50,15 @@ class LoopThread:
 
 
 @pytest.fixture
-def webhook(tmp_path: Path) -> Iterator[tuple[InjectionWebhook, LoopThread]]:
-    ca = CertificateAuthority.load(
+def mesh_ca(tmp_path: Path) -> CertificateAuthority:
+    return CertificateAuthority.load(
         tmp_path / "ca", "cluster.local", workload_ttl=dt.timedelta(hours=1), create=True
     )
-    server = InjectionWebhook(ServingCertificate(ca), InjectSettings())
+
+
+@pytest.fixture
+def webhook(mesh_ca: CertificateAuthority) -> Iterator[tuple[InjectionWebhook, LoopThread]]:
+    server = InjectionWebhook(ServingCertificate(mesh_ca), InjectSettings())
     loop = LoopThread()
     try:
         loop.run(server.start())
@@ -183,4 +188,53 @@ def test_labelled_namespaces_get_the_sidecar_others_and_opted_out_pods_none(
         loop.run(client.close())
         kube.kubectl("delete", "mutatingwebhookconfiguration", name, "--ignore-not-found")
         for ns in (injected, plain, plaitns):
+            kube.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+def test_the_control_planes_injection_part_reads_its_configmap_and_fills_the_ca_bundle(
+    kube: Cluster, mesh_ca: CertificateAuthority
+) -> None:
+    """As the chart installs it: settings in the plait-sidecar-injector ConfigMap, a
+    configuration without caBundle; `Injection` serves and fills the bundle itself."""
+    run = uuid.uuid4().hex[:6]
+    name, control, app = f"plait-injector-{run}", f"cp-{run}", f"app-{run}"
+    values = {"proxyImage": f"registry.test/plait-proxy:{run}", "excludedNamespaces": [control]}
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "plait-sidecar-injector", "namespace": control},
+        "data": {"values": json.dumps(values)},
+    }
+    loop = LoopThread()
+    client = AsyncClient(KubeConfig.from_file(str(kube.kubeconfig)))
+    injection: Injection | None = None
+    try:
+        kube.kubectl("create", "namespace", control)
+        kube.kubectl("apply", "-f", "-", input=json.dumps(configmap))
+        settings, policy = loop.run(settings_from_cluster(client, control))
+        assert settings.proxy_image == values["proxyImage"]
+        assert policy.excluded_namespaces == {control}
+        injection = Injection(
+            ServingCertificate(mesh_ca), settings, policy, client, name,
+            host="127.0.0.1", port=0, keep_interval=0.5,
+        )  # fmt: skip
+        loop.run(injection.start())
+        config = webhook_configuration(WebhookEndpoint(url=injection.webhook.url), b"", name=name)
+        kube.kubectl("apply", "-f", "-", input=json.dumps(config))
+        wait_for(
+            "the keeper's caBundle", lambda: injection is not None and injection.keeper.patches
+        )
+
+        kube.kubectl("create", "namespace", app)
+        kube.kubectl("label", "namespace", app, "istio-injection=enabled")
+        kube.kubectl("apply", "-f", "-", input=deployment("web", app))
+        proxy = pod_of(kube, app, "web")["spec"]["initContainers"][1]
+        assert (proxy["name"], proxy["image"]) == ("istio-proxy", values["proxyImage"])
+    finally:
+        if injection is not None:
+            loop.run(injection.stop())
+        loop.run(client.close())
+        loop.close()
+        kube.kubectl("delete", "mutatingwebhookconfiguration", name, "--ignore-not-found")
+        for ns in (control, app):
             kube.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
