@@ -8,45 +8,23 @@ test blocks in kubectl while the API server calls the webhook."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import threading
-import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from lightkube import AsyncClient, KubeConfig
 
 from kubecluster import Cluster
+from loopthread import LoopThread, wait_for
 from plait.ca import CertificateAuthority, ServingCertificate
 from plait.controlplane.injection import Injection, settings_from_cluster
 from plait.controlplane.webhook import InjectionWebhook
 from plait.inject import InjectSettings, WebhookEndpoint, webhook_configuration
 from plait.kube.cabundle import CaBundleKeeper
-
-T = TypeVar("T")
-
-
-class LoopThread:
-    """An asyncio loop in a daemon thread; `run(coro)` waits for its result."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-        self.loop.close()
 
 
 @pytest.fixture
@@ -66,16 +44,6 @@ def webhook(mesh_ca: CertificateAuthority) -> Iterator[tuple[InjectionWebhook, L
     finally:
         loop.run(server.stop())
         loop.close()
-
-
-def wait_for(what: str, get: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = get()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def deployment(name: str, namespace: str, annotations: dict[str, str] | None = None) -> str:

@@ -1,0 +1,41 @@
+"""An asyncio loop in a thread of its own, for e2e tests that block (kubectl, urllib)
+while a server of theirs must keep answering (the API server calling a webhook)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """`run(coro)` runs `coro` on the thread's loop and waits for its result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "the loop thread did not stop"
+        self.loop.close()
+
+
+def wait_for(what: str, get: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """`get()`'s first truthy value, polled every 0.2 s; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = get()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
