@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 GATEWAY_PORT ?= 8080
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser iptables test lint demo demo-down bench outage clean k8s-bins cluster-up cluster-down
+.PHONY: setup browser iptables test lint demo demo-down bench outage clean k8s-bins cluster-up cluster-down demo-kube demo-kube-down
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -69,6 +69,15 @@ cluster-up: $(STAMP)
 
 cluster-down: $(STAMP)
 	@$(BIN)/python tests/kubecluster.py down
+
+# The shop on that cluster with plait installed by Helm (tests/demokube.py; root). A
+# skeleton until `plait discovery` and the in-pod proxy command land: it stops at the
+# readiness wait, naming the pods that are not Ready.
+demo-kube: $(STAMP) iptables
+	@$(BIN)/python tests/demokube.py up
+
+demo-kube-down: $(STAMP)
+	@$(BIN)/python tests/demokube.py down
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,112 @@
+"""`make demo-kube` / `make demo-kube-down`: the shop on the local test cluster with plait
+installed by Helm (a skeleton: see "What is missing" below).
+
+    python tests/demokube.py up [DIR]     # prints export KUBECONFIG=… and gateway: http://…
+    python tests/demokube.py down [DIR]
+
+Steps of `up`, each with a deadline and a clear failure:
+
+1. the local cluster with the node agent (tests/kubecluster.py; root, for pod networks);
+2. `helm install plait-base charts/base`, `helm install plait charts/plait -n istio-system`;
+3. `kubectl label namespace default istio-injection=enabled`;
+4. `kubectl apply` of the shop: examples/shop's Services and Istio resources, and
+   examples/shop-kube/shop.yaml (its Deployments for pods, and ServiceAccounts);
+5. wait until plaitd, the gateway and every shop pod are Ready, then print the lines.
+
+What is missing (so step 5 fails today, naming the pod and its log): the control plane's
+`plait discovery` command (issue 12) that serves xDS, the CA and the injection webhook in
+the plaitd pod (`plait.controlplane.injection.Injection` is its injection part), and the
+proxy's in-pod agent command (`plait proxy sidecar`, the injected sidecar's command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kubecluster import REPO, Cluster, down, up
+
+DEFAULT_DIR = Path(os.environ.get("PLAIT_DEMO_KUBE_DIR", "/tmp/plait-demo-kube"))
+SHOP = REPO / "examples" / "shop"
+SHOP_KUBE = REPO / "examples" / "shop-kube" / "shop.yaml"
+ISTIO_FILES = ("gateway.yaml", "virtual-services.yaml", "destination-rules.yaml", "security.yaml")
+READY_TIMEOUT = float(os.environ.get("PLAIT_DEMO_KUBE_TIMEOUT", "180"))
+
+
+def helm(cluster: Cluster, *args: str) -> None:
+    subprocess.run(
+        [str(cluster.bin / "helm"), "--kubeconfig", str(cluster.kubeconfig), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def not_ready(cluster: Cluster, namespace: str) -> list[str]:
+    """Pods of `namespace` that are not Ready (with restarts and status message), or why
+    there are none (the last FailedCreate event: a refusal by the webhook, say)."""
+    pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json"))["items"]
+    out = []
+    for pod in pods:
+        status = pod.get("status", {})
+        if not any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in status.get("conditions") or []):  # fmt: skip
+            restarts = sum(c.get("restartCount", 0) for c in status.get("containerStatuses") or [])
+            message = status.get("message") or status.get("phase", "")
+            out.append(f"{namespace}/{pod['metadata']['name']}: {message} ({restarts} restarts)")
+    if not pods:
+        why = cluster.kubectl("get", "events", "-n", namespace, "--field-selector",
+                              "reason=FailedCreate", "-o", "jsonpath={.items[-1:].message}")  # fmt: skip
+        out.append(f"{namespace}: no pods yet {('- ' + why[:300]) if why else ''}")
+    return out
+
+
+def bring_up(directory: Path) -> int:
+    cluster = up(directory, node=os.geteuid() == 0)
+    if not cluster.with_node:
+        print("demo-kube needs root (pods are network namespaces)", file=sys.stderr)
+        return 2
+    helm(cluster, "install", "plait-base", str(REPO / "charts" / "base"))
+    helm(cluster, "install", "plait", str(REPO / "charts" / "plait"), "-n", "istio-system",
+         "--create-namespace")  # fmt: skip
+    cluster.kubectl("label", "namespace", "default", "istio-injection=enabled", "--overwrite")
+    files = [SHOP / "services.yaml", SHOP_KUBE, *(SHOP / f for f in ISTIO_FILES)]
+    for path in files:
+        cluster.kubectl("apply", "-f", str(path))
+    deadline = time.monotonic() + READY_TIMEOUT
+    while waiting := not_ready(cluster, "istio-system") + not_ready(cluster, "default"):
+        if time.monotonic() > deadline:
+            print(f"not ready after {READY_TIMEOUT:.0f} s:", file=sys.stderr)
+            for line in waiting:
+                print(f"  {line}", file=sys.stderr)
+            print(f"logs: {directory}/node; stop with `make demo-kube-down`", file=sys.stderr)
+            return 1
+        time.sleep(1)
+    # no kube-proxy on the test node: the host reaches the gateway pod over the pod bridge
+    pods = json.loads(cluster.kubectl("get", "pods", "-n", "istio-system", "-l",
+                                      "istio=ingressgateway", "-o", "json"))["items"]  # fmt: skip
+    address = f"{pods[0]['status']['podIP']}:8080"
+    print(f"export KUBECONFIG={cluster.kubeconfig}")
+    print(f"gateway: http://{address}")
+    print(f"try:  curl -s 'http://{address}/checkout?item=book&payment=invoice'")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("up", "down"):
+        print("usage: demokube.py up|down [DIR]", file=sys.stderr)
+        return 2
+    directory = Path(argv[1]).resolve() if len(argv) > 1 else DEFAULT_DIR
+    if argv[0] == "down":
+        down(directory)
+        print(f"stopped; removed {directory}", file=sys.stderr)
+        return 0
+    return bring_up(directory)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
