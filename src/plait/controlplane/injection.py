@@ -1,12 +1,13 @@
 """Sidecar injection as one part of the Kubernetes control plane (`plait discovery`): the
-webhook server (`webhook.InjectionWebhook`) and the keeper of its configuration's
-caBundle (`plait.kube.cabundle.CaBundleKeeper`), with settings from the chart's
+webhook server (`webhook.InjectionWebhook`), the keeper of its configuration's caBundle
+(`plait.kube.cabundle.CaBundleKeeper`) and the publisher of the trust bundle the injected
+proxies mount (`plait.kube.rootcert.RootCertPublisher`), with settings from the chart's
 `plait-sidecar-injector` ConfigMap (`plait.inject.settings_from_values`).
 
 The webhook shares the control plane's serving certificate (its DNS SAN
 `plaitd.istio-system.svc` is the name the API server calls through the chart's Service).
-`start()` returns the webhook's port once it serves; the keeper runs in a task owned by
-this object until `stop()`.
+`start()` returns the webhook's port once it serves; the keeper and the publisher run in
+tasks owned by this object until `stop()`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from plait.controlplane.webhook import InjectionWebhook
 from plait.errors import InjectionError
 from plait.inject import InjectSettings, WebhookPolicy, settings_from_values
 from plait.kube.cabundle import CaBundleKeeper
+from plait.kube.rootcert import RootCertPublisher
 
 SETTINGS_CONFIGMAP = "plait-sidecar-injector"
 
@@ -57,18 +59,25 @@ class Injection:
         self.keeper = CaBundleKeeper(
             client, configuration, lambda: "".join(bundle()).encode(), interval=keep_interval
         )
-        self._task: asyncio.Task[None] | None = None
+        self.publisher = RootCertPublisher(
+            client, lambda: "".join(bundle()), interval=keep_interval
+        )
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> int:
         port = await self.webhook.start()
-        # Owner: this object (`stop` cancels it); `run` logs failures and never ends.
-        self._task = asyncio.create_task(self.keeper.run(), name="webhook-cabundle")
+        # Owner: this object (`stop` cancels them); each `run` logs failures, never ends.
+        self._tasks = [
+            asyncio.create_task(self.keeper.run(), name="webhook-cabundle"),
+            asyncio.create_task(self.publisher.run(), name="root-cert-publisher"),
+        ]
         return port
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         await self.webhook.stop()

@@ -11,7 +11,8 @@ What an injected pod gets (the names are Istio's, so its tooling reads plait pod
   pod's own init containers and apps already have the mesh. With
   `hold_application_until_proxy_starts` it has a startup probe on /healthz/ready: the
   kubelet starts the next container only once the probe passes;
-- the projected service-account token (audience `plait-ca`) the agent shows the CA;
+- the projected service-account token (audience `plait-ca`) the agent shows the CA, and
+  the mesh's trust bundle (ConfigMap `istio-ca-root-cert`) to trust the CA with;
 - Prometheus scrape annotations for Envoy's metrics port, the labels Istio adds
   (`security.istio.io/tlsMode`, canonical name and revision) and the status annotation
   `sidecar.istio.io/status`, which is what makes a second injection a no-op.
@@ -39,6 +40,9 @@ from plait.inject.settings import (
     METRICS_PATH,
     METRICS_PORT,
     PROXY_NAME,
+    ROOT_CERT_DIR,
+    ROOT_CERT_PATH,
+    ROOT_CERT_VOLUME,
     TOKEN_DIR,
     TOKEN_FILE,
     TOKEN_PATH,
@@ -125,7 +129,7 @@ def inject(pod: Mapping[str, Any], settings: InjectSettings) -> Pod:
                 {
                     "initContainers": [INIT_NAME, PROXY_NAME],
                     "containers": [],
-                    "volumes": [TOKEN_VOLUME, ENVOY_VOLUME],
+                    "volumes": [TOKEN_VOLUME, ROOT_CERT_VOLUME, ENVOY_VOLUME],
                     "revision": settings.revision,
                 },
                 separators=(",", ":"),
@@ -202,6 +206,7 @@ def _proxy_container(annotations: Mapping[str, str], s: InjectSettings) -> dict[
             f"--ca-address={s.ca_address}",
             f"--trust-domain={s.trust_domain}",
             f"--token-file={TOKEN_PATH}",
+            f"--ca-root-file={ROOT_CERT_PATH}",
         ],
         "env": [
             _field_env("POD_NAME", "metadata.name"),
@@ -226,6 +231,7 @@ def _proxy_container(annotations: Mapping[str, str], s: InjectSettings) -> dict[
         },
         "volumeMounts": [
             {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True},
+            {"name": ROOT_CERT_VOLUME, "mountPath": ROOT_CERT_DIR, "readOnly": True},
             {"name": ENVOY_VOLUME, "mountPath": ENVOY_DIR},
         ],
     }
@@ -244,6 +250,7 @@ def _volumes(s: InjectSettings) -> list[dict[str, Any]]:
     }
     return [
         {"name": TOKEN_VOLUME, "projected": {"sources": [token]}},
+        {"name": ROOT_CERT_VOLUME, "configMap": {"name": ROOT_CERT_VOLUME}},
         {"name": ENVOY_VOLUME, "emptyDir": {"medium": "Memory"}},
     ]
 

@@ -23,6 +23,12 @@ TOKEN_PATH: Final = f"{TOKEN_DIR}/{TOKEN_FILE}"
 TOKEN_AUDIENCE: Final = "plait-ca"
 """The audience of the projected token: the CA accepts no token made for anyone else."""
 
+ROOT_CERT_VOLUME: Final = "istio-ca-root-cert"
+"""The ConfigMap (and volume) with the mesh's trust bundle, published to every namespace
+by the control plane (plait.kube.rootcert), as Istio's."""
+ROOT_CERT_DIR: Final = "/var/run/secrets/istio"
+ROOT_CERT_PATH: Final = f"{ROOT_CERT_DIR}/root-cert.pem"
+
 HEALTH_PORT: Final = 15021
 HEALTH_PATH: Final = "/healthz/ready"
 METRICS_PORT: Final = 15090

@@ -198,6 +198,15 @@ def test_the_control_planes_injection_part_reads_its_configmap_and_fills_the_ca_
         kube.kubectl("apply", "-f", "-", input=deployment("web", app))
         proxy = pod_of(kube, app, "web")["spec"]["initContainers"][1]
         assert (proxy["name"], proxy["image"]) == ("istio-proxy", values["proxyImage"])
+
+        def published() -> str | None:
+            out = kube.kubectl("get", "configmap", "istio-ca-root-cert", "-n", app,
+                               "--ignore-not-found", "-o", "json")  # fmt: skip
+            return json.loads(out)["data"]["root-cert.pem"] if out else None
+
+        assert wait_for("the trust bundle in the app's namespace", published) == "".join(
+            mesh_ca.trust_bundle()
+        )
     finally:
         if injection is not None:
             loop.run(injection.stop())

@@ -32,6 +32,7 @@ from plait.ca.kubetokens import TokenReviewVerifier
 from plait.controlplane.webhook import InjectionWebhook
 from plait.errors import WorkloadCertificateError
 from plait.inject import InjectSettings, WebhookEndpoint, webhook_configuration
+from plait.kube.rootcert import RootCertPublisher
 from plait.model.identity import SpiffeId
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
@@ -72,6 +73,8 @@ def test_an_injected_pod_captures_holds_its_app_and_proves_its_identity(
         kube.kubectl("label", "namespace", ns, "istio-injection=enabled")
         for sa in ("orders", "payment"):
             kube.kubectl("create", "serviceaccount", sa, "-n", ns)
+        publisher = RootCertPublisher(client, lambda: bundle.decode())
+        assert loop.run(publisher.sync_once()) >= 1  # the pod mounts istio-ca-root-cert
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -121,8 +124,10 @@ def test_an_injected_pod_captures_holds_its_app_and_proves_its_identity(
         )
         assert "orders" not in running.procs
 
-        token_file = node.workdir / "pods" / running.net.netns / "plait-token" / "plait-token"
+        volumes = node.workdir / "pods" / running.net.netns
+        token_file = volumes / "plait-token" / "plait-token"
         assert token_file.exists()
+        assert (volumes / "istio-ca-root-cert" / "root-cert.pem").read_bytes() == bundle
 
         async def sign(identity: SpiffeId) -> str:
             caller = CaClient(ca_server.url, tmp_path / "ca" / "root-cert.pem", token_file)

@@ -1,6 +1,7 @@
 """The chart's injector objects: the MutatingWebhookConfiguration has exactly the
 selectors of plait.inject.webhook_configuration (one source of truth, checked), the
-ConfigMap is what the injector reads, and its RBAC reaches that one configuration only."""
+ConfigMap is what the injector reads, and its RBAC reaches that one configuration and
+ConfigMaps (the published trust bundle) only."""
 
 from __future__ import annotations
 
@@ -56,9 +57,12 @@ def test_configmap_gives_the_injector_its_settings() -> None:
 
 def test_injector_rbac_is_its_one_configuration() -> None:
     docs = objects(template("plait"))
-    (rule,) = docs[("ClusterRole", f"plaitd-injector-{NAMESPACE}")]["rules"]
-    assert rule["resources"] == ["mutatingwebhookconfigurations"]
-    assert rule["resourceNames"] == [NAME] and "create" not in rule["verbs"]
+    webhook, configmaps = docs[("ClusterRole", f"plaitd-injector-{NAMESPACE}")]["rules"]
+    assert webhook["resources"] == ["mutatingwebhookconfigurations"]
+    assert webhook["resourceNames"] == [NAME] and "create" not in webhook["verbs"]
+    # the root-cert publisher: ConfigMaps, without delete or update
+    assert configmaps["resources"] == ["configmaps"]
+    assert set(configmaps["verbs"]) == {"get", "list", "watch", "create", "patch"}
     binding = docs[("ClusterRoleBinding", f"plaitd-injector-{NAMESPACE}")]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "plaitd", "namespace": NAMESPACE}

@@ -93,6 +93,16 @@ def test_token_volume_and_mount_with_plaits_audience() -> None:
     assert "--token-file=/var/run/secrets/tokens/plait-token" in spec["initContainers"][1]["args"]
 
 
+def test_the_proxy_trusts_the_mesh_ca_through_the_published_root_configmap() -> None:
+    spec = inject(pod(), SETTINGS)["spec"]
+    assert by_name(spec["volumes"], "istio-ca-root-cert") == {
+        "name": "istio-ca-root-cert", "configMap": {"name": "istio-ca-root-cert"}}  # fmt: skip
+    proxy = spec["initContainers"][1]
+    mount = by_name(proxy["volumeMounts"], "istio-ca-root-cert")
+    assert mount["mountPath"] == "/var/run/secrets/istio" and mount["readOnly"] is True
+    assert "--ca-root-file=/var/run/secrets/istio/root-cert.pem" in proxy["args"]
+
+
 def test_prometheus_annotations_name_the_proxys_metrics_port() -> None:
     injected = inject(pod(), SETTINGS)
     annotations = injected["metadata"]["annotations"]
