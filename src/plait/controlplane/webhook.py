@@ -118,7 +118,7 @@ class InjectionWebhook:
         try:
             body = json.loads(await request.read())
             answer = review(body, self.settings, self.policy)
-        except (ValueError, RecursionError, web.HTTPRequestEntityTooLarge) as exc:
+        except Exception as exc:  # bad input (or a bug) is a 400 here, never a 500
             self.answers["bad_request"] += 1
             log.warning("webhook: not an AdmissionReview (%s)", type(exc).__name__)
             return web.json_response(

@@ -67,6 +67,31 @@ _QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?\
 Pod = dict[str, Any]
 
 
+def check_shape(pod: object) -> None:
+    """InjectionError naming the field if `pod` is not shaped as a Pod where inject reads
+    or writes (a hand-written manifest can be anything; the API server's pods pass)."""
+    if not isinstance(pod, Mapping):
+        raise InjectionError("the pod is not a mapping")
+    for parent, members in (("metadata", ("labels", "annotations")),
+                            ("spec", ("containers", "initContainers", "volumes"))):  # fmt: skip
+        part = pod.get(parent)
+        if part is None:
+            continue
+        if not isinstance(part, Mapping):
+            raise InjectionError(f"{parent} must be a mapping")
+        for member in members:
+            value = part.get(member)
+            if value is None:
+                continue
+            if parent == "metadata":
+                if not isinstance(value, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+                ):
+                    raise InjectionError(f"metadata.{member} must map strings to strings")
+            elif not isinstance(value, list) or not all(isinstance(i, Mapping) for i in value):
+                raise InjectionError(f"spec.{member} must be a list of mappings")
+
+
 def inject_choice(pod: Mapping[str, Any]) -> bool | None:
     """The pod's own say (label first, then annotation, as Istio reads it): True, False,
     or None when it says nothing."""
@@ -99,7 +124,9 @@ def is_injected(pod: Mapping[str, Any]) -> bool:
 
 def inject(pod: Mapping[str, Any], settings: InjectSettings) -> Pod:
     """`pod` with the mesh added (see the module docstring); an unchanged copy when the
-    pod opts out, runs on the host network, or is injected already."""
+    pod opts out, runs on the host network, or is injected already. InjectionError for a
+    malformed annotation or a pod not shaped as one (`check_shape`)."""
+    check_shape(pod)
     out: Pod = copy.deepcopy(dict(pod))
     if (
         inject_choice(pod) is False

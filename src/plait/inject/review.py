@@ -67,8 +67,9 @@ def review(
         raise ValueError("AdmissionReview request has no uid")
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     pod = request.get("object")
-    kind = (request.get("kind") or {}).get("kind")
-    namespace = request.get("namespace") or (pod or {}).get("metadata", {}).get("namespace")
+    kind_ref = request.get("kind")
+    kind = kind_ref.get("kind") if isinstance(kind_ref, Mapping) else None
+    namespace = request.get("namespace")
     if (
         kind == "Pod"
         and isinstance(pod, dict)

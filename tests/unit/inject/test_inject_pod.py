@@ -189,3 +189,21 @@ def test_kube_inject_names_the_document_of_a_bad_annotation() -> None:
         inject_manifests("a: [", SETTINGS, "f.yaml")
     with pytest.raises(ManifestError, match="document 0 is not a mapping"):
         inject_manifests("- 1\n", SETTINGS, "f.yaml")
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ({"metadata": []}, "metadata must be a mapping"),
+        ({"metadata": {"annotations": {"a": 1}}}, "metadata.annotations must map strings"),
+        ({"metadata": {"labels": "app=web"}}, "metadata.labels must map strings"),
+        ({"spec": "x"}, "spec must be a mapping"),
+        ({"spec": {"containers": {"name": "a"}}}, "spec.containers must be a list"),
+        ({"spec": {"volumes": ["data"]}}, "spec.volumes must be a list of mappings"),
+    ],
+)
+def test_a_pod_of_the_wrong_shape_is_an_error_naming_the_field(
+    broken: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InjectionError, match=message):
+        inject({"kind": "Pod", **broken}, SETTINGS)

@@ -137,3 +137,12 @@ def test_configuration_by_service() -> None:
     assert hook["clientConfig"]["service"] == {
         "namespace": "istio-system", "name": "plaitd", "port": 443, "path": "/inject"}  # fmt: skip
     assert hook["failurePolicy"] == "Ignore"
+
+
+def test_a_malformed_pod_or_kind_in_a_review_is_not_a_crash() -> None:
+    body = admission({"spec": {"containers": "web"}})
+    response = review(body, SETTINGS, POLICY)["response"]
+    assert response["allowed"] is False and "spec.containers" in response["status"]["message"]
+    body["request"]["kind"] = "Pod"  # not the GroupVersionKind object
+    assert review(body, SETTINGS, POLICY)["response"] == {"uid": body["request"]["uid"],
+                                                          "allowed": True}  # fmt: skip
