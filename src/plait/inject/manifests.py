@@ -72,7 +72,10 @@ def _template(
 ) -> dict[str, Any]:
     """Inject a pod template; its workload name (for the canonical-name label) is the
     owner's name, as the Pods the controller makes would show it."""
-    meta = dict(template.get("metadata") or {})
+    raw = template.get("metadata") or {}
+    if not isinstance(raw, dict):
+        raise InjectionError("the pod template's metadata must be a mapping")
+    meta = dict(raw)
     named = "name" in meta or "generateName" in meta
     if not named:
         meta["generateName"] = f"{(owner.get('metadata') or {}).get('name', 'unknown')}-"

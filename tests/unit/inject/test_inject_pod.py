@@ -189,6 +189,9 @@ def test_kube_inject_names_the_document_of_a_bad_annotation() -> None:
         inject_manifests("a: [", SETTINGS, "f.yaml")
     with pytest.raises(ManifestError, match="document 0 is not a mapping"):
         inject_manifests("- 1\n", SETTINGS, "f.yaml")
+    broken = "kind: Deployment\nmetadata: {name: d}\nspec: {template: {metadata: [1]}}\n"
+    with pytest.raises(InjectionError, match=r"document 0 \(Deployment/d\): the pod template"):
+        inject_manifests(broken, SETTINGS, "f.yaml")
 
 
 @pytest.mark.parametrize(
