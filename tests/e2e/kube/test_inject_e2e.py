@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lightkube import AsyncClient, KubeConfig
 
-from kubecluster import Cluster
+from kubecluster import REPO, Cluster
 from loopthread import LoopThread, wait_for
 from plait.ca import CertificateAuthority, ServingCertificate
 from plait.controlplane.injection import Injection, settings_from_cluster
@@ -215,3 +216,46 @@ def test_the_control_planes_injection_part_reads_its_configmap_and_fills_the_ca_
         kube.kubectl("delete", "mutatingwebhookconfiguration", name, "--ignore-not-found")
         for ns in (control, app):
             kube.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+def test_every_shop_pod_applied_with_kubectl_gets_the_sidecar(
+    kube: Cluster, webhook: tuple[InjectionWebhook, LoopThread]
+) -> None:
+    """The shop's Kubernetes manifests (examples/shop-kube) and Services, applied with
+    kubectl into a namespace labelled istio-injection=enabled: every Pod the controllers
+    make, read back from the API server, has the sidecar, the init container and the
+    token volume."""
+    server, _ = webhook
+    run = uuid.uuid4().hex[:6]
+    name, ns = f"plait-injector-{run}", f"shop-{run}"
+    bundle = "".join(server.serving.ca.trust_bundle()).encode()
+    config = webhook_configuration(WebhookEndpoint(url=server.url), bundle, name=name)
+    shop_kube = REPO / "examples" / "shop-kube" / "shop.yaml"
+    replicas = sum(
+        d["spec"].get("replicas", 1)
+        for d in yaml.safe_load_all(shop_kube.read_text())
+        if d and d["kind"] == "Deployment"
+    )
+    try:
+        kube.kubectl("apply", "-f", "-", input=json.dumps(config))
+        kube.kubectl("create", "namespace", ns)
+        kube.kubectl("label", "namespace", ns, "istio-injection=enabled")
+        for path in (shop_kube, REPO / "examples" / "shop" / "services.yaml"):
+            kube.kubectl("apply", "-n", ns, "-f", str(path))
+
+        def all_pods() -> list[dict[str, Any]] | None:
+            items = json.loads(kube.kubectl("get", "pods", "-n", ns, "-o", "json"))["items"]
+            return items if len(items) == replicas else None
+
+        pods = wait_for(f"{replicas} shop pods", all_pods, timeout=90)
+        for pod in pods:
+            spec, who = pod["spec"], pod["metadata"]["name"]
+            names = [c["name"] for c in spec["initContainers"]]
+            assert names[:2] == ["istio-init", "istio-proxy"], who
+            assert any(v["name"] == "plait-token" for v in spec["volumes"]), who
+            for container in spec["containers"]:
+                env = {e["name"] for e in container.get("env", [])}
+                assert not env & {"HTTP_PROXY", "PLAIT_OUTBOUND"}, who
+    finally:
+        kube.kubectl("delete", "mutatingwebhookconfiguration", name, "--ignore-not-found")
+        kube.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
