@@ -17,19 +17,11 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 
 from kubecluster import Cluster
+from plait.kube.crds import all_crds
 
 REPO = Path(__file__).resolve().parents[3]
 SHOP = REPO / "examples" / "shop"
-CRD_NAMES = {
-    "virtualservices.networking.istio.io",
-    "destinationrules.networking.istio.io",
-    "gateways.networking.istio.io",
-    "serviceentries.networking.istio.io",
-    "authorizationpolicies.security.istio.io",
-    "peerauthentications.security.istio.io",
-    "requestauthentications.security.istio.io",
-    "ratelimits.policy.plait.dev",
-}
+CRD_NAMES = {c["metadata"]["name"] for c in all_crds()}  # what charts/base ships
 
 
 def helm(kube: Cluster, *args: str) -> str:
