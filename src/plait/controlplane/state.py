@@ -36,7 +36,7 @@ class MeshState:
         return self._translator.snapshot
 
     async def publish(self, snapshot: MeshSnapshot) -> int:
-        self._translator = Translator(snapshot)
+        self._translator = Translator(snapshot, previous=self._translator)
         self._generation += 1
         async with self._changed:
             self._changed.notify_all()
