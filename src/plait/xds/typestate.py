@@ -60,9 +60,18 @@ class TypeState(Subscription):
     type_url: str
     sent: dict[str, Resource] = field(default_factory=dict)
     acked: dict[str, Resource] = field(default_factory=dict)  # wildcard: the ACKed set
+    # Named types: (config version, subscribed names) for which nothing was owed, while
+    # `sent` has not changed since; spares comparing every name on every wake.
+    _nothing_owed: tuple[str, frozenset[str]] | None = None
 
     def on_names_changed(self, names: frozenset[str]) -> None:
         self.sent = {n: r for n, r in self.sent.items() if n in names}
+        self._nothing_owed = None
+
+    def forget(self, name: str) -> None:
+        """Named types: send `name` again with the next response (cluster warming)."""
+        if self.sent.pop(name, None) is not None:
+            self._nothing_owed = None
 
     def on_acked(self) -> None:
         if self.wildcard:
@@ -74,13 +83,19 @@ class TypeState(Subscription):
 
     def owed(self, config: ProxyConfig) -> list[Resource]:
         """Named types: subscribed resources whose latest form the client has not been sent."""
+        key = (config.version(self.type_url), self.subscribed)
+        if key == self._nothing_owed:
+            return []
         have = config.resources(self.type_url)
         out = []
-        for name in sorted(self.subscribed):
+        for name in self.subscribed:
             r = have.get(name)
             s = self.sent.get(name)
-            if r is not None and (s is None or s.digest != r.digest):
+            if r is not None and (s is None or (s is not r and s.digest != r.digest)):
                 out.append(r)
+        if not out:
+            self._nothing_owed = key
+        out.sort(key=lambda r: r.name)
         return out
 
     def respond(self, version: str, nonce: str, resources: tuple[Resource, ...]) -> PlannedResponse:
@@ -88,6 +103,7 @@ class TypeState(Subscription):
             self.sent = {r.name: r for r in resources}
         else:
             self.sent.update((r.name, r) for r in resources)
+            self._nothing_owed = None
         self.record_sent(version, nonce)
         return PlannedResponse(self.type_url, version, nonce, resources)
 
