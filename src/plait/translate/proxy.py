@@ -67,8 +67,9 @@ class Translator:
     def __init__(self, snapshot: MeshSnapshot, previous: Translator | None = None) -> None:
         self.snapshot = snapshot
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
-        self._own: dict[Proxy, list[Resource]] = {}  # sidecars' own resources
-        self._configs: dict[Proxy, ProxyConfig] = {}
+        # by node id, with the Proxy they were made for (hashing a Proxy is slow)
+        self._own: dict[str, tuple[Proxy, list[Resource]]] = {}  # sidecars' own resources
+        self._configs: dict[str, tuple[Proxy, ProxyConfig]] = {}
         self._hosts: dict[str, _HostBuild] = {}
         self._earlier_hosts: dict[str, _HostBuild] = {}
         if previous is not None:
@@ -184,17 +185,22 @@ class Translator:
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         """Everything `proxy` should have (memoized per proxy)."""
-        config = self._configs.get(proxy)
-        if config is None:
-            config = self._configs[proxy] = self._config_for(proxy)
+        found = self._configs.get(proxy.id)
+        if found is not None and found[0] == proxy:
+            return found[1]
+        config = self._config_for(proxy)
+        self._configs[proxy.id] = (proxy, config)
         return config
 
     def _config_for(self, proxy: Proxy) -> ProxyConfig:
         if proxy.kind == ProxyKind.GATEWAY:
             return self._gateway_config(proxy)
-        own = self._own.get(proxy)
-        if own is None:
-            own = self._own[proxy] = self._sidecar_own(proxy)
+        found = self._own.get(proxy.id)
+        if found is not None and found[0] == proxy:
+            own = found[1]
+        else:
+            own = self._sidecar_own(proxy)
+            self._own[proxy.id] = (proxy, own)
         if proxy.outbound_port is not None:
             own = [*own, self._sidecar_routes(proxy)]
         return self._assemble(proxy, own)

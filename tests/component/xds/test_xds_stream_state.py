@@ -105,3 +105,35 @@ def test_a_repeated_nonce_after_ack_only_updates_names() -> None:
     [p] = state.plan(cfg)
     assert ack(state, p, ("a",)) is RequestKind.ACK
     assert ack(state, p, ("a",)) is RequestKind.SUBSCRIBE
+
+
+def test_owed_follows_every_change_from_the_last_clean_point() -> None:
+    """Across shared configs (as a snapshot's streams hold them), changed, added and
+    forgotten names are owed exactly as a walk over every subscribed name finds them."""
+    state = StreamState()
+    eds = state.types[ENDPOINT]
+    names = ("a", "b", "c", "d")
+    state.on_request(Request(ENDPOINT, resource_names=names), NOW)
+    configs = [
+        ProxyConfig.of([endpoints("a", [1]), endpoints("b", [2]), endpoints("c", [3])]),
+        ProxyConfig.of([endpoints("a", [1]), endpoints("b", [9]), endpoints("c", [3])]),
+        ProxyConfig.of([endpoints("a", [1]), endpoints("b", [9]), endpoints("c", [3])]),
+        ProxyConfig.of([endpoints(n, [4]) for n in names]),
+    ]
+    sent_names = []
+    for i, cfg in enumerate(configs):
+        if i == 2:
+            eds.forget("a")  # a cluster changed: its endpoints must go again
+        want = sorted(
+            n
+            for n, r in cfg.resources(ENDPOINT).items()
+            if n not in eds.sent or eds.sent[n].digest != r.digest
+        )
+        planned = state.plan(cfg)
+        got = [r.name for p in planned for r in p.resources]
+        assert got == want, i
+        sent_names.append(got)
+        for p in planned:
+            ack(state, p, names)
+        assert state.plan(cfg) == [] and eds.settled(cfg)
+    assert sent_names == [["a", "b", "c"], ["b"], ["a"], ["a", "b", "c", "d"]]
