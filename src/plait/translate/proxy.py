@@ -72,8 +72,21 @@ class Translator:
         self._configs: dict[str, tuple[Proxy, ProxyConfig]] = {}
         self._hosts: dict[str, _HostBuild] = {}
         self._earlier_hosts: dict[str, _HostBuild] = {}
+        self._known: list[Proxy] = []  # the proxies the previous Translator served
         if previous is not None:
+            self._known = [proxy for proxy, _ in previous._configs.values()]
             self._take_over(previous)
+
+    def warm(self) -> None:
+        """Translate, ahead of their requests, for every proxy the previous snapshot's
+        Translator served (the caller runs this in a worker thread before publishing, so
+        a large rebuild never stalls the streams). A proxy whose translation fails is
+        left for `config_for` to fail on, where the failure is handled."""
+        for proxy in self._known:
+            try:
+                self.config_for(proxy)
+            except Exception:  # noqa: BLE001, S112 - reported when the stream asks
+                continue
 
     def _take_over(self, previous: Translator) -> None:
         """Keep what `previous` built from inputs that are still the same."""
