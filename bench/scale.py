@@ -49,6 +49,7 @@ from typing import Any
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
 from bench.procs import HOST, memory_kib, spawn_python, terminate
 from bench.simclient import proxies_to_json
+from plait.controlplane import gctune
 from plait.controlplane.state import MeshState
 from plait.model.labels import Labels
 from plait.xds.server import AdsServer
@@ -117,6 +118,7 @@ class Worker:
         t = time.perf_counter()
         state = MeshState(self.builder.snapshot())
         self.detail["initial_build_s"] = time.perf_counter() - t
+        gctune.tune()  # as the control-plane process does
         server = AdsServer(state, observer=self.acks)
         port = await server.start(HOST, 0)
         try:
