@@ -34,6 +34,7 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import resource
@@ -52,6 +53,7 @@ from bench.simclient import proxies_to_json
 from plait.controlplane import gctune
 from plait.controlplane.state import MeshState
 from plait.model.labels import Labels
+from plait.model.snapshot import MeshSnapshot
 from plait.xds.server import AdsServer
 
 Progress = Callable[[str], None]
@@ -119,7 +121,7 @@ class Worker:
         state = MeshState(self.builder.snapshot())
         self.detail["initial_build_s"] = time.perf_counter() - t
         gctune.tune()  # as the control-plane process does
-        server = AdsServer(state, observer=self.acks)
+        server = self.server = AdsServer(state, observer=self.acks)
         port = await server.start(HOST, 0)
         try:
             await self._start_clients(port)
@@ -129,11 +131,13 @@ class Worker:
             self.detail["rss_synced_mib"] = memory_kib()["VmRSS"] / 1024
             vs = await self._changes(server, state, "vs_edit", self._vs_edit)
             ep = await self._changes(server, state, "endpoint", self._endpoint_change)
-            server, reconnect_s = await self._restart(server, port, state)
+            snapshot = state.snapshot
+            del server, state  # a restart is a new process: nothing of the old one stays
+            reconnect_s = await self._restart(port, snapshot)
         finally:
             for proc in self.clients:
                 await terminate(proc, grace=15)
-            await server.stop(0.5)
+            await self.server.stop(0.5)
         mem = memory_kib()
         return {
             "services": s.services,
@@ -212,22 +216,18 @@ class Worker:
         self.detail[f"{kind}_cpu_s"] = self.cpu[-self.scale.reps :]
         return stats
 
-    async def _restart(
-        self, server: AdsServer, port: int, state: MeshState
-    ) -> tuple[AdsServer, float]:
+    async def _restart(self, port: int, snapshot: MeshSnapshot) -> float:
         """Stop the server, start a fresh one (cold caches) on the same port, and time
         until every proxy has reconnected and ACKed everything."""
-        snapshot = state.snapshot
-        await server.stop(0.5)
-        hwm0 = memory_kib()["VmRSS"]
-        t0 = time.perf_counter()
+        await self.server.stop(0.5)
         fresh = MeshState(snapshot)
-        server = AdsServer(fresh)
+        server = self.server = AdsServer(fresh)  # the old one is garbage now
+        gc.collect()
+        self.detail["rss_before_reconnect_mib"] = memory_kib()["VmRSS"] / 1024
+        t0 = time.perf_counter()
         await server.start(HOST, port)
         await self._synced(server, fresh.generation, "reconnect")
-        seconds = time.perf_counter() - t0
-        self.detail["rss_before_reconnect_mib"] = hwm0 / 1024
-        return server, seconds
+        return time.perf_counter() - t0
 
 
 async def _worker(scale: Scale) -> dict[str, Any]:
