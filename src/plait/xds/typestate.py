@@ -109,7 +109,7 @@ class TypeState(Subscription):
 
     def on_acked(self) -> None:
         if self.wildcard:
-            self.acked = dict(self.sent)
+            self.acked = self.sent  # (a wildcard `sent` is replaced, never changed in place)
 
     def client_set(self) -> dict[str, Resource]:
         """Wildcard types: what the client runs (the last set sent, unless it was NACKed)."""
