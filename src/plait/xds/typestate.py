@@ -55,6 +55,9 @@ _DIFFS: OrderedDict[
 ] = OrderedDict()
 
 
+_REMEMBER_FROM = 64  # entries: smaller mappings (a proxy's own) are not remembered
+
+
 def changed_names(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> frozenset[str]:
     """Names whose resource in `new` is not the one in `old` (added or changed).
 
@@ -62,19 +65,25 @@ def changed_names(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> f
     are remembered (by identity, the mappings kept alive with them): one walk per change,
     not one per stream.
     """
+    if len(new) < _REMEMBER_FROM:  # a proxy's own small mapping: cheaper to redo
+        return _diff(old, new)
     key = (id(old), id(new))
     found = _DIFFS.get(key)
     if found is not None and found[0] is old and found[1] is new:
         return found[2]
-    names = frozenset(
-        n
-        for n, r in new.items()
-        if (o := old.get(n)) is None or (o is not r and o.digest != r.digest)
-    )
+    names = _diff(old, new)
     _DIFFS[key] = (old, new, names)
     while len(_DIFFS) > 16:
         _DIFFS.popitem(last=False)
     return names
+
+
+def _diff(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> frozenset[str]:
+    return frozenset(
+        n
+        for n, r in new.items()
+        if (o := old.get(n)) is None or (o is not r and o.digest != r.digest)
+    )
 
 
 @dataclass

@@ -9,7 +9,7 @@ from ads_testkit import cluster, endpoints, mesh
 from plait.translate.resource import ProxyConfig
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from plait.xds.stream import StreamState
-from plait.xds.typestate import PlannedResponse, Request, RequestKind, SyncState
+from plait.xds.typestate import PlannedResponse, Request, RequestKind, SyncState, changed_names
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -137,3 +137,13 @@ def test_owed_follows_every_change_from_the_last_clean_point() -> None:
             ack(state, p, names)
         assert state.plan(cfg) == [] and eds.settled(cfg)
     assert sent_names == [["a", "b", "c"], ["b"], ["a"], ["a", "b", "c", "d"]]
+
+
+def test_changed_names_of_large_shared_mappings_are_computed_once() -> None:
+    old = {f"c{i}": endpoints(f"c{i}", [i]) for i in range(100)}
+    new = {**old, "c7": endpoints("c7", [1000]), "c100": endpoints("c100", [1])}
+    same_bytes = {**new, "c8": endpoints("c8", [8])}  # an equal resource, rebuilt
+    first = changed_names(old, new)
+    assert first == {"c7", "c100"}
+    assert changed_names(old, new) is first  # remembered for the other streams
+    assert changed_names(new, same_bytes) == frozenset()
