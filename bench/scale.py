@@ -27,8 +27,9 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   reaches 10 services), an edit of one service's VirtualService: p99 to its dependents,
   and how many other proxies received nothing; `null` while the control plane cannot
   scope (no Sidecar support);
-* `detail`: every measured value per kind of change (p50, p99, max, n), the initial sync
-  and the build times.
+* `detail`: every measured value per kind of change (p50, p99, max, n), the initial sync,
+  the build times, and the peak RSS after each phase (`hwm_after_PHASE_mib`: the phase
+  that raised `cp_rss_mib` shows).
 """
 
 from __future__ import annotations
@@ -129,11 +130,15 @@ class Worker:
             await self._synced(server, state.generation, "initial sync")
             self.detail["initial_sync_s"] = time.perf_counter() - t
             self.detail["rss_synced_mib"] = memory_kib()["VmRSS"] / 1024
+            self._peak("initial_sync")
             vs = await self._changes(server, state, "vs_edit", self._vs_edit)
+            self._peak("vs_edit")
             ep = await self._changes(server, state, "endpoint", self._endpoint_change)
+            self._peak("endpoint")
             snapshot = state.snapshot
             del server, state  # a restart is a new process: nothing of the old one stays
             reconnect_s = await self._restart(port, snapshot)
+            self._peak("reconnect")
         finally:
             for proc in self.clients:
                 await terminate(proc, grace=15)
@@ -152,6 +157,10 @@ class Worker:
             "scoped_untouched_proxies": None,
             "detail": {**self.detail, "rss_end_mib": mem["VmRSS"] / 1024, "scale": asdict(s)},
         }
+
+    def _peak(self, phase: str) -> None:
+        """The peak RSS so far (VmHWM only grows: the phase that raised it shows)."""
+        self.detail[f"hwm_after_{phase}_mib"] = memory_kib()["VmHWM"] / 1024
 
     async def _start_clients(self, port: int, *extra: str) -> None:
         n = self.scale.client_procs
