@@ -197,6 +197,11 @@ class SnapshotBuilder:
         self._parsed[name] = load({name: text})
         return self.snapshot()
 
+    def set_registry(self, registry: Iterable[WorkloadInstance]) -> MeshSnapshot:
+        """The snapshot with a new workload registry (an endpoint-only change)."""
+        self._registry = list(registry)
+        return self.snapshot()
+
     def snapshot(self) -> MeshSnapshot:
         self.version += 1
         resources = [r for name in sorted(self._parsed) for r in self._parsed[name]]

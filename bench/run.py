@@ -1,8 +1,12 @@
-"""Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane]`.
+"""Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane|scale]
+[--json PATH]`.
 
 Prints progress while it runs, then markdown tables; writes the raw results (every run,
 every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
 run takes about twelve minutes (the data plane alone about nine); `--quick` about three.
+The scale scenario (`bench/scale.py`: 1,000 services × 1,000 simulated proxies) runs only
+with `--only scale`; `--json PATH` writes its one result object (keys: `bench/scale.py`)
+to PATH.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import convergence, dataplane, machine, report, shopedit
+from bench import convergence, dataplane, machine, report, scale, shopedit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,6 +50,8 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     if args.only in (None, "controlplane"):
         results["controlplane"] = await convergence.run(args.quick, progress)
         results["shop"] = await shopedit.run(5 if args.quick else 20, progress)
+    if args.only == "scale":
+        results["scale"] = await scale.run(args.quick, progress)
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
         results["machine"]["plait_commit"] += f" → {end_commit} (changed during the run)"
@@ -61,13 +67,17 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append("## Control plane\n\n" + report.convergence(results["controlplane"]))
     if "shop" in results:
         parts.append("## The shop\n\n" + report.shop(results["shop"]))
+    if "scale" in results:
+        shown = {k: v for k, v in results["scale"].items() if k != "detail"}
+        parts.append("## Scale\n\n```json\n" + json.dumps(shown, indent=1) + "\n```")
     return "\n\n".join(parts) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs (a smoke test)")
-    parser.add_argument("--only", choices=["dataplane", "controlplane"])
+    parser.add_argument("--only", choices=["dataplane", "controlplane", "scale"])
+    parser.add_argument("--json", type=Path, help="with --only scale: write its result here")
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = RESULTS / f"{stamp}{'-quick' if args.quick else ''}"
@@ -78,6 +88,8 @@ def main() -> None:
         print("interrupted; every process the bench started has been stopped", file=sys.stderr)
         raise SystemExit(130) from None
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    if args.json is not None and "scale" in results:
+        args.json.write_text(json.dumps(results["scale"], indent=1) + "\n")
     text = markdown(results)
     (out_dir / "results.md").write_text(text)
     print(text)

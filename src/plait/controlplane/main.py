@@ -22,6 +22,7 @@ from pathlib import Path
 
 from plait.aio import Stopped, until
 from plait.analysis import vet
+from plait.controlplane import gctune
 from plait.controlplane.builder import SnapshotBuilder
 from plait.controlplane.debug import DebugServer
 from plait.controlplane.metrics import ControlPlaneMetrics
@@ -64,6 +65,7 @@ async def serve(opts: ControlPlaneOptions, stop: asyncio.Event) -> None:
     try:
         async with contextlib.AsyncExitStack() as servers, asyncio.TaskGroup() as tg:
             state = MeshState(await pipeline.start(tg))
+            gctune.tune()
             discovery.want(issuers(state.snapshot))
 
             async def publish(snapshot: MeshSnapshot) -> int:

@@ -1,7 +1,9 @@
 """MeshState: the current snapshot, served to the xDS server as its ConfigSource.
 
-Single event loop, no locks: `publish` swaps in a new Translator and bumps the
-generation; waiters wake on an asyncio.Condition. A translation failure for one proxy is
+Single event loop, no locks: `publish` makes the new Translator from the previous one
+(it takes over what did not change), has it translate for every known proxy in a worker
+thread (nothing else sees it until then, and the event loop keeps serving the streams),
+then swaps it in and bumps the generation; waiters wake on an asyncio.Condition. A translation failure for one proxy is
 recorded and that proxy keeps the last config it was given, so one bad resource never
 takes the rest of the mesh down.
 """
@@ -24,6 +26,7 @@ class MeshState:
         self._generation = 1
         self._translator = Translator(snapshot)
         self._changed = asyncio.Condition()
+        self._publishing = asyncio.Lock()  # one at a time: a newer snapshot is never undone
         self._last_config: dict[str, ProxyConfig] = {}
         self.translation_errors: dict[str, str] = {}
 
@@ -36,8 +39,11 @@ class MeshState:
         return self._translator.snapshot
 
     async def publish(self, snapshot: MeshSnapshot) -> int:
-        self._translator = Translator(snapshot)
-        self._generation += 1
+        async with self._publishing:
+            translator = Translator(snapshot, previous=self._translator)
+            await asyncio.to_thread(translator.warm)
+            self._translator = translator
+            self._generation += 1
         async with self._changed:
             self._changed.notify_all()
         return self._generation

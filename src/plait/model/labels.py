@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
 
 
@@ -24,7 +24,11 @@ class Labels(Mapping[str, str]):
         return self._lookup[key]
 
     def __iter__(self) -> Iterator[str]:
-        return (k for k, _ in self.items_)
+        return iter(self._lookup)
+
+    def items(self) -> ItemsView[str, str]:
+        """The pairs (the dict's view: Mapping's generic one is several times slower)."""
+        return self._lookup.items()
 
     def __len__(self) -> int:
         return len(self.items_)

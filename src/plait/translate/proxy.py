@@ -10,11 +10,20 @@ Every config it hands out is consistent (`consistency`): the shared resources ar
 once per snapshot, each proxy's own ones when its config is assembled; a config naming
 an endpoint set or route table it lacks raises `InconsistentConfigError` (a translator
 bug; the cache keeps that proxy's last good config) instead of leaving Envoy warming.
+
+Built from the `previous` snapshot's Translator, it takes over whatever was built from
+inputs that did not change (`reuse`): an outbound host's clusters and endpoints, the route
+tables, each sidecar's own resources. So an endpoint change rebuilds the clusters and
+endpoint sets of the hosts it touches and nothing else, a VirtualService edit rebuilds the
+route tables, and the unchanged resources are the very same `Resource` objects as before.
+Only one generation is kept: nothing refers to the previous Translator afterwards.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from plait.errors import InconsistentConfigError
 from plait.model.labels import Labels
@@ -36,6 +45,7 @@ from plait.translate import (
     mtls,
     names,
     peer,
+    reuse,
     telemetryapi,
     tracing,
     vhosts,
@@ -46,10 +56,79 @@ from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
 
 
+@dataclass(frozen=True)
+class _HostBuild:
+    """One outbound host's clusters and endpoint sets, and the inputs they came from."""
+
+    inputs: tuple[Any, ...]
+    clusters: list[Resource]
+    endpoints: list[Resource]
+
+
 class Translator:
-    def __init__(self, snapshot: MeshSnapshot) -> None:
+    def __init__(self, snapshot: MeshSnapshot, previous: Translator | None = None) -> None:
         self.snapshot = snapshot
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
+        # by node id, with the Proxy they were made for (hashing a Proxy is slow)
+        self._own: dict[str, tuple[Proxy, list[Resource]]] = {}  # sidecars' own resources
+        self._configs: dict[str, tuple[Proxy, ProxyConfig]] = {}
+        self._hosts: dict[str, _HostBuild] = {}
+        self._earlier_hosts: dict[str, _HostBuild] = {}
+        self._known: list[Proxy] = []  # the proxies the previous Translator served
+        if previous is not None:
+            self._known = [proxy for proxy, _ in previous._configs.values()]
+            self._take_over(previous)
+
+    def warm(self) -> None:
+        """Translate, ahead of their requests, for every proxy the previous snapshot's
+        Translator served (the caller runs this in a worker thread before publishing, so
+        a large rebuild never stalls the streams). A proxy whose translation fails is
+        left for `config_for` to fail on, where the failure is handled."""
+        for proxy in self._known:
+            try:
+                self.config_for(proxy)
+            except Exception:  # noqa: BLE001, S112 - reported when the stream asks
+                continue
+
+    def _take_over(self, previous: Translator) -> None:
+        """Keep what `previous` built from inputs that are still the same."""
+        old, new = previous.snapshot, self.snapshot
+        if reuse.own_inputs(old) == reuse.own_inputs(new):
+            self._own = dict(previous._own)
+        if reuse.route_inputs(old) == reuse.route_inputs(new):
+            self._sidecar_tables = dict(previous._sidecar_tables)
+            for name in ("_source_selectors", "_gateway_routes"):
+                if name in previous.__dict__:  # computed there (cached_property)
+                    self.__dict__[name] = previous.__dict__[name]
+        if reuse.host_context(old) == reuse.host_context(new):
+            self._earlier_hosts = previous._hosts or previous._earlier_hosts
+
+    def _host(self, hostname: str) -> _HostBuild:
+        inputs = reuse.host_inputs(self.snapshot, hostname)
+        earlier = self._earlier_hosts.get(hostname)
+        if earlier is not None and earlier.inputs == inputs:
+            return earlier
+        cds: list[Resource] = []
+        eds: list[Resource] = []
+        service = self.snapshot.services[hostname]
+        trust_domain = self.snapshot.mesh.trust_domain
+        subsets: list[tuple[str, dict[str, str]]] = [("", {}), *self._subsets(hostname)]
+        rules = self.snapshot.host_rules(hostname)
+        for port in service.ports:
+            eps = self.snapshot.endpoints_for(hostname, port.port)
+            peers = mtls.identities(eps, trust_domain)
+            for subset, labels in subsets:
+                policy = rules.policy_for(port.port, subset) if rules is not None else None
+                cluster = clusters.outbound_cluster(service, port, subset, policy, peers)
+                egress.finish_cluster(cluster, service, eps, labels)
+                metrics.tag_cluster(cluster, service)
+                cds.append(Resource.pack(cluster.name, cluster))
+                if cluster.HasField("eds_cluster_config"):
+                    tls = policy.tls if policy is not None else None
+                    speaks_mtls = mtls.endpoint_mtls(self._peer_auth, port, tls)
+                    cla = endpoints.load_assignment(cluster.name, eps, labels, speaks_mtls)
+                    eds.append(Resource.pack(cluster.name, cla))
+        return _HostBuild(inputs, cds, eds)
 
     def _subsets(self, hostname: str) -> list[tuple[str, dict[str, str]]]:
         rules = self.snapshot.host_rules(hostname)
@@ -66,25 +145,11 @@ class Translator:
         """(clusters, load assignments) for every service port and subset in the mesh."""
         cds: list[Resource] = []
         eds: list[Resource] = []
-        trust_domain = self.snapshot.mesh.trust_domain
         for hostname in sorted(self.snapshot.services):
-            service = self.snapshot.services[hostname]
-            subsets: list[tuple[str, dict[str, str]]] = [("", {}), *self._subsets(hostname)]
-            rules = self.snapshot.host_rules(hostname)
-            for port in service.ports:
-                eps = self.snapshot.endpoints_for(hostname, port.port)
-                peers = mtls.identities(eps, trust_domain)
-                for subset, labels in subsets:
-                    policy = rules.policy_for(port.port, subset) if rules is not None else None
-                    cluster = clusters.outbound_cluster(service, port, subset, policy, peers)
-                    egress.finish_cluster(cluster, service, eps, labels)
-                    metrics.tag_cluster(cluster, service)
-                    cds.append(Resource.pack(cluster.name, cluster))
-                    if cluster.HasField("eds_cluster_config"):
-                        tls = policy.tls if policy is not None else None
-                        speaks_mtls = mtls.endpoint_mtls(self._peer_auth, port, tls)
-                        cla = endpoints.load_assignment(cluster.name, eps, labels, speaks_mtls)
-                        eds.append(Resource.pack(cluster.name, cla))
+            built = self._hosts[hostname] = self._host(hostname)
+            cds += built.clusters
+            eds += built.endpoints
+        self._earlier_hosts = {}  # taken over or rebuilt: the previous ones can go
         return cds, eds
 
     @cached_property
@@ -134,6 +199,28 @@ class Translator:
         return config
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
+        """Everything `proxy` should have (memoized per proxy)."""
+        found = self._configs.get(proxy.id)
+        if found is not None and found[0] == proxy:
+            return found[1]
+        config = self._config_for(proxy)
+        self._configs[proxy.id] = (proxy, config)
+        return config
+
+    def _config_for(self, proxy: Proxy) -> ProxyConfig:
+        if proxy.kind == ProxyKind.GATEWAY:
+            return self._gateway_config(proxy)
+        found = self._own.get(proxy.id)
+        if found is not None and found[0] == proxy:
+            own = found[1]
+        else:
+            own = self._sidecar_own(proxy)
+            self._own[proxy.id] = (proxy, own)
+        if proxy.outbound_port is not None:
+            own = [*own, self._sidecar_routes(proxy)]
+        return self._assemble(proxy, own)
+
+    def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = [
             Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
         ]
@@ -142,21 +229,31 @@ class Translator:
         own += [Resource.pack(c.name, c) for c in telemetryapi.collector_clusters(mesh, tel)]
         traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
         client_skip = telemetryapi.skipped_metrics(tel, Side.CLIENT)
-        if proxy.kind == ProxyKind.GATEWAY:
-            gateway_log = telemetryapi.access_log_for(
-                mesh, tel, proxy, Side.CLIENT, accesslog.Direction.GATEWAY
+        gateway_log = telemetryapi.access_log_for(
+            mesh, tel, proxy, Side.CLIENT, accesslog.Direction.GATEWAY
+        )
+        for number, (port, tables) in self._gateway_routes.items():
+            host_port = proxy.host_port_for_gateway_port(number)
+            if host_port is None:
+                continue  # no host port was given for this server port (see plait status)
+            lis = gatewaylisteners.port_listener(
+                port, proxy.address, host_port, guards, gateway_log
             )
-            for number, (port, tables) in self._gateway_routes.items():
-                host_port = proxy.host_port_for_gateway_port(number)
-                if host_port is None:
-                    continue  # no host port was given for this server port (see plait status)
-                lis = gatewaylisteners.port_listener(
-                    port, proxy.address, host_port, guards, gateway_log
-                )
-                tracing.apply(lis, traced)
-                metrics.count_outbound(lis, proxy, client_skip)
-                own += [Resource.pack(lis.name, lis), *tables]
-            return self._assemble(proxy, own)
+            tracing.apply(lis, traced)
+            metrics.count_outbound(lis, proxy, client_skip)
+            own += [Resource.pack(lis.name, lis), *tables]
+        return self._assemble(proxy, own)
+
+    def _sidecar_own(self, proxy: Proxy) -> list[Resource]:
+        """A sidecar's resources other than its outbound route table."""
+        own: list[Resource] = [
+            Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
+        ]
+        guards = security_filters(self.snapshot, proxy)  # authn/authz for what it serves
+        mesh, tel = self.snapshot.mesh, telemetry_for(self.snapshot, proxy)
+        own += [Resource.pack(c.name, c) for c in telemetryapi.collector_clusters(mesh, tel)]
+        traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
+        client_skip = telemetryapi.skipped_metrics(tel, Side.CLIENT)
         if proxy.outbound_port is not None:
             lis = listeners.outbound_listener(
                 proxy.address,
@@ -168,7 +265,7 @@ class Translator:
             )
             tracing.apply(lis, traced)
             metrics.count_outbound(lis, proxy, client_skip)
-            own += [Resource.pack(lis.name, lis), self._sidecar_routes(proxy)]
+            own.append(Resource.pack(lis.name, lis))
         if proxy.inbound_port is not None and proxy.app_port is not None:
             protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
             app = clusters.inbound_cluster(proxy.address, proxy.app_port, protocol)
@@ -194,7 +291,7 @@ class Translator:
                 Resource.pack(lis.name, lis),
                 Resource.pack(table.name, table),
             ]
-        return self._assemble(proxy, own)
+        return own
 
 
 def _check(problems: list[str], whose: str) -> None:

@@ -8,8 +8,9 @@ sends it; the xDS server frames those bytes into a DiscoveryResponse without re-
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -36,6 +37,36 @@ class Resource:
         body = wrapped.SerializeToString(deterministic=True)
         digest = hashlib.blake2b(body, digest_size=8).hexdigest()
         return cls(wrapped.type_url, name, body, digest, references(message))
+
+
+class Overlay(Mapping[str, Resource]):
+    """`extra` over `base` (which it wins against on a name clash), without copying
+    `base`: a proxy's few own resources over the snapshot's shared ones."""
+
+    __slots__ = ("_base", "_extra", "_len")
+
+    def __init__(self, base: Mapping[str, Resource], extra: Mapping[str, Resource]) -> None:
+        self._base = base
+        self._extra = extra
+        self._len = len(base) + sum(1 for name in extra if name not in base)
+
+    def __getitem__(self, name: str) -> Resource:
+        found = self._extra.get(name)
+        return found if found is not None else self._base[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        found = self._extra.get(name)
+        return found if found is not None else self._base.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._extra or name in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from (name for name in self._base if name not in self._extra)
+
+    def __len__(self) -> int:
+        return self._len
 
 
 def _version(resources: Mapping[str, Resource]) -> str:
@@ -80,7 +111,7 @@ class ProxyConfig:
         by_type = dict(base.by_type)
         versions = dict(base.versions)
         for type_url, added in extras.items():
-            by_type[type_url] = {**base.resources(type_url), **added}
+            by_type[type_url] = Overlay(base.resources(type_url), added)
             h = hashlib.blake2b(digest_size=8)
             h.update(base.version(type_url).encode())
             h.update(_version(added).encode())

@@ -52,11 +52,13 @@ from plait.xds.status import (
     XdsObserver,
 )
 from plait.xds.stream import StreamState
-from plait.xds.typestate import Request, RequestKind
+from plait.xds.typestate import PlannedResponse, Request, RequestKind
 
 log = logging.getLogger(__name__)
 
 Write = Callable[[bytes], Awaitable[None]]
+LARGE_RESPONSE = 64 * 1024  # bytes of resources: see `SessionDeps.large_writes`
+SLOT_HOLD_S = 1.0
 
 
 class StreamError(Exception):
@@ -122,6 +124,10 @@ class SessionDeps:
     on_sync_change: Callable[[], None]
     observer: XdsObserver = field(default_factory=NoObserver)
     generations: GenerationTimes = field(default_factory=GenerationTimes)
+    # Large responses are framed and written a few streams at a time, so that a
+    # reconnect storm (every proxy asking for everything at once) holds a bounded number
+    # of full configurations in memory rather than one per stream.
+    large_writes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
 
 def to_request(msg: Any) -> Request:
@@ -228,21 +234,38 @@ class Session:
             if reason in (PushReason.CONFIG, PushReason.ENDPOINT):
                 since = deps.generations.seen(generation)
             for planned in self.state.plan(self.config):
-                data = framing.encode_response(
-                    planned.version,
-                    planned.type_url,
-                    planned.nonce,
-                    planned.resources,
-                    deps.control_plane,
-                )
-                await write(data)
+                size = await self._write(planned, write)
                 deps.counters.count_push(planned.type_url, reason)
                 seconds = None if since is None else time.monotonic() - since
-                deps.observer.pushed(SHORT_NAMES[planned.type_url], len(data), seconds)
+                deps.observer.pushed(SHORT_NAMES[planned.type_url], size, seconds)
             if self.state.settled(self.config) and self.synced_generation != generation:
                 self.synced_generation = generation
                 self._settled()
                 deps.on_sync_change()
+
+    async def _write(self, planned: PlannedResponse, write: Write) -> int:
+        """Frame and write one response; its size. A large one is framed within one of
+        the `large_writes` slots, held until the write completes or `SLOT_HOLD_S` passes
+        (a client that does not read must not hold a slot for long)."""
+        control_plane = self._deps.control_plane
+        args = (planned.version, planned.type_url, planned.nonce, planned.resources)
+        if sum(len(r.body) for r in planned.resources) < LARGE_RESPONSE:
+            data = framing.encode_response(*args, control_plane)
+            await write(data)
+            return len(data)
+        async with self._deps.large_writes:
+            data = framing.encode_response(*args, control_plane)
+            writing = asyncio.ensure_future(write(data))
+            try:
+                await asyncio.wait([writing], timeout=SLOT_HOLD_S)
+            except BaseException:
+                writing.cancel()
+                raise
+        try:
+            await writing
+        finally:
+            writing.cancel()  # when cancelled meanwhile (a no-op once done)
+        return len(data)
 
     def _load(self, generation: int) -> ProxyConfig:
         """The config of `generation`; notes what changed for this proxy, and when (a

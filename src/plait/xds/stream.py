@@ -90,8 +90,10 @@ class StreamState:
         state = self.types[CLUSTER]
         if not state.requested:
             return None
-        desired = dict(config.resources(CLUSTER))
         version = config.version(CLUSTER)
+        if version == state.sent_version:  # that very set was sent: nothing is removed
+            return None
+        desired = dict(config.resources(CLUSTER))
         removed = {n: r for n, r in state.client_set().items() if n not in desired}
         if removed and not self._routes_settled(config):
             desired.update(removed)
@@ -103,7 +105,7 @@ class StreamState:
         for name, r in desired.items():
             old = before.get(name)
             if old is None or old.digest != r.digest:
-                endpoints.sent.pop(name, None)  # re-send EDS so the cluster can warm
+                endpoints.forget(name)  # re-send EDS so the cluster can warm
         return state.respond(version, self._nonce(), tuple(desired.values()))
 
     def _plan_type(self, state: TypeState, config: ProxyConfig) -> PlannedResponse | None:

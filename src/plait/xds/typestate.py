@@ -12,6 +12,8 @@ Protocol references (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_pr
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -48,6 +50,42 @@ class PlannedResponse:
     resources: tuple[Resource, ...]
 
 
+_DIFFS: OrderedDict[
+    tuple[int, int], tuple[Mapping[str, Resource], Mapping[str, Resource], frozenset[str]]
+] = OrderedDict()
+
+
+_REMEMBER_FROM = 64  # entries: smaller mappings (a proxy's own) are not remembered
+
+
+def changed_names(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> frozenset[str]:
+    """Names whose resource in `new` is not the one in `old` (added or changed).
+
+    Every stream of a snapshot holds the same mapping objects, so the newest few pairs
+    are remembered (by identity, the mappings kept alive with them): one walk per change,
+    not one per stream.
+    """
+    if len(new) < _REMEMBER_FROM:  # a proxy's own small mapping: cheaper to redo
+        return _diff(old, new)
+    key = (id(old), id(new))
+    found = _DIFFS.get(key)
+    if found is not None and found[0] is old and found[1] is new:
+        return found[2]
+    names = _diff(old, new)
+    _DIFFS[key] = (old, new, names)
+    while len(_DIFFS) > 16:
+        _DIFFS.popitem(last=False)
+    return names
+
+
+def _diff(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> frozenset[str]:
+    return frozenset(
+        n
+        for n, r in new.items()
+        if (o := old.get(n)) is None or (o is not r and o.digest != r.digest)
+    )
+
+
 @dataclass
 class TypeState(Subscription):
     """One type on one stream: its `Subscription` and the resources sent.
@@ -60,13 +98,27 @@ class TypeState(Subscription):
     type_url: str
     sent: dict[str, Resource] = field(default_factory=dict)
     acked: dict[str, Resource] = field(default_factory=dict)  # wildcard: the ACKed set
+    # Named types: the resources of a config (the mapping object, shared by every proxy
+    # of a snapshot) and the names subscribed when the client was last owed nothing, and
+    # the names forgotten since; from there only the names that differ between that
+    # mapping and a newer one need a look (`changed_names`, computed once for all streams).
+    _clean: tuple[Mapping[str, Resource], frozenset[str]] | None = None
+    _dirty: set[str] = field(default_factory=set)
+    _owing: tuple[Mapping[str, Resource], frozenset[str], list[Resource]] | None = None
+    _covered: tuple[Mapping[str, Resource], frozenset[str]] | None = None
 
     def on_names_changed(self, names: frozenset[str]) -> None:
         self.sent = {n: r for n, r in self.sent.items() if n in names}
+        self._clean = None
+
+    def forget(self, name: str) -> None:
+        """Named types: send `name` again with the next response (cluster warming)."""
+        self.sent.pop(name, None)
+        self._dirty.add(name)
 
     def on_acked(self) -> None:
         if self.wildcard:
-            self.acked = dict(self.sent)
+            self.acked = self.sent  # (a wildcard `sent` is replaced, never changed in place)
 
     def client_set(self) -> dict[str, Resource]:
         """Wildcard types: what the client runs (the last set sent, unless it was NACKed)."""
@@ -75,12 +127,25 @@ class TypeState(Subscription):
     def owed(self, config: ProxyConfig) -> list[Resource]:
         """Named types: subscribed resources whose latest form the client has not been sent."""
         have = config.resources(self.type_url)
+        clean = self._clean
+        if clean is not None and clean[1] is self.subscribed:
+            if clean[0] is have and not self._dirty:
+                return []
+            names: Iterable[str] = changed_names(clean[0], have) | self._dirty
+        else:
+            names = self.subscribed
         out = []
-        for name in sorted(self.subscribed):
+        for name in names:
             r = have.get(name)
+            if r is None or name not in self.subscribed:
+                continue
             s = self.sent.get(name)
-            if r is not None and (s is None or s.digest != r.digest):
+            if s is None or (s is not r and s.digest != r.digest):
                 out.append(r)
+        out.sort(key=lambda r: r.name)
+        if not out:
+            self._clean, self._dirty = (have, self.subscribed), set()
+        self._owing = (have, self.subscribed, out)
         return out
 
     def respond(self, version: str, nonce: str, resources: tuple[Resource, ...]) -> PlannedResponse:
@@ -88,6 +153,10 @@ class TypeState(Subscription):
             self.sent = {r.name: r for r in resources}
         else:
             self.sent.update((r.name, r) for r in resources)
+            owing = self._owing
+            if owing is not None and owing[1] is self.subscribed and list(resources) == owing[2]:
+                self._clean, self._dirty = (owing[0], owing[1]), set()  # all owed: sent
+            self._owing = None
         self.record_sent(version, nonce)
         return PlannedResponse(self.type_url, version, nonce, resources)
 
@@ -105,7 +174,14 @@ class TypeState(Subscription):
             return False
         if self.wildcard:
             return self.sent_version == config.version(self.type_url)
-        return have.keys() <= self.subscribed and not self.owed(config)
+        covered = self._covered  # a mapping whose names were all subscribed
+        if covered is None or covered[1] is not self.subscribed:
+            if not have.keys() <= self.subscribed:
+                return False
+        elif covered[0] is not have and not changed_names(covered[0], have) <= self.subscribed:
+            return False  # (only names added since `covered` can be unsubscribed)
+        self._covered = (have, self.subscribed)
+        return not self.owed(config)
 
     def sync_state(self, config: ProxyConfig) -> SyncState:
         if self.nack is not None:

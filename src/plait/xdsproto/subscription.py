@@ -80,11 +80,13 @@ class Subscription:
     acked_at: datetime | None = None
     nack: Nack | None = None
     nacked_versions: set[str] = field(default_factory=set)
+    _names_seen: tuple[str, ...] = ()  # the latest request's names, as listed
 
     def on_request(self, req: Request, now: datetime) -> RequestKind:
         """Record one request; subscriptions are honoured even when its nonce is stale."""
         self.resubscribed = not self.requested
-        if not self.wildcard:
+        if not self.wildcard and req.resource_names != self._names_seen:
+            self._names_seen = req.resource_names  # (most requests repeat the last list)
             names = frozenset(req.resource_names)
             if names != self.subscribed:
                 self.subscribed = names

@@ -9,7 +9,7 @@ from ads_testkit import cluster, endpoints, mesh
 from plait.translate.resource import ProxyConfig
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from plait.xds.stream import StreamState
-from plait.xds.typestate import PlannedResponse, Request, RequestKind, SyncState
+from plait.xds.typestate import PlannedResponse, Request, RequestKind, SyncState, changed_names
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -105,3 +105,45 @@ def test_a_repeated_nonce_after_ack_only_updates_names() -> None:
     [p] = state.plan(cfg)
     assert ack(state, p, ("a",)) is RequestKind.ACK
     assert ack(state, p, ("a",)) is RequestKind.SUBSCRIBE
+
+
+def test_owed_follows_every_change_from_the_last_clean_point() -> None:
+    """Across shared configs (as a snapshot's streams hold them), changed, added and
+    forgotten names are owed exactly as a walk over every subscribed name finds them."""
+    state = StreamState()
+    eds = state.types[ENDPOINT]
+    names = ("a", "b", "c", "d")
+    state.on_request(Request(ENDPOINT, resource_names=names), NOW)
+    configs = [
+        ProxyConfig.of([endpoints("a", [1]), endpoints("b", [2]), endpoints("c", [3])]),
+        ProxyConfig.of([endpoints("a", [1]), endpoints("b", [9]), endpoints("c", [3])]),
+        ProxyConfig.of([endpoints("a", [1]), endpoints("b", [9]), endpoints("c", [3])]),
+        ProxyConfig.of([endpoints(n, [4]) for n in names]),
+    ]
+    sent_names = []
+    for i, cfg in enumerate(configs):
+        if i == 2:
+            eds.forget("a")  # a cluster changed: its endpoints must go again
+        want = sorted(
+            n
+            for n, r in cfg.resources(ENDPOINT).items()
+            if n not in eds.sent or eds.sent[n].digest != r.digest
+        )
+        planned = state.plan(cfg)
+        got = [r.name for p in planned for r in p.resources]
+        assert got == want, i
+        sent_names.append(got)
+        for p in planned:
+            ack(state, p, names)
+        assert state.plan(cfg) == [] and eds.settled(cfg)
+    assert sent_names == [["a", "b", "c"], ["b"], ["a"], ["a", "b", "c", "d"]]
+
+
+def test_changed_names_of_large_shared_mappings_are_computed_once() -> None:
+    old = {f"c{i}": endpoints(f"c{i}", [i]) for i in range(100)}
+    new = {**old, "c7": endpoints("c7", [1000]), "c100": endpoints("c100", [1])}
+    same_bytes = {**new, "c8": endpoints("c8", [8])}  # an equal resource, rebuilt
+    first = changed_names(old, new)
+    assert first == {"c7", "c100"}
+    assert changed_names(old, new) is first  # remembered for the other streams
+    assert changed_names(new, same_bytes) == frozenset()

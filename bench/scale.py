@@ -1,0 +1,286 @@
+"""The control plane at scale: `python -m bench.run --only scale --json PATH`.
+
+1,000 services × 1,000 simulated proxies (`bench.simclient`, State of the World ADS,
+spread over a few client processes), every proxy seeing every service, served by plait's
+`MeshState` and `AdsServer` in one worker process (`python -m bench.scale '<Scale JSON>'`,
+so its memory figures are the control plane's alone). Changes enter as new snapshots
+built from the synthetic mesh (`bench.meshgen`), as the pipeline would publish them; the
+snapshot build is part of each change's time and CPU.
+
+The JSON object it writes (times in ms from the start of the change, i.e. before the
+snapshot is built, to a proxy's ACK of everything the change gave it):
+
+* `services`, `proxies`: the mesh; `clients`: the xDS flavour of the simulated proxies
+  (`"sotw"`);
+* `vs_edit_ack_p99_ms`: a VirtualService weight edit (the outbound route table of every
+  proxy changes): p99 over every proxy of every repetition;
+* `endpoint_ack_p99_ms`: a replica of one service joins or leaves the registry (its
+  endpoints change for every proxy, all of which can reach it): p99 as above;
+* `cp_cpu_s_per_change`: the control-plane process's CPU seconds per change (snapshot
+  build, translation, pushes, ACKs), mean over both kinds of change;
+* `cp_rss_mib`: the control plane's peak resident memory (VmHWM) over the whole run,
+  the initial sync and the reconnect storm included;
+* `reconnect_all_synced_s`: the control plane restarts (a new `AdsServer` and `MeshState`
+  on the same port, cold caches) and every proxy, re-connecting with a 0-0.5 s jittered
+  backoff, has ACKed its full configuration;
+* `scoped_edit_ack_p99_ms`, `scoped_untouched_proxies`: with Sidecar scoping (each proxy
+  reaches 10 services), an edit of one service's VirtualService: p99 to its dependents,
+  and how many other proxies received nothing; `null` while the control plane cannot
+  scope (no Sidecar support);
+* `detail`: every measured value per kind of change (p50, p99, max, n), the initial sync,
+  the build times, and the peak RSS after each phase (`hwm_after_PHASE_mib`: the phase
+  that raised `cp_rss_mib` shows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import resource
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
+from bench.procs import HOST, memory_kib, spawn_python, terminate
+from bench.simclient import proxies_to_json
+from plait.controlplane import gctune
+from plait.controlplane.state import MeshState
+from plait.model.labels import Labels
+from plait.model.snapshot import MeshSnapshot
+from plait.xds.server import AdsServer
+
+Progress = Callable[[str], None]
+WORKER_TIMEOUT_S = 1800.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    services: int = 1000
+    proxies: int = 1000
+    reps: int = 5
+    client_procs: int = 2
+    timeout_s: float = 120.0
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "p50": _quantile(values, 0.5),
+        "p99": _quantile(values, 0.99),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+class AckTimes:
+    """An `XdsObserver` noting when each proxy finished ACKing a change (monotonic)."""
+
+    def __init__(self) -> None:
+        self.at: list[float] = []
+
+    def pushed(self, type_name: str, size: int, seconds: float | None) -> None:
+        pass
+
+    def converged(self, seconds: float) -> None:
+        self.at.append(time.monotonic())
+
+
+class Worker:
+    def __init__(self, scale: Scale, run_dir: Path) -> None:
+        self.scale = scale
+        self.run_dir = run_dir
+        self.mesh = SyntheticMesh.make(scale.services, scale.proxies, fake_ports())
+        self.registry = list(self.mesh.registry)
+        self.builder = SnapshotBuilder(self.mesh.files, self.registry)
+        self.acks = AckTimes()
+        self.detail: dict[str, Any] = {}
+        self.cpu: list[float] = []
+        self.clients: list[asyncio.subprocess.Process] = []
+
+    async def run(self) -> dict[str, Any]:
+        s = self.scale
+        t = time.perf_counter()
+        state = MeshState(self.builder.snapshot())
+        self.detail["initial_build_s"] = time.perf_counter() - t
+        gctune.tune()  # as the control-plane process does
+        server = self.server = AdsServer(state, observer=self.acks)
+        port = await server.start(HOST, 0)
+        try:
+            await self._start_clients(port)
+            t = time.perf_counter()
+            await self._synced(server, state.generation, "initial sync")
+            self.detail["initial_sync_s"] = time.perf_counter() - t
+            self.detail["rss_synced_mib"] = memory_kib()["VmRSS"] / 1024
+            self._peak("initial_sync")
+            vs = await self._changes(server, state, "vs_edit", self._vs_edit)
+            self._peak("vs_edit")
+            ep = await self._changes(server, state, "endpoint", self._endpoint_change)
+            self._peak("endpoint")
+            snapshot = state.snapshot
+            del server, state  # a restart is a new process: nothing of the old one stays
+            reconnect_s = await self._restart(port, snapshot)
+            self._peak("reconnect")
+        finally:
+            for proc in self.clients:
+                await terminate(proc, grace=15)
+            await self.server.stop(0.5)
+        mem = memory_kib()
+        return {
+            "services": s.services,
+            "proxies": s.proxies,
+            "clients": "sotw",
+            "vs_edit_ack_p99_ms": 1e3 * vs["p99"],
+            "endpoint_ack_p99_ms": 1e3 * ep["p99"],
+            "cp_cpu_s_per_change": sum(self.cpu) / len(self.cpu),
+            "cp_rss_mib": mem["VmHWM"] / 1024,
+            "reconnect_all_synced_s": reconnect_s,
+            "scoped_edit_ack_p99_ms": None,
+            "scoped_untouched_proxies": None,
+            "detail": {**self.detail, "rss_end_mib": mem["VmRSS"] / 1024, "scale": asdict(s)},
+        }
+
+    def _peak(self, phase: str) -> None:
+        """The peak RSS so far (VmHWM only grows: the phase that raised it shows)."""
+        self.detail[f"hwm_after_{phase}_mib"] = memory_kib()["VmHWM"] / 1024
+
+    async def _start_clients(self, port: int, *extra: str) -> None:
+        n = self.scale.client_procs
+        for i in range(n):
+            path = self.run_dir / f"proxies-{i}.json"
+            path.write_text(proxies_to_json(self.mesh.proxies[i::n]))
+            proc = await spawn_python(
+                "bench.simclient",
+                str(port),
+                str(path),
+                "--reconnect",
+                *extra,
+                stdout=asyncio.subprocess.DEVNULL,
+            )
+            self.clients.append(proc)
+
+    async def _synced(self, server: AdsServer, generation: int, what: str) -> None:
+        s = self.scale
+        if not await server.wait_synced(generation, s.timeout_s, min_proxies=s.proxies):
+            synced = sum(1 for p in server.statuses() if (p.synced_generation or 0) >= generation)
+            raise RuntimeError(
+                f"{what}: {synced} of {s.proxies} proxies synced within {s.timeout_s:g}s"
+            )
+
+    # -- changes -------------------------------------------------------------------------
+
+    def _vs_edit(self, i: int) -> Any:
+        name, text = SyntheticMesh.routing_file(80 - (i % 8) * 10)
+        return self.builder.update(name, text)
+
+    def _endpoint_change(self, i: int) -> Any:
+        """Add a replica of svc-0001 on even steps, remove it on odd ones."""
+        if i % 2 == 0:
+            svc = SyntheticMesh.name(1 % self.scale.services)
+            labels = Labels.of({"app": svc, "version": "v1"})
+            port = 60000 + 3 * i
+            extra = sidecar(f"{svc}-extra{i}", svc, labels, (port, port + 1, port + 2))
+            self.registry.append(instance_of(extra))
+        else:
+            self.registry.pop()
+        return self.builder.set_registry(self.registry)
+
+    async def _changes(
+        self, server: AdsServer, state: MeshState, kind: str, make: Callable[[int], Any]
+    ) -> dict[str, float]:
+        """`reps` changes (after one warm-up): per-proxy ACK latencies, CPU per change."""
+        latencies: list[float] = []
+        for i in range(self.scale.reps + 1):
+            self.acks.at.clear()
+            cpu0, t0 = _cpu(), time.monotonic()
+            snapshot = make(i)
+            built = time.monotonic()
+            gen = await state.publish(snapshot)
+            await self._synced(server, gen, f"{kind} {i}")
+            if i == 0:
+                continue  # the warm-up
+            self.cpu.append(_cpu() - cpu0)
+            self.detail.setdefault(f"{kind}_build_s", []).append(built - t0)
+            latencies += [at - t0 for at in self.acks.at]
+            await asyncio.sleep(0.2)  # the proxies' last ACK-side work
+        stats = self.detail[kind] = _stats(latencies)
+        self.detail[f"{kind}_cpu_s"] = self.cpu[-self.scale.reps :]
+        return stats
+
+    async def _restart(self, port: int, snapshot: MeshSnapshot) -> float:
+        """Stop the server, start a fresh one (cold caches) on the same port, and time
+        until every proxy has reconnected and ACKed everything."""
+        await self.server.stop(0.5)
+        fresh = MeshState(snapshot)
+        server = self.server = AdsServer(fresh)  # the old one is garbage now
+        gc.collect()
+        self.detail["rss_before_reconnect_mib"] = memory_kib()["VmRSS"] / 1024
+        t0 = time.perf_counter()
+        await server.start(HOST, port)
+        await self._synced(server, fresh.generation, "reconnect")
+        return time.perf_counter() - t0
+
+
+async def _worker(scale: Scale) -> dict[str, Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+    with tempfile.TemporaryDirectory(prefix="plait-bench-scale-") as tmp:
+        return await Worker(scale, Path(tmp)).run()
+
+
+async def run(quick: bool, progress: Progress) -> dict[str, Any]:
+    """The scale scenario in its own process (`quick`: 100 × 100)."""
+    scale = Scale(100, 100, reps=3) if quick else Scale()
+    progress(f"scale: {scale.services} services × {scale.proxies} simulated proxies")
+    proc = await spawn_python("bench.scale", json.dumps(asdict(scale)))
+    try:
+        assert proc.stdout is not None
+        out = await asyncio.wait_for(proc.stdout.read(), WORKER_TIMEOUT_S)
+        await proc.wait()
+    finally:
+        await terminate(proc)
+    for line in out.decode().splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            progress(
+                f"  VS edit p99 {result['vs_edit_ack_p99_ms']:.0f} ms, endpoint p99 "
+                f"{result['endpoint_ack_p99_ms']:.0f} ms, CPU/change "
+                f"{result['cp_cpu_s_per_change']:.2f} s, RSS {result['cp_rss_mib']:.0f} MiB, "
+                f"reconnect {result['reconnect_all_synced_s']:.1f} s"
+            )
+            return result
+    raise RuntimeError(f"scale worker exited with code {proc.returncode} and no result")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="scale %(levelname)s %(name)s: %(message)s")
+    scale = Scale(**json.loads(sys.argv[1]))
+    try:
+        result = asyncio.run(_worker(scale))
+    except asyncio.CancelledError:
+        raise SystemExit(130) from None
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

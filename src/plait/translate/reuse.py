@@ -1,0 +1,69 @@
+"""What the translation of a new snapshot may take over from the previous snapshot's.
+
+A built resource is reused only when exactly the inputs it was built from are equal
+(compared by value; pydantic models and frozen dataclasses compare field by field, and
+equal objects short-circuit), as istiod's xDS cache keys each resource by what it depends
+on. Each function here names the inputs of one kind of resource; they must list every
+part of the snapshot the translation of that resource reads (the imports of the
+modules it calls show which: `tests/unit/translate/test_translate_reuse.py` checks that
+reused configs equal fresh ones for changes of each kind).
+
+* A sidecar's own resources (its listeners, inbound cluster and route table, JWKS
+  clusters) read the proxy, the services (application protocols, JWKS hosts, rate-limit
+  services, authorization), the security policies, the gateways (authorization of
+  gateway-bound policies), the mesh settings, the Telemetry resources and the JWKS URIs
+  found by OpenID discovery — not routing and not endpoints.
+* Route tables (the sidecars' outbound table, the gateways' tables) read the services,
+  VirtualServices, DestinationRules, gateways and mesh settings — not endpoints.
+* An outbound host's clusters and endpoint sets read that host's service, its merged
+  DestinationRules and its endpoints, plus the mesh settings and PeerAuthentications
+  (endpoint mTLS), which may select workloads through any service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plait.model.snapshot import MeshSnapshot
+
+
+def own_inputs(snapshot: MeshSnapshot) -> tuple[Any, ...]:
+    """What a sidecar's own resources depend on, besides the proxy."""
+    return (
+        snapshot.services,
+        snapshot.peer_authentications,
+        snapshot.authorization_policies,
+        snapshot.request_authentications,
+        snapshot.rate_limits,
+        snapshot.gateways,
+        snapshot.mesh,
+        snapshot.telemetries,
+        snapshot.discovered_jwks_uris,
+    )
+
+
+def route_inputs(snapshot: MeshSnapshot) -> tuple[Any, ...]:
+    """What route tables depend on, besides the caller's table key."""
+    return (
+        snapshot.services,
+        snapshot.virtual_services,
+        snapshot.destination_rules,
+        snapshot.gateways,
+        snapshot.mesh,
+    )
+
+
+def host_context(snapshot: MeshSnapshot) -> tuple[Any, ...]:
+    """What every outbound host's resources depend on."""
+    policies = snapshot.peer_authentications
+    return (snapshot.mesh, policies, snapshot.services if policies else None)
+
+
+def host_inputs(snapshot: MeshSnapshot, hostname: str) -> tuple[Any, ...]:
+    """What one outbound host's clusters and endpoint sets depend on (with the context)."""
+    service = snapshot.services[hostname]
+    return (
+        service,
+        snapshot.host_rules(hostname),
+        tuple(snapshot.endpoints_for(hostname, port.port) for port in service.ports),
+    )
