@@ -70,6 +70,8 @@ class BootstrapOptions:
     is Envoy's worker-thread count; it is a command-line flag, applied by the supervisor.
     `sds_socket` is the path of the agent's SDS socket; `xds_identity`, the control
     plane's SPIFFE ID (`control_plane_identity(trust_domain)`), turns on mTLS to xDS.
+    `admin_host` is where the admin API listens: loopback, or the pod IP of a proxy in a
+    pod network, so that the agent on the host reaches it.
     """
 
     proxy: Proxy
@@ -81,6 +83,7 @@ class BootstrapOptions:
     max_downstream_connections: int = DEFAULT_MAX_DOWNSTREAM_CONNECTIONS
     sds_socket: str | None = None
     xds_identity: SpiffeId | None = None
+    admin_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if not self.proxy.id:
@@ -114,9 +117,9 @@ def _node(proxy: Proxy) -> dict[str, Any]:
     return {"id": proxy.id, "cluster": cluster, "metadata": to_node_metadata(proxy)}
 
 
-def _admin(port: int) -> dict[str, Any]:
+def _admin(host: str, port: int) -> dict[str, Any]:
     return {
-        "address": _socket_address("127.0.0.1", port),
+        "address": _socket_address(host, port),
         "access_log": [
             {
                 "name": "envoy.access_loggers.file",
@@ -268,7 +271,7 @@ def bootstrap(opts: BootstrapOptions) -> dict[str, Any]:
         clusters.append(_sds_cluster(opts.sds_socket))
     return {
         "node": _node(opts.proxy),
-        "admin": _admin(opts.admin_port),
+        "admin": _admin(opts.admin_host, opts.admin_port),
         "dynamic_resources": _dynamic_resources(opts.initial_fetch_timeout_s),
         "static_resources": {"clusters": clusters},
         "overload_manager": _overload_manager(opts.max_downstream_connections),

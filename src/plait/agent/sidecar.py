@@ -40,6 +40,7 @@ class SidecarOptions:
     xds_tls: bool = True
     name: str | None = None
     admin_port: int = 0
+    admin_host: str = "127.0.0.1"
     concurrency: int = 1
     supervisor: SupervisorOptions | None = None
 
@@ -60,6 +61,7 @@ class SidecarOptions:
         return BootstrapOptions(
             proxy=self.proxy,
             admin_port=self.admin_port,
+            admin_host=self.admin_host,
             xds_host=self.xds_host,
             xds_port=self.xds_port,
             concurrency=self.concurrency,

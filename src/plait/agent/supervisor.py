@@ -86,6 +86,9 @@ class SupervisorOptions:
     stable_after_s: float = 10.0
     poll_interval_s: float = 0.05
     envoy_path: Path | None = None
+    wrapper: tuple[str, ...] = ()
+    """argv that runs Envoy elsewhere and execs it (in a pod: `ip netns exec NS setpriv
+    …`), so the supervised pid is still Envoy's."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,7 @@ class EnvoySupervisor(StartStop):
     def _args(self, envoy: Path) -> list[str]:
         o = self.options
         return [
+            *o.wrapper,
             str(envoy),
             "-c", str(self.bootstrap_path),
             "--disable-hot-restart",

@@ -90,10 +90,20 @@ def up(
             file_okay=False,
         ),
     ] = None,
+    transparent: Annotated[
+        bool,
+        typer.Option(
+            help="Linux, root: every replica in its own network namespace (a pod with its "
+            "own IP), its traffic captured by iptables as in Istio; apps get no proxy variables.",
+        ),
+    ] = False,
 ) -> None:
     """Start the mesh in DIRECTORY: control plane and CA, ingress gateway, every replica
     with its sidecar; sidecars talk mutual TLS with workload certificates."""
-    from plait.cli.up import run_detached, run_foreground
+    from plait.cli.up import refuse_transparent, run_detached, run_foreground
+
+    if transparent and refuse_transparent(err):
+        raise typer.Exit(exitcodes.USAGE)
     from plait.local.upoptions import UpOptions
 
     opts = UpOptions(
@@ -102,6 +112,7 @@ def up(
         ready_timeout_s=timeout,
         cert_ttl=cert_ttl,
         ca_dir=ca_dir.resolve() if ca_dir is not None else None,
+        transparent=transparent,
     )
     code = (run_detached if detach else run_foreground)(opts, console, err)
     raise typer.Exit(code)
@@ -347,6 +358,7 @@ def describe(
 def controlplane(
     directory: MeshDir,
     xds_port: Annotated[int, typer.Option(help="xDS (ADS gRPC) port.")] = 15010,
+    xds_host: Annotated[str, typer.Option(help="Address xDS listens on.")] = "127.0.0.1",
     status_port: Annotated[int, typer.Option(help="Status HTTP port.")] = 15014,
     ca_port: Annotated[int, typer.Option(help="The CA's HTTPS port (0 = any free port).")] = 0,
     ca_dir: Annotated[
@@ -379,5 +391,11 @@ def controlplane(
             workload_ttl=dt.timedelta(seconds=parse_nanos(cert_ttl) / 1e9),
         )
     main(
-        ControlPlaneOptions(root=root, xds_port=xds_port, debug_port=status_port, security=security)
+        ControlPlaneOptions(
+            root=root,
+            xds_host=xds_host,
+            xds_port=xds_port,
+            debug_port=status_port,
+            security=security,
+        )
     )

@@ -40,6 +40,18 @@ def _refuse_if_running(directory: Path, err: Console) -> bool:
     return running is not None
 
 
+def refuse_transparent(err: Console) -> bool:
+    """--transparent makes network namespaces, veths and iptables rules: Linux and root."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        err.print(
+            "[red]error:[/] --transparent needs root on Linux (it creates network "
+            "namespaces, a bridge and iptables rules); run it with sudo, or drop "
+            "--transparent for the rootless mode"
+        )
+        return True
+    return False
+
+
 def _print_ready(state: MeshState, console: Console) -> None:
     render.services_table(asdict(s) for s in state.services).print(console)
     for server_port, host_port in sorted(state.gateway_ports.items()):
@@ -122,6 +134,7 @@ def run_detached(opts: UpOptions, console: Console, err: Console) -> int:
                 "--cert-ttl",
                 opts.cert_ttl,
                 *(["--ca-dir", str(opts.ca_dir)] if opts.ca_dir is not None else []),
+                *(["--transparent"] if opts.transparent else []),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -168,7 +181,7 @@ def stop_detached(directory: Path, console: Console, err: Console) -> int:
     except MeshStateError as exc:
         console.print(f"nothing to stop: {exc}")
         clear_state(directory)
-        return exitcodes.OK
+        return _remove_pods(directory, err)
     console.print(f"stopping the mesh for {directory} (pid {state.pid})…")
     with contextlib.suppress(ProcessLookupError):
         os.kill(state.pid, signal.SIGTERM)
@@ -179,10 +192,23 @@ def stop_detached(directory: Path, console: Console, err: Console) -> int:
         except ProcessLookupError:
             clear_state(directory)
             console.print("stopped")
-            return exitcodes.OK
+            return _remove_pods(directory, err)
         time.sleep(0.1)
     err.print(f"[red]error:[/] pid {state.pid} did not stop within 30 s; killing it")
     with contextlib.suppress(ProcessLookupError):
         os.kill(state.pid, signal.SIGKILL)
     clear_state(directory)
+    _remove_pods(directory, err)
     return exitcodes.STARTUP_FAILED
+
+
+def _remove_pods(directory: Path, err: Console) -> int:
+    """Transparent mode: remove the pod network a mesh that did not stop cleanly left."""
+    from plait.local import pods
+
+    try:
+        pods.remove_leftovers(directory / STATE_DIR)
+    except PlaitError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return exitcodes.STARTUP_FAILED
+    return exitcodes.OK

@@ -35,7 +35,12 @@ class SnapshotBuilder:
         view, instances = store.config, store.instances
         self.version += 1
         snapshot = build_snapshot(
-            view.resources, instances, self.version, view.messages, store.jwks_uris
+            view.resources,
+            instances,
+            self.version,
+            view.messages,
+            store.jwks_uris,
+            store.cluster_ips,
         )
         if self._warnings is None or self._warnings[0] is not view:
             self._warnings = (view, tuple(analyze(snapshot, view.resources)))

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 class ControlPlaneOptions:
     root: Path
     host: str = "127.0.0.1"
+    xds_host: str | None = None  # where xDS listens, if not `host` (pods reach it over a bridge)
     xds_port: int = 15010
     debug_port: int = 15014
     security: SecurityOptions | None = None  # None: plaintext xDS and no CA (tests, bench)
@@ -83,7 +84,7 @@ async def serve(opts: ControlPlaneOptions, stop: asyncio.Event) -> None:
                 servers.push_async_callback(security.stop)
                 log.info("CA for %s on https://%s:%d", trust_domain, opts.host, ca_port)
                 tls = security.xds_tls(workload_check(lambda: pipeline.store.config.resources))
-            xds_port = await server.start(opts.host, opts.xds_port, tls=tls)
+            xds_port = await server.start(opts.xds_host or opts.host, opts.xds_port, tls=tls)
             servers.push_async_callback(server.stop, 1.0)
             metrics.watch(server, state, security)
             debug = DebugServer(server, state, pipeline, builder, security, metrics, TraceStore())

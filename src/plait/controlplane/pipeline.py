@@ -54,6 +54,7 @@ class Store:
     configs: dict[str, ConfigView] = field(default_factory=dict)
     workloads: dict[str, tuple[WorkloadInstance, ...]] = field(default_factory=dict)
     discovered: dict[str, Mapping[str, str]] = field(default_factory=dict)
+    cluster_ip_sets: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
     def apply(self, event: SourceEvent) -> bool:
@@ -64,7 +65,9 @@ class Store:
             return changed
         if isinstance(event, WorkloadsChanged):
             changed = self.workloads.get(event.source) != event.instances
+            changed |= self.cluster_ip_sets.get(event.source, ()) != event.cluster_ips
             self.workloads[event.source] = event.instances
+            self.cluster_ip_sets[event.source] = event.cluster_ips
             return changed
         if isinstance(event, JwksUrisDiscovered):
             changed = self.discovered.get(event.source) != event.jwks_uris
@@ -96,6 +99,11 @@ class Store:
     @property
     def instances(self) -> tuple[WorkloadInstance, ...]:
         return tuple(i for group in self.workloads.values() for i in group)
+
+    @property
+    def cluster_ips(self) -> dict[str, str]:
+        """Every source's service cluster IPs, by hostname."""
+        return {host: ip for group in self.cluster_ip_sets.values() for host, ip in group}
 
 
 DEBOUNCE = Debounce()

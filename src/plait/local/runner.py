@@ -28,16 +28,17 @@ import math
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from plait.agent.sidecar import SidecarAgent, SidecarOptions
+from plait.agent.supervisor import SupervisorOptions
 from plait.aio import Backoff, Stopped, retry, until
 from plait.api.duration import parse_nanos
-from plait.errors import EnvoyError, StartupError, WorkloadCertificateError
-from plait.local import ingress
+from plait.errors import EnvoyError, PodNetworkError, StartupError, WorkloadCertificateError
+from plait.local import ingress, pods
 from plait.local.accesslogs import access_log_path, app_log_path
 from plait.local.identity import TOKEN_REFRESH_S, LocalIdentity
 from plait.local.plan import Plan, ReplicaSpec, make_plan
@@ -47,9 +48,10 @@ from plait.local.reconcile import diff_replicas
 from plait.local.statefile import MeshState, ProxyEntry, ServiceEntry, write_state
 from plait.local.status import fetch_json
 from plait.local.upoptions import UpOptions
-from plait.model.proxy import Proxy, ProxyKind, node_id
+from plait.model.proxy import Proxy, ProxyKind, Traffic, node_id
 from plait.model.registry import PortMap, Resolution, WorkloadInstance
 from plait.model.snapshot import build_snapshot
+from plait.podnet import Pod
 from plait.sources.directory import ConfigView
 from plait.sources.events import ConfigChanged, SourceEvent
 from plait.sources.meshdir import MeshDirectorySource
@@ -73,7 +75,19 @@ class Replica:
     proxy: Proxy
     app: ManagedProcess
     sidecar: SidecarAgent | None  # the agent (certificate, SDS, Envoy); None: no sidecar
+    pod: Pod | None = None  # transparent mode: its network namespace
     registered: bool = False
+
+    @property
+    def address(self) -> str:
+        """Where peers reach it: its pod IP, or loopback."""
+        return str(self.pod.ip) if self.pod is not None else HOST
+
+    @property
+    def port(self) -> int:
+        """The port peers connect to: the app's own in a pod (captured), else the sidecar's."""
+        port = self.proxy.app_port if self.pod is not None else self.proxy.inbound_port
+        return port or 0
 
 
 @dataclass
@@ -110,6 +124,9 @@ class LocalMesh:
         self.started = Started()
         self._gateway_generation = 0  # replacements of the gateway Envoy (local.ingress)
         self.xds_port = free_port()
+        self.xds_host = HOST  # transparent mode: the host's address on the pod bridge
+        self.pods: pods.Pods | None = None
+        self.cluster_ips: dict[str, str] = {}  # transparent mode: service hostname → IP
         self.debug_port = free_port()
         self.ca_port = free_port()
         self.identity = LocalIdentity(
@@ -132,7 +149,7 @@ class LocalMesh:
     # -- start -----------------------------------------------------------------------
 
     async def _start_controlplane(self) -> None:
-        self.progress(f"control plane: starting (xDS on {HOST}:{self.xds_port})")
+        self.progress(f"control plane: starting (xDS on {self.xds_host}:{self.xds_port})")
         cp = ManagedProcess(
             "controlplane",
             [
@@ -141,6 +158,8 @@ class LocalMesh:
                 "plait",
                 "controlplane",
                 str(self.root),
+                "--xds-host",
+                self.xds_host,
                 "--xds-port",
                 str(self.xds_port),
                 "--status-port",
@@ -162,8 +181,9 @@ class LocalMesh:
         await cp.start()
 
         async def listening() -> bool:
-            ports = (self.xds_port, self.debug_port, self.ca_port)
-            return all([await accepts(HOST, p) for p in ports])
+            ports = (self.debug_port, self.ca_port)
+            xds = await accepts(self.xds_host, self.xds_port)
+            return xds and all([await accepts(HOST, p) for p in ports])
 
         await _until(
             listening,
@@ -175,21 +195,79 @@ class LocalMesh:
     def ca_url(self) -> str:
         return f"https://{HOST}:{self.ca_port}"
 
-    def _agent(self, proxy: Proxy, instance: str, name: str | None = None) -> SidecarAgent:
-        """One proxy's agent: its token, key and certificate, SDS socket, and Envoy."""
+    def _agent(
+        self, proxy: Proxy, instance: str, name: str | None = None, pod: Pod | None = None
+    ) -> SidecarAgent:
+        """One proxy's agent: its token, key and certificate, SDS socket, and Envoy (in
+        `pod` if given: see `local.pods`)."""
         name = name or proxy.id.split("~", 1)[1]
         token = self.identity.token_file(instance, proxy.namespace, proxy.service_account)
+        in_pod: dict[str, Any] = {}
+        if pod is not None:
+            in_pod = {
+                "admin_host": str(pod.ip),
+                "admin_port": pods.ADMIN_PORT,
+                "supervisor": SupervisorOptions(wrapper=pods.envoy_wrapper(pod)),
+            }
         return SidecarAgent(
             SidecarOptions(
                 proxy=proxy,
                 run_dir=self.run_dir / "envoy",
                 ca=self.identity.ca_options(proxy, token, self.ca_url),
                 sds_socket=self.identity.sds_socket(name),
-                xds_host=HOST,
+                xds_host=self.xds_host,
                 xds_port=self.xds_port,
                 name=name,
+                **in_pod,
             )
         )
+
+    async def _replicas(self, specs: Sequence[ReplicaSpec]) -> list[Replica]:
+        """New replicas (in transparent mode each in a new pod with capture applied)."""
+        if self.pods is None:
+            return [self._replica(spec) for spec in specs]
+        made = []
+        for spec in specs:
+            pod = await self.pods.add(spec.instance, spec.namespace, capture=spec.sidecar)
+            made.append(self._pod_replica(spec, pod))
+        return made
+
+    def _pod_replica(self, spec: ReplicaSpec, pod: Pod) -> Replica:
+        """A replica in its pod: no proxy variables; its sidecar is captured (REDIRECT)."""
+        app_port = free_port()
+        proxy = Proxy(
+            id=node_id(ProxyKind.SIDECAR, spec.instance, spec.namespace),
+            kind=ProxyKind.SIDECAR,
+            workload=spec.workload,
+            namespace=spec.namespace,
+            service_account=spec.service_account,
+            labels=spec.labels,
+            address=str(pod.ip),
+            app_port=app_port,
+            access_log=str(access_log_path(self.run_dir, spec.instance)) if spec.sidecar else None,
+            traffic=Traffic.CAPTURED,
+        )
+        app = ManagedProcess(
+            spec.instance,
+            pod.exec_argv(spec.command),
+            env=self._app_env(spec, app_port, {}),
+            cwd=self.root,
+            log_path=app_log_path(self.run_dir, spec.instance),
+        )
+        agent = self._agent(proxy, spec.instance, pod=pod) if spec.sidecar else None
+        return Replica(spec, proxy, app, agent, pod)
+
+    def _app_env(self, spec: ReplicaSpec, port: int, proxy_env: dict[str, str]) -> dict[str, str]:
+        return {
+            **os.environ,
+            **dict(spec.env),
+            "PORT": str(port),
+            **proxy_env,
+            "PLAIT_INSTANCE": spec.instance,
+            "PLAIT_WORKLOAD": spec.workload,
+            "PLAIT_NAMESPACE": spec.namespace,
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def _replica(self, spec: ReplicaSpec) -> Replica:
         app_port, inbound, outbound = free_port(), free_port(), free_port()
@@ -208,16 +286,7 @@ class LocalMesh:
             outbound_port=outbound or None,
             access_log=str(access_log_path(self.run_dir, spec.instance)) if spec.sidecar else None,
         )
-        env = {
-            **os.environ,
-            **dict(spec.env),
-            "PORT": str(app_port),
-            **(_proxy_env(outbound) if spec.sidecar else {}),
-            "PLAIT_INSTANCE": spec.instance,
-            "PLAIT_WORKLOAD": spec.workload,
-            "PLAIT_NAMESPACE": spec.namespace,
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = self._app_env(spec, app_port, _proxy_env(outbound) if spec.sidecar else {})
         app = ManagedProcess(
             spec.instance,
             spec.command,
@@ -242,8 +311,14 @@ class LocalMesh:
             await self._export(r.sidecar)
         assert r.proxy.app_port is not None
         port = r.proxy.app_port
+
+        async def app_listens() -> bool:
+            if r.pod is not None:  # a connect from the host would be captured: ask the kernel
+                return pods.listens(r.app.pid, port)
+            return await accepts(HOST, port)
+
         await _until(
-            lambda: accepts(HOST, port),
+            app_listens,
             self.opts.ready_timeout_s,
             f"{r.spec.instance} to listen on $PORT={port} (see {r.app.log_path})",
         )
@@ -252,10 +327,12 @@ class LocalMesh:
         r.registered = True
         self._write_registry()
         where = f"sidecar :{r.proxy.inbound_port}" if r.sidecar is not None else "no sidecar"
+        if r.pod is not None:
+            where = f"pod {r.pod.ip}, {'captured' if r.sidecar is not None else 'no sidecar'}"
         self.progress(f"{r.spec.instance}: ready (app :{port}, {where})")
 
     def _write_registry(self) -> None:
-        write_registry(self.root, self._registered())
+        write_registry(self.root, self._registered(), self.cluster_ips)
 
     def _registered(self) -> list[WorkloadInstance]:
         """The replicas in the registry: ready, and not leaving."""
@@ -266,8 +343,8 @@ class LocalMesh:
                 namespace=r.spec.namespace,
                 labels=r.spec.labels,
                 service_account=r.spec.service_account,
-                address=HOST,
-                ports=PortMap.all_to(r.proxy.inbound_port or 0),  # every service port
+                address=r.address,
+                ports=PortMap.all_to(r.port),  # every service port
                 sidecar=r.sidecar is not None,
             )
             for r in self.started.replicas
@@ -335,8 +412,10 @@ class LocalMesh:
         write_registry(self.root, [])
         ports = ingress.host_ports(self.plan, {}, self.opts.gateway_port)
         write_state(self.root, self.state)
+        if self.opts.transparent:
+            await self._start_pods()
         await self._start_controlplane()
-        self.started.replicas = [self._replica(spec) for spec in self.plan.replicas]
+        self.started.replicas = await self._replicas(self.plan.replicas)
         self.progress(f"starting {len(self.started.replicas)} replicas with sidecars")
         tasks = [self._start_replica(r) for r in self.started.replicas]
         if ports:
@@ -350,6 +429,21 @@ class LocalMesh:
         self.state.phase = "ready"
         write_state(self.root, self.state)
         return self.state
+
+    async def _start_pods(self) -> None:
+        """Transparent mode: the pod bridge, and a cluster IP per Service (before any pod)."""
+        self.state.mode = "transparent"
+        try:
+            self.pods = await asyncio.to_thread(pods.Pods, self.run_dir)
+        except PodNetworkError as exc:
+            raise StartupError(f"cannot make the pod network: {exc}") from exc
+        self.xds_host = self.pods.host_address
+        self.state.xds = f"{self.xds_host}:{self.xds_port}"
+        self.cluster_ips = self.pods.sync_services(self.snapshot.services.values())
+        write_registry(self.root, [], self.cluster_ips)
+        self.progress(
+            f"pod network {self.pods.net.pod_cidr} (cluster IPs {self.pods.net.service_cidr})"
+        )
 
     def _service_entries(self) -> list[ServiceEntry]:
         out = []
@@ -369,17 +463,23 @@ class LocalMesh:
                     namespace=svc.namespace,
                     urls=[f"http://{svc.name}:{p.port}" for p in svc.ports if p.protocol.is_http],
                     replicas=[r.spec.instance for r in reps],
-                    endpoints=[f"{HOST}:{r.proxy.inbound_port}" for r in reps],
+                    endpoints=[f"{r.address}:{r.port}" for r in reps],
+                    clusterIP=self.cluster_ips.get(svc.hostname),
                 )
             )
         return out
 
     def _proxy_entries(self) -> list[ProxyEntry]:
-        agents: list[tuple[SidecarAgent, ManagedProcess | None]] = []
+        agents: list[tuple[SidecarAgent, ManagedProcess | None, Pod | None]] = []
         if self.started.gateway is not None:
-            agents.append((self.started.gateway, None))
-        agents += [(r.sidecar, r.app) for r in self.started.replicas if r.sidecar is not None]
-        return [_entry(agent, app, self.telemetry.url(agent.envoy.name)) for agent, app in agents]
+            agents.append((self.started.gateway, None, None))
+        agents += [
+            (r.sidecar, r.app, r.pod) for r in self.started.replicas if r.sidecar is not None
+        ]
+        return [
+            _entry(agent, app, self.telemetry.url(agent.envoy.name), pod)
+            for agent, app, pod in agents
+        ]
 
     async def _export(self, agent: SidecarAgent) -> None:
         """Serve the agent's Envoy's metrics under Istio's names (`telemetry.exporter`)."""
@@ -501,6 +601,11 @@ class LocalMesh:
         that fails to start is stopped and dropped, so the next reconcile starts it again."""
         self.snapshot = build_snapshot(view.resources, [], 0)
         plan = make_plan(view.resources, self.snapshot)
+        if self.pods is not None:
+            ips = self.pods.sync_services(self.snapshot.services.values())
+            if ips != self.cluster_ips:
+                self.cluster_ips = ips
+                self._write_registry()
         await self._update_gateway(plan)
         change = diff_replicas([r.spec for r in self.started.replicas], plan.replicas)
         if not change:
@@ -511,7 +616,7 @@ class LocalMesh:
         self._write_registry()
         await self._wait_synced()  # no proxy sends to the leaving replicas any more
         await self._drop(leaving)
-        joining = [self._replica(spec) for spec in change.start]
+        joining = await self._replicas(change.start)
         self.started.replicas += joining
         try:
             await _gather_or_cancel([self._start_replica(r) for r in joining])
@@ -533,6 +638,8 @@ class LocalMesh:
         for r in replicas:
             if r.sidecar is not None:
                 await self.telemetry.detach(r.sidecar.envoy.name)
+            if r.pod is not None and self.pods is not None:
+                await self.pods.remove(r.pod)
             self.identity.forget(r.spec.instance)
         self.started.replicas = [r for r in self.started.replicas if r not in replicas]
 
@@ -552,6 +659,11 @@ class LocalMesh:
         if s.controlplane is not None:
             await s.controlplane.stop()
         await self.telemetry.close()
+        if self.pods is not None:
+            try:
+                await asyncio.to_thread(self.pods.close)
+            except PodNetworkError as exc:
+                self.progress(f"error: {exc}")
         self.identity.cleanup()
         with contextlib.suppress(OSError):
             write_registry(self.root, [])
@@ -574,10 +686,31 @@ class LocalMesh:
             wait = TOKEN_REFRESH_S
 
 
-def _entry(agent: SidecarAgent, app: ManagedProcess | None, metrics: str | None) -> ProxyEntry:
+def _entry(
+    agent: SidecarAgent, app: ManagedProcess | None, metrics: str | None, pod: Pod | None = None
+) -> ProxyEntry:
     envoy = agent.envoy
     p = envoy.config.proxy
     sidecar = p.kind == ProxyKind.SIDECAR
+    if pod is not None:  # captured: peers (and a plaintext client) try podIP:port
+        return ProxyEntry(
+            name=p.id,
+            kind=p.kind.value,
+            workload=p.workload,
+            namespace=p.namespace,
+            serviceAccount=p.service_account,
+            labels=p.labels.as_dict(),
+            admin=_hostport(envoy.admin_url),
+            inbound=f"{pod.ip}:{p.app_port}",
+            outbound=None,
+            app=f"{pod.ip}:{p.app_port}",
+            envoyLog=str(envoy.log_path),
+            appLog=str(app.log_path) if app is not None else None,
+            accessLog=p.access_log,
+            identity=agent.options.ca.identity.uri,
+            podIP=str(pod.ip),
+            metrics=metrics or "",
+        )
     return ProxyEntry(
         name=p.id,
         kind=p.kind.value,

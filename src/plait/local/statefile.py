@@ -34,6 +34,7 @@ class ProxyEntry:
     appLog: str | None = None  # noqa: N815
     identity: str | None = None  # the SPIFFE ID its certificate names
     accessLog: str | None = None  # noqa: N815 - its Envoy's JSON access log (local.accesslogs)
+    podIP: str | None = None  # noqa: N815 - transparent mode: its pod's address
     metrics: str = ""  # Prometheus URL: Envoy's stats + istio_* (telemetry.exporter)
 
     def __post_init__(self) -> None:
@@ -50,6 +51,7 @@ class ServiceEntry:
     urls: list[str]  # e.g. http://orders:8080 (as apps in the same namespace call it)
     replicas: list[str]  # instance names behind it
     endpoints: list[str]  # their sidecars' inbound addresses
+    clusterIP: str | None = None  # noqa: N815 - transparent mode: the name's virtual IP
 
 
 @dataclass
@@ -68,6 +70,7 @@ class MeshState:
     ca: str | None = None  # the CA's HTTPS URL
     # a background task of the running mesh (replicas, tokens, directory) → its last failure
     problems: dict[str, str] = field(default_factory=dict)
+    mode: str = "explicit"  # explicit (HTTP_PROXY) | transparent (pods, captured traffic)
 
 
 def state_path(root: Path) -> Path:

@@ -73,6 +73,7 @@ def collect_status(root: Path) -> dict[str, Any]:
         proxies.append(item)
     return {
         "phase": state.phase,
+        "mode": state.mode,
         "gateway": state.gateway,
         "gatewayPorts": state.gateway_ports,
         "controlPlane": {

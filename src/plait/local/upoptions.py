@@ -14,3 +14,4 @@ class UpOptions:
     ready_timeout_s: float = 60.0
     cert_ttl: str = "24h"  # workload certificates' lifetime
     ca_dir: Path | None = None  # a plugged-in CA; None: plait's own in .plait/ca
+    transparent: bool = False  # each replica in its own pod netns, traffic captured (root)

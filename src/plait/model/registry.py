@@ -122,6 +122,7 @@ class Service:
     selector: Labels = field(default_factory=Labels)
     resolution: Resolution = Resolution.REGISTRY
     external: bool = False
+    cluster_ip: str | None = None  # the virtual IP captured apps reach it at (transparent mode)
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)

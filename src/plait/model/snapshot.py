@@ -13,6 +13,7 @@ select a workload; endpoints by (hostname, port).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -148,7 +149,16 @@ def _kube_service(svc: KubeService) -> Service:
         namespace=ns,
         ports=ports,
         selector=Labels.of(svc.spec.selector or {}),
+        cluster_ip=_cluster_ip(svc.spec.cluster_ip),
     )
+
+
+def _cluster_ip(value: str | None) -> str | None:
+    """`spec.clusterIP` when it is an address (not "None": a headless Service)."""
+    try:
+        return str(ipaddress.ip_address(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _entry_services(entry: ServiceEntry) -> list[tuple[Service, list[Endpoint]]]:
@@ -326,11 +336,18 @@ def build_snapshot(
     version: int,
     messages: Sequence[ConfigMessage] = (),
     discovered_jwks_uris: Mapping[str, str] | None = None,
+    cluster_ips: Mapping[str, str] | None = None,
 ) -> MeshSnapshot:
     """Index validated config and the running instances into one snapshot
-    (`discovered_jwks_uris`: what OpenID discovery found, issuer → jwks_uri)."""
+    (`discovered_jwks_uris`: what OpenID discovery found, issuer → jwks_uri).
+
+    `cluster_ips` (hostname → IP) are the virtual IPs a platform gave services (local
+    transparent mode's pod network); they win over a Service's own `spec.clusterIP`."""
     kinds = _ByKind(config)
     services, endpoints = _registry(kinds, _InstanceIndex(instances))
+    for host, ip in (cluster_ips or {}).items():
+        if host in services:
+            services[host] = replace(services[host], cluster_ip=ip)
     virtual_services = _by_name(kinds.of(VirtualService))
     drs = _by_name(kinds.of(DestinationRule))
     authz = _by_name(kinds.of(AuthorizationPolicy))

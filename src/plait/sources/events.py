@@ -40,10 +40,12 @@ class ConfigChanged:
 
 @dataclass(frozen=True)
 class WorkloadsChanged:
-    """Every workload instance the source knows of now."""
+    """Every workload instance the source knows of now, and the cluster IPs (hostname,
+    IP) the platform gave services (local transparent mode; empty otherwise)."""
 
     source: str
     instances: tuple[WorkloadInstance, ...]
+    cluster_ips: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +44,37 @@ def _to_json(i: WorkloadInstance) -> dict[str, Any]:
     }
 
 
-def write_registry(root: Path, instances: Sequence[WorkloadInstance]) -> None:
-    """Atomically replace the registry (write a temp file, then rename)."""
+def write_registry(
+    root: Path,
+    instances: Sequence[WorkloadInstance],
+    cluster_ips: Mapping[str, str] | None = None,
+) -> None:
+    """Atomically replace the registry (write a temp file, then rename); `cluster_ips`
+    (hostname → IP) are transparent mode's service addresses."""
     path = registry_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"instances": [_to_json(i) for i in instances]}, indent=1))
+    data: dict[str, Any] = {"instances": [_to_json(i) for i in instances]}
+    if cluster_ips:
+        data["clusterIPs"] = dict(sorted(cluster_ips.items()))
+    tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
+
+
+def load_cluster_ips(root: Path) -> tuple[tuple[str, str], ...]:
+    """The registry's service cluster IPs as (hostname, IP) pairs; none if absent.
+    Raises RegistryError like `load_registry`."""
+    path = registry_path(root)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return ()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RegistryError(f"cannot read the workload registry {path}: {exc}") from exc
+    raw = data.get("clusterIPs") or {} if isinstance(data, dict) else None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"the workload registry {path}: clusterIPs is not a map")
+    return tuple(sorted((str(k), str(v)) for k, v in raw.items()))
 
 
 def read_registry(root: Path) -> list[WorkloadInstance]:
@@ -94,6 +118,9 @@ def load_registry(root: Path) -> list[WorkloadInstance]:
         ) from exc
 
 
+_Read = tuple[tuple[WorkloadInstance, ...], tuple[tuple[str, str], ...]]
+
+
 class RegistrySource:
     """`DIR/.plait/workloads.json` as a source of `WorkloadsChanged` events."""
 
@@ -108,19 +135,18 @@ class RegistrySource:
         p = Path(path)
         return p.name == WORKLOADS_FILE and p.parent.name == STATE_DIR
 
-    async def _read(
-        self, emit: Emit, last: tuple[WorkloadInstance, ...] | None
-    ) -> tuple[WorkloadInstance, ...] | None:
+    async def _read(self, emit: Emit, last: _Read | None) -> _Read | None:
         """Emit the registry if it changed; a bad file is reported and `last` stays."""
         try:
             instances = tuple(await asyncio.to_thread(load_registry, self.root))
+            ips = await asyncio.to_thread(load_cluster_ips, self.root)
         except RegistryError as exc:
             emit(SourceError(self.name, str(exc)))
             return last
         emit(SourceError(self.name, None))
-        if instances != last:
-            emit(WorkloadsChanged(self.name, instances))
-        return instances
+        if last is None or (instances, ips) != last:
+            emit(WorkloadsChanged(self.name, instances, ips))
+        return instances, ips
 
     async def run(self, emit: Emit, ready: asyncio.Event) -> None:
         last = await self._read(emit, None)

@@ -25,14 +25,22 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
 from plait.errors import InconsistentConfigError
 from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
-from plait.model.proxy import Proxy, ProxyKind
+from plait.model.proxy import Proxy, ProxyKind, Traffic
+from plait.model.registry import Protocol
 from plait.model.snapshot import MeshSnapshot
 from plait.model.telemetry import Side, telemetry_for
 from plait.translate import (
     accesslog,
+    captured,
+    capturedin,
+    capturedout,
     clusters,
     consistency,
     egress,
@@ -52,6 +60,7 @@ from plait.translate import (
 )
 from plait.translate.appprotocol import AppProtocols
 from plait.translate.authfilters import security_clusters, security_filters
+from plait.translate.listeners import SecurityFilters
 from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
 
@@ -254,6 +263,8 @@ class Translator:
         own += [Resource.pack(c.name, c) for c in telemetryapi.collector_clusters(mesh, tel)]
         traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
         client_skip = telemetryapi.skipped_metrics(tel, Side.CLIENT)
+        if proxy.traffic is Traffic.CAPTURED:
+            return own + self._captured(proxy, guards, traced)
         if proxy.outbound_port is not None:
             lis = listeners.outbound_listener(
                 proxy.address,
@@ -292,6 +303,78 @@ class Translator:
                 Resource.pack(table.name, table),
             ]
         return own
+
+    @cached_property
+    def _cluster_ips(self) -> dict[str, str]:
+        return {
+            host: svc.cluster_ip
+            for host, svc in self.snapshot.services.items()
+            if svc.cluster_ip is not None
+        }
+
+    def _captured(
+        self,
+        proxy: Proxy,
+        guards: SecurityFilters,
+        traced: hcm_pb2.HttpConnectionManager.Tracing | None,
+    ) -> list[Resource]:
+        """A captured sidecar (Istio's REDIRECT mode): virtualOutbound with its per-service
+        listeners, virtualInbound for the app's port, and their original-destination
+        clusters; the HTTP chains are the explicit sidecar's (`capturedout`, `capturedin`)."""
+        explicit = listeners.outbound_listener(
+            "0.0.0.0",
+            capturedout.CAPTURE_PORT,
+            accesslog.for_proxy(proxy, accesslog.Direction.OUTBOUND),
+            peer.source_workload(proxy),
+        )
+        hcm = hcm_pb2.HttpConnectionManager()
+        explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+        out = capturedout.OutboundOptions(
+            capturedout.service_addresses(self.snapshot.services.values(), self._cluster_ips),
+            capturedout.captured_hcm(hcm),
+            self.snapshot.mesh.outbound_mode,
+        )
+        lds = [tracing.apply(lis, traced) for lis in capturedout.outbound_listeners(out)]
+        own = [self._sidecar_routes(proxy)]
+        cds = [
+            captured.passthrough_cluster(),
+            captured.inbound_passthrough_cluster(),
+            captured.blackhole_cluster(),
+        ]
+        if proxy.app_port is not None:
+            protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
+            cds.append(clusters.inbound_cluster("127.0.0.1", proxy.app_port, protocol))
+            limits = limits_for(self.snapshot, proxy)
+            table = inbound.inbound_routes(proxy.app_port, proxy.id, limits)
+            mode = inbound_mode(self._peer_auth, self.snapshot, proxy.namespace, proxy.labels)
+            http = listeners.inbound_listener(
+                "0.0.0.0",
+                capturedin.CAPTURE_PORT,
+                table.name,
+                mode,
+                guards,
+                accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
+            )
+            port = capturedin.AppPort(proxy.app_port, self._inbound_protocol(proxy, protocol))
+            inbound_lis = capturedin.virtual_inbound(capturedin.InboundOptions([port], http, mode))
+            lds.append(tracing.apply(inbound_lis, traced))
+            own.append(Resource.pack(table.name, table))
+        return [
+            *own,
+            *(Resource.pack(c.name, c) for c in cds),
+            *(Resource.pack(lis.name, lis) for lis in lds),
+        ]
+
+    def _inbound_protocol(self, proxy: Proxy, http: Protocol) -> Protocol:
+        """The app port's protocol: TCP when every port of its Services is opaque TCP."""
+        ports = [
+            port.protocol
+            for svc in self.snapshot.service_selectors.selecting(proxy.namespace, proxy.labels)
+            for port in svc.ports
+        ]
+        if ports and not any(p.is_http or p is Protocol.UNKNOWN for p in ports):
+            return Protocol.TCP
+        return http
 
 
 def _check(problems: list[str], whose: str) -> None:
