@@ -82,7 +82,9 @@ class Config:
             instance=instance,
             workload=env.get("PLAIT_WORKLOAD", service),
             namespace=env.get("PLAIT_NAMESPACE", "default"),
-            host=env.get("HOST", "127.0.0.1"),
+            # in a pod (POD_IP, as Kubernetes' downward API gives it) every address, as
+            # apps in Kubernetes do; locally without pods only loopback
+            host=env.get("HOST") or ("0.0.0.0" if env.get("POD_IP") else "127.0.0.1"),
             port=env_int(env, "PORT", 8080, minimum=0),
             timeout_s=env_int(env, "UPSTREAM_TIMEOUT_MS", 30_000, minimum=1) / 1000,
             env=env,

@@ -250,7 +250,7 @@ class LocalMesh:
         app = ManagedProcess(
             spec.instance,
             pod.exec_argv(spec.command),
-            env=self._app_env(spec, app_port, {}),
+            env=self._app_env(spec, app_port, {"POD_IP": str(pod.ip)}),
             cwd=self.root,
             log_path=app_log_path(self.run_dir, spec.instance),
         )
