@@ -321,7 +321,7 @@ class Translator:
         """A captured sidecar (Istio's REDIRECT mode): virtualOutbound with its per-service
         listeners, virtualInbound for the app's port, and their original-destination
         clusters; the HTTP chains are the explicit sidecar's (`capturedout`, `capturedin`)."""
-        explicit = listeners.outbound_listener(
+        explicit = listeners.outbound_listener(  # its HCM is the captured HTTP chains'
             "0.0.0.0",
             capturedout.CAPTURE_PORT,
             accesslog.for_proxy(proxy, accesslog.Direction.OUTBOUND),
@@ -329,13 +329,14 @@ class Translator:
         )
         hcm = hcm_pb2.HttpConnectionManager()
         explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+        addresses = capturedout.service_addresses(
+            self.snapshot.services.values(), self._cluster_ips
+        )
         out = capturedout.OutboundOptions(
-            capturedout.service_addresses(self.snapshot.services.values(), self._cluster_ips),
-            capturedout.captured_hcm(hcm),
-            self.snapshot.mesh.outbound_mode,
+            addresses, capturedout.captured_hcm(hcm), self.snapshot.mesh.outbound_mode
         )
         lds = [tracing.apply(lis, traced) for lis in capturedout.outbound_listeners(out)]
-        own = [self._sidecar_routes(proxy)]
+        own = [self._sidecar_routes(proxy)] if any(a.is_http for a in addresses) else []
         cds = [
             captured.passthrough_cluster(),
             captured.inbound_passthrough_cluster(),
@@ -358,7 +359,8 @@ class Translator:
             port = capturedin.AppPort(proxy.app_port, self._inbound_protocol(proxy, protocol))
             inbound_lis = capturedin.virtual_inbound(capturedin.InboundOptions([port], http, mode))
             lds.append(tracing.apply(inbound_lis, traced))
-            own.append(Resource.pack(table.name, table))
+            if port.is_http:
+                own.append(Resource.pack(table.name, table))
         return [
             *own,
             *(Resource.pack(c.name, c) for c in cds),

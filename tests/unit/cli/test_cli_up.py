@@ -27,3 +27,20 @@ def test_no_workload_certificate_is_exit_4_with_a_message(
     assert result.exit_code == exitcodes.STARTUP_FAILED, result.output
     assert "refused the CSR: 403 denied" in result.output
     assert "Traceback" not in result.output
+
+
+def test_transparent_without_root_says_so_and_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[bool] = []
+
+    async def start(_self: LocalMesh) -> None:
+        started.append(True)
+
+    monkeypatch.setattr(LocalMesh, "_start", start)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    (tmp_path / "empty.yaml").write_text("")
+    result = CliRunner().invoke(app, ["up", str(tmp_path), "--transparent"])
+    assert result.exit_code == exitcodes.USAGE, result.output
+    assert "--transparent needs root" in " ".join(result.output.split())
+    assert not started

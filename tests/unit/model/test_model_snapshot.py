@@ -303,3 +303,39 @@ spec:
     )
     got = snap.endpoints_for("reviews-v2.default.svc.cluster.local", 8080)
     assert [e.instance for e in got] == ["reviews-v2-0", "reviews-v2-1"]
+
+
+CLUSTER_IP_MESH = """apiVersion: v1
+kind: Service
+metadata: {name: db}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: db}
+  ports: [{name: tcp, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: headless}
+spec:
+  clusterIP: None
+  selector: {app: headless}
+  ports: [{name: tcp, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+"""
+
+
+def test_cluster_ips_come_from_the_service_or_the_platform() -> None:
+    loaded = load_text(CLUSTER_IP_MESH, "mesh.yaml")
+    snap = build_snapshot(loaded.resources, [], 1)
+    ips = {h.split(".")[0]: s.cluster_ip for h, s in snap.services.items()}
+    assert ips == {"db": "10.96.0.10", "headless": None, "web": None}
+    given = {"web.default.svc.cluster.local": "10.140.0.3", "gone.default.svc.cluster.local": "x"}
+    snap = build_snapshot(loaded.resources, [], 1, cluster_ips=given)
+    assert snap.services["web.default.svc.cluster.local"].cluster_ip == "10.140.0.3"
+    assert "gone.default.svc.cluster.local" not in snap.services

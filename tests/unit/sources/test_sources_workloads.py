@@ -89,3 +89,26 @@ def test_absent_or_unreadable_registry_means_no_instances(tmp_path: Path) -> Non
     ]:
         path.write_text(text)
         assert read_registry(tmp_path) == [], text
+
+
+def test_cluster_ips_round_trip_and_are_absent_by_default(tmp_path: Path) -> None:
+    from plait.sources.workloads import load_cluster_ips
+
+    write_registry(tmp_path, INSTANCES)
+    assert load_cluster_ips(tmp_path) == ()
+    ips = {"reviews.default.svc.cluster.local": "10.140.1.2", "a.b.svc.cluster.local": "10.140.1.1"}
+    write_registry(tmp_path, INSTANCES, ips)
+    assert read_registry(tmp_path) == INSTANCES
+    assert load_cluster_ips(tmp_path) == tuple(sorted(ips.items()))
+
+
+def test_cluster_ips_that_are_not_a_map_are_a_registry_error(tmp_path: Path) -> None:
+    import pytest
+
+    from plait.errors import RegistryError
+    from plait.sources.workloads import load_cluster_ips
+
+    write_registry(tmp_path, INSTANCES)
+    registry_path(tmp_path).write_text(json.dumps({"instances": [], "clusterIPs": ["x"]}))
+    with pytest.raises(RegistryError, match="clusterIPs is not a map"):
+        load_cluster_ips(tmp_path)
