@@ -74,6 +74,13 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         *ALWAYS,
         "spec.hosts",
         "spec.gateways",
+        # translate/tcproutes.py: captured sidecars (transparent mode, Kubernetes); the
+        # address-range matches need a chain per range and are not applied yet
+        "spec.tcp[].match[].port",
+        "spec.tcp[].match[].sourceLabels",
+        "spec.tcp[].match[].sourceNamespace",
+        "spec.tcp[].match[].gateways",
+        "spec.tcp[].route[]",
         # translate/routes.py and the modules it names; Istio does not apply
         # fault.delay.exponentialDelay nor fault.abort.http2Error either
         "spec.http[].name",

@@ -14,7 +14,7 @@ Pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import address_pb2
@@ -71,6 +71,18 @@ def http_inspector(sniffed_ports: Iterable[int]) -> lc.ListenerFilter:
 def tcp_chain(cluster: str, stat_prefix: str, name: str = "") -> lc.FilterChain:
     chain = lc.FilterChain(name=name)
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix, cluster=cluster)
+    chain.filters.add(name=TCP_PROXY).typed_config.Pack(proxy)
+    return chain
+
+
+def weighted_tcp_chain(
+    clusters: Sequence[tuple[str, int]], stat_prefix: str, name: str = ""
+) -> lc.FilterChain:
+    """tcp_proxy splitting connections over (cluster, weight) pairs."""
+    chain = lc.FilterChain(name=name)
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    for cluster, weight in clusters:
+        proxy.weighted_clusters.clusters.add(name=cluster, weight=weight)
     chain.filters.add(name=TCP_PROXY).typed_config.Pack(proxy)
     return chain
 

@@ -75,6 +75,7 @@ class InboundOptions:
     http: listener_pb2.Listener
     mode: MtlsMode = MtlsMode.PERMISSIVE
     capture_port: int = CAPTURE_PORT
+    tcp_filters: Sequence[lc.Filter] = ()  # network RBAC before every tcp_proxy (`rbactcp`)
 
 
 def _transports(mode: MtlsMode) -> list[str]:
@@ -86,10 +87,16 @@ def _transports(mode: MtlsMode) -> list[str]:
     return [TLS_TRANSPORT, RAW_TRANSPORT]
 
 
-def _tcp_chains(mode: MtlsMode, cluster: str, name: str) -> list[lc.FilterChain]:
+def _tcp_chains(
+    mode: MtlsMode, cluster: str, name: str, filters: Sequence[lc.Filter] = ()
+) -> list[lc.FilterChain]:
     chains = []
     for transport in _transports(mode):
         chain = captured.tcp_chain(cluster, cluster, f"{name}_{transport}")
+        if filters:
+            proxy = list(chain.filters)
+            del chain.filters[:]
+            chain.filters.extend([*filters, *proxy])
         if mode is not MtlsMode.DISABLE:
             chain.filter_chain_match.transport_protocol = transport
         if transport == TLS_TRANSPORT:
@@ -115,7 +122,9 @@ def _http_chains(options: InboundOptions, port: AppPort) -> list[lc.FilterChain]
 def _port_chains(options: InboundOptions, port: AppPort) -> list[lc.FilterChain]:
     chains = _http_chains(options, port) if port.is_http else []
     if not port.is_http or port.protocol is Protocol.UNKNOWN:
-        tcp = _tcp_chains(options.mode, names.inbound_cluster(port.port), str(port.port))
+        tcp = _tcp_chains(
+            options.mode, names.inbound_cluster(port.port), str(port.port), options.tcp_filters
+        )
         if port.protocol is Protocol.UNKNOWN:  # over mTLS an undeclared port is HTTP
             tcp = [c for c in tcp if c.filter_chain_match.transport_protocol != TLS_TRANSPORT]
         for chain in tcp:
@@ -127,7 +136,9 @@ def _port_chains(options: InboundOptions, port: AppPort) -> list[lc.FilterChain]
 def virtual_inbound(options: InboundOptions) -> listener_pb2.Listener:
     """0.0.0.0:15006: where the capture rules redirect every inbound TCP connection."""
     mode = MtlsMode.PERMISSIVE if options.mode is MtlsMode.UNSET else options.mode
-    options = InboundOptions(options.ports, options.http, mode, options.capture_port)
+    options = InboundOptions(
+        options.ports, options.http, mode, options.capture_port, options.tcp_filters
+    )
     listener = listener_pb2.Listener(
         name=names.INBOUND_LISTENER,
         address=address_pb2.Address(
@@ -148,6 +159,8 @@ def virtual_inbound(options: InboundOptions) -> listener_pb2.Listener:
     for port in sorted(options.ports, key=lambda p: p.port):
         listener.filter_chains.extend(_port_chains(options, port))
     listener.filter_chains.extend(
-        _tcp_chains(mode, captured.INBOUND_PASSTHROUGH_CLUSTER, "InboundPassthrough")
+        _tcp_chains(
+            mode, captured.INBOUND_PASSTHROUGH_CLUSTER, "InboundPassthrough", options.tcp_filters
+        )
     )
     return listener

@@ -43,6 +43,7 @@ class ServiceAddress:
     cluster_ip: str
     port: int
     protocol: Protocol
+    routes: tuple[tuple[str, int], ...] = ()  # a `tcp` route's weighted clusters (`tcproutes`)
 
     @property
     def cluster(self) -> str:
@@ -131,8 +132,14 @@ def _virtual(name: str, ip: str, port: int) -> listener_pb2.Listener:
 
 
 def _tcp_listener(svc: ServiceAddress) -> listener_pb2.Listener:
+    """The service's own cluster, or its `tcp` route: one cluster or weighted ones."""
     listener = _virtual(f"{svc.cluster_ip}_{svc.port}", svc.cluster_ip, svc.port)
-    listener.filter_chains.append(captured.tcp_chain(svc.cluster, svc.cluster))
+    if len(svc.routes) > 1:
+        chain = captured.weighted_tcp_chain(svc.routes, svc.cluster)
+    else:
+        cluster = svc.routes[0][0] if svc.routes else svc.cluster
+        chain = captured.tcp_chain(cluster, svc.cluster)
+    listener.filter_chains.append(chain)
     return listener
 
 

@@ -21,7 +21,7 @@ Only one generation is kept: nothing refers to the previous Translator afterward
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -54,12 +54,17 @@ from plait.translate import (
     names,
     peer,
     reuse,
+    tcproutes,
     telemetryapi,
     tracing,
     vhosts,
 )
 from plait.translate.appprotocol import AppProtocols
-from plait.translate.authfilters import security_clusters, security_filters
+from plait.translate.authfilters import (
+    security_clusters,
+    security_filters,
+    tcp_security_filters,
+)
 from plait.translate.listeners import SecurityFilters
 from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
@@ -329,9 +334,14 @@ class Translator:
         )
         hcm = hcm_pb2.HttpConnectionManager()
         explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
-        addresses = capturedout.service_addresses(
-            self.snapshot.services.values(), self._cluster_ips
-        )
+        addresses = [
+            a
+            if a.is_http
+            else replace(a, routes=tcproutes.tcp_route(self.snapshot, a.host, a.port, proxy))
+            for a in capturedout.service_addresses(
+                self.snapshot.services.values(), self._cluster_ips
+            )
+        ]
         out = capturedout.OutboundOptions(
             addresses, capturedout.captured_hcm(hcm), self.snapshot.mesh.outbound_mode
         )
@@ -357,7 +367,10 @@ class Translator:
                 accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
             )
             port = capturedin.AppPort(proxy.app_port, self._inbound_protocol(proxy, protocol))
-            inbound_lis = capturedin.virtual_inbound(capturedin.InboundOptions([port], http, mode))
+            tcp_guards = tcp_security_filters(self.snapshot, proxy)
+            inbound_lis = capturedin.virtual_inbound(
+                capturedin.InboundOptions([port], http, mode, tcp_filters=tcp_guards)
+            )
             lds.append(tracing.apply(inbound_lis, traced))
             if port.is_http:
                 own.append(Resource.pack(table.name, table))

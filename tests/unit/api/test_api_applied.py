@@ -40,7 +40,8 @@ spec:
       delay: {exponentialDelay: 5s, percentage: {value: 10}}
       abort: {http2Error: CANCEL}
   tcp:
-  - route: [{destination: {host: reviews}}]
+  - match: [{destinationSubnets: [10.0.0.0/8]}]
+    route: [{destination: {host: reviews}}]
 """
 
 
@@ -50,7 +51,7 @@ def test_unapplied_fields_get_one_warning_each_at_the_highest_path() -> None:
     assert [m.path for m in result.warnings] == [
         "spec.http[0].fault.delay.exponentialDelay",
         "spec.http[0].fault.abort.http2Error",
-        "spec.tcp",
+        "spec.tcp[0].match[0].destinationSubnets",
         "spec.exportTo",
     ]
     first = result.warnings[0]
