@@ -21,7 +21,17 @@ from typing import Any
 
 import pytest
 from capturekit import ROOT_ONLY, run
-from meshkit import SHOP, Mesh, copy_mesh, envoy_pid, eventually, get_json, plait, processes_under
+from meshkit import (
+    SHOP,
+    Load,
+    Mesh,
+    copy_mesh,
+    envoy_pid,
+    eventually,
+    get_json,
+    plait,
+    processes_under,
+)
 
 pytestmark = [ROOT_ONLY]
 
@@ -57,13 +67,14 @@ def leftovers(run_id: str, cidrs: list[str]) -> list[str]:
 
 
 def netns_of(root: Path) -> dict[str, str]:
-    """This run's pods: network namespace → pod IP."""
+    """This run's pods: network namespace → pod IP (a pod still being made is left out)."""
     out = {}
     for entry in podnet_state(root)["made"]:
-        if entry["kind"] == "netns":
-            addr = json.loads(
-                run(["ip", "-n", entry["name"], "-j", "-4", "addr", "show", "eth0"]).stdout
-            )
+        if entry["kind"] != "netns":
+            continue
+        shown = run(["ip", "-n", entry["name"], "-j", "-4", "addr", "show", "eth0"], check=False)
+        addr = json.loads(shown.stdout or "[]") if shown.returncode == 0 else []
+        if addr and addr[0].get("addr_info"):
             out[entry["name"]] = addr[0]["addr_info"][0]["local"]
     return out
 
@@ -204,6 +215,43 @@ async def test_killing_a_sidecars_envoy_recovers_within_5s(shop: Mesh) -> None:
     took = await eventually(checkout_ok, 5.0, "a checkout through the restarted Envoy")
     assert envoy_pid(shop.root, "payment-0.default") not in (None, pid)
     print(f"recovered in {took:.2f}s")
+
+
+def set_orders_replicas(mesh: Mesh, n: int) -> None:
+    path = mesh.root / "deployments.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("  name: orders"))
+    at = next(i for i in range(start, len(lines)) if lines[i].startswith("  replicas:"))
+    lines[at] = f"  replicas: {n}\n"
+    path.write_text("".join(lines))
+
+
+def orders_pods(mesh: Mesh) -> set[str]:
+    return {ns.rsplit("-default-", 1)[1] for ns in netns_of(mesh.root) if "-orders-" in ns}
+
+
+async def test_scaling_a_deployment_under_traffic_loses_no_request(shop: Mesh) -> None:
+    """A new replica gets its own pod and joins once ready; a leaving one gets no more
+    traffic before its pod (namespace, veth, hosts file) is removed."""
+    assert orders_pods(shop) == {"orders-0", "orders-1"}
+    async with Load(f"{shop.gateway}/checkout?item=book&payment=card") as load:
+        await eventually(lambda: load.count_since(0) >= 20, 10, "traffic to flow")
+        set_orders_replicas(shop, 3)
+        await eventually(lambda: "orders-2" in orders_pods(shop), 30, "a third pod")
+        await eventually(
+            lambda: any(p["name"] == "sidecar~orders-2.default" for p in shop.status_proxies()),
+            30,
+            "its sidecar in plait status",
+        )
+        t = time.monotonic()
+        await eventually(lambda: load.count_since(t) >= 20, 10, "traffic after scaling up")
+        set_orders_replicas(shop, 1)
+        await eventually(lambda: orders_pods(shop) == {"orders-0"}, 30, "two pods removed")
+        t = time.monotonic()
+        await eventually(lambda: load.count_since(t) >= 20, 10, "traffic after scaling down")
+    assert load.failures == [], f"{len(load.failures)} failed of {load.total}: {load.failures[:5]}"
+    set_orders_replicas(shop, 2)  # as the other tests found it
+    await eventually(lambda: len(orders_pods(shop)) == 2 and shop.all_synced(), 30, "2 again")
 
 
 BROKEN_APP = """apiVersion: v1
