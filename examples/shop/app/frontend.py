@@ -6,19 +6,21 @@ whole call chain. Reviews are optional (a failure is shown, the checkout goes on
 order is required (its failure makes the checkout fail with the partial chain).
 
 ``GET /product/ITEM`` asks ``reviews`` (HTTP) and ``recommendations`` (gRPC, see
-:mod:`app.recommendations`) concurrently; both are optional.
+:mod:`app.recommendations`) concurrently, and counts the view in ``cache`` (plain TCP,
+see :mod:`app.cache`; only in a pod); all are optional.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote
 
 import grpc
 from aiohttp import web
 
-from . import recommendations, shopkit
+from . import cache, recommendations, shopkit
 from .shopkit import Chain, HttpError
 
 PAYMENT_METHODS = ("card", "invoice")
@@ -30,6 +32,24 @@ def create_app(env: Mapping[str, str] | None = None) -> web.Application:
     reviews_url = cfg.upstream("REVIEWS_URL", "http://reviews:8080")
     orders_url = cfg.upstream("ORDERS_URL", "http://orders:8080")
     recommendations_addr = cfg.env.get("RECOMMENDATIONS_ADDR", "recommendations:8080")
+    # plain TCP: only when traffic is captured (in a pod); see app.cache
+    cache_addr = cfg.env.get("CACHE_ADDR", "cache:6379") if cfg.env.get("POD_IP") else None
+
+    async def count_view(chain: Chain, item: str) -> int | None:
+        if cache_addr is None:
+            return None
+        call = shopkit.Call("cache", "TCP", f"tcp://{cache_addr} INCR views:{item}")
+        chain.calls.append(call)
+        began = time.monotonic()
+        try:
+            reply = await cache.incr(cache_addr, f"views:{item}", cfg.timeout_s)
+        except (OSError, TimeoutError, ValueError) as exc:
+            call.error = f"{type(exc).__name__}: {exc}"
+            return None
+        finally:
+            call.elapsed_ms = round((time.monotonic() - began) * 1000, 1)
+        call.status, call.response = 200, {"instance": reply.instance, "value": reply.value}
+        return reply.value
 
     async def index(request: web.Request) -> web.Response:
         return shopkit.answer(
@@ -72,17 +92,19 @@ def create_app(env: Mapping[str, str] | None = None) -> web.Application:
     async def product(request: web.Request) -> web.Response:
         item = request.match_info["item"]
         chain = Chain(request)
-        reviews, recommended = await asyncio.gather(
+        reviews, recommended, views = await asyncio.gather(
             chain.call("reviews", "GET", f"{reviews_url}/reviews/{quote(item, safe='')}"),
             recommendations.fetch(
                 chain, request.app[RECOMMENDATIONS], recommendations_addr, item, cfg.timeout_s
             ),
+            count_view(chain, item),
         )
         return chain.reply(
             200,
             item=item,
             reviews=reviews.data.get("reviews") if reviews.ok else None,
             recommended=recommended.data.get("recommended") if recommended.ok else None,
+            views=views,
         )
 
     async def grpc_channel(app: web.Application) -> AsyncIterator[None]:

@@ -148,6 +148,27 @@ def test_grpc_call_with_an_unmodified_client(shop: Mesh) -> None:
     assert reply["recommended"], reply
 
 
+def test_the_tcp_cache_counts_views_through_the_mesh(shop: Mesh) -> None:
+    """frontend → cache is plain TCP and server-first: captured, mTLS between the
+    sidecars (the cache's ALLOW policy names frontend's principal), no sniffing wait."""
+
+    def cache_call() -> dict[str, Any]:
+        reply = get_json(f"{shop.gateway}/product/mug", timeout=10)
+        (call,) = [c for c in reply["calls"] if c["target"] == "cache"]
+        assert call["status"] == 200 and reply["views"] == call["response"]["value"], reply
+        return dict(call)
+
+    cache = next(p for p in shop.status()["proxies"] if p["workload"] == "cache")
+    url = f"http://{cache['admin']}/stats?format=json&filter=^listener.0.0.0.0_15006.ssl.handshake$"
+    before = get_json(url)["stats"][0]["value"]
+    calls = [cache_call() for _ in range(5)]
+    values = [c["response"]["value"] for c in calls]
+    assert values == list(range(values[0], values[0] + 5)), values
+    assert {c["response"]["instance"] for c in calls} == {"cache-0"}
+    assert get_json(url)["stats"][0]["value"] - before >= 5
+    assert sorted(c["elapsed_ms"] for c in calls)[2] < 80, calls
+
+
 def test_status_shows_mode_pod_ips_and_cluster_ips_and_names_resolve_in_pods(
     shop: Mesh,
 ) -> None:

@@ -305,6 +305,7 @@ def test_strict_without_sidecarless_workloads_or_permissive_with_them_is_fine() 
                 "risk-assessment",
                 "reviews",
                 "recommendations",
+                "cache",
             )
         )
     )

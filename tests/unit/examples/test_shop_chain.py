@@ -34,11 +34,13 @@ def test_mesh_config_is_consistent() -> None:
         "risk-assessment",
         "reviews",
         "recommendations",
+        "cache",
     }
     for name, svc in services.items():
-        protocol = "grpc" if name == "recommendations" else "http"
+        protocol = {"recommendations": "grpc", "cache": "tcp"}.get(name, "http")
+        port = 6379 if name == "cache" else 8080
         assert svc["spec"]["ports"] == [
-            {"name": protocol, "port": 8080, "targetPort": 8080, "appProtocol": protocol}
+            {"name": protocol, "port": port, "targetPort": port, "appProtocol": protocol}
         ]
     for name, dep in deployments.items():
         labels = dep["spec"]["template"]["metadata"]["labels"]

@@ -115,6 +115,7 @@ def test_shop_plan() -> None:
         "reviews-v1-0",
         "reviews-v2-0",
         "recommendations-0",
+        "cache-0",
     ]
     reviews = next(r for r in plan.replicas if r.instance == "reviews-v2-0")
     assert reviews.labels == Labels.of({"app": "reviews", "version": "v2"})
