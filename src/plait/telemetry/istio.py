@@ -39,16 +39,29 @@ from plait.translate.metrics import (
     STAT_PREFIX,
     UNKNOWN,
 )
+from plait.translate.tcpmetrics import (
+    TCP_CLOSED,
+    TCP_FAMILIES,
+    TCP_LABEL_NAMES,
+    TCP_OPENED,
+    TCP_RECEIVED,
+    TCP_SENT,
+)
 
 ENVOY_PREFIX = f"envoy_{STAT_PREFIX}_"
 _TYPES = {REQUESTS: "counter", DURATION: "histogram", REQUEST_BYTES: "histogram"}
 _TYPES[RESPONSE_BYTES] = "histogram"
+_TYPES.update(dict.fromkeys(TCP_FAMILIES, "counter"))
 _DEFAULTS = {"response_code": "0", "response_flags": "-", "request_protocol": "http"}
 _HELP = {
     REQUESTS: "Requests handled by this proxy (Istio standard).",
     DURATION: "Request duration in milliseconds.",
     REQUEST_BYTES: "Request body sizes in bytes.",
     RESPONSE_BYTES: "Response body sizes in bytes.",
+    TCP_SENT: "Bytes sent to the caller over TCP connections (Istio standard).",
+    TCP_RECEIVED: "Bytes received from the caller over TCP connections (Istio standard).",
+    TCP_OPENED: "TCP connections opened (Istio standard).",
+    TCP_CLOSED: "TCP connections closed (Istio standard).",
 }
 
 
@@ -83,13 +96,14 @@ def caller(peer: str | None, principal: str | None) -> dict[str, str]:
     return out
 
 
-def istio_labels(tags: Mapping[str, str]) -> tuple[str, ...]:
-    """Istio's label values, in LABEL_NAMES order, for one Envoy series' tags."""
+def istio_labels(tags: Mapping[str, str], names: tuple[str, ...] = LABEL_NAMES) -> tuple[str, ...]:
+    """Istio's label values, in `names` order (LABEL_NAMES, or TCP_LABEL_NAMES for the
+    istio_tcp_* families), for one Envoy series' tags."""
     labels = {k: v for k, v in tags.items() if k not in ("source_peer", "le")}
     if tags.get("reporter") == "destination":
         labels.update(caller(tags.get("source_peer"), tags.get("source_principal")))
     out: list[str] = []
-    for name in LABEL_NAMES:
+    for name in names:
         value = labels.get(name)
         if name == "grpc_response_status":
             grpc = labels.get("request_protocol") == "grpc"
@@ -119,11 +133,15 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+def _names(family: str) -> tuple[str, ...]:
+    return TCP_LABEL_NAMES if family in TCP_FAMILIES else LABEL_NAMES
+
+
 def _render(name: str, family: _Family) -> Iterable[str]:
     yield f"# HELP {name} {_HELP[name]}"
     yield f"# TYPE {name} {family.kind}"
     for (sample, labels, le), value in family.samples.items():
-        pairs = [f'{n}="{_escape(v)}"' for n, v in zip(LABEL_NAMES, labels, strict=True)]
+        pairs = [f'{n}="{_escape(v)}"' for n, v in zip(_names(name), labels, strict=True)]
         if le:
             pairs.append(f'le="{le}"')
         yield f"{sample}{{{','.join(pairs)}}} {_number(value)}"
@@ -149,9 +167,10 @@ def rewrite(text: str) -> str:
                 if base is None:
                     continue
                 family = families.setdefault(base, _Family(_TYPES[base]))
-                family.add(sample, istio_labels(s.labels), s.labels.get("le", ""), s.value)
+                labels = istio_labels(s.labels, _names(base))
+                family.add(sample, labels, s.labels.get("le", ""), s.value)
     lines = [line for line in rest if line]
-    for name in (REQUESTS, DURATION, REQUEST_BYTES, RESPONSE_BYTES):
+    for name in (REQUESTS, DURATION, REQUEST_BYTES, RESPONSE_BYTES, *TCP_FAMILIES):
         if name in families:
             lines.extend(_render(name, families[name]))
     return "\n".join(lines) + "\n"

@@ -54,6 +54,7 @@ from plait.translate import (
     names,
     peer,
     reuse,
+    tcpmetrics,
     tcproutes,
     telemetryapi,
     tracing,
@@ -332,6 +333,7 @@ class Translator:
             accesslog.for_proxy(proxy, accesslog.Direction.OUTBOUND),
             peer.source_workload(proxy),
         )
+        metrics.count_outbound(explicit, proxy)
         hcm = hcm_pb2.HttpConnectionManager()
         explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
         addresses = [
@@ -346,6 +348,10 @@ class Translator:
             addresses, capturedout.captured_hcm(hcm), self.snapshot.mesh.outbound_mode
         )
         lds = [tracing.apply(lis, traced) for lis in capturedout.outbound_listeners(out)]
+        source = metrics.source_tags(proxy)
+        for lis in lds[1:]:  # not virtualOutbound: its only chain is the passthrough
+            for chain in lis.filter_chains:
+                tcpmetrics.count_tcp_chain(chain, source)
         own = [self._sidecar_routes(proxy)] if any(a.is_http for a in addresses) else []
         cds = [
             captured.passthrough_cluster(),
@@ -366,11 +372,19 @@ class Translator:
                 guards,
                 accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
             )
+            service = metrics.serving_service(self.snapshot, proxy)
+            metrics.count_inbound(http, proxy, service, names.INBOUND_MTLS_CHAIN)
             port = capturedin.AppPort(proxy.app_port, self._inbound_protocol(proxy, protocol))
             tcp_guards = tcp_security_filters(self.snapshot, proxy)
             inbound_lis = capturedin.virtual_inbound(
                 capturedin.InboundOptions([port], http, mode, tcp_filters=tcp_guards)
             )
+            for chain in inbound_lis.filter_chains:  # the app port's TCP chains
+                if chain.name.startswith(f"{proxy.app_port}_"):
+                    mtls = chain.filter_chain_match.transport_protocol == "tls"
+                    tcpmetrics.count_tcp_chain(
+                        chain, metrics.destination_tags(proxy, service, mtls)
+                    )
             lds.append(tracing.apply(inbound_lis, traced))
             if port.is_http:
                 own.append(Resource.pack(table.name, table))

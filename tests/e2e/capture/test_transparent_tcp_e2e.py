@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 from capturekit import ROOT_ONLY, run
-from meshkit import Mesh, copy_mesh, processes_under
+from meshkit import Mesh, copy_mesh, eventually, processes_under
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = [ROOT_ONLY]
 
@@ -133,3 +134,46 @@ def test_a_deny_policy_refuses_a_tcp_caller_by_principal(tcp_mesh: Mesh) -> None
     )
     assert denied - denied_before >= 5
     assert all(g["greeting"].startswith("HELLO") for g in exchanges(tcp_mesh, "client-0", 3))
+
+
+def tcp_series(mesh: Mesh, workloads: tuple[str, ...]) -> dict[str, float]:
+    """istio_tcp_* of the client's connections, summed over the destination reports of
+    `workloads`' sidecars, by family."""
+    out: dict[str, float] = {}
+    for p in mesh.status_proxies():
+        if p["workload"] not in workloads:
+            continue
+        with urllib.request.urlopen(p["metrics"], timeout=5) as resp:
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            if not family.name.startswith("istio_tcp_"):
+                continue
+            for s in family.samples:
+                if s.labels.get("reporter") != "destination":
+                    continue
+                assert s.labels["request_protocol"] == "tcp", s
+                assert s.labels["connection_security_policy"] == "mutual_tls", s
+                if s.labels["source_principal"].endswith("/ns/default/sa/client"):
+                    assert s.labels["destination_service_name"] == "echo", s
+                    out[s.name] = out.get(s.name, 0.0) + s.value
+    return out
+
+
+async def test_istio_tcp_series_count_connections_and_bytes(tcp_mesh: Mesh) -> None:
+    echo = ("echo-v1", "echo-v2")
+    before = tcp_series(tcp_mesh, echo)
+    got = exchanges(tcp_mesh, "client-0", 20)
+    sent = sum(len(g["greeting"]) + 1 + len(g["echo"]) + 1 for g in got)  # lines end in \n
+    received = 20 * len(b"ping\n")
+
+    def counted() -> bool:
+        now = tcp_series(tcp_mesh, echo)
+        delta = {k: now.get(k, 0.0) - before.get(k, 0.0) for k in now}
+        return delta == {
+            "istio_tcp_connections_opened_total": 20,
+            "istio_tcp_connections_closed_total": 20,
+            "istio_tcp_sent_bytes_total": sent,
+            "istio_tcp_received_bytes_total": received,
+        }
+
+    await eventually(counted, 10, "istio_tcp_* to count 20 connections and their bytes")

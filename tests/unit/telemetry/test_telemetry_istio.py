@@ -116,3 +116,25 @@ def test_promql_sum_by_destination_service_and_response_code() -> None:
         ("echo.default.svc.cluster.local", "503"): 4,
         ("x.default.svc.cluster.local", "200"): 2,
     }
+
+
+def test_tcp_families_get_istios_tcp_labels_and_the_caller_by_certificate() -> None:
+    from plait.translate.tcpmetrics import TCP_LABEL_NAMES
+
+    tags = (
+        f'reporter="destination",source_peer="unknown",source_principal="{CLIENT}",'
+        'request_protocol="tcp",response_flags="",connection_security_policy="mutual_tls"'
+    )
+    text = rewrite(
+        f"envoy_istiocustom_istio_tcp_sent_bytes_total{{{tags}}} 36\n"
+        f"envoy_istiocustom_istio_tcp_connections_opened_total{{{tags}}} 2\n"
+    )
+    assert "# TYPE istio_tcp_sent_bytes_total counter" in text
+    found = families(text)
+    ((name, labels, value),) = found["istio_tcp_sent_bytes"]
+    assert (name, value) == ("istio_tcp_sent_bytes_total", 36)
+    assert list(labels) == list(TCP_LABEL_NAMES)
+    assert labels["source_principal"] == CLIENT and labels["source_workload_namespace"] == "default"
+    assert labels["source_workload"] == "unknown" and labels["request_protocol"] == "tcp"
+    assert labels["response_flags"] == "-"
+    assert found["istio_tcp_connections_opened"][0][2] == 2
