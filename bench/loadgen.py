@@ -58,19 +58,29 @@ class Load:
     duration_s: float
 
 
-async def run_wrk(wrk: str, req: Request, load: Load, script_dir: Path) -> dict[str, Any]:
-    """One wrk run; returns its JSON summary plus `rps`."""
+async def run_wrk(
+    wrk: str,
+    req: Request,
+    load: Load,
+    script_dir: Path,
+    *,
+    url: str | None = None,
+    prefix: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """One wrk run; returns its JSON summary plus `rps`. `url` replaces loopback:port
+    (a service name inside a pod), `prefix` runs wrk elsewhere (`ip netns exec NS`)."""
     script = script_dir / f"wrk-{req.port}-{abs(hash(req.target)) % 10**6}.lua"
     script.write_text(req.lua())
     proc = await spawn(
         [
+            *prefix,
             wrk,
             "-t", str(load.threads),
             "-c", str(load.connections),
             "-d", f"{max(1, round(load.duration_s))}s",
             "--timeout", "5s",
             "-s", str(script),
-            f"http://127.0.0.1:{req.port}/",
+            url or f"http://127.0.0.1:{req.port}/",
         ],
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
