@@ -81,6 +81,12 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         "spec.tcp[].match[].sourceNamespace",
         "spec.tcp[].match[].gateways",
         "spec.tcp[].route[]",
+        "spec.tls[].match[].sniHosts",
+        "spec.tls[].match[].port",
+        "spec.tls[].match[].sourceLabels",
+        "spec.tls[].match[].sourceNamespace",
+        "spec.tls[].match[].gateways",
+        "spec.tls[].route[]",
         # translate/routes.py and the modules it names; Istio does not apply
         # fault.delay.exponentialDelay nor fault.abort.http2Error either
         "spec.http[].name",

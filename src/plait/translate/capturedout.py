@@ -30,7 +30,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from plait.model.meshsettings import OutboundMode
 from plait.model.registry import Protocol, Service
 from plait.translate import captured, names
-from plait.translate.listeners import hcm_chain
+from plait.translate.listeners import hcm_chain, tls_inspector
 
 CAPTURE_PORT = 15001
 
@@ -44,6 +44,7 @@ class ServiceAddress:
     port: int
     protocol: Protocol
     routes: tuple[tuple[str, int], ...] = ()  # a `tcp` route's weighted clusters (`tcproutes`)
+    sni_routes: tuple[tuple[tuple[str, ...], tuple[tuple[str, int], ...]], ...] = ()  # `tls`
 
     @property
     def cluster(self) -> str:
@@ -131,15 +132,26 @@ def _virtual(name: str, ip: str, port: int) -> listener_pb2.Listener:
     return listener
 
 
+def _route_chain(
+    routes: tuple[tuple[str, int], ...], fallback: str, name: str = ""
+) -> lc.FilterChain:
+    if len(routes) > 1:
+        return captured.weighted_tcp_chain(routes, fallback, name)
+    return captured.tcp_chain(routes[0][0] if routes else fallback, fallback, name)
+
+
 def _tcp_listener(svc: ServiceAddress) -> listener_pb2.Listener:
-    """The service's own cluster, or its `tcp` route: one cluster or weighted ones."""
+    """The service's own cluster, or its `tcp` route: one cluster or weighted ones; for
+    `tls` routes, a chain per rule matched by SNI (tls_inspector reads it), then the
+    service's own cluster for any other name."""
     listener = _virtual(f"{svc.cluster_ip}_{svc.port}", svc.cluster_ip, svc.port)
-    if len(svc.routes) > 1:
-        chain = captured.weighted_tcp_chain(svc.routes, svc.cluster)
-    else:
-        cluster = svc.routes[0][0] if svc.routes else svc.cluster
-        chain = captured.tcp_chain(cluster, svc.cluster)
-    listener.filter_chains.append(chain)
+    if svc.sni_routes:
+        listener.listener_filters.append(tls_inspector())
+        for i, (names_, routes) in enumerate(svc.sni_routes):
+            chain = _route_chain(routes, svc.cluster, f"tls_{i}")
+            chain.filter_chain_match.server_names.extend(names_)
+            listener.filter_chains.append(chain)
+    listener.filter_chains.append(_route_chain(svc.routes, svc.cluster))
     return listener
 
 

@@ -337,9 +337,7 @@ class Translator:
         hcm = hcm_pb2.HttpConnectionManager()
         explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
         addresses = [
-            a
-            if a.is_http
-            else replace(a, routes=tcproutes.tcp_route(self.snapshot, a.host, a.port, proxy))
+            a if a.is_http else self._l4_routes(a, proxy)
             for a in capturedout.service_addresses(
                 self.snapshot.services.values(), self._cluster_ips
             )
@@ -393,6 +391,17 @@ class Translator:
             *(Resource.pack(c.name, c) for c in cds),
             *(Resource.pack(lis.name, lis) for lis in lds),
         ]
+
+    def _l4_routes(
+        self, address: capturedout.ServiceAddress, proxy: Proxy
+    ) -> capturedout.ServiceAddress:
+        """A TCP/TLS service address with its VirtualService `tcp` (and, for TLS and
+        HTTPS ports, `tls`) routes."""
+        args = (self.snapshot, address.host, address.port, proxy)
+        sni: tcproutes.SniRoutes = ()
+        if address.protocol in (Protocol.TLS, Protocol.HTTPS):
+            sni = tcproutes.tls_routes(*args)
+        return replace(address, routes=tcproutes.tcp_route(*args), sni_routes=sni)
 
     def _inbound_protocol(self, proxy: Proxy, http: Protocol) -> Protocol:
         """The app port's protocol: TCP when every port of its Services is opaque TCP."""

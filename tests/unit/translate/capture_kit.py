@@ -49,6 +49,13 @@ def tcp_cluster(chain_filters: Sequence[object]) -> str:
     return proxy.cluster
 
 
+def tcp_clusters(chain_filters: Sequence[object]) -> list[str]:
+    """Every cluster a tcp_proxy names: its one cluster or its weighted ones."""
+    proxy = tcp_proxy_pb2.TcpProxy()
+    assert chain_filters[0].typed_config.Unpack(proxy)  # type: ignore[attr-defined]
+    return [proxy.cluster] if proxy.cluster else [c.name for c in proxy.weighted_clusters.clusters]
+
+
 def _static(name: str) -> cluster_pb2.Cluster:
     cluster = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.STATIC)
     cluster.connect_timeout.seconds = 1
@@ -82,10 +89,10 @@ def assert_envoy_accepts(tmp_path: Path, listeners: Sequence[listener_pb2.Listen
                     hcm.ClearField("rds")
                     f.typed_config.Pack(hcm)
                     continue
-                cluster = tcp_cluster([f])
-                if cluster not in known:
-                    out.static_resources.clusters.append(_static(cluster))
-                    known.add(cluster)
+                for cluster in tcp_clusters([f]):
+                    if cluster not in known:
+                        out.static_resources.clusters.append(_static(cluster))
+                        known.add(cluster)
         out.static_resources.listeners.append(listener)
     result = authzkit.envoy_validate(authzkit.write_bootstrap(tmp_path / "boot.json", out))
     assert result.returncode == 0, f"Envoy rejected the config:\n{result.stdout}{result.stderr}"

@@ -4,10 +4,13 @@ and the source, weights as for `http` routes, unknown destinations dropped."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from translate_kit import sidecar, snapshot
 
+from plait.api import load_text
 from plait.model.labels import Labels
+from plait.model.snapshot import build_snapshot
 from plait.translate.tcproutes import tcp_route
 
 HOST = "db.default.svc.cluster.local"
@@ -68,3 +71,65 @@ def test_no_virtual_service_means_no_route() -> None:
         )
         == ()
     )
+
+
+TLS_MESH = """apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: https, port: 443}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web}
+spec:
+  host: web
+  subsets: [{name: a, labels: {v: a}}, {name: b, labels: {v: b}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web}
+spec:
+  hosts: [web]
+  tls:
+  - match: [{sniHosts: [a.example.com], port: 443}]
+    route: [{destination: {host: web, subset: a}}]
+  - match: [{sniHosts: ["*.example.com"], sourceLabels: {app: other}}]
+    route: [{destination: {host: web, subset: b}}]
+  - match: [{sniHosts: [b.example.com]}]
+    route:
+    - {destination: {host: web, subset: a}, weight: 50}
+    - {destination: {host: web, subset: b}, weight: 50}
+"""
+WEB = "web.default.svc.cluster.local"
+
+
+def test_tls_rules_route_by_sni_in_order() -> None:
+    from plait.translate.tcproutes import tls_routes
+
+    assert tls_routes(snapshot(TLS_MESH), WEB, 443, sidecar("client-0")) == (
+        (("a.example.com",), ((f"outbound|443|a|{WEB}", 1),)),
+        (("b.example.com",), ((f"outbound|443|a|{WEB}", 50), (f"outbound|443|b|{WEB}", 50))),
+    )
+
+
+def test_a_tls_listener_matches_sni_then_falls_back_to_the_service(tmp_path: Path) -> None:
+    from capture_kit import assert_envoy_accepts, tcp_cluster
+    from translate_kit import listeners as lds_of
+
+    from plait.model.proxy import Traffic
+    from plait.translate.proxy import Translator
+
+    snap = build_snapshot(
+        load_text(TLS_MESH, "m.yaml").resources, [], 1, cluster_ips={WEB: "10.200.0.9"}
+    )
+    proxy = replace(
+        sidecar("client-0", inbound_port=None, outbound_port=None), traffic=Traffic.CAPTURED
+    )
+    listener = lds_of(Translator(snap).config_for(proxy))["10.200.0.9_443"]
+    assert [f.name for f in listener.listener_filters] == ["envoy.filters.listener.tls_inspector"]
+    chains = [(list(c.filter_chain_match.server_names), c.name) for c in listener.filter_chains]
+    assert chains == [(["a.example.com"], "tls_0"), (["b.example.com"], "tls_1"), ([], "")]
+    assert tcp_cluster(listener.filter_chains[2].filters) == f"outbound|443||{WEB}"
+    assert_envoy_accepts(tmp_path, [listener])
