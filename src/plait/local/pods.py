@@ -38,6 +38,12 @@ def meshed(services: Iterable[Service]) -> list[Service]:
     return [s for s in services if not s.external and s.resolution == Resolution.REGISTRY]
 
 
+def entry_hosts(services: Iterable[Service]) -> list[Service]:
+    """ServiceEntry hosts that get an address in pods, as Istio's DNS proxy with address
+    auto-allocation gives them: every host but wildcards."""
+    return [s for s in services if s.external and not s.hostname.startswith("*")]
+
+
 class Pods:
     """One run's pod network, as `LocalMesh` uses it."""
 
@@ -51,14 +57,21 @@ class Pods:
         return str(self.net.gateway)
 
     def sync_services(self, services: Iterable[Service]) -> dict[str, str]:
-        """Give every meshed service a cluster IP (and drop those gone); hostname → IP."""
+        """Give every meshed service a cluster IP and every ServiceEntry host an address
+        (and drop those gone); hostname → IP."""
+        services = list(services)
         wanted = {(s.namespace, s.name): s.hostname for s in meshed(services)}
+        wanted |= {("*host", s.hostname): s.hostname for s in entry_hosts(services)}
         for key in list(self.net.services):
             namespace, name = key.split("/", 1)
             if (namespace, name) not in wanted:
                 self.net.remove_service(name, namespace)
         return {
-            host: str(self.net.add_service(name, namespace))
+            host: str(
+                self.net.add_host(host)
+                if namespace == "*host"  # not a namespace name: a ServiceEntry host
+                else self.net.add_service(name, namespace)
+            )
             for (namespace, name), host in sorted(wanted.items())
         }
 

@@ -20,11 +20,13 @@ DOMAIN = "cluster.local"
 
 @dataclass(frozen=True)
 class ServiceName:
-    """A service's name, its namespace and its cluster IP."""
+    """A service's name, its namespace and its cluster IP; or, with `host`, a ServiceEntry
+    host with the address Istio's DNS proxy would answer (`namespace` is then unused)."""
 
     name: str
     namespace: str
     cluster_ip: IPv4Address
+    host: bool = False
 
 
 def hosts_text(pod: str, namespace: str, pod_ip: IPv4Address, services: list[ServiceName]) -> str:
@@ -33,7 +35,10 @@ def hosts_text(pod: str, namespace: str, pod_ip: IPv4Address, services: list[Ser
         "::1\tlocalhost ip6-localhost ip6-loopback",
         f"{pod_ip}\t{pod}",
     ]
-    for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
+    for svc in sorted(services, key=lambda s: (s.host, s.namespace, s.name)):
+        if svc.host:
+            lines.append(f"{svc.cluster_ip}\t{svc.name}")
+            continue
         names = [f"{svc.name}.{svc.namespace}.svc.{DOMAIN}", f"{svc.name}.{svc.namespace}"]
         if svc.namespace == namespace:
             names.append(svc.name)

@@ -211,8 +211,19 @@ class PodNetwork:
             self._write_names(pod)
         return ip
 
+    def add_host(self, hostname: str) -> IPv4Address:
+        """A ServiceEntry host's address (stable per run), as Istio's DNS proxy with
+        address auto-allocation answers it; every pod's hosts file now names it."""
+        key = f"*host/{hostname}"
+        ip = self.cluster_ips.allocate(key)
+        self.services[key] = ServiceName(hostname, "", ip, host=True)
+        for pod in self.pods.values():
+            self._write_names(pod)
+        return ip
+
     def remove_service(self, name: str, namespace: str = "default") -> None:
-        """Forget the service: its name leaves every hosts file, its IP becomes free."""
+        """Forget the service (or, with namespace `*host`, the ServiceEntry host `name`):
+        its name leaves every hosts file, its IP becomes free."""
         key = f"{namespace}/{name}"
         self.services.pop(key, None)
         self.cluster_ips.release(key)

@@ -8,6 +8,7 @@ learn which replica answered from its greeting.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import statistics
 import sys
@@ -177,3 +178,15 @@ async def test_istio_tcp_series_count_connections_and_bytes(tcp_mesh: Mesh) -> N
         }
 
     await eventually(counted, 10, "istio_tcp_* to count 20 connections and their bytes")
+
+
+def test_a_service_entry_host_resolves_in_pods_to_a_captured_address(tcp_mesh: Mesh) -> None:
+    state = json.loads((tcp_mesh.root / ".plait" / "podnet.json").read_text())
+    netns = pod_netns(tcp_mesh.root, "client-0")
+    got = run(["ip", "netns", "exec", netns, "getent", "hosts", "legacy.example.com"]).stdout
+    address = got.split()[0]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(state["serviceCidr"]), got
+    client = next(p for p in tcp_mesh.status_proxies() if p["workload"] == "client")
+    with urllib.request.urlopen(f"http://{client['admin']}/listeners?format=json") as resp:
+        names = {entry["name"] for entry in json.loads(resp.read())["listener_statuses"]}
+    assert f"{address}_9000" in names, names  # the sidecar has its listener there

@@ -35,3 +35,12 @@ def test_listens_reads_the_namespaces_socket_table() -> None:
         assert listens(os.getpid(), port)
     assert not listens(os.getpid(), port)
     assert not listens(None, port)
+
+
+def test_service_entry_hosts_get_addresses_but_wildcards_do_not() -> None:
+    from plait.local.pods import entry_hosts
+
+    svc = Service("a.default.svc.cluster.local", "a", "default", ())
+    entry = Service("api.example.com", "api.example.com", "default", (), external=True)
+    wild = Service("*.example.com", "*.example.com", "default", (), external=True)
+    assert entry_hosts([svc, entry, wild]) == [entry]
