@@ -133,3 +133,36 @@ def test_a_tls_listener_matches_sni_then_falls_back_to_the_service(tmp_path: Pat
     assert chains == [(["a.example.com"], "tls_0"), (["b.example.com"], "tls_1"), ([], "")]
     assert tcp_cluster(listener.filter_chains[2].filters) == f"outbound|443||{WEB}"
     assert_envoy_accepts(tmp_path, [listener])
+
+
+def test_a_destination_rule_shapes_tcp_clusters_too() -> None:
+    """Connection pool, outlier detection and mTLS settings are cluster settings: a TCP
+    service's clusters get them as HTTP ones do."""
+    from translate_kit import clusters
+
+    from plait.translate.proxy import Translator
+
+    text = (
+        MESH
+        + """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db-policy}
+spec:
+  host: db
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 7, connectTimeout: 2s}}
+    outlierDetection: {consecutive5xxErrors: 3, interval: 5s, baseEjectionTime: 30s}
+    tls: {mode: ISTIO_MUTUAL}
+"""
+    )
+    text = text.replace(
+        "---\\napiVersion: networking.istio.io/v1\\nkind: DestinationRule\\nmetadata: {name: db}\\n"
+        "spec:\\n  host: db\\n  subsets: [{name: a, labels: {v: a}}, {name: b, labels: {v: b}}]\\n",
+        "",
+    )
+    cluster = clusters(Translator(snapshot(text)).config_for(sidecar()))[f"outbound|5432||{HOST}"]
+    assert cluster.circuit_breakers.thresholds[0].max_connections.value == 7
+    assert cluster.connect_timeout.seconds == 2
+    assert cluster.outlier_detection.consecutive_5xx.value == 3
+    assert cluster.HasField("transport_socket") or cluster.transport_socket_matches
