@@ -35,7 +35,7 @@ from plait.model.peerauth import PeerAuthentications, inbound_mode
 from plait.model.proxy import Proxy, ProxyKind, Traffic
 from plait.model.registry import Protocol
 from plait.model.snapshot import MeshSnapshot
-from plait.model.telemetry import Side, telemetry_for
+from plait.model.telemetry import ProxyTelemetry, Side, telemetry_for
 from plait.translate import (
     accesslog,
     captured,
@@ -231,7 +231,9 @@ class Translator:
         else:
             own = self._sidecar_own(proxy)
             self._own[proxy.id] = (proxy, own)
-        if proxy.outbound_port is not None:
+        if proxy.outbound_port is not None or (
+            proxy.traffic is Traffic.CAPTURED and self._captured_http
+        ):
             own = [*own, self._sidecar_routes(proxy)]
         return self._assemble(proxy, own)
 
@@ -270,7 +272,7 @@ class Translator:
         traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
         client_skip = telemetryapi.skipped_metrics(tel, Side.CLIENT)
         if proxy.traffic is Traffic.CAPTURED:
-            return own + self._captured(proxy, guards, traced)
+            return own + self._captured(proxy, guards, tel)
         if proxy.outbound_port is not None:
             lis = listeners.outbound_listener(
                 proxy.address,
@@ -311,6 +313,14 @@ class Translator:
         return own
 
     @cached_property
+    def _captured_http(self) -> bool:
+        """Whether captured sidecars have HTTP chains (so name the outbound table)."""
+        addresses = capturedout.service_addresses(
+            self.snapshot.services.values(), self._cluster_ips
+        )
+        return any(a.is_http for a in addresses)
+
+    @cached_property
     def _cluster_ips(self) -> dict[str, str]:
         return {
             host: svc.cluster_ip
@@ -319,21 +329,23 @@ class Translator:
         }
 
     def _captured(
-        self,
-        proxy: Proxy,
-        guards: SecurityFilters,
-        traced: hcm_pb2.HttpConnectionManager.Tracing | None,
+        self, proxy: Proxy, guards: SecurityFilters, tel: ProxyTelemetry
     ) -> list[Resource]:
         """A captured sidecar (Istio's REDIRECT mode): virtualOutbound with its per-service
         listeners, virtualInbound for the app's port, and their original-destination
-        clusters; the HTTP chains are the explicit sidecar's (`capturedout`, `capturedin`)."""
+        clusters; the HTTP chains are the explicit sidecar's (`capturedout`, `capturedin`),
+        with the same Telemetry API choices (access logs, tracing, metrics per side)."""
+        mesh = self.snapshot.mesh
+        traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
         explicit = listeners.outbound_listener(  # its HCM is the captured HTTP chains'
             "0.0.0.0",
             capturedout.CAPTURE_PORT,
-            accesslog.for_proxy(proxy, accesslog.Direction.OUTBOUND),
+            telemetryapi.access_log_for(
+                mesh, tel, proxy, Side.CLIENT, accesslog.Direction.OUTBOUND
+            ),
             peer.source_workload(proxy),
         )
-        metrics.count_outbound(explicit, proxy)
+        metrics.count_outbound(explicit, proxy, telemetryapi.skipped_metrics(tel, Side.CLIENT))
         hcm = hcm_pb2.HttpConnectionManager()
         explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
         addresses = [
@@ -350,7 +362,7 @@ class Translator:
         for lis in lds[1:]:  # not virtualOutbound: its only chain is the passthrough
             for chain in lis.filter_chains:
                 tcpmetrics.count_tcp_chain(chain, source)
-        own = [self._sidecar_routes(proxy)] if any(a.is_http for a in addresses) else []
+        own: list[Resource] = []  # the outbound table is added by `_config_for`
         cds = [
             captured.passthrough_cluster(),
             captured.inbound_passthrough_cluster(),
@@ -368,10 +380,13 @@ class Translator:
                 table.name,
                 mode,
                 guards,
-                accesslog.for_proxy(proxy, accesslog.Direction.INBOUND),
+                telemetryapi.access_log_for(
+                    mesh, tel, proxy, Side.SERVER, accesslog.Direction.INBOUND
+                ),
             )
             service = metrics.serving_service(self.snapshot, proxy)
-            metrics.count_inbound(http, proxy, service, names.INBOUND_MTLS_CHAIN)
+            server_skip = telemetryapi.skipped_metrics(tel, Side.SERVER)
+            metrics.count_inbound(http, proxy, service, names.INBOUND_MTLS_CHAIN, server_skip)
             port = capturedin.AppPort(proxy.app_port, self._inbound_protocol(proxy, protocol))
             tcp_guards = tcp_security_filters(self.snapshot, proxy)
             inbound_lis = capturedin.virtual_inbound(
@@ -383,7 +398,8 @@ class Translator:
                     tcpmetrics.count_tcp_chain(
                         chain, metrics.destination_tags(proxy, service, mtls)
                     )
-            lds.append(tracing.apply(inbound_lis, traced))
+            server_traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.SERVER)
+            lds.append(tracing.apply(inbound_lis, server_traced))
             if port.is_http:
                 own.append(Resource.pack(table.name, table))
         return [

@@ -10,9 +10,10 @@ reused configs equal fresh ones for changes of each kind).
 
 * A sidecar's own resources (its listeners, inbound cluster and route table, JWKS
   clusters) read the proxy, the services (application protocols, JWKS hosts, rate-limit
-  services, authorization), the security policies, the gateways (authorization of
-  gateway-bound policies), the mesh settings, the Telemetry resources and the JWKS URIs
-  found by OpenID discovery — not routing and not endpoints.
+  services, authorization; cluster IPs for captured sidecars), the security policies, the
+  gateways (authorization of gateway-bound policies), the mesh settings, the Telemetry
+  resources and the JWKS URIs found by OpenID discovery, and for captured sidecars the
+  VirtualServices' `tcp` and `tls` rules (`l4_routing`) — not HTTP routing, not endpoints.
 * Route tables (the sidecars' outbound table, the gateways' tables) read the services,
   VirtualServices, DestinationRules, gateways and mesh settings — not endpoints.
 * An outbound host's clusters and endpoint sets read that host's service, its merged
@@ -39,6 +40,18 @@ def own_inputs(snapshot: MeshSnapshot) -> tuple[Any, ...]:
         snapshot.mesh,
         snapshot.telemetries,
         snapshot.discovered_jwks_uris,
+        l4_routing(snapshot),
+    )
+
+
+def l4_routing(snapshot: MeshSnapshot) -> tuple[Any, ...]:
+    """The VirtualServices with `tcp` or `tls` rules (captured sidecars' listeners read
+    them), each with what decides the hosts it answers for."""
+    return tuple(
+        (vs.metadata.namespace, vs.metadata.name, vs.spec.hosts, vs.spec.gateways)
+        + (vs.spec.tcp, vs.spec.tls)
+        for vs in (item.resource for item in snapshot.virtual_services)
+        if vs.spec.tcp or vs.spec.tls
     )
 
 

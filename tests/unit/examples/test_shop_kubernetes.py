@@ -1,7 +1,7 @@
 """examples/shop-kube: the shop's Deployments for a cluster are the local ones
 (deployments.yaml) with what a pod needs instead of what `plait up` gives: no command (the
-image's entrypoint), `HOST=0.0.0.0` and `PORT=8080` (the sidecar reaches the app on the pod
-IP), and a ServiceAccount per workload. Services and Istio resources are applied from the
+image's entrypoint), `HOST=0.0.0.0`, `PORT` = the container port (the sidecar reaches the
+app on the pod IP) and `POD_IP` (downward API), and a ServiceAccount per workload. Services and Istio resources are applied from the
 shop directory itself. PLAIT_UPDATE_GOLDEN=1 regenerates the file after a change."""
 
 from __future__ import annotations
@@ -31,10 +31,13 @@ def for_pods(deployment: dict[str, Any]) -> dict[str, Any]:
     for container in spec["containers"]:
         container.pop("command", None)
         container["image"] = IMAGE
+        port = container.get("ports", [{}])[0].get("containerPort", 8080)
         container["env"] = [
             *container.get("env", []),
             {"name": "HOST", "value": "0.0.0.0"},
-            {"name": "PORT", "value": "8080"},
+            {"name": "PORT", "value": str(port)},
+            # the app runs in a pod, its TCP captured (the shop's cache client needs that)
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         ]
     return out
 
@@ -56,7 +59,7 @@ def test_kubernetes_manifests_are_the_local_deployments_for_pods() -> None:
     assert KUBE.read_text() == text, f"{KUBE} is stale (PLAIT_UPDATE_GOLDEN=1 rewrites it)"
     docs = [d for d in yaml.safe_load_all(text) if d]
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("Deployment") == 8 and "ServiceAccount" in kinds
+    assert kinds.count("Deployment") == 9 and "ServiceAccount" in kinds
     for d in docs:
         if d["kind"] == "Deployment":
             (container,) = d["spec"]["template"]["spec"]["containers"]
