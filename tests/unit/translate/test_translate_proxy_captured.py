@@ -13,6 +13,7 @@ from translate_kit import clusters, instance, listeners, routes, sidecar
 from plait.api.loader import load_text
 from plait.model.proxy import Traffic
 from plait.model.snapshot import build_snapshot
+from plait.translate import typeurls
 from plait.translate.proxy import Translator
 from plait.translate.resource import ProxyConfig
 
@@ -115,3 +116,44 @@ def test_an_explicit_sidecar_is_unchanged_by_cluster_ips() -> None:
     lds = listeners(Translator(snap).config_for(sidecar("frontend-0")))
     assert sorted(lds) == ["virtualInbound", "virtualOutbound"]
     assert lds["virtualOutbound"].address.socket_address.port_value == 21003  # HTTP_PROXY
+
+
+def test_a_tcp_route_edit_reaches_a_captured_sidecar_whose_resources_were_taken_over() -> None:
+    """The Translator takes a sidecar's own resources over from the previous snapshot's
+    when their inputs are equal; a captured sidecar's listeners also read `tcp` rules."""
+    route = """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: cache}
+spec:
+  host: cache
+  subsets: [{name: a, labels: {v: a}}, {name: b, labels: {v: b}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cache}
+spec:
+  hosts: [cache]
+  tcp: [{route: [{destination: {host: cache, subset: a}, weight: W}, {destination: {host: cache, subset: b}, weight: 10}]}]
+"""
+    proxy = replace(
+        sidecar("frontend-0", inbound_port=None, outbound_port=None, app_port=32000),
+        address="10.100.0.2",
+        traffic=Traffic.CAPTURED,
+    )
+
+    def translator(weight: int, previous: Translator | None = None) -> Translator:
+        loaded = load_text(MESH + route.replace("W", str(weight)), "mesh.yaml")
+        snap = build_snapshot(loaded.resources, [], weight, cluster_ips=IPS)
+        return Translator(snap, previous=previous)
+
+    before = translator(90)
+    before.config_for(proxy)
+    after, fresh = translator(50, previous=before), translator(50)
+    got, want = after.config_for(proxy), fresh.config_for(proxy)
+    assert got.versions == want.versions
+    before_lis = listeners(before.config_for(proxy))["10.200.1.2_6379"]
+    assert listeners(got)["10.200.1.2_6379"] != before_lis  # the weights did change
+    assert {n: r.body for n, r in got.resources(typeurls.LISTENER).items()} == {
+        n: r.body for n, r in want.resources(typeurls.LISTENER).items()
+    }
