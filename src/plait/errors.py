@@ -170,3 +170,16 @@ class ManifestError(PlaitError):
 
 class PodNetworkError(CaptureError):
     """A pod network namespace, veth pair, bridge or per-pod hosts file could not be made."""
+
+
+class KubeError(PlaitError):
+    """Talking to a Kubernetes API server failed (base of the Kubernetes errors)."""
+
+
+class KubeConfigError(KubeError):
+    """No usable kubeconfig: the file, the context or the in-cluster credentials are missing
+    or malformed; the message names which."""
+
+
+class KubeApiError(KubeError):
+    """The Kubernetes API server answered a request with an error (its status and message)."""

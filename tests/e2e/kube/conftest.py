@@ -25,6 +25,17 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         assert not cluster.running(), "a cluster process outlived stop()"
 
 
+@pytest.fixture(scope="session")
+def uncached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A second cluster without the watch cache (`--watch-cache=false`): a watch from a
+    compacted resourceVersion then gets 410 Gone deterministically (docs/kubernetes-testing.md)."""
+    cluster = up(tmp_path_factory.mktemp("uncached"), apiserver_args=("--watch-cache=false",))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(autouse=True)
 def _kube_logs(request: pytest.FixtureRequest) -> Iterator[None]:
     yield

@@ -6,23 +6,12 @@ cache's window has moved past the version; but bookmarks need the cache)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap
 
-from kubecluster import Cluster, up
-
-
-@pytest.fixture(scope="module")
-def uncached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = up(tmp_path_factory.mktemp("uncached"), apiserver_args=("--watch-cache=false",))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+from kubecluster import Cluster
 
 
 def test_a_watch_from_a_compacted_version_gets_410_and_a_relist_resumes(uncached: Cluster) -> None:
