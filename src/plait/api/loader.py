@@ -49,6 +49,17 @@ def load_text(text: str, file: str) -> LoadResult:
     return loader.result()
 
 
+def load_object(document: dict[str, Any], file: str) -> LoadResult:
+    """One already-parsed document (an object from the Kubernetes API); `file` names it."""
+    loader = _Loader()
+    try:
+        loader.load_document(document, Where(file, 0))
+    except Exception as exc:  # the contract: nothing here raises
+        text = f"plait failed on this object ({type(exc).__name__}: {exc}); please report"
+        loader.add(Where(file, 0).message("", text))
+    return loader.result()
+
+
 def load_path(path: Path) -> LoadResult:
     """A YAML file, or every `*.yaml`/`*.yml` below a directory (sorted; hidden skipped)."""
     loader = _Loader()

@@ -354,6 +354,36 @@ def describe(
         render(console, data, wide=output == Output.wide)
 
 
+KubeconfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the "
+        "in-cluster service account inside a pod).",
+    ),
+]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
+
+
+@app.command()
+def discovery(
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
+    xds_port: Annotated[int, typer.Option(help="xDS (ADS gRPC) port.")] = 15010,
+    status_port: Annotated[int, typer.Option(help="Status and metrics HTTP port.")] = 15014,
+) -> None:
+    """Run the control plane of a Kubernetes cluster (as the plait chart's pods do)."""
+    from plait.controlplane.discovery import DiscoveryOptions, main
+    from plait.errors import KubeConfigError
+
+    try:
+        main(DiscoveryOptions(kubeconfig, context, host, xds_port, status_port))
+    except KubeConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(exitcodes.USAGE) from None
+
+
 @app.command(hidden=True)
 def controlplane(
     directory: MeshDir,

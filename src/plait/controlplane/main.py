@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from plait.sources.events import Source
 from plait.sources.meshdir import MeshDirectorySource
 from plait.sources.oidc import OidcDiscovery, issuers
 from plait.sources.workloads import RegistrySource
+from plait.xds.auth import ProxyAdmission
 from plait.xds.server import AdsServer
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ControlPlaneOptions:
-    root: Path
+    root: Path | None = None  # the mesh directory (local mode; None with another platform)
     host: str = "127.0.0.1"
     xds_host: str | None = None  # where xDS listens, if not `host` (pods reach it over a bridge)
     xds_port: int = 15010
@@ -56,13 +58,32 @@ def local_sources(root: Path) -> list[Source]:
     return [MeshDirectorySource(root, check=vet), RegistrySource(root)]
 
 
-async def serve(opts: ControlPlaneOptions, stop: asyncio.Event) -> None:
-    """Run the control plane until `stop` is set."""
+@dataclass(frozen=True)
+class Platform:
+    """What differs between local mode and Kubernetes: the sources the pipeline reads and
+    the admission of proxies (given the pipeline, whose current config it may consult)."""
+
+    sources: list[Source]
+    admission: Callable[[Pipeline], ProxyAdmission]
+
+
+def local_platform(root: Path) -> Platform:
+    return Platform(local_sources(root), lambda p: workload_check(lambda: p.store.config.resources))
+
+
+async def serve(
+    opts: ControlPlaneOptions, stop: asyncio.Event, platform: Platform | None = None
+) -> None:
+    """Run the control plane until `stop` is set (local mode unless `platform` says)."""
+    if platform is None:
+        if opts.root is None:
+            raise ValueError("local mode needs the mesh directory (ControlPlaneOptions.root)")
+        platform = local_platform(opts.root)
     builder = SnapshotBuilder()
     if opts.debug_port:
         builder.local_collector = (opts.host, opts.debug_port)
-    discovery = OidcDiscovery()
-    pipeline = Pipeline([*local_sources(opts.root), discovery], builder)
+    discovery = OidcDiscovery()  # every platform: the issuers of the config's jwtRules
+    pipeline = Pipeline([*platform.sources, discovery], builder)
     try:
         async with contextlib.AsyncExitStack() as servers, asyncio.TaskGroup() as tg:
             state = MeshState(await pipeline.start(tg))
@@ -83,7 +104,7 @@ async def serve(opts: ControlPlaneOptions, stop: asyncio.Event) -> None:
                 ca_port = await security.start()
                 servers.push_async_callback(security.stop)
                 log.info("CA for %s on https://%s:%d", trust_domain, opts.host, ca_port)
-                tls = security.xds_tls(workload_check(lambda: pipeline.store.config.resources))
+                tls = security.xds_tls(platform.admission(pipeline))
             xds_port = await server.start(opts.xds_host or opts.host, opts.xds_port, tls=tls)
             servers.push_async_callback(server.stop, 1.0)
             metrics.watch(server, state, security)

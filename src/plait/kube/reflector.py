@@ -82,6 +82,10 @@ def version_of(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
+class NotServed(Exception):  # noqa: N818 - a protocol outcome, retried
+    """The API server does not serve this kind (404: say, its CRD is not installed)."""
+
+
 class Gone(Exception):  # noqa: N818 - a protocol outcome, handled by re-listing
     """The resourceVersion asked for is no longer available (HTTP or watch event 410)."""
 
@@ -148,6 +152,15 @@ class Reflector:
                 progressed = await self._watch()
                 if progressed:
                     delay = None
+            except NotServed:
+                delay = self.backoff.next(delay, 0.0)
+                text = f"{self.kind.kind}: {self.kind.api_version} is not served (CRD not installed?); retrying in {delay:.1f} s"
+                log.warning("%s", text)
+                self.on_error(text)
+                if not self.synced.is_set():  # nothing of this kind exists: in sync with that
+                    self.synced.set()
+                    self.on_change([])
+                await asyncio.sleep(delay)
             except Gone:
                 log.info(
                     "%s: resourceVersion %s is gone; listing again", self.kind.kind, self.version
@@ -165,6 +178,8 @@ class Reflector:
         resp = await self.http.get(self.kind.path(self.namespace), params=params)
         if resp.status_code == 410:
             raise Gone
+        if resp.status_code == 404:
+            raise NotServed
         if resp.status_code != 200:
             raise KubeApiError(
                 f"GET {self.kind.path(self.namespace)}: {resp.status_code} {_message(resp.text)}"
@@ -191,8 +206,9 @@ class Reflector:
         self.items = fresh
         self.version = version
         self.lists += 1
+        first = not self.synced.is_set()
         self.synced.set()
-        if deltas or self.lists == 1:
+        if deltas or first:
             self.on_change(deltas)
 
     async def _watch(self) -> bool:
@@ -216,6 +232,7 @@ class Reflector:
                 raise KubeApiError(
                     f"watch {self.kind.path(self.namespace)}: {resp.status_code} {_message(text)}"
                 )
+            self.on_error(None)  # watching again: in sync
             async for line in resp.aiter_lines():
                 if not line.strip():
                     continue
