@@ -59,4 +59,5 @@ def main(opts: DiscoveryOptions) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per watch otherwise
     asyncio.run(run(opts))
