@@ -372,13 +372,27 @@ def discovery(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
     xds_port: Annotated[int, typer.Option(help="xDS (ADS gRPC) port.")] = 15010,
     status_port: Annotated[int, typer.Option(help="Status and metrics HTTP port.")] = 15014,
+    lease: Annotated[
+        str | None,
+        typer.Option(help="Elect a leader on this Lease; only the leader writes status."),
+    ] = None,
+    lease_namespace: Annotated[
+        str, typer.Option(envvar="POD_NAMESPACE", help="The Lease's namespace.")
+    ] = "istio-system",
+    identity: Annotated[
+        str, typer.Option(envvar="POD_NAME", help="This replica's name in the Lease.")
+    ] = "",
 ) -> None:
     """Run the control plane of a Kubernetes cluster (as the plait chart's pods do)."""
     from plait.controlplane.discovery import DiscoveryOptions, main
     from plait.errors import KubeConfigError
 
     try:
-        main(DiscoveryOptions(kubeconfig, context, host, xds_port, status_port))
+        main(
+            DiscoveryOptions(
+                kubeconfig, context, host, xds_port, status_port, lease, lease_namespace, identity
+            )
+        )
     except KubeConfigError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(exitcodes.USAGE) from None

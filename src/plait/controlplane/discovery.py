@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from plait.analysis import vet
 from plait.controlplane.kubeadmission import PodAdmission
 from plait.controlplane.main import ControlPlaneOptions, Platform, serve
 from plait.kube import config as kubeconfig
+from plait.kube.lease import LeaderElector
+from plait.kube.status import StatusWriter
 from plait.sources.kube import KubernetesSource
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,9 @@ class DiscoveryOptions:
     host: str = "0.0.0.0"  # noqa: S104 - in a pod, proxies connect from other pods
     xds_port: int = 15010
     status_port: int = 15014
+    lease: str | None = None  # leader election (status writes) on this Lease, if set
+    lease_namespace: str = "istio-system"
+    identity: str = ""  # this replica's name in the Lease (default: host name and pid)
 
 
 async def run(opts: DiscoveryOptions, stop: asyncio.Event | None = None) -> None:
@@ -42,7 +49,14 @@ async def run(opts: DiscoveryOptions, stop: asyncio.Event | None = None) -> None
             loop.add_signal_handler(sig, stop.set)
     http = kubeconfig.http_client(config)
     try:
-        source = KubernetesSource(http, check=vet)
+        status = None
+        tasks: list[asyncio.Task[None]] = []
+        if opts.lease:
+            identity = opts.identity or f"{socket.gethostname()}-{os.getpid()}"
+            elector = LeaderElector(http, opts.lease_namespace, opts.lease, identity)
+            tasks.append(asyncio.create_task(elector.run(), name="leader election"))
+            status = StatusWriter(http, lambda: elector.is_leader, f"plait-{identity}"[:128])
+        source = KubernetesSource(http, check=vet, status=status)
         platform = Platform([source], lambda _: PodAdmission(lambda: source.pods.items))
         cp = ControlPlaneOptions(
             host=opts.host,
@@ -52,6 +66,9 @@ async def run(opts: DiscoveryOptions, stop: asyncio.Event | None = None) -> None
         )
         await serve(cp, stop, platform)
     finally:
+        for task in tasks:  # owned here: cancelled on the way out, like the servers
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await http.aclose()
 
 

@@ -30,6 +30,7 @@ from plait.errors import ConfigMessage, Severity
 from plait.kube.crds import NAMES
 from plait.kube.objects import config_document, source_name, workload_instances
 from plait.kube.reflector import ApiKind, Delta, Reflector, version_of
+from plait.kube.status import StatusWriter, Target
 from plait.sources.directory import ConfigView
 from plait.sources.events import ConfigChanged, Emit, SourceError, WorkloadsChanged
 
@@ -100,8 +101,10 @@ class KubernetesSource:
         http: httpx.AsyncClient,
         check: Callable[[LoadResult], LoadResult] | None = None,
         watch_timeout: tuple[int, int] = (300, 600),
+        status: StatusWriter | None = None,
     ) -> None:
         self.http = http
+        self.status = status
         self.config = ObjectConfig(check)
         self._changed: set[str] = set()
         self._wake = asyncio.Event()
@@ -121,8 +124,8 @@ class KubernetesSource:
                 field_selector=field_selector,
             )
 
-        config_kinds = [SERVICES, *crd_kinds()]
-        self.config_reflectors = [reflector(k) for k in config_kinds]
+        self.crd_reflectors = [reflector(k) for k in crd_kinds()]
+        self.config_reflectors = [reflector(SERVICES), *self.crd_reflectors]
         self.config_reflectors.append(
             reflector(
                 CONFIGMAPS,
@@ -168,7 +171,26 @@ class KubernetesSource:
         }
 
     async def config_view(self) -> ConfigView:
-        return await asyncio.to_thread(self.config.view, self.config_objects())
+        view = await asyncio.to_thread(self.config.view, self.config_objects())
+        if self.status is not None:
+            self.status.update(self._status_targets(view))
+        return view
+
+    def _status_targets(
+        self, view: ConfigView
+    ) -> dict[Target, tuple[dict[str, object], list[str]]]:
+        """Each mesh resource (CRD object) with the errors of its latest version."""
+        errors: dict[str, list[str]] = {}
+        for m in view.messages:
+            if m.severity is Severity.ERROR:
+                errors.setdefault(m.file, []).append(
+                    f"{m.path}: {m.message}" if m.path else m.message
+                )
+        return {
+            (r.kind, key[0], key[1]): (obj, errors.get(source_name(obj), []))
+            for r in self.crd_reflectors
+            for key, obj in r.items.items()
+        }
 
     def instances(self) -> WorkloadsChanged:
         return WorkloadsChanged(
@@ -179,6 +201,8 @@ class KubernetesSource:
         self._emit = emit
         reflectors = [*self.config_reflectors, self.pods, self.slices]
         async with asyncio.TaskGroup() as tg:
+            if self.status is not None:
+                tg.create_task(self.status.run(), name="status writer")
             for r in reflectors:
                 tg.create_task(r.run(), name=f"reflect {r.kind.kind}")
             await asyncio.gather(*(r.synced.wait() for r in reflectors))

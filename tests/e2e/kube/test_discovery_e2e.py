@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,7 +45,7 @@ from plait.model.proxy import Proxy, ProxyKind, node_id
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
 
-NS = "shop"
+NS = f"shop-{uuid.uuid4().hex[:6]}"  # the session's cluster is shared with other modules
 HOST = f"web.{NS}.svc.cluster.local"
 CLUSTER = f"outbound|80||{HOST}"
 T = TypeVar("T")
@@ -429,7 +430,7 @@ def test_an_invalid_virtualservice_is_reported_and_never_pushed(
     kube.kubectl("apply", "-f", "-", input=virtual_service("three", regex="/(?=x).*"))
 
     def error() -> list[dict[str, Any]]:
-        return [e for e in discovery.status()["errors"] if "VirtualService/shop/web" in e["file"]]
+        return [e for e in discovery.status()["errors"] if f"VirtualService/{NS}/web" in e["file"]]
 
     [message] = wait_for("the VirtualService's error", error, 10)
     assert message["path"].startswith("spec.http[0].match[0].uri"), message
