@@ -11,8 +11,9 @@ until it is cancelled (cancellation is the shutdown path). A failure to read is 
 with a `SourceError` event while the source keeps its last good state; an exception out
 of `run` is a bug, which the pipeline logs, shows in status and retries with backoff.
 
-A Kubernetes source will implement the same protocol, emitting `ConfigChanged` for the
-CRDs and Services it watches and `WorkloadsChanged` for Pods and EndpointSlices.
+The Kubernetes source (`sources.kube`) implements the same protocol, emitting
+`ConfigChanged` for the CRDs and Services it watches and `WorkloadsChanged` for Pods and
+EndpointSlices.
 """
 
 from __future__ import annotations
