@@ -382,15 +382,40 @@ def discovery(
     identity: Annotated[
         str, typer.Option(envvar="POD_NAME", help="This replica's name in the Lease.")
     ] = "",
+    ca_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The mesh CA's directory (created if empty): serves the CA (TokenReview of "
+            "projected service-account tokens) and mTLS xDS admitting proxies as their pods; "
+            "without it xDS is plaintext."
+        ),
+    ] = None,
+    ca_port: Annotated[int, typer.Option(help="The CA's HTTPS port.")] = 15012,
+    cert_ttl: Annotated[
+        str, typer.Option(help="Workload certificate lifetime.", callback=_ttl)
+    ] = "24h",
 ) -> None:
     """Run the control plane of a Kubernetes cluster (as the plait chart's pods do)."""
+    import datetime as dt
+
+    from plait.api.duration import parse_nanos
     from plait.controlplane.discovery import DiscoveryOptions, main
     from plait.errors import KubeConfigError
 
     try:
         main(
             DiscoveryOptions(
-                kubeconfig, context, host, xds_port, status_port, lease, lease_namespace, identity
+                kubeconfig,
+                context,
+                host,
+                xds_port,
+                status_port,
+                lease,
+                lease_namespace,
+                identity,
+                ca_dir,
+                ca_port,
+                dt.timedelta(seconds=parse_nanos(cert_ttl) / 1e9),
             )
         )
     except KubeConfigError as exc:

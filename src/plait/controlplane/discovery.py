@@ -9,6 +9,7 @@ another platform: the Kubernetes source instead of the mesh directory and regist
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import signal
@@ -16,9 +17,13 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightkube import AsyncClient
+
 from plait.analysis import vet
+from plait.ca.kubetokens import TokenReviewVerifier
 from plait.controlplane.kubeadmission import PodAdmission
 from plait.controlplane.main import ControlPlaneOptions, Platform, serve
+from plait.controlplane.security import SecurityOptions
 from plait.kube import config as kubeconfig
 from plait.kube.lease import LeaderElector
 from plait.kube.status import StatusWriter
@@ -37,6 +42,11 @@ class DiscoveryOptions:
     lease: str | None = None  # leader election (status writes) on this Lease, if set
     lease_namespace: str = "istio-system"
     identity: str = ""  # this replica's name in the Lease (default: host name and pid)
+    ca_dir: Path | None = (
+        None  # the mesh CA's directory: mTLS xDS and PodAdmission; None: plaintext
+    )
+    ca_port: int = 15012
+    workload_ttl: dt.timedelta = dt.timedelta(hours=24)
 
 
 async def run(opts: DiscoveryOptions, stop: asyncio.Event | None = None) -> None:
@@ -48,6 +58,7 @@ async def run(opts: DiscoveryOptions, stop: asyncio.Event | None = None) -> None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
     http = kubeconfig.http_client(config)
+    reviews = AsyncClient(config) if opts.ca_dir is not None else None
     try:
         status = None
         tasks: list[asyncio.Task[None]] = []
@@ -62,7 +73,14 @@ async def run(opts: DiscoveryOptions, stop: asyncio.Event | None = None) -> None
             host=opts.host,
             xds_port=opts.xds_port,
             debug_port=opts.status_port,
-            security=None,  # the CA's TokenReview side comes with sidecar injection
+            security=SecurityOptions(
+                ca_dir=opts.ca_dir,
+                ca_port=opts.ca_port,
+                workload_ttl=opts.workload_ttl,
+                authenticator=TokenReviewVerifier(reviews),
+            )
+            if opts.ca_dir is not None and reviews is not None
+            else None,
         )
         await serve(cp, stop, platform)
     finally:
@@ -70,6 +88,8 @@ async def run(opts: DiscoveryOptions, stop: asyncio.Event | None = None) -> None
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await http.aclose()
+        if reviews is not None:
+            await reviews.close()
 
 
 def main(opts: DiscoveryOptions) -> None:

@@ -39,7 +39,7 @@ from plait.agent.envoy import find_envoy
 from plait.agent.identity import WorkloadCertificate, certificate_from, make_csr, new_key
 from plait.agent.sds import SdsServer
 from plait.ca import CertificateAuthority
-from plait.model.identity import SpiffeId
+from plait.model.identity import SpiffeId, control_plane_identity
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
 
@@ -130,7 +130,13 @@ def virtual_service(tag: str, regex: str | None = None) -> str:
 class Discovery:
     """`plait discovery` as a process on free ports, with its log."""
 
-    def __init__(self, kube: Cluster, workdir: Path, ports: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        kube: Cluster,
+        workdir: Path,
+        ports: tuple[int, int] | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.xds_port, self.status_port = ports or (free_port(), free_port())
         self.log = workdir / "discovery.log"
         plait = str(Path(sys.executable).with_name("plait"))
@@ -138,7 +144,7 @@ class Discovery:
             self.proc = subprocess.Popen(
                 [plait, "discovery", "--kubeconfig", str(kube.kubeconfig), "--host",
                  "127.0.0.1", "--xds-port", str(self.xds_port),
-                 "--status-port", str(self.status_port)],
+                 "--status-port", str(self.status_port), *extra],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
 
@@ -169,8 +175,10 @@ class StaticSds:
     certificate from a throwaway mesh CA: the mesh clusters name the SDS secrets (auto
     mTLS), and Envoy warms them only once the secrets arrive. xDS itself stays plaintext."""
 
-    def __init__(self, workdir: Path, identity: SpiffeId) -> None:
-        ca = CertificateAuthority.load(workdir / "ca", identity.trust_domain, create=True)
+    def __init__(self, workdir: Path, identity: SpiffeId, ca_dir: Path | None = None) -> None:
+        ca = CertificateAuthority.load(
+            ca_dir or workdir / "ca", identity.trust_domain, create=ca_dir is None
+        )
         key = new_key()
         issued = ca.sign(make_csr(key, identity), identity)
         answer = Issued(
@@ -199,25 +207,39 @@ class StaticSds:
 class Envoy:
     """A real Envoy whose bootstrap points at `plait discovery` (plaintext xDS)."""
 
-    def __init__(self, workdir: Path, xds_port: int) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        xds_port: int,
+        pod: str = "client-0",
+        labels: dict[str, str] | None = None,
+        ca_dir: Path | None = None,
+    ) -> None:
+        """A sidecar for `pod` (workload: its name up to the last '-'); with `ca_dir`,
+        its certificate comes from that CA and xDS is mTLS to the control plane."""
         self.admin_port, self.outbound_port = free_port(), free_port()
         self.proxy = Proxy(
-            id=node_id(ProxyKind.SIDECAR, "client-0", NS),
+            id=node_id(ProxyKind.SIDECAR, pod, NS),
             kind=ProxyKind.SIDECAR,
-            workload="client",
+            workload=pod.rsplit("-", 2)[0] if ca_dir else "client",
             namespace=NS,
-            labels=Labels.of({"app": "client"}),
+            labels=Labels.of(labels or {"app": "client"}),
             inbound_port=free_port(),
             app_port=free_port(),
             outbound_port=self.outbound_port,
         )
-        self.sds = StaticSds(workdir, SpiffeId("cluster.local", NS, "default"))
+        self.sds = StaticSds(workdir, SpiffeId("cluster.local", NS, "default"), ca_dir)
         options = BootstrapOptions(
-            self.proxy, self.admin_port, "127.0.0.1", xds_port, sds_socket=str(self.sds.socket)
+            self.proxy,
+            self.admin_port,
+            "127.0.0.1",
+            xds_port,
+            sds_socket=str(self.sds.socket),
+            xds_identity=control_plane_identity("cluster.local") if ca_dir else None,
         )
-        config = workdir / "envoy.json"
+        config = workdir / f"envoy-{pod}.json"
         config.write_text(json.dumps(bootstrap(options)))
-        self.log = workdir / "envoy.log"
+        self.log = workdir / f"envoy-{pod}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [str(find_envoy()), "-c", str(config), "--base-id", str(free_port()),
@@ -474,3 +496,45 @@ def test_a_restarted_control_plane_resumes_from_a_fresh_list(
         return found
 
     assert versions(after) == versions(before)  # identical resources: nothing drained
+
+
+def test_mtls_xds_admits_a_proxy_only_as_a_pod_that_runs_as_its_account(
+    kube: Cluster, mesh: tuple[Discovery, Envoy], tmp_path: Path
+) -> None:
+    ca_dir = tmp_path / "ca"
+    secure = Discovery(
+        kube, tmp_path, extra=("--ca-dir", str(ca_dir), "--ca-port", str(free_port()))
+    )
+    envoys: list[Envoy] = []
+    try:
+        wait_for("the mTLS control plane", secure.try_status, 30)
+        pods = json.loads(kube.kubectl("get", "pods", "-n", NS, "-l", "app=web", "-o", "json"))
+        web = next(
+            p["metadata"] for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
+        )
+        labels = {"app": "web"}
+        # the certificate proves spiffe://cluster.local/ns/NS/sa/default, the pods' account
+        envoys.append(Envoy(tmp_path, secure.xds_port, web["name"], labels, ca_dir))
+        envoys.append(Envoy(tmp_path, secure.xds_port, "web-0000000000-nopod", labels, ca_dir))
+
+        def admitted() -> bool:
+            proxies = secure.status()["proxies"]
+            return any(
+                p["name"].endswith(f"{web['name']}.{NS}") and p["connected"] for p in proxies
+            )
+
+        wait_for("the pod's proxy admitted", admitted, 30)
+
+        def refused() -> list[dict[str, Any]]:
+            return [r for r in secure.status()["refusedProxies"] if "nopod" in r["node"]]
+
+        [refusal, *_] = wait_for("the other refused", refused, 30)
+        assert f"no Pod {NS}/web-0000000000-nopod" in refusal["reason"]
+        assert not any("nopod" in p["name"] for p in secure.status()["proxies"])
+    except BaseException:
+        print(secure.log.read_text()[-4000:], *(e.diagnostics() for e in envoys))
+        raise
+    finally:
+        for e in envoys:
+            e.stop()
+        secure.stop()
