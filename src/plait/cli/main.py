@@ -48,6 +48,16 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format
 
 MIN_CERT_TTL_S = 10
 
+KubeconfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--kubeconfig",
+        help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the "
+        "in-cluster service account inside a pod).",
+    ),
+]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
+
 
 def _ttl(value: str) -> str:
     from plait.api.duration import parse_nanos
@@ -295,18 +305,58 @@ def logs(
 
 
 @app.command()
-def analyze(directory: MeshDir, output: OutputOpt = Output.table) -> None:
-    """Validate the configuration in DIRECTORY: schema, then semantics (unknown hosts and
-    subsets, unreachable rules, conflicting VirtualServices, regexes Envoy would reject...).
-    Exit 1 if there are errors (what a running mesh would refuse to push), 0 otherwise."""
-    from plait.cli.analyze import analyze_directory, report_grid
+def analyze(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The mesh directory (Kubernetes + Istio YAML); with --kubeconfig, optional.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    output: OutputOpt = Output.table,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            "-f",
+            exists=True,
+            help="With --kubeconfig: a YAML file (or directory) analyzed in place of the "
+            "cluster's resources of the same kind, namespace and name.",
+        ),
+    ] = None,
+) -> None:
+    """Validate the configuration in DIRECTORY (or a cluster's, with --kubeconfig or
+    --context): schema, then semantics (unknown hosts and subsets, unreachable rules,
+    conflicting VirtualServices, regexes Envoy would reject...). Exit 1 if there are errors
+    (what a running mesh would refuse to push), 0 otherwise."""
+    from plait.cli.analyze import analyze_cluster, analyze_directory, report_grid
+    from plait.errors import KubeError
+    from plait.kube import config as kube_config
 
-    report = analyze_directory(directory)
+    if kubeconfig is not None or context is not None or files:
+        try:
+            cluster = kube_config.load(kubeconfig, context)
+            report = analyze_cluster(cluster, [*(files or []), *([directory] if directory else [])])
+        except KubeError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(exitcodes.USAGE) from None
+        where = Path.cwd()
+    elif directory is None:
+        err.print(
+            "[red]error:[/red] give a mesh DIRECTORY, or --kubeconfig/--context for a cluster"
+        )
+        raise typer.Exit(exitcodes.USAGE)
+    else:
+        report = analyze_directory(directory)
+        where = directory
     if output == Output.json:
         print(json.dumps({"messages": [m.to_json() for m in report.messages]}, indent=2))
     else:
         if report.messages:
-            report_grid(directory, report.messages, output == Output.wide).print(console)
+            report_grid(where, report.messages, output == Output.wide).print(console)
         console.print(
             f"{report.resources} resources, [red]{report.errors} errors[/], "
             f"[yellow]{report.warnings} warnings[/]"
@@ -352,17 +402,6 @@ def describe(
         print(json.dumps(data, indent=2, default=str))
     else:
         render(console, data, wide=output == Output.wide)
-
-
-KubeconfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--kubeconfig",
-        help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the "
-        "in-cluster service account inside a pod).",
-    ),
-]
-ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
 
 
 @app.command()

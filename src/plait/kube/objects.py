@@ -41,9 +41,12 @@ def config_document(obj: Obj) -> Obj:
 def source_name(obj: Obj) -> str:
     """How messages name an object: `kubernetes:KIND/NS/NAME` (no file behind it)."""
     meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    where = f"{ns}/{meta.get('name')}" if ns else str(meta.get("name"))
-    return f"kubernetes:{obj.get('kind')}/{where}"
+    return source_of(str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
+
+
+def source_of(kind: str, namespace: str, name: str) -> str:
+    where = f"{namespace}/{name}" if namespace else name
+    return f"kubernetes:{kind}/{where}"
 
 
 def ready_endpoints(slices: Iterable[Obj]) -> dict[Key, str]:

@@ -159,3 +159,36 @@ def test_only_the_leader_writes_an_invalid_resources_message(
         if m.get("subresource") == "status"
     }
     assert writers <= {f"plait-{leader}"}
+
+
+def test_analyze_checks_the_clusters_resources_and_files_in_their_place(
+    kube: Cluster, tmp_path: Path
+) -> None:
+    crds = subprocess.run(
+        [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
+    ).stdout
+    kube.kubectl("apply", "--server-side", "-f", "-", input=crds)
+    kube.kubectl("wait", "--for=condition=established", "crd", "--all")
+    ns = f"an-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", ns)
+    kube.kubectl("apply", "-f", "-", input=virtual_service(ns, "/(?=x)"))
+    plait = str(Path(sys.executable).with_name("plait"))
+    ours = f"kubernetes:VirtualService/{ns}/web"
+
+    def analyze(*args: str) -> tuple[int, list[dict[str, Any]]]:
+        done = subprocess.run(
+            [plait, "analyze", "--kubeconfig", str(kube.kubeconfig), "-o", "json", *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode, json.loads(done.stdout)["messages"]
+
+    code, messages = analyze()
+    errors = [m for m in messages if m["file"] == ours and m["severity"] == "error"]
+    assert code == 1 and errors, messages
+    assert errors[0]["path"].startswith("spec.http[0].match[0].uri")
+
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(virtual_service(ns, "/x.*"))  # JSON is YAML
+    _, messages = analyze("-f", str(fixed))
+    assert not [m for m in messages if m["file"] in (ours, str(fixed)) and m["severity"] == "error"]
