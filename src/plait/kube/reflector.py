@@ -20,6 +20,7 @@ TLS, kubeconfig handling) are used here, and the protocol is spoken directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -233,11 +234,14 @@ class Reflector:
                     f"watch {self.kind.path(self.namespace)}: {resp.status_code} {_message(text)}"
                 )
             self.on_error(None)  # watching again: in sync
-            async for line in resp.aiter_lines():
-                if not line.strip():
-                    continue
-                self._apply(json.loads(line))
-                progressed = True
+            # closed here, not left to the loop's shutdown, when the task is cancelled
+            lines = resp.aiter_lines()
+            async with contextlib.aclosing(lines):  # type: ignore[type-var]
+                async for line in lines:
+                    if not line.strip():
+                        continue
+                    self._apply(json.loads(line))
+                    progressed = True
         return progressed
 
     def _apply(self, event: Obj) -> None:

@@ -57,7 +57,9 @@ VIRTUALSERVICE = create_namespaced_resource(
 def wait_for(what: str, get: Callable[[], T | None], timeout: float = 60.0, step: float = 0.1) -> T:
     deadline = time.monotonic() + timeout
     while True:
-        value = get()
+        value = None
+        with contextlib.suppress(OSError):  # e.g. Envoy's admin port not open yet
+            value = get()
         if value:
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
