@@ -13,30 +13,25 @@ content): bad input must never produce a 500 or a dropped connection. A request 
 valid HTTP (say, a control character in a header) never reaches the app: aiohttp answers it
 with its own plain-text 400, logged here without the offending bytes.
 
-TLS: the serving certificate comes from `ServingCertificate`; a background task checks
+TLS: the serving certificate comes from `ServingCertificate`, served by `tlssite.TlsSite`, whose task checks
 the CA directory and the certificate every `check_interval` seconds and loads a new chain
 into the same SSLContext, which applies to new handshakes (open connections keep theirs).
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import datetime as dt
 import json
 import logging
-import os
-import ssl
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from plait.ca.authority import CertificateAuthority, IssuedCertificate
 from plait.ca.serving import ServingCertificate, ServingCredentials
+from plait.ca.tlssite import TlsSite
 from plait.ca.tokens import Authenticator
 from plait.errors import CaError, CsrError, IdentityError, TokenError
 from plait.model.identity import SpiffeId, SpiffeIdError
@@ -97,13 +92,9 @@ class CaServer:
         self.host, self.port = host, port
         self.trust_domain = trust_domain or ca.trust_domain
         self.serving = serving or ServingCertificate(ca)
-        self.check_interval = check_interval
         self.issued = 0
         self.refused: collections.Counter[str] = collections.Counter()
-        self._ssl: ssl.SSLContext | None = None
-        self._loaded_version = 0
-        self._runner: web.AppRunner | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._site = TlsSite(self.serving, "CA server", check_interval)
 
     def __repr__(self) -> str:
         return f"CaServer({self.host}:{self.port}, trust_domain={self.trust_domain!r})"
@@ -120,60 +111,21 @@ class CaServer:
         return {"issued": self.issued, "refused": dict(self.refused)}
 
     async def start(self) -> int:
-        self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._refresh_tls()
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
         app.router.add_post("/v1/certificates", self._certificates)
         app.router.add_get("/v1/trust-bundle", self._trust_bundle)
-        self._runner = web.AppRunner(
+        runner = web.AppRunner(
             app,
             access_log=None,
             logger=_protocol_log,
             max_field_size=16 * 1024,
             auto_decompress=False,
         )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
-        # Owner: this server (`stop` cancels it); `_maintain` logs a failure and tries
-        # again at the next interval, so it never ends on its own.
-        self._task = asyncio.create_task(self._maintain(), name="ca-server-maintain")
+        self.port = await self._site.start(runner, self.host, self.port)
         return self.port
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _maintain(self) -> None:
-        """Pick up CA file changes and renew the serving certificate when due."""
-        while True:
-            await asyncio.sleep(self.check_interval)
-            try:
-                self.ca.reload_if_changed()
-                self._refresh_tls()
-            except Exception as exc:  # keep trying: a dead loop would let the cert expire
-                log.warning(
-                    "CA server: could not renew its serving certificate: %s: %s",
-                    type(exc).__name__,
-                    exc,
-                )
-
-    def _refresh_tls(self) -> None:
-        creds = self.serving.current()
-        if creds.version != self._loaded_version and self._ssl is not None:
-            load_chain(self._ssl, creds)
-            self._loaded_version = creds.version
-            log.info("CA server: serving certificate v%d until %s", creds.version, creds.not_after)
+        await self._site.stop()
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -268,26 +220,3 @@ async def _read_body(request: web.Request) -> tuple[bytes, dt.timedelta | None]:
     except UnicodeEncodeError:
         raise _Refused(400, "bad_csr", "not a PEM certificate signing request") from None
     return csr_bytes, None if ttl is None else dt.timedelta(seconds=min(ttl, 10**9))
-
-
-def load_chain(context: ssl.SSLContext, creds: ServingCredentials) -> None:
-    """`load_cert_chain` only reads files: hand it the PEMs through an anonymous memory
-    file (Linux memfd) or, elsewhere, a 0600 file in a fresh 0700 directory, removed at
-    once."""
-    data = creds.chain_pem + creds.key_pem
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("plait-serving", 0)
-        try:
-            os.write(fd, data)
-            context.load_cert_chain(f"/proc/self/fd/{fd}")
-            return
-        except OSError:
-            pass  # no /proc: use a private temporary file
-        finally:
-            os.close(fd)
-    with tempfile.TemporaryDirectory(prefix="plait-ca-") as tmp:
-        path = Path(tmp) / "serving.pem"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        context.load_cert_chain(path)

@@ -17,17 +17,14 @@ server verifies it against the caBundle of the MutatingWebhookConfiguration, whi
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import json
 import logging
-import ssl
 
 from aiohttp import web
 
-from plait.ca.server import load_chain
 from plait.ca.serving import ServingCertificate
+from plait.ca.tlssite import TlsSite
 from plait.inject import InjectSettings, WebhookPolicy, review
 
 log = logging.getLogger(__name__)
@@ -53,12 +50,8 @@ class InjectionWebhook:
         self.settings = settings
         self.policy = policy or WebhookPolicy()
         self.host, self.port = host, port
-        self.check_interval = check_interval
         self.answers: collections.Counter[str] = collections.Counter()
-        self._ssl: ssl.SSLContext | None = None
-        self._loaded_version = 0
-        self._runner: web.AppRunner | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._site = TlsSite(serving, "webhook", check_interval)
 
     def __repr__(self) -> str:
         return f"InjectionWebhook({self.host}:{self.port})"
@@ -68,48 +61,15 @@ class InjectionWebhook:
         return f"https://{self.host}:{self.port}"
 
     async def start(self) -> int:
-        self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._refresh_tls()
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/inject", self._inject)
         app.router.add_get("/ready", self._ready)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
-        # Owner: this server (`stop` cancels it); `_maintain` logs a failure and tries
-        # again at the next interval, so it never ends on its own.
-        self._task = asyncio.create_task(self._maintain(), name="webhook-tls")
+        runner = web.AppRunner(app, access_log=None)
+        self.port = await self._site.start(runner, self.host, self.port)
         return self.port
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _maintain(self) -> None:
-        while True:
-            await asyncio.sleep(self.check_interval)
-            try:
-                self.serving.ca.reload_if_changed()
-                self._refresh_tls()
-            except Exception as exc:  # keep trying: a dead loop would let the cert expire
-                log.warning("webhook: could not renew its serving certificate: %s", exc)
-
-    def _refresh_tls(self) -> None:
-        creds = self.serving.current()
-        if creds.version != self._loaded_version and self._ssl is not None:
-            load_chain(self._ssl, creds)
-            self._loaded_version = creds.version
+        await self._site.stop()
 
     async def _ready(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")
