@@ -4,8 +4,11 @@ while a server of theirs must keep answering (the API server calling a webhook).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -24,10 +27,25 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        assert not self.thread.is_alive(), "the loop thread did not stop"
+        """Cancel what is left on the loop (a test that failed half-way leaves tasks),
+        then stop it; a loop that does not stop names where its thread is stuck."""
+        if self.thread.is_alive():
+            with contextlib.suppress(TimeoutError):  # reported below with the stack
+                self.run(self._cancel_rest(), timeout=15)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(15)
+        if self.thread.is_alive():
+            frame = sys._current_frames().get(self.thread.ident or 0)
+            stack = "".join(traceback.format_stack(frame)) if frame else "(no frame)"
+            raise AssertionError(f"the loop thread did not stop; it is at:\n{stack}")
         self.loop.close()
+
+    @staticmethod
+    async def _cancel_rest() -> None:
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
 
 def wait_for(what: str, get: Callable[[], T | None], timeout: float = 60.0) -> T:

@@ -37,6 +37,26 @@ def uncached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture(autouse=True)
+def _no_webhook_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Admission webhooks a test registered are gone after it, whatever happened: one
+    left behind with `failurePolicy: Fail` and no server would refuse every later test's
+    pods in labelled namespaces (the test's own `finally` may not get that far)."""
+    if "kube" not in request.fixturenames:
+        yield
+        return
+    kube: Cluster = request.getfixturevalue("kube")
+
+    def names() -> set[str]:
+        kinds = "mutatingwebhookconfigurations,validatingwebhookconfigurations"
+        return set(kube.kubectl("get", kinds, "-o", "name").split())
+
+    before = names()
+    yield
+    for left in sorted(names() - before):
+        kube.kubectl("delete", left, "--ignore-not-found")
+
+
+@pytest.fixture(autouse=True)
 def _kube_logs(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     rep = getattr(request.node, "rep_call", None)

@@ -9,7 +9,6 @@ import ipaddress
 import json
 import os
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from kubecluster import Cluster
 from kubenode import NodeAgent
+from loopthread import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
 
@@ -69,16 +69,6 @@ SERVICE = json.dumps(
         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
     }
 )
-
-
-def wait_for(what: str, get: object, timeout: float = 60.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = get()  # type: ignore[operator]
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def ready_endpoints(kube: Cluster) -> set[str]:
@@ -151,14 +141,19 @@ def test_deployment_pods_run_and_fill_endpointslices(
     cluster_ip = kube.kubectl(
         "get", "service", "web", "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"
     )
+    # the agent's Service watch writes the names; it may trail the pods' readiness
     for running in list(node.pods.values()):
         for name in ("web", "web.web", "web.web.svc.cluster.local", "kubernetes.default"):
-            found = subprocess.run(
-                ["ip", "netns", "exec", running.net.netns, "getent", "hosts", name],
-                capture_output=True, text=True,
-            )  # fmt: skip
             expected = cluster_ip if name.startswith("web") else "10.96.0.1"
-            assert found.stdout.split()[:1] == [expected], (name, found.stdout, found.stderr)
+
+            def resolved(netns: str = running.net.netns, name: str = name) -> list[str]:
+                found = subprocess.run(
+                    ["ip", "netns", "exec", netns, "getent", "hosts", name],
+                    capture_output=True, text=True,
+                )  # fmt: skip
+                return found.stdout.split()[:1]
+
+            assert wait_for(f"{name} in {running.net.netns}", resolved, 30) == [expected]
     routes = subprocess.run(["ip", "route", "get", cluster_ip], capture_output=True, text=True)
     assert routes.returncode != 0 and "no route to host" in routes.stderr.lower()
 
