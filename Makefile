@@ -35,6 +35,7 @@ test: $(STAMP) browser iptables k8s-bins
 # lint-imports: the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples $(wildcard bench)
+	$(BIN)/ruff format --check src tests examples $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -44,8 +44,6 @@ spec:
 REVIEWS = "http://reviews:9080"
 
 
-
-
 async def test_the_descriptions_policy_allows_get_from_order_service_only(lab: Lab) -> None:
     example = (SEEDS / "authorization.yaml").read_text()
     with lab.config("reviews-authz", example):
@@ -146,6 +144,4 @@ async def test_a_policy_selecting_the_ingress_gateway_guards_the_edge(lab: Lab) 
         assert all(r.body == "RBAC: access denied" for r in denied)
         # the gateway calls reviews with its own identity, over mTLS
         (reply,) = await lab.send("/reviews/2", 1, via="gateway", headers=host)
-        assert xfcc_uris(reply) == [
-            spiffe("istio-system", "istio-ingressgateway-service-account")
-        ]
+        assert xfcc_uris(reply) == [spiffe("istio-system", "istio-ingressgateway-service-account")]

@@ -118,7 +118,9 @@ async def test_a_workload_cannot_obtain_another_workloads_xds_config(lab: Lab) -
     )
     creds = grpc.ssl_channel_credentials(root, key_pem, "".join(body["certChain"]).encode())
 
-    async def first_response(workload: str, service_account: str) -> discovery_pb2.DiscoveryResponse:
+    async def first_response(
+        workload: str, service_account: str
+    ) -> discovery_pb2.DiscoveryResponse:
         proxy = Proxy(
             id=node_id(ProxyKind.SIDECAR, f"{workload}-9", "default"),
             kind=ProxyKind.SIDECAR,
@@ -132,7 +134,9 @@ async def test_a_workload_cannot_obtain_another_workloads_xds_config(lab: Lab) -
             node=base_pb2.Node(id=proxy.id, cluster=workload, metadata=metadata), type_url=CDS
         )
         async with grpc.aio.secure_channel(state(lab)["xds"], creds) as channel:
-            stream = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+            stream = ads_pb2_grpc.AggregatedDiscoveryServiceStub(
+                channel
+            ).StreamAggregatedResources()
             await stream.write(request)
             response: discovery_pb2.DiscoveryResponse = await stream.read()
             stream.cancel()

@@ -117,8 +117,9 @@ spec:
   host: echo
   trafficPolicy: {connectionPool: {http: {maxRequestsPerConnection: 1}}}
 """
-    with lab.config("echo-ports", peer_auth("echo-ports", "default", spec)), lab.config(
-        "echo-fresh", fresh
+    with (
+        lab.config("echo-ports", peer_auth("echo-ports", "default", spec)),
+        lab.config("echo-fresh", fresh),
     ):
         assert plaintext_get(lab.proxy("echo-v1")["inbound"]).startswith(b"HTTP/1.1 200")
         replies = await lab.send(f"{ECHO}/ports", 5)
