@@ -31,6 +31,7 @@ from plait.api.common import (
     StrMap,
     dns_label,
     first_repeated,
+    is_ip,
     known,
 )
 
@@ -159,9 +160,33 @@ class Container(KubeModel):
     resources: dict[str, Any] = Field(default_factory=dict)
 
 
+def _nameserver(value: str) -> str:
+    if not is_ip(value):
+        raise ValueError(f"nameserver '{value}' is not an IP address")
+    return value
+
+
+class PodDNSConfigOption(KubeModel):
+    name: NonEmptyStr
+    value: Str | None = None
+
+
+class PodDNSConfig(KubeModel):
+    """`spec.dnsConfig`: added to the pod's resolv.conf (limits as the API server's)."""
+
+    nameservers: Annotated[
+        tuple[Annotated[str, Strict(), AfterValidator(_nameserver)], ...], Field(max_length=3)
+    ] = ()
+    searches: Annotated[tuple[NonEmptyStr, ...], Field(max_length=32)] = ()
+    options: tuple[PodDNSConfigOption, ...] = ()
+
+
+DNSPolicy = Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"]
+
+
 class PodSpec(KubeModel):
     KNOWN: ClassVar[frozenset[str]] = known(
-        """activeDeadlineSeconds affinity automountServiceAccountToken dnsConfig dnsPolicy
+        """activeDeadlineSeconds affinity automountServiceAccountToken
         enableServiceLinks ephemeralContainers hostAliases hostIPC hostNetwork hostPID
         hostUsers hostname hostnameOverride imagePullSecrets initContainers nodeName
         nodeSelector os overhead preemptionPolicy priority priorityClassName readinessGates
@@ -173,6 +198,8 @@ class PodSpec(KubeModel):
 
     containers: Annotated[tuple[Container, ...], Field(min_length=1)]
     service_account_name: NonEmptyStr = "default"
+    dns_policy: DNSPolicy = "ClusterFirst"
+    dns_config: PodDNSConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -181,6 +208,12 @@ class PodSpec(KubeModel):
         if isinstance(legacy, str) and "serviceAccountName" not in data:
             return {**data, "serviceAccountName": legacy}
         return data
+
+    @model_validator(mode="after")
+    def _dns(self) -> PodSpec:
+        if self.dns_policy == "None" and not (self.dns_config and self.dns_config.nameservers):
+            raise ValueError("dnsPolicy 'None' needs at least one dnsConfig.nameservers entry")
+        return self
 
     @model_validator(mode="after")
     def _unique_containers(self) -> PodSpec:

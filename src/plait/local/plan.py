@@ -16,6 +16,7 @@ from plait.analysis.workloads import INJECT_ANNOTATION
 from plait.api import KubeDeployment, Loaded, of_kind
 from plait.model.labels import Labels
 from plait.model.snapshot import MeshSnapshot
+from plait.podnet.names import CLUSTER_FIRST, PodDns
 from plait.translate.gateway import gateway_port_plans
 
 
@@ -29,6 +30,7 @@ class ReplicaSpec:
     command: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     sidecar: bool = True  # False: `sidecar.istio.io/inject: "false"` on the pod template
+    dns: PodDns = CLUSTER_FIRST  # transparent mode: its pod's resolv.conf
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,13 @@ def replicas_of(item: Loaded[KubeDeployment]) -> list[ReplicaSpec]:
     labels = Labels.of(template.metadata.labels if template.metadata else {})
     annotations = template.metadata.annotations if template.metadata else {}
     sidecar = annotations.get(INJECT_ANNOTATION, "true").lower() != "false"
+    config = template.spec.dns_config
+    dns = PodDns(
+        template.spec.dns_policy,
+        config.nameservers if config else (),
+        config.searches if config else (),
+        tuple((o.name, o.value) for o in config.options) if config else (),
+    )
     return [
         ReplicaSpec(
             instance=f"{dep.metadata.name}-{i}",
@@ -72,6 +81,7 @@ def replicas_of(item: Loaded[KubeDeployment]) -> list[ReplicaSpec]:
             command=command,
             env=env,
             sidecar=sidecar,
+            dns=dns,
         )
         for i in range(dep.spec.replicas if dep.spec.replicas is not None else 1)
     ]

@@ -22,7 +22,8 @@ from pathlib import Path
 from plait.capture.settings import PROXY_UID
 from plait.errors import StartupError
 from plait.model.registry import Resolution, Service
-from plait.podnet import Pod, PodNetwork, teardown
+from plait.podnet import Pod, PodDns, PodNetwork, teardown
+from plait.podnet.names import CLUSTER_FIRST
 
 ADMIN_PORT = 15000
 PROXY_PORTS = (ADMIN_PORT, 15020, 15021, 15090)
@@ -75,10 +76,12 @@ class Pods:
             for (namespace, name), host in sorted(wanted.items())
         }
 
-    async def add(self, name: str, namespace: str, capture: bool = True) -> Pod:
+    async def add(
+        self, name: str, namespace: str, capture: bool = True, dns: PodDns = CLUSTER_FIRST
+    ) -> Pod:
         """A new pod, with the capture rules in force (before anything runs in it) unless
-        `capture` is False (a pod without a sidecar)."""
-        pod = await asyncio.to_thread(self.net.add_pod, name, namespace)
+        `capture` is False (a pod without a sidecar), and its template's DNS settings."""
+        pod = await asyncio.to_thread(self.net.add_pod, name, namespace, dns)
         if not capture:
             return pod
         argv = pod.exec_argv(
@@ -104,9 +107,9 @@ class Pods:
 
 
 def envoy_wrapper(pod: Pod) -> tuple[str, ...]:
-    """Run Envoy in `pod` with the proxy GID (exempt from capture), keeping root's UID."""
-    gid = PROXY_UID  # Istio gives istio-proxy the same UID and GID
-    return ("ip", "netns", "exec", pod.netns, "setpriv", f"--regid={gid}", "--clear-groups")
+    """Run Envoy in `pod` with the proxy GID (exempt from capture), keeping root's UID,
+    and with the sidecar's hosts file (no ServiceEntry addresses: `podnet.names`)."""
+    return tuple(pod.proxy_prefix(PROXY_UID))  # Istio gives istio-proxy the same UID and GID
 
 
 def listens(pid: int | None, port: int) -> bool:

@@ -151,7 +151,7 @@ class LocalMesh:
             return [host_replica(spec, site, self._agent_for) for spec in specs]
         made = []
         for spec in specs:
-            pod = await self.pods.add(spec.instance, spec.namespace, capture=spec.sidecar)
+            pod = await self.pods.add(spec.instance, spec.namespace, spec.sidecar, spec.dns)
             made.append(pod_replica(spec, pod, site, self._agent_for))
         return made
 

@@ -5,12 +5,13 @@ capture rules inside a pod come from `plait capture apply` (plait.capture).
 """
 
 from plait.podnet.addresses import ClusterIPAllocator, free_subnets, routed_networks
-from plait.podnet.names import ServiceName, hosts_text, resolv_text
+from plait.podnet.names import PodDns, ServiceName, hosts_text, resolv_text
 from plait.podnet.network import Pod, PodNetwork, teardown
 
 __all__ = [
     "ClusterIPAllocator",
     "Pod",
+    "PodDns",
     "PodNetwork",
     "ServiceName",
     "free_subnets",

@@ -33,11 +33,13 @@ from pathlib import Path
 
 from plait.errors import PodNetworkError
 from plait.podnet.addresses import ClusterIPAllocator, free_subnets, routed_networks
-from plait.podnet.names import ServiceName, hosts_text, resolv_text
+from plait.podnet.names import CLUSTER_FIRST, PodDns, ServiceName, hosts_text, resolv_text
 from plait.podnet.state import StateFile
 
 LOCK_PATH = Path("/run/plait/podnet.lock")
 ETC_NETNS = Path("/etc/netns")
+HOST_RESOLV = Path("/etc/resolv.conf")
+PROXY_ETC = "proxy-etc"  # beside the state file: each pod's sidecar hosts file
 TIMEOUT_S = 30.0
 
 
@@ -78,6 +80,8 @@ class Pod:
     netns: str
     ip: IPv4Address
     host_veth: str
+    dns: PodDns = CLUSTER_FIRST
+    proxy_hosts: Path | None = None  # its sidecar's hosts file (`names`)
 
     def exec_argv(self, argv: Sequence[str], uid: int | None = None) -> list[str]:
         """argv that runs `argv` in the pod (with its hosts file), as `uid` if given."""
@@ -85,6 +89,16 @@ class Pod:
         if uid is not None:
             drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         return ["ip", "netns", "exec", self.netns, *drop, *argv]
+
+    def proxy_prefix(self, gid: int) -> list[str]:
+        """argv prefix that runs the sidecar's Envoy in the pod with the proxy GID and its
+        own hosts file, bind-mounted over the pod's inside the mount namespace that
+        `ip netns exec` makes for it (so nothing else sees it)."""
+        drop = ["setpriv", f"--regid={gid}", "--clear-groups"]
+        if self.proxy_hosts is None:
+            return ["ip", "netns", "exec", self.netns, *drop]
+        mount = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        return ["ip", "netns", "exec", self.netns, "sh", "-c", mount, str(self.proxy_hosts), *drop]
 
 
 @dataclass
@@ -158,8 +172,9 @@ class PodNetwork:
                 return ip
         raise PodNetworkError(f"no free pod IP left in {self.pod_cidr}")
 
-    def add_pod(self, name: str, namespace: str = "default") -> Pod:
-        """A network namespace joined to the bridge, with loopback, eth0, an IP and a route.
+    def add_pod(self, name: str, namespace: str = "default", dns: PodDns = CLUSTER_FIRST) -> Pod:
+        """A network namespace joined to the bridge, with loopback, eth0, an IP and a route,
+        and name resolution per `dns` (`names`).
 
         Raises PodNetworkError if the run already has a pod of that name and namespace.
         """
@@ -176,6 +191,9 @@ class PodNetwork:
                 self.state.record("dir", path=str(ETC_NETNS))
             self.state.record("etc", path=str(ETC_NETNS / netns), pod=netns)
             (ETC_NETNS / netns).mkdir(parents=True, exist_ok=True)
+        proxy_etc = self.state.path.parent / PROXY_ETC / netns
+        self.state.record("etc", path=str(proxy_etc), pod=netns)
+        proxy_etc.mkdir(parents=True, exist_ok=True)
         self.state.record("link", name=host_veth, pod=netns)
         _ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
         _ip("link", "set", host_veth, "master", self.bridge)
@@ -187,7 +205,7 @@ class PodNetwork:
         _ip(*inside, "link", "set", "eth0", "up")
         _ip(*inside, "link", "set", "lo", "up")
         _ip(*inside, "route", "add", "default", "via", str(self.gateway))
-        pod = Pod(name=name, namespace=namespace, netns=netns, ip=ip, host_veth=host_veth)
+        pod = Pod(name, namespace, netns, ip, host_veth, dns, proxy_etc / "hosts")
         self.pods[netns] = pod
         self._write_names(pod)
         return pod
@@ -235,7 +253,14 @@ class PodNetwork:
         etc = ETC_NETNS / pod.netns
         services = list(self.services.values())
         (etc / "hosts").write_text(hosts_text(pod.name, pod.namespace, pod.ip, services))
-        (etc / "resolv.conf").write_text(resolv_text(pod.namespace))
+        if pod.proxy_hosts is not None:
+            text = hosts_text(pod.name, pod.namespace, pod.ip, services, proxy=True)
+            pod.proxy_hosts.write_text(text)
+        host = ""
+        if pod.dns.policy == "Default":
+            with contextlib.suppress(OSError):
+                host = HOST_RESOLV.read_text()
+        (etc / "resolv.conf").write_text(resolv_text(pod.namespace, pod.dns, host))
 
     def close(self) -> list[str]:
         """Remove everything this run made (see `teardown`); what was removed."""

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 from capturekit import ROOT_ONLY, run
-from meshkit import Mesh, copy_mesh, eventually, processes_under
+from meshkit import Mesh, eventually
+from podmesh import pod_netns, stats, transparent_mesh
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = [ROOT_ONLY]
@@ -46,12 +47,6 @@ print(json.dumps(out))
 """
 
 
-def pod_netns(root: Path, instance: str) -> str:
-    state = json.loads((root / ".plait" / "podnet.json").read_text())
-    names = [e["name"] for e in state["made"] if e["kind"] == "netns"]
-    return next(n for n in names if n.endswith(f"-default-{instance}"))
-
-
 def exchanges(mesh: Mesh, instance: str, count: int) -> list[dict[str, Any]]:
     argv = ["ip", "netns", "exec", pod_netns(mesh.root, instance), sys.executable]
     done = run([*argv, "-c", CLIENT, str(count)])
@@ -59,30 +54,10 @@ def exchanges(mesh: Mesh, instance: str, count: int) -> list[dict[str, Any]]:
     return result
 
 
-def stats(mesh: Mesh, workload: str, pattern: str) -> dict[str, int]:
-    admin = next(p["admin"] for p in mesh.status_proxies() if p["workload"] == workload)
-    url = f"http://{admin}/stats?format=json&filter={pattern}"
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        data = json.loads(resp.read())
-    return {s["name"]: s.get("value", 0) for s in data["stats"] if "value" in s}
-
-
 @pytest.fixture(scope="module")
 def tcp_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    root = copy_mesh(MESH, tmp_path_factory.mktemp("tcp") / "mesh")
-    mesh = Mesh(root)
-    result = mesh.up("--transparent")
-    try:
-        assert result.returncode == 0, (
-            f"plait up --transparent failed:\n{result.stdout}\n{result.stderr}\n"
-            f"{mesh.diagnostics()}"
-        )
+    with transparent_mesh(MESH, tmp_path_factory.mktemp("tcp") / "mesh") as mesh:
         yield mesh
-    finally:
-        down = mesh.down()
-        assert down.returncode == 0, down.stderr
-        assert not processes_under(root), processes_under(root)
-        assert not (root / ".plait" / "podnet.json").exists()
 
 
 def test_a_tcp_exchange_crosses_two_sidecars_over_mtls(tcp_mesh: Mesh) -> None:

@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from meshkit import Mesh, copy_mesh, processes_under
-from test_transparent_tcp_e2e import pod_netns, stats
+from meshkit import Mesh
+from podmesh import diagnose_on_failure, pod_netns, stats, transparent_mesh
 
 pytestmark = [ROOT_ONLY]
 
@@ -84,21 +84,9 @@ def write_certificates(tls: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tls_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
-    root = copy_mesh(MESH, tmp_path_factory.mktemp("tls") / "mesh")
-    write_certificates(root / "tls")
-    mesh = Mesh(root)
-    result = mesh.up("--transparent")
-    try:
-        assert result.returncode == 0, (
-            f"plait up --transparent failed:\n{result.stdout}\n{result.stderr}\n"
-            f"{mesh.diagnostics()}"
-        )
+    dst = tmp_path_factory.mktemp("tls") / "mesh"
+    with transparent_mesh(MESH, dst, lambda root: write_certificates(root / "tls")) as mesh:
         yield mesh
-    finally:
-        down = mesh.down()
-        assert down.returncode == 0, down.stderr
-        assert not processes_under(root), processes_under(root)
-        assert not (root / ".plait" / "podnet.json").exists()
 
 
 def answers(mesh: Mesh, sni: str, count: int) -> list[str]:
@@ -114,9 +102,7 @@ def answers(mesh: Mesh, sni: str, count: int) -> list[str]:
 @pytest.fixture(autouse=True)
 def _mesh_diagnostics(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed and "tls_mesh" in request.fixturenames:
-        print(request.getfixturevalue("tls_mesh").diagnostics())
+    diagnose_on_failure(request, "tls_mesh")
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])

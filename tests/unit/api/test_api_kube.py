@@ -112,3 +112,42 @@ def test_kube_deployment_selector_must_match_template() -> None:
     with pytest.raises(ValidationError, match="does not match 'template.metadata.labels'") as exc:
         KubeDeployment.model_validate(bad)
     assert locs(exc) == [("spec",)]
+
+
+def _with_pod(**spec: object) -> dict[str, object]:
+    template = DEPLOYMENT["spec"]["template"]
+    pod = {**template["spec"], **spec}
+    return {**DEPLOYMENT, "spec": {**DEPLOYMENT["spec"], "template": {**template, "spec": pod}}}
+
+
+def test_kube_pod_dns_policy_and_config() -> None:
+    dep = KubeDeployment.model_validate(
+        _with_pod(
+            dnsPolicy="None",
+            dnsConfig={
+                "nameservers": ["10.0.0.10"],
+                "searches": ["corp.example"],
+                "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}],
+            },
+        )
+    )
+    pod = dep.spec.template.spec
+    assert pod.dns_policy == "None"
+    assert pod.dns_config is not None
+    assert pod.dns_config.nameservers == ("10.0.0.10",)
+    assert [(o.name, o.value) for o in pod.dns_config.options] == [("ndots", "2"), ("edns0", None)]
+    assert KubeDeployment.model_validate(DEPLOYMENT).spec.template.spec.dns_policy == "ClusterFirst"
+
+
+def test_kube_pod_dns_errors_name_their_fields() -> None:
+    with pytest.raises(ValidationError, match="needs at least one dnsConfig.nameservers"):
+        KubeDeployment.model_validate(_with_pod(dnsPolicy="None"))
+    with pytest.raises(ValidationError, match="nameserver 'dns.example' is not an IP") as exc:
+        KubeDeployment.model_validate(_with_pod(dnsConfig={"nameservers": ["dns.example"]}))
+    assert locs(exc)[0][-3:] == ("dnsConfig", "nameservers", 0)
+    with pytest.raises(ValidationError) as exc:
+        KubeDeployment.model_validate(_with_pod(dnsPolicy="ClusterLast"))
+    assert locs(exc)[0][-1] == "dnsPolicy"
+    four = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
+    with pytest.raises(ValidationError, match="at most 3"):
+        KubeDeployment.model_validate(_with_pod(dnsConfig={"nameservers": four}))

@@ -9,6 +9,7 @@ from plait.api import load_text
 from plait.local.plan import ReplicaSpec, make_plan, replicas_of
 from plait.model.labels import Labels
 from plait.model.snapshot import build_snapshot
+from plait.podnet.names import PodDns
 from plait.sources.directory import DirectorySource
 
 SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
@@ -151,3 +152,15 @@ spec:
     plan = make_plan(result.resources, build_snapshot(result.resources, (), 1))
     assert plan.replicas == ()
     assert plan.gateway_server_ports == (80, 8000)
+
+
+def test_a_templates_dns_settings_go_to_its_replicas() -> None:
+    text = deployment("a").replace(
+        "    spec:\n",
+        "    spec:\n      dnsConfig:\n        nameservers: [127.0.0.1]\n"
+        "        options: [{name: ndots, value: '2'}]\n",
+    )
+    (replica,) = plan_of(text)
+    assert replica.dns == PodDns("ClusterFirst", ("127.0.0.1",), (), (("ndots", "2"),))
+    (plain,) = plan_of(deployment("a"))
+    assert plain.dns == PodDns()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from ipaddress import IPv4Address
+from pathlib import Path
 
 from plait.local.pods import envoy_wrapper, listens, meshed
 from plait.model.registry import Resolution, Service
@@ -23,6 +25,17 @@ def test_envoy_runs_in_the_pod_with_the_proxy_gid_and_roots_uid() -> None:
     pod = Pod("web-0", "default", "plait-abc-default-web-0", IPv4Address("10.1.0.2"), "plv1")
     assert envoy_wrapper(pod) == (
         "ip", "netns", "exec", "plait-abc-default-web-0", "setpriv", "--regid=1337", "--clear-groups",
+    )  # fmt: skip
+
+
+def test_envoy_gets_the_sidecars_hosts_file_mounted_over_the_pods() -> None:
+    hosts = Path("/run/x/proxy-etc/plait-abc-default-web-0/hosts")
+    pod = Pod("web-0", "default", "plait-abc-default-web-0", IPv4Address("10.1.0.2"), "plv1")
+    pod = replace(pod, proxy_hosts=hosts)
+    assert envoy_wrapper(pod) == (
+        "ip", "netns", "exec", "plait-abc-default-web-0",
+        "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
+        "setpriv", "--regid=1337", "--clear-groups",
     )  # fmt: skip
 
 
