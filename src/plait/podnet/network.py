@@ -2,8 +2,9 @@
 
 A `PodNetwork` is one run's: a bridge with the gateway address of a free /24, one
 network namespace per pod joined to it by a veth pair (the pod's end is `eth0`, with its
-own IP and a default route via the bridge), loopback up, and a per-pod hosts file (see
-`names`). Names carry a random run id, so parallel runs and tests never collide; the
+own IP and a default route via the bridge), loopback up, a per-pod hosts file and
+resolv.conf, and the pod's sidecar's own hosts file beside the state file (see `names`).
+Names carry a random run id, so parallel runs and tests never collide; the
 pod and service ranges are chosen, under a host-wide lock, among /24s that overlap no
 host route, and reserved by a route while the run lives.
 
