@@ -390,6 +390,67 @@ def build_snapshot(
     )
 
 
+def with_instances(
+    snapshot: MeshSnapshot,
+    config: Sequence[Loaded],
+    before: Sequence[WorkloadInstance],
+    after: Sequence[WorkloadInstance],
+    version: int,
+) -> tuple[MeshSnapshot, frozenset[str]]:
+    """`snapshot` (built from `config` and the instances `before`) for the instances
+    `after`, and the hostnames whose endpoints changed: an endpoint-only change.
+
+    Only the endpoints of the hosts that select an instance that came, went or changed
+    are recomputed (Kubernetes Services through `service_selectors`, ServiceEntries with a
+    `workloadSelector`); every other field, and every unchanged endpoint tuple, is the
+    very object of `snapshot`, so that translation can tell by identity what did not
+    change (`translate.reuse.endpoint_change`). Equal to `build_snapshot(config, after,
+    ...)` in everything but the version (`tests/unit/model/test_model_with_instances.py`).
+    """
+    changed = set(before).symmetric_difference(after)
+    hosts = {
+        svc.hostname
+        for i in changed
+        for svc in snapshot.service_selectors.selecting(i.namespace, i.labels)
+    }
+    index = _InstanceIndex(after)
+    endpoints = dict(snapshot.endpoints)
+    for host in hosts:
+        svc = snapshot.services[host]
+        selected = index.select(svc.namespace, svc.selector)
+        for port in svc.ports:
+            endpoints[(host, port.port)] = _port_endpoints(selected, port)
+    owners: set[str] = set()  # hosts whose first ServiceEntry has been seen
+    for item in _ByKind(config).of(ServiceEntry):
+        entry = item.resource
+        selector = entry.spec.workload_selector
+        selects = selector is not None and any(
+            i.namespace == entry.metadata.namespace and i.labels.matches(Labels.of(selector.labels))
+            for i in changed
+        )
+        for svc, eps in _entry_services(entry):
+            served = snapshot.services.get(svc.hostname)
+            if svc.hostname in owners or served is None or served.name != svc.hostname:
+                continue  # an earlier entry or a Kubernetes Service won (see `_registry`)
+            owners.add(svc.hostname)
+            if selects:
+                for port in svc.ports:
+                    key = (svc.hostname, port.port)
+                    endpoints[key] = _entry_endpoints(entry, eps, port, index)
+                hosts.add(svc.hostname)
+    moved = set()
+    for host in hosts:
+        for port in snapshot.services[host].ports:
+            key = (host, port.port)
+            if endpoints[key] == snapshot.endpoints.get(key):
+                endpoints[key] = snapshot.endpoints[key]  # the same object: unchanged
+            else:
+                moved.add(host)
+    if not moved:
+        return replace(snapshot, version=version), frozenset()
+    return replace(snapshot, version=version, endpoints=endpoints), frozenset(moved)
+
+
 __all__ = [
     "MESH_GATEWAY",
     "MeshSnapshot",
@@ -397,4 +458,5 @@ __all__ = [
     "Protocol",
     "build_snapshot",
     "resolve_host",
+    "with_instances",
 ]

@@ -17,11 +17,19 @@ tables, each sidecar's own resources. So an endpoint change rebuilds the cluster
 endpoint sets of the hosts it touches and nothing else, a VirtualService edit rebuilds the
 route tables, and the unchanged resources are the very same `Resource` objects as before.
 Only one generation is kept: nothing refers to the previous Translator afterwards.
+
+An endpoint-only snapshot (`reuse.endpoint_change`: nothing but endpoints differs, by
+identity) takes a fast path: the affected hosts are rebuilt, and if their clusters came
+out byte for byte the same, the new endpoint sets replace the old ones in the shared EDS
+mapping and in each known proxy's config, whose other types stay the very same objects
+(so the streams find only EDS changed); nothing else is compared or assembled again. A
+host whose clusters changed too (a new service account changes the SANs) falls back to
+the take-over above. `built` counts what each Translator made (the tests read it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -69,6 +77,7 @@ from plait.translate.authfilters import (
 from plait.translate.listeners import SecurityFilters
 from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
+from plait.translate.typeurls import ENDPOINT
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,25 @@ class _HostBuild:
     endpoints: list[Resource]
 
 
+_ENDPOINT_DERIVED = frozenset({"_outbound", "_shared"})  # cached properties endpoints decide
+
+
+@dataclass
+class Built:
+    """What one Translator made itself (rather than took over)."""
+
+    hosts: int = 0  # outbound hosts whose clusters and endpoint sets were built
+    own: int = 0  # proxies whose own resources (listeners, inbound cluster...) were built
+    tables: int = 0  # route tables built (sidecars' outbound tables, gateway tables)
+    configs: int = 0  # proxy configs assembled from their parts
+    eds_swaps: int = 0  # proxy configs taken over with only their endpoint sets replaced
+    endpoint_hosts: frozenset[str] = field(default_factory=frozenset)  # fast path: rebuilt
+
+
 class Translator:
     def __init__(self, snapshot: MeshSnapshot, previous: Translator | None = None) -> None:
         self.snapshot = snapshot
+        self.built = Built()
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
         # by node id, with the Proxy they were made for (hashing a Proxy is slow)
         self._own: dict[str, tuple[Proxy, list[Resource]]] = {}  # sidecars' own resources
@@ -92,7 +117,9 @@ class Translator:
         self._known: list[Proxy] = []  # the proxies the previous Translator served
         if previous is not None:
             self._known = [proxy for proxy, _ in previous._configs.values()]
-            self._take_over(previous)
+            hosts = reuse.endpoint_change(previous.snapshot, snapshot)
+            if hosts is None or not self._endpoints_only(previous, hosts):
+                self._take_over(previous)
 
     def warm(self) -> None:
         """Translate, ahead of their requests, for every proxy the previous snapshot's
@@ -118,11 +145,48 @@ class Translator:
         if reuse.host_context(old) == reuse.host_context(new):
             self._earlier_hosts = previous._hosts or previous._earlier_hosts
 
+    def _endpoints_only(self, previous: Translator, hosts: frozenset[str]) -> bool:
+        """The fast path (see the module docstring); False when it does not apply (then
+        nothing but `built.hosts` has changed here)."""
+        shared = previous.__dict__.get("_shared")
+        if shared is None:
+            return False  # the previous one served no proxy: nothing to take over
+        for name, value in previous.__dict__.items():
+            if name not in _ENDPOINT_DERIVED and isinstance(
+                getattr(Translator, name, None), cached_property
+            ):
+                self.__dict__[name] = value  # none of these reads endpoints
+        rebuilt = {host: self._host(host) for host in hosts}
+        for host, new in rebuilt.items():
+            old = previous._hosts.get(host)
+            if old is None or [(c.name, c.digest) for c in old.clusters] != [
+                (c.name, c.digest) for c in new.clusters
+            ]:
+                return False  # (the hosts just built are built again: rare, and correct)
+            if [r.name for r in old.endpoints] != [r.name for r in new.endpoints]:
+                return False
+        old_eds = shared.resources(ENDPOINT)
+        eds = dict(old_eds)
+        eds.update((r.name, r) for new in rebuilt.values() for r in new.endpoints)
+        self._hosts = {**previous._hosts, **rebuilt}
+        self._earlier_hosts = self._hosts  # (should `_outbound` ever be asked for)
+        self._own = dict(previous._own)
+        self._sidecar_tables = dict(previous._sidecar_tables)
+        new_shared = self.__dict__["_shared"] = shared.replacing(ENDPOINT, eds)
+        version = new_shared.version(ENDPOINT)
+        for node_id, (proxy, config) in previous._configs.items():
+            if config.by_type.get(ENDPOINT) is old_eds:  # (else: assembled when asked)
+                self._configs[node_id] = (proxy, config.replacing(ENDPOINT, eds, version))
+                self.built.eds_swaps += 1
+        self.built.endpoint_hosts = hosts
+        return True
+
     def _host(self, hostname: str) -> _HostBuild:
         inputs = reuse.host_inputs(self.snapshot, hostname)
         earlier = self._earlier_hosts.get(hostname)
         if earlier is not None and earlier.inputs == inputs:
             return earlier
+        self.built.hosts += 1
         cds: list[Resource] = []
         eds: list[Resource] = []
         service = self.snapshot.services[hostname]
@@ -176,6 +240,7 @@ class Translator:
         key = vhosts.table_key(proxy, self._source_selectors)
         found = self._sidecar_tables.get(key)
         if found is None:
+            self.built.tables += 1
             table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy)
             found = self._sidecar_tables[key] = Resource.pack(names.OUTBOUND_ROUTE, table)
         return found
@@ -183,6 +248,7 @@ class Translator:
     @cached_property
     def _gateway_routes(self) -> dict[int, tuple[gateway.GatewayPort, list[Resource]]]:
         """Per served Gateway port: its servers and the route tables its listener names."""
+        self.built.tables += 1
         return {
             port.number: (
                 port,
@@ -220,6 +286,7 @@ class Translator:
             return found[1]
         config = self._config_for(proxy)
         self._configs[proxy.id] = (proxy, config)
+        self.built.configs += 1
         return config
 
     def _config_for(self, proxy: Proxy) -> ProxyConfig:
@@ -238,6 +305,7 @@ class Translator:
         return self._assemble(proxy, own)
 
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
+        self.built.own += 1
         own: list[Resource] = [
             Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
         ]
@@ -263,6 +331,7 @@ class Translator:
 
     def _sidecar_own(self, proxy: Proxy) -> list[Resource]:
         """A sidecar's resources other than its outbound route table."""
+        self.built.own += 1
         own: list[Resource] = [
             Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
         ]

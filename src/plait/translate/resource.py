@@ -118,6 +118,15 @@ class ProxyConfig:
             versions[type_url] = h.hexdigest()
         return cls(by_type, versions)
 
+    def replacing(
+        self, type_url: str, resources: Mapping[str, Resource], version: str | None = None
+    ) -> ProxyConfig:
+        """This config with the resources of `type_url` replaced (`version`: theirs, when
+        the caller knows it); the other types' mappings and versions are shared."""
+        by_type = {**self.by_type, type_url: resources}
+        versions = {**self.versions, type_url: version or _version(resources)}
+        return ProxyConfig(by_type, versions)
+
     def resources(self, type_url: str) -> Mapping[str, Resource]:
         return self.by_type.get(type_url, {})
 

@@ -19,13 +19,41 @@ reused configs equal fresh ones for changes of each kind).
 * An outbound host's clusters and endpoint sets read that host's service, its merged
   DestinationRules and its endpoints, plus the mesh settings and PeerAuthentications
   (endpoint mTLS), which may select workloads through any service.
+
+Endpoints are read by nothing else (only `Translator._host`), so a snapshot that differs
+from the previous one in its endpoints alone (`endpoint_change`) takes the fast path:
+only the affected hosts are rebuilt and everything else is taken over as it is.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from plait.model.snapshot import MeshSnapshot
+
+# What a snapshot may differ in and still be an endpoint-only change: translation reads
+# neither its version nor its messages.
+_NOT_READ = frozenset({"version", "messages", "endpoints"})
+_COMPARED = tuple(f.name for f in fields(MeshSnapshot) if f.name not in _NOT_READ)
+
+
+def endpoint_change(old: MeshSnapshot, new: MeshSnapshot) -> frozenset[str] | None:
+    """The hostnames whose endpoints differ, when every other input of translation is the
+    very same object in both snapshots (as `model.snapshot.with_instances` makes them);
+    None otherwise (then the caller compares inputs by value, `own_inputs` and the rest).
+
+    Identity, not equality: a fully rebuilt snapshot never takes this path, so an
+    endpoint event that came with any other change is translated in full.
+    """
+    if any(getattr(old, name) is not getattr(new, name) for name in _COMPARED):
+        return None
+    before, after = old.endpoints, new.endpoints
+    if before.keys() != after.keys():
+        return None
+    return frozenset(
+        key[0] for key, eps in after.items() if (was := before[key]) is not eps and was != eps
+    )
 
 
 def own_inputs(snapshot: MeshSnapshot) -> tuple[Any, ...]:
