@@ -21,7 +21,7 @@ from plait.errors import Severity
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.registry import PortMap, WorkloadInstance
-from plait.model.snapshot import MeshSnapshot, build_snapshot
+from plait.model.snapshot import MeshSnapshot, build_snapshot, with_instances
 
 NAMESPACE = "default"
 SERVICE_PORT = 8080
@@ -186,11 +186,14 @@ class SyntheticMesh:
 
 class SnapshotBuilder:
     """Snapshots of a changing set of files, re-parsing only the files that changed (as an
-    incremental config source would); `build_snapshot` itself always runs in full."""
+    incremental config source would); a config change runs `build_snapshot` in full, a
+    registry change takes the control plane's endpoint fast path (`with_instances`, as
+    `plait.controlplane.builder` does)."""
 
     def __init__(self, files: dict[str, str], registry: Iterable[WorkloadInstance]) -> None:
         self._parsed = {name: load({name: text}) for name, text in files.items()}
         self._registry = list(registry)
+        self._last: MeshSnapshot | None = None
         self.version = 0
 
     def update(self, name: str, text: str) -> MeshSnapshot:
@@ -199,10 +202,19 @@ class SnapshotBuilder:
 
     def set_registry(self, registry: Iterable[WorkloadInstance]) -> MeshSnapshot:
         """The snapshot with a new workload registry (an endpoint-only change)."""
-        self._registry = list(registry)
-        return self.snapshot()
+        before, self._registry = self._registry, list(registry)
+        if self._last is None:
+            return self.snapshot()
+        self.version += 1
+        self._last, _ = with_instances(
+            self._last, self._resources(), before, self._registry, self.version
+        )
+        return self._last
 
     def snapshot(self) -> MeshSnapshot:
         self.version += 1
-        resources = [r for name in sorted(self._parsed) for r in self._parsed[name]]
-        return build_snapshot(resources, self._registry, self.version)
+        self._last = build_snapshot(self._resources(), self._registry, self.version)
+        return self._last
+
+    def _resources(self) -> list[Loaded]:
+        return [r for name in sorted(self._parsed) for r in self._parsed[name]]

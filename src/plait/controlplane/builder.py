@@ -6,6 +6,15 @@ good version, if any, stays in force, as for a YAML error). The cross-resource w
 (`plait.analysis.analyze`) are computed here once per config view: a registry change
 reuses them, as they do not depend on the registry.
 
+Endpoint fast path: when the only input that changed since the last build is the set of
+workload instances (a replica came or went, an EndpointSlice changed) the new snapshot is
+the last one with the endpoints of the affected hosts recomputed
+(`model.snapshot.with_instances`): no re-indexing, no analysis, every other field the
+same object, which is how the Translator knows to rebuild nothing but those hosts'
+endpoint sets (`translate.reuse.endpoint_change`). Anything else that changed with it (a
+config view, a cluster IP, a discovered JWKS URI, the local collector) means a full
+build. `full_builds` and `endpoint_builds` count each kind.
+
 Runs in the pipeline's worker thread, one build at a time; `local_collector` is set by
 the owner before the first build and when the status server's port becomes known.
 """
@@ -13,13 +22,34 @@ the owner before the first build and when the status server's port becomes known
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from plait.analysis import analyze
 from plait.controlplane.pipeline import Store
 from plait.errors import ConfigMessage
 from plait.model.meshsettings import with_local_collector
-from plait.model.snapshot import MeshSnapshot, build_snapshot
+from plait.model.registry import WorkloadInstance
+from plait.model.snapshot import MeshSnapshot, build_snapshot, with_instances
 from plait.sources.directory import ConfigView
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """What a build read besides the instances; the views are compared by identity (a
+    source emits a new view on every change), the rest by value."""
+
+    views: tuple[ConfigView, ...]
+    cluster_ips: Mapping[str, str]
+    jwks_uris: Mapping[str, str]
+    local_collector: tuple[str, int] | None
+
+    def same(self, other: _Inputs) -> bool:
+        return (
+            len(self.views) == len(other.views)
+            and all(a is b for a, b in zip(self.views, other.views, strict=True))
+            and (self.cluster_ips, self.jwks_uris, self.local_collector)
+            == (other.cluster_ips, other.jwks_uris, other.local_collector)
+        )
 
 
 class SnapshotBuilder:
@@ -29,11 +59,37 @@ class SnapshotBuilder:
         self.local_collector: tuple[str, int] | None = None
         self.kept: tuple[str, ...] = ()  # resources served from last good, at the last build
         self.instance_names: list[str] = []  # registered replicas in the last build
+        self.full_builds = 0
+        self.endpoint_builds = 0
         self._warnings: tuple[ConfigView, tuple[ConfigMessage, ...]] | None = None
+        self._last: tuple[_Inputs, tuple[WorkloadInstance, ...], MeshSnapshot] | None = None
 
     def __call__(self, store: Store) -> MeshSnapshot:
-        view, instances = store.config, store.instances
+        inputs = _Inputs(
+            tuple(store.configs.values()),
+            store.cluster_ips,
+            store.jwks_uris,
+            self.local_collector,
+        )
+        instances = store.instances
         self.version += 1
+        if self._last is not None and self._last[0].same(inputs):
+            snapshot = self._endpoints(store, instances)
+        else:
+            snapshot = self._full(store, instances)
+        self.instance_names = sorted(i.name for i in instances)
+        self._last = (inputs, instances, snapshot)
+        return snapshot
+
+    def _endpoints(self, store: Store, instances: tuple[WorkloadInstance, ...]) -> MeshSnapshot:
+        assert self._last is not None
+        _, before, last = self._last
+        snapshot, _ = with_instances(last, store.config.resources, before, instances, self.version)
+        self.endpoint_builds += 1
+        return snapshot
+
+    def _full(self, store: Store, instances: tuple[WorkloadInstance, ...]) -> MeshSnapshot:
+        view = store.config
         snapshot = build_snapshot(
             view.resources,
             instances,
@@ -48,6 +104,6 @@ class SnapshotBuilder:
         if self.local_collector is not None:
             mesh = with_local_collector(mesh, *self.local_collector)
         self.kept = view.kept
-        self.instance_names = sorted(i.name for i in instances)
+        self.full_builds += 1
         messages = (*snapshot.messages, *self._warnings[1])
         return dataclasses.replace(snapshot, messages=messages, mesh=mesh)
