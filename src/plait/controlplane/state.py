@@ -15,7 +15,7 @@ import logging
 
 from plait.model.proxy import Proxy
 from plait.model.snapshot import MeshSnapshot
-from plait.translate.proxy import Translator
+from plait.translate.proxy import Built, Translator
 from plait.translate.resource import ProxyConfig
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,11 @@ class MeshState:
     @property
     def snapshot(self) -> MeshSnapshot:
         return self._translator.snapshot
+
+    @property
+    def built(self) -> Built:
+        """What the current snapshot's translation built itself (see `Translator`)."""
+        return self._translator.built
 
     async def publish(self, snapshot: MeshSnapshot) -> int:
         async with self._publishing:

@@ -139,3 +139,41 @@ def test_discovered_jwks_uris_are_a_snapshot_input(tmp_path: Path) -> None:
     assert inputs.snapshot().discovered_jwks_uris == found
     assert inputs.store.apply(JwksUrisDiscovered("oidc", {}))
     assert inputs.snapshot().discovered_jwks_uris == {}
+
+
+def test_an_instance_change_alone_takes_the_endpoint_fast_path(root: Path) -> None:
+    inputs = Inputs(root)
+    first = inputs.snapshot()
+    write_registry(root, [INSTANCE])
+    assert inputs.apply({str(registry_path(root))}) is True
+    snap = inputs.snapshot()
+    assert (inputs.builder.full_builds, inputs.builder.endpoint_builds) == (1, 1)
+    assert snap.version == 2
+    assert snap.services is first.services and snap.routing is first.routing
+    assert snap.endpoints_for("a.default.svc.cluster.local", 80) == (
+        INSTANCE.endpoint(ServicePort("", 80)),
+    )
+    assert inputs.builder.instance_names == ["a-0"]
+
+
+def test_an_instance_change_with_a_config_change_is_a_full_build(root: Path) -> None:
+    inputs = Inputs(root)
+    inputs.snapshot()
+    write_registry(root, [INSTANCE])
+    (root / "b.yaml").write_text(SERVICE.format(name="b"))
+    assert inputs.apply({str(registry_path(root)), str(root / "b.yaml")}) is True
+    snap = inputs.snapshot()
+    assert (inputs.builder.full_builds, inputs.builder.endpoint_builds) == (2, 0)
+    assert sorted(snap.services) == ["a.default.svc.cluster.local", "b.default.svc.cluster.local"]
+    assert len(snap.endpoints_for("a.default.svc.cluster.local", 80)) == 1
+
+
+def test_an_instance_change_with_another_input_change_is_a_full_build(root: Path) -> None:
+    inputs = Inputs(root)
+    inputs.snapshot()
+    write_registry(root, [INSTANCE])
+    inputs.apply({str(registry_path(root))})
+    inputs.store.apply(JwksUrisDiscovered("oidc", {"https://idp.example": "https://k"}))
+    snap = inputs.snapshot()
+    assert (inputs.builder.full_builds, inputs.builder.endpoint_builds) == (2, 0)
+    assert snap.discovered_jwks_uris == {"https://idp.example": "https://k"}

@@ -205,3 +205,38 @@ async def test_a_steady_stream_of_events_still_publishes_every_max_s() -> None:
             stop.set()
     except* Stopped:
         pass
+
+
+async def _publish_delay(events: list[SourceEvent], debounce: Debounce) -> float:
+    """Seconds from the first of a steady stream of events (one every 50 ms, never a
+    quiet `step_s`) to the publish; `events[0]` starts the burst, the rest repeat."""
+    source = FakeSource(initial=(ConfigChanged("fake", EMPTY), WorkloadsChanged("fake", ())))
+    build, published = Recorder(), Published()
+    pipeline = Pipeline([source], build, debounce)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            await pipeline.start(tg)
+            tg.create_task(pipeline.run(published))
+            tg.create_task(until(stop))
+            began, n = loop.time(), 0
+            source.queue.put_nowait(events[0])
+            while not published.snapshots:
+                n += 1
+                source.queue.put_nowait(WorkloadsChanged("fake", (instance(n),)))
+                await asyncio.sleep(0.05)
+                assert loop.time() - began < 10, "no publish while events kept coming"
+            stop.set()
+    except* Stopped:
+        pass
+    return loop.time() - began
+
+
+async def test_an_endpoint_only_burst_has_the_shorter_cap() -> None:
+    debounce = Debounce(step_s=0.5, max_s=2.0, endpoints_max_s=0.2)
+    endpoints = await _publish_delay([WorkloadsChanged("fake", (instance(0),))], debounce)
+    assert endpoints < 1.5  # about endpoints_max_s (a loaded machine may add some)
+    view = ConfigView((), (), ())  # a new view object: a config change
+    mixed = await _publish_delay([ConfigChanged("fake", view)], debounce)
+    assert mixed >= 1.9  # a config event in the burst: max_s, never less
