@@ -4,8 +4,9 @@
 spread over a few client processes), every proxy seeing every service, served by plait's
 `MeshState` and `AdsServer` in one worker process (`python -m bench.scale '<Scale JSON>'`,
 so its memory figures are the control plane's alone). Changes enter as new snapshots
-built from the synthetic mesh (`bench.meshgen`), as the pipeline would publish them; the
-snapshot build is part of each change's time and CPU.
+built from the synthetic mesh (`bench.meshgen`), as the pipeline would publish them (a
+registry change on the endpoint fast path, `model.snapshot.with_instances`, as the control
+plane's builder makes it); the snapshot build is part of each change's time and CPU.
 
 The JSON object it writes (times in ms from the start of the change, i.e. before the
 snapshot is built, to a proxy's ACK of everything the change gave it):
@@ -28,8 +29,11 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   and how many other proxies received nothing; `null` while the control plane cannot
   scope (no Sidecar support);
 * `detail`: every measured value per kind of change (p50, p99, max, n), the initial sync,
-  the build times, and the peak RSS after each phase (`hwm_after_PHASE_mib`: the phase
-  that raised `cp_rss_mib` shows).
+  the snapshot build times (`KIND_build_s`) and translation times (`KIND_translate_s`,
+  `MeshState.publish`) per change, what the translation built for the last change of each
+  kind (`KIND_built`: hosts, own resources, route tables, configs assembled, configs
+  whose endpoint sets were swapped in), and the peak RSS after each phase
+  (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows).
 """
 
 from __future__ import annotations
@@ -214,11 +218,16 @@ class Worker:
             snapshot = make(i)
             built = time.monotonic()
             gen = await state.publish(snapshot)
+            translated = time.monotonic()
             await self._synced(server, gen, f"{kind} {i}")
             if i == 0:
                 continue  # the warm-up
             self.cpu.append(_cpu() - cpu0)
             self.detail.setdefault(f"{kind}_build_s", []).append(built - t0)
+            self.detail.setdefault(f"{kind}_translate_s", []).append(translated - built)
+            self.detail[f"{kind}_built"] = asdict(state.built) | {
+                "endpoint_hosts": sorted(state.built.endpoint_hosts)
+            }
             latencies += [at - t0 for at in self.acks.at]
             await asyncio.sleep(0.2)  # the proxies' last ACK-side work
         stats = self.detail[kind] = _stats(latencies)
