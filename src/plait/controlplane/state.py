@@ -3,9 +3,12 @@
 Single event loop, no locks: `publish` makes the new Translator from the previous one
 (it takes over what did not change), has it translate for every known proxy in a worker
 thread (nothing else sees it until then, and the event loop keeps serving the streams),
-then swaps it in and bumps the generation; waiters wake on an asyncio.Condition. A translation failure for one proxy is
-recorded and that proxy keeps the last config it was given, so one bad resource never
-takes the rest of the mesh down.
+then swaps it in and bumps the generation. Waiters (every stream's watcher) wait on an
+`asyncio.Event` replaced at each generation, so all wake in the same loop iteration; with
+a Condition they woke one after another, each re-taking its lock in turn, and the
+thousandth stream started its push about a thousand loop iterations after the first. A
+translation failure for one proxy is recorded and that proxy keeps the last config it
+was given, so one bad resource never takes the rest of the mesh down.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class MeshState:
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self._generation = 1
         self._translator = Translator(snapshot)
-        self._changed = asyncio.Condition()
+        self._changed = asyncio.Event()  # set (and replaced) when the generation bumps
         self._publishing = asyncio.Lock()  # one at a time: a newer snapshot is never undone
         self._last_config: dict[str, ProxyConfig] = {}
         self.translation_errors: dict[str, str] = {}
@@ -49,8 +52,8 @@ class MeshState:
             await asyncio.to_thread(translator.warm)
             self._translator = translator
             self._generation += 1
-        async with self._changed:
-            self._changed.notify_all()
+            self._changed.set()
+            self._changed = asyncio.Event()
         return self._generation
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
@@ -68,6 +71,6 @@ class MeshState:
         return config
 
     async def wait_for_generation(self, after: int) -> int:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._generation > after)
+        while self._generation <= after:
+            await self._changed.wait()
         return self._generation
