@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ads_testkit import cluster, endpoints, mesh
+from envoy.service.discovery.v3 import discovery_pb2
 
 from plait.translate.resource import ProxyConfig
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from plait.xds.session import to_request
 from plait.xds.stream import StreamState
 from plait.xds.typestate import PlannedResponse, Request, RequestKind, SyncState, changed_names
 
@@ -147,3 +149,17 @@ def test_changed_names_of_large_shared_mappings_are_computed_once() -> None:
     assert first == {"c7", "c100"}
     assert changed_names(old, new) is first  # remembered for the other streams
     assert changed_names(new, same_bytes) == frozenset()
+
+
+def test_requests_listing_the_same_names_share_one_tuple_of_interned_names() -> None:
+    names = [f"outbound|80||svc-{i}.default.svc.cluster.local" for i in range(3)]
+    raw = discovery_pb2.DiscoveryRequest(type_url=ENDPOINT, resource_names=names)
+    first, second = (to_request(discovery_pb2.DiscoveryRequest.FromString(
+        raw.SerializeToString())) for _ in range(2))  # fmt: skip
+    assert first.resource_names == tuple(names)
+    assert first.resource_names is second.resource_names
+    other = to_request(discovery_pb2.DiscoveryRequest(type_url=ENDPOINT, resource_names=names[:1]))
+    assert other.resource_names == tuple(names[:1])
+    assert other.resource_names[0] is first.resource_names[0]  # interned: one string
+    again = to_request(raw)  # not the list found last for the type: from the table
+    assert again.resource_names is first.resource_names

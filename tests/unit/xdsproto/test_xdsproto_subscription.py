@@ -62,3 +62,13 @@ def test_wildcard_ignores_names() -> None:
     sub.on_request(Request(T, "v1", "1", ("x",)), NOW)
 
     assert sub.subscribed == frozenset() and not sub.resubscribed
+
+
+def test_subscriptions_listing_the_same_names_share_one_set() -> None:
+    a, b = Subscription(), Subscription()
+    names = ("outbound|80||a", "outbound|80||b")
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    a.on_request(Request("eds", resource_names=names), now)
+    b.on_request(Request("eds", resource_names=tuple(list(names))), now)
+    assert a.subscribed == frozenset(names)
+    assert a.subscribed is b.subscribed
