@@ -147,7 +147,8 @@ class Translator:
 
     def _endpoints_only(self, previous: Translator, hosts: frozenset[str]) -> bool:
         """The fast path (see the module docstring); False when it does not apply (then
-        nothing but `built.hosts` has changed here)."""
+        only what holds for the new snapshot as well has been taken: the cached properties
+        endpoints do not decide)."""
         shared = previous.__dict__.get("_shared")
         if shared is None:
             return False  # the previous one served no proxy: nothing to take over
