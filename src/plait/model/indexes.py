@@ -20,6 +20,7 @@ from typing_extensions import TypeVar
 from plait.api import Loaded, VirtualService
 from plait.api.common import WorkloadSelector
 from plait.api.kinds import Resource
+from plait.api.sidecar import Sidecar
 from plait.model.labels import Labels
 from plait.model.registry import Service
 
@@ -107,6 +108,49 @@ class ServiceSelectorIndex:
 
 
 @dataclass(frozen=True)
+class SidecarIndex:
+    """Sidecars by namespace: those with a `workloadSelector` (with its labels) and those
+    without, each in snapshot (namespace, name) order; `for_workload` applies Istio's
+    precedence (see `model.scope`)."""
+
+    selecting: Mapping[str, tuple[tuple[Loaded[Sidecar], Labels], ...]] = field(
+        default_factory=dict
+    )
+    wide: Mapping[str, tuple[Loaded[Sidecar], ...]] = field(default_factory=dict)
+
+    @staticmethod
+    def build(items: Iterable[Loaded[Sidecar]]) -> SidecarIndex:
+        selecting: dict[str, list[tuple[Loaded[Sidecar], Labels]]] = {}
+        wide: dict[str, list[Loaded[Sidecar]]] = {}
+        for item in items:
+            ns = item.resource.metadata.namespace
+            selector = item.resource.spec.workload_selector
+            if selector is not None and selector.labels:
+                selecting.setdefault(ns, []).append((item, Labels.of(selector.labels)))
+            else:
+                wide.setdefault(ns, []).append(item)
+        return SidecarIndex(
+            {ns: tuple(v) for ns, v in selecting.items()}, {ns: tuple(v) for ns, v in wide.items()}
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.selecting or self.wide)
+
+    def for_workload(self, namespace: str, labels: Labels, root: str) -> Loaded[Sidecar] | None:
+        """The Sidecar in force: one in the workload's namespace that selects it, else that
+        namespace's Sidecar without selector, else the root namespace's (the mesh default);
+        the first by name among several of one rank."""
+        for item, selector in self.selecting.get(namespace, ()):
+            if labels.matches(selector):
+                return item
+        for ns in (namespace, root):
+            found = self.wide.get(ns, ())
+            if found:
+                return found[0]
+        return None
+
+
+@dataclass(frozen=True)
 class PolicyIndex(Generic[P]):
     """Policies of one kind by namespace, split by how they select workloads.
 
@@ -157,6 +201,7 @@ __all__ = [
     "MESH_GATEWAY",
     "PolicyIndex",
     "ServiceSelectorIndex",
+    "SidecarIndex",
     "VirtualServiceIndex",
     "gateway_key",
     "gateways_of",

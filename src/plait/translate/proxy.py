@@ -17,6 +17,12 @@ tables, each sidecar's own resources. So an endpoint change rebuilds the cluster
 endpoint sets of the hosts it touches and nothing else, a VirtualService edit rebuilds the
 route tables, and the unchanged resources are the very same `Resource` objects as before.
 Only one generation is kept: nothing refers to the previous Translator afterwards.
+
+Scoping (`model.scope`: Sidecar resources, exportTo): a sidecar under a scope gets the
+clusters and endpoint sets of the host ports its scope reaches, and a route table of
+those, instead of the mesh-wide ones; proxies of one namespace under one Sidecar share
+both. The same built host resources serve every scope, so a change outside a scope
+leaves that scope's resources, their bytes and their versions as they were.
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from plait.errors import InconsistentConfigError
 from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
+from plait.model.policy import HostRules, choose, merge
 from plait.model.proxy import Proxy, ProxyKind, Traffic
 from plait.model.registry import Protocol
+from plait.model.scope import Scope, build_scope, visible_rules
 from plait.model.snapshot import MeshSnapshot
 from plait.model.telemetry import ProxyTelemetry, Side, telemetry_for
 from plait.translate import (
@@ -73,11 +81,25 @@ from plait.translate.resource import ProxyConfig, Resource
 
 @dataclass(frozen=True)
 class _HostBuild:
-    """One outbound host's clusters and endpoint sets, and the inputs they came from."""
+    """One outbound host's clusters and endpoint sets, and the inputs they came from
+    (`ports`: the service port of each cluster, then of each endpoint set)."""
 
     inputs: tuple[Any, ...]
     clusters: list[Resource]
     endpoints: list[Resource]
+    cluster_ports: tuple[int, ...] = ()
+    endpoint_ports: tuple[int, ...] = ()
+
+    def at(self, ports: frozenset[int]) -> list[Resource]:
+        """The clusters and endpoint sets of these service ports."""
+        return [
+            *(c for c, p in zip(self.clusters, self.cluster_ports, strict=True) if p in ports),
+            *(e for e, p in zip(self.endpoints, self.endpoint_ports, strict=True) if p in ports),
+        ]
+
+
+ScopeKey = tuple[str, tuple[str, str] | None]
+"""(proxy namespace, the Sidecar in force): proxies with the same key share a scope."""
 
 
 class Translator:
@@ -90,6 +112,12 @@ class Translator:
         self._hosts: dict[str, _HostBuild] = {}
         self._earlier_hosts: dict[str, _HostBuild] = {}
         self._known: list[Proxy] = []  # the proxies the previous Translator served
+        self._scopes: dict[ScopeKey, Scope] = {}
+        self._scoped: dict[ScopeKey, ProxyConfig] = {}  # a scope's clusters and endpoints
+        # a scope's route table by table key, with the inputs it was built from
+        self._scoped_tables: dict[Any, tuple[tuple[Any, ...], Resource]] = {}
+        self._rule_variants: dict[tuple[str, str], HostRules | None] = {}
+        self._variant_hosts: dict[tuple[str, tuple[Any, ...]], _HostBuild] = {}
         if previous is not None:
             self._known = [proxy for proxy, _ in previous._configs.values()]
             self._take_over(previous)
@@ -110,25 +138,40 @@ class Translator:
         old, new = previous.snapshot, self.snapshot
         if reuse.own_inputs(old) == reuse.own_inputs(new):
             self._own = dict(previous._own)
+        if reuse.scoped_table_context(old) == reuse.scoped_table_context(new):
+            self._scoped_tables = dict(previous._scoped_tables)  # each checks its inputs
         if reuse.route_inputs(old) == reuse.route_inputs(new):
             self._sidecar_tables = dict(previous._sidecar_tables)
             for name in ("_source_selectors", "_gateway_routes"):
                 if name in previous.__dict__:  # computed there (cached_property)
                     self.__dict__[name] = previous.__dict__[name]
         if reuse.host_context(old) == reuse.host_context(new):
-            self._earlier_hosts = previous._hosts or previous._earlier_hosts
+            self._earlier_hosts = {**previous._earlier_hosts, **previous._hosts}
 
     def _host(self, hostname: str) -> _HostBuild:
-        inputs = reuse.host_inputs(self.snapshot, hostname)
+        """The host's resources with the rules everyone sees (built once per snapshot)."""
+        found = self._hosts.get(hostname)
+        if found is None:
+            found = self._hosts[hostname] = self._build_host(
+                hostname, self.snapshot.host_rules(hostname)
+            )
+        return found
+
+    def _build_host(self, hostname: str, rules: HostRules | None) -> _HostBuild:
+        inputs = (*reuse.host_inputs(self.snapshot, hostname), rules)
         earlier = self._earlier_hosts.get(hostname)
         if earlier is not None and earlier.inputs == inputs:
             return earlier
         cds: list[Resource] = []
         eds: list[Resource] = []
+        cds_ports: list[int] = []
+        eds_ports: list[int] = []
         service = self.snapshot.services[hostname]
         trust_domain = self.snapshot.mesh.trust_domain
-        subsets: list[tuple[str, dict[str, str]]] = [("", {}), *self._subsets(hostname)]
-        rules = self.snapshot.host_rules(hostname)
+        subsets: list[tuple[str, dict[str, str]]] = [
+            ("", {}),
+            *((s.name, dict(s.labels)) for s in (rules.subsets if rules is not None else ())),
+        ]
         for port in service.ports:
             eps = self.snapshot.endpoints_for(hostname, port.port)
             peers = mtls.identities(eps, trust_domain)
@@ -138,18 +181,98 @@ class Translator:
                 egress.finish_cluster(cluster, service, eps, labels)
                 metrics.tag_cluster(cluster, service)
                 cds.append(Resource.pack(cluster.name, cluster))
+                cds_ports.append(port.port)
                 if cluster.HasField("eds_cluster_config"):
                     tls = policy.tls if policy is not None else None
                     speaks_mtls = mtls.endpoint_mtls(self._peer_auth, port, tls)
                     cla = endpoints.load_assignment(cluster.name, eps, labels, speaks_mtls)
                     eds.append(Resource.pack(cluster.name, cla))
-        return _HostBuild(inputs, cds, eds)
+                    eds_ports.append(port.port)
+        return _HostBuild(inputs, cds, eds, tuple(cds_ports), tuple(eds_ports))
 
-    def _subsets(self, hostname: str) -> list[tuple[str, dict[str, str]]]:
-        rules = self.snapshot.host_rules(hostname)
-        if rules is None:
-            return []
-        return [(s.name, dict(s.labels)) for s in rules.subsets]
+    # -- scoping (model.scope) -------------------------------------------------------------
+
+    def scope_of(self, proxy: Proxy) -> Scope | None:
+        """The proxy's scope; None when it sees everything (a gateway, or a mesh with no
+        Sidecar and no exportTo that hides anything)."""
+        inputs = self.snapshot.scope_inputs
+        if inputs is None or proxy.kind != ProxyKind.SIDECAR:
+            return None
+        sidecar = self.snapshot.sidecar_index.for_workload(
+            proxy.namespace, proxy.labels, self.snapshot.mesh.root_namespace
+        )
+        key: ScopeKey = (
+            proxy.namespace,
+            None
+            if sidecar is None
+            else (sidecar.resource.metadata.namespace, sidecar.resource.metadata.name),
+        )
+        found = self._scopes.get(key)
+        if found is None:
+            found = self._scopes[key] = build_scope(inputs, proxy.namespace, sidecar)
+        return found
+
+    def _rules_for(self, hostname: str, namespace: str) -> tuple[HostRules | None, bool]:
+        """The rules a proxy in `namespace` sees for a host, and whether they may differ
+        from everyone's (some rule of the host is exported to some namespaces only)."""
+        every = self.snapshot.restricted_rules.get(hostname)
+        if every is None:
+            return self.snapshot.host_rules(hostname), False
+        key = (hostname, namespace)
+        if key not in self._rule_variants:
+            service = self.snapshot.services.get(hostname)
+            chosen = choose(visible_rules(every, namespace), service.namespace if service else None)
+            self._rule_variants[key] = merge(hostname, chosen)[0] if chosen else None
+        return self._rule_variants[key], True
+
+    def _scoped_host(self, hostname: str, namespace: str) -> _HostBuild:
+        rules, variant = self._rules_for(hostname, namespace)
+        if not variant:
+            return self._host(hostname)
+        key = (hostname, tuple(s.resource.metadata.name for s in (rules.sources if rules else ())))
+        found = self._variant_hosts.get(key)
+        if found is None:
+            found = self._variant_hosts[key] = self._build_host(hostname, rules)
+        return found
+
+    def _scoped_shared(self, scope: Scope) -> ProxyConfig:
+        """What every proxy under `scope` gets: the clusters and endpoint sets of the host
+        ports it reaches, and the clusters every proxy has."""
+        key: ScopeKey = (scope.namespace, scope.sidecar)
+        found = self._scoped.get(key)
+        if found is not None:
+            return found
+        resources: list[Resource] = []
+        for hostname in sorted(scope.clusters):
+            if hostname in self.snapshot.services:
+                built = self._scoped_host(hostname, scope.namespace)
+                resources += built.at(scope.clusters[hostname])
+        config = ProxyConfig.of([*resources, *self._common_clusters])
+        _check(consistency.dangling(config), f"scope {key}")
+        self._scoped[key] = config
+        return config
+
+    @cached_property
+    def _common_clusters(self) -> list[Resource]:
+        """Clusters every proxy has whatever it reaches (passthrough, trace collector)."""
+        extra = [egress.passthrough_cluster()]
+        collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
+        if collector is not None:
+            extra.append(collector)
+        return [Resource.pack(c.name, c) for c in extra]
+
+    def _scoped_routes(self, proxy: Proxy, scope: Scope) -> Resource:
+        """The outbound table of a scoped proxy, shared like `_sidecar_routes` and kept
+        from the previous snapshot while what it reads is equal (`reuse.scoped_table`)."""
+        key = (scope.sidecar, vhosts.table_key(proxy, self._source_selectors))
+        inputs = reuse.scoped_table(self.snapshot, scope, self._rules_for)
+        found = self._scoped_tables.get(key)
+        if found is not None and found[0] == inputs:
+            return found[1]
+        table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy, scope)
+        resource = Resource.pack(names.OUTBOUND_ROUTE, table)
+        self._scoped_tables[key] = (inputs, resource)
+        return resource
 
     @cached_property
     def _peer_auth(self) -> PeerAuthentications:
@@ -161,7 +284,7 @@ class Translator:
         cds: list[Resource] = []
         eds: list[Resource] = []
         for hostname in sorted(self.snapshot.services):
-            built = self._hosts[hostname] = self._host(hostname)
+            built = self._host(hostname)
             cds += built.clusters
             eds += built.endpoints
         self._earlier_hosts = {}  # taken over or rebuilt: the previous ones can go
@@ -199,17 +322,15 @@ class Translator:
     def _shared(self) -> ProxyConfig:
         """What every proxy gets: outbound clusters and their endpoints."""
         cds, eds = self._outbound
-        passthrough = egress.passthrough_cluster()
-        extra = [passthrough]
-        collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
-        if collector is not None:
-            extra.append(collector)
-        shared = ProxyConfig.of([*cds, *(Resource.pack(c.name, c) for c in extra), *eds])
+        shared = ProxyConfig.of([*cds, *self._common_clusters, *eds])
         _check(consistency.dangling(shared), "every proxy")
         return shared
 
-    def _assemble(self, proxy: Proxy, own: list[Resource]) -> ProxyConfig:
-        config = ProxyConfig.layered(self._shared, own)
+    def _assemble(
+        self, proxy: Proxy, own: list[Resource], scope: Scope | None = None
+    ) -> ProxyConfig:
+        base = self._shared if scope is None else self._scoped_shared(scope)
+        config = ProxyConfig.layered(base, own)
         _check(consistency.dangling(config, own), proxy.id)
         return config
 
@@ -231,11 +352,15 @@ class Translator:
         else:
             own = self._sidecar_own(proxy)
             self._own[proxy.id] = (proxy, own)
+        scope = self.scope_of(proxy)
         if proxy.outbound_port is not None or (
             proxy.traffic is Traffic.CAPTURED and self._captured_http
         ):
-            own = [*own, self._sidecar_routes(proxy)]
-        return self._assemble(proxy, own)
+            table = (
+                self._sidecar_routes(proxy) if scope is None else self._scoped_routes(proxy, scope)
+            )
+            own = [*own, table]
+        return self._assemble(proxy, own, scope)
 
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = [
@@ -348,15 +473,17 @@ class Translator:
         metrics.count_outbound(explicit, proxy, telemetryapi.skipped_metrics(tel, Side.CLIENT))
         hcm = hcm_pb2.HttpConnectionManager()
         explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+        scope = self.scope_of(proxy)
+        services = [
+            s for h, s in self.snapshot.services.items() if scope is None or h in scope.clusters
+        ]
         addresses = [
             a if a.is_http else self._l4_routes(a, proxy)
-            for a in capturedout.service_addresses(
-                self.snapshot.services.values(), self._cluster_ips
-            )
+            for a in capturedout.service_addresses(services, self._cluster_ips)
+            if scope is None or a.port in scope.clusters.get(a.host, ())
         ]
-        out = capturedout.OutboundOptions(
-            addresses, capturedout.captured_hcm(hcm), self.snapshot.mesh.outbound_mode
-        )
+        policy = scope.outbound_mode if scope is not None else self.snapshot.mesh.outbound_mode
+        out = capturedout.OutboundOptions(addresses, capturedout.captured_hcm(hcm), policy)
         lds = [tracing.apply(lis, traced) for lis in capturedout.outbound_listeners(out)]
         source = metrics.source_tags(proxy)
         for lis in lds[1:]:  # not virtualOutbound: its only chain is the passthrough

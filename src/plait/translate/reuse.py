@@ -19,13 +19,24 @@ reused configs equal fresh ones for changes of each kind).
 * An outbound host's clusters and endpoint sets read that host's service, its merged
   DestinationRules and its endpoints, plus the mesh settings and PeerAuthentications
   (endpoint mTLS), which may select workloads through any service.
+* A scoped sidecar's route table (`model.scope`) reads only its scope (the host ports it
+  routes, the VirtualServices it sees, its outbound mode), those hosts' services and
+  rules, the services and rules of its VirtualServices' destinations and delegates, plus
+  the mesh settings and the `sourceLabels` selectors (`scoped_table_context`): so an
+  edit outside the scope keeps the very same table.
+* Scopes themselves read the Sidecars and everything `ScopeInputs` holds; a captured
+  sidecar's own listeners depend on its scope.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from plait.model.policy import HostRules
+from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
+from plait.translate import vhosts
 
 
 def own_inputs(snapshot: MeshSnapshot) -> tuple[Any, ...]:
@@ -41,6 +52,8 @@ def own_inputs(snapshot: MeshSnapshot) -> tuple[Any, ...]:
         snapshot.telemetries,
         snapshot.discovered_jwks_uris,
         l4_routing(snapshot),
+        snapshot.sidecars,
+        snapshot.scope_inputs,
     )
 
 
@@ -80,3 +93,33 @@ def host_inputs(snapshot: MeshSnapshot, hostname: str) -> tuple[Any, ...]:
         snapshot.host_rules(hostname),
         tuple(snapshot.endpoints_for(hostname, port.port) for port in service.ports),
     )
+
+
+def scoped_table_context(snapshot: MeshSnapshot) -> tuple[Any, ...]:
+    """What every scoped route table depends on besides its own inputs (`scoped_table`)."""
+    return (snapshot.mesh, vhosts.source_selectors(snapshot))
+
+
+def scoped_table(
+    snapshot: MeshSnapshot,
+    scope: Scope,
+    rules_for: Callable[[str, str], tuple[HostRules | None, bool]],
+) -> tuple[Any, ...]:
+    """What one scoped route table depends on (with `scoped_table_context`)."""
+    hosts = sorted(scope.clusters)
+    routed = tuple(
+        (h, snapshot.services.get(h), scope.virtual_services.get(h), snapshot.host_rules(h))
+        for h in hosts
+    )
+    inputs = snapshot.scope_inputs
+    related: list[Any] = []
+    for item in dict.fromkeys(scope.virtual_services.values()):
+        vs = item.resource
+        key = (vs.metadata.namespace, vs.metadata.name)
+        for dest in inputs.vs_destinations.get(key, ()) if inputs is not None else ():
+            related.append((dest, snapshot.services.get(dest), snapshot.host_rules(dest)))
+        for rule in vs.spec.http:
+            if rule.delegate is not None:
+                ns = rule.delegate.namespace or vs.metadata.namespace
+                related.append(snapshot.routing.by_name.get((ns, rule.delegate.name)))
+    return (scope.routes, scope.outbound_mode, routed, tuple(related))
