@@ -146,6 +146,38 @@ class ScopeInputs:
     vs_hosts: Mapping[Key, tuple[str, ...]]  # resolved hosts of each of them
     vs_destinations: Mapping[Key, tuple[str, ...]]  # resolved destination hosts
     mesh_mode: OutboundMode
+    # positions in `virtual_services` by resolved host and by namespace
+    vs_by_host: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    vs_by_namespace: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @staticmethod
+    def build(
+        services: Mapping[str, Service],
+        virtual_services: Sequence[Loaded[VirtualService]],
+        vs_hosts: Mapping[Key, tuple[str, ...]],
+        vs_destinations: Mapping[Key, tuple[str, ...]],
+        mesh_mode: OutboundMode,
+    ) -> ScopeInputs:
+        by_namespace: dict[str, list[Service]] = {}
+        for service in services.values():
+            by_namespace.setdefault(service.namespace, []).append(service)
+        vs_by_host: dict[str, list[int]] = {}
+        vs_by_namespace: dict[str, list[int]] = {}
+        for position, item in enumerate(virtual_services):
+            key = _key(item.resource)
+            vs_by_namespace.setdefault(key[0], []).append(position)
+            for host in vs_hosts.get(key, ()):
+                vs_by_host.setdefault(host, []).append(position)
+        return ScopeInputs(
+            services=services,
+            services_by_namespace={ns: tuple(v) for ns, v in by_namespace.items()},
+            virtual_services=virtual_services,
+            vs_hosts=vs_hosts,
+            vs_destinations=vs_destinations,
+            mesh_mode=mesh_mode,
+            vs_by_host={h: tuple(v) for h, v in vs_by_host.items()},
+            vs_by_namespace={ns: tuple(v) for ns, v in vs_by_namespace.items()},
+        )
 
 
 def build_scope(inputs: ScopeInputs, namespace: str, sidecar: Loaded[Sidecar] | None) -> Scope:
@@ -155,11 +187,6 @@ def build_scope(inputs: ScopeInputs, namespace: str, sidecar: Loaded[Sidecar] | 
     mode = inputs.mesh_mode
     if spec is not None and spec.outbound_traffic_policy is not None:
         mode = OutboundMode(spec.outbound_traffic_policy.mode)
-    visible_vs = [
-        item
-        for item in inputs.virtual_services
-        if exported_to(item.resource.spec.export_to, item.resource.metadata.namespace, namespace)
-    ]
     clusters: dict[str, set[int]] = {}
     routes: dict[int | None, frozenset[str]] = {}
     chosen_vs: dict[str, Loaded[VirtualService]] = {}
@@ -170,7 +197,7 @@ def build_scope(inputs: ScopeInputs, namespace: str, sidecar: Loaded[Sidecar] | 
         for service, ports in imported:
             clusters.setdefault(service.hostname, set()).update(ports)
         routes[port] = frozenset(s.hostname for s, _ in imported)
-        for item in _import_virtual_services(inputs, visible_vs, hosts):
+        for item in _import_virtual_services(inputs, namespace, hosts):
             key = _key(item.resource)
             for host in inputs.vs_hosts.get(key, ()):
                 chosen_vs.setdefault(host, item)
@@ -239,13 +266,34 @@ def _import_services(
     return out
 
 
+def _vs_candidates(inputs: ScopeInputs, hosts: Sequence[EgressHost]) -> list[int]:
+    """Positions of the VirtualServices any of `hosts` may import, in snapshot order."""
+    found: set[int] = set()
+    for host in hosts:
+        if host.namespace == NO_NAMESPACE:
+            continue
+        if "*" not in host.name:
+            found.update(inputs.vs_by_host.get(host.name, ()))
+        elif host.namespace == ANY_NAMESPACE:
+            return list(range(len(inputs.virtual_services)))
+        else:
+            found.update(inputs.vs_by_namespace.get(host.namespace, ()))
+    return sorted(found)
+
+
 def _import_virtual_services(
-    inputs: ScopeInputs, visible: Sequence[Loaded[VirtualService]], hosts: Sequence[EgressHost]
+    inputs: ScopeInputs, namespace: str, hosts: Sequence[EgressHost]
 ) -> list[Loaded[VirtualService]]:
+    """The VirtualServices (bound to mesh, exported to `namespace`) that `hosts` import:
+    one of their hosts is imported from the VirtualService's namespace."""
     out: list[Loaded[VirtualService]] = []
-    for item in visible:
-        ns = item.resource.metadata.namespace
-        own = inputs.vs_hosts.get(_key(item.resource), ())
+    for position in _vs_candidates(inputs, hosts):
+        item = inputs.virtual_services[position]
+        vs = item.resource
+        ns = vs.metadata.namespace
+        if not exported_to(vs.spec.export_to, ns, namespace):
+            continue
+        own = inputs.vs_hosts.get(_key(vs), ())
         if any(h.imports(ns, host) for h in hosts for host in own):
             out.append(item)
     return out

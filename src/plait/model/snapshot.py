@@ -365,21 +365,17 @@ def _scope_inputs(
     vs_hosts: Callable[[VirtualService], list[str]],
     mesh: MeshSettings,
 ) -> ScopeInputs:
-    by_namespace: dict[str, list[Service]] = {}
-    for service in services.values():
-        by_namespace.setdefault(service.namespace, []).append(service)
     bound = [i for i in virtual_services if MESH_GATEWAY in gateways_of(i.resource)]
     keys = [(i.resource.metadata.namespace, i.resource.metadata.name) for i in bound]
-    return ScopeInputs(
-        services=services,
-        services_by_namespace={ns: tuple(v) for ns, v in by_namespace.items()},
-        virtual_services=bound,
-        vs_hosts={k: tuple(vs_hosts(i.resource)) for k, i in zip(keys, bound, strict=True)},
-        vs_destinations={
+    return ScopeInputs.build(
+        services,
+        bound,
+        {k: tuple(vs_hosts(i.resource)) for k, i in zip(keys, bound, strict=True)},
+        {
             k: tuple(resolve_host(services, h, k[0]) for h in destinations(i.resource))
             for k, i in zip(keys, bound, strict=True)
         },
-        mesh_mode=mesh.outbound_mode,
+        mesh.outbound_mode,
     )
 
 

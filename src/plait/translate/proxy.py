@@ -107,7 +107,8 @@ class Translator:
         self.snapshot = snapshot
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
         # by node id, with the Proxy they were made for (hashing a Proxy is slow)
-        self._own: dict[str, tuple[Proxy, list[Resource]]] = {}  # sidecars' own resources
+        # sidecars' own resources, with the scope they were made for (captured ones')
+        self._own: dict[str, tuple[Proxy, Any, list[Resource]]] = {}
         self._configs: dict[str, tuple[Proxy, ProxyConfig]] = {}
         self._hosts: dict[str, _HostBuild] = {}
         self._earlier_hosts: dict[str, _HostBuild] = {}
@@ -346,13 +347,19 @@ class Translator:
     def _config_for(self, proxy: Proxy) -> ProxyConfig:
         if proxy.kind == ProxyKind.GATEWAY:
             return self._gateway_config(proxy)
+        scope = self.scope_of(proxy)
+        # a captured sidecar's listeners list the services its scope reaches
+        scoped_by = (
+            (scope.clusters, scope.outbound_mode)
+            if scope is not None and proxy.traffic is Traffic.CAPTURED
+            else None
+        )
         found = self._own.get(proxy.id)
-        if found is not None and found[0] == proxy:
-            own = found[1]
+        if found is not None and found[0] == proxy and found[1] == scoped_by:
+            own = found[2]
         else:
             own = self._sidecar_own(proxy)
-            self._own[proxy.id] = (proxy, own)
-        scope = self.scope_of(proxy)
+            self._own[proxy.id] = (proxy, scoped_by, own)
         if proxy.outbound_port is not None or (
             proxy.traffic is Traffic.CAPTURED and self._captured_http
         ):

@@ -24,8 +24,9 @@ reused configs equal fresh ones for changes of each kind).
   rules, the services and rules of its VirtualServices' destinations and delegates, plus
   the mesh settings and the `sourceLabels` selectors (`scoped_table_context`): so an
   edit outside the scope keeps the very same table.
-* Scopes themselves read the Sidecars and everything `ScopeInputs` holds; a captured
-  sidecar's own listeners depend on its scope.
+* Scopes themselves are made anew for each snapshot (from the Sidecars and what
+  `ScopeInputs` holds); a captured sidecar's own listeners are kept only while its
+  scope's host ports and outbound mode are the same (`Translator._config_for`).
 """
 
 from __future__ import annotations
@@ -52,8 +53,6 @@ def own_inputs(snapshot: MeshSnapshot) -> tuple[Any, ...]:
         snapshot.telemetries,
         snapshot.discovered_jwks_uris,
         l4_routing(snapshot),
-        snapshot.sidecars,
-        snapshot.scope_inputs,
     )
 
 
