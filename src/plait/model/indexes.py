@@ -109,28 +109,31 @@ class ServiceSelectorIndex:
 
 @dataclass(frozen=True)
 class SidecarIndex:
-    """Sidecars by namespace: those with a `workloadSelector` (with its labels) and those
-    without, each in snapshot (namespace, name) order; `for_workload` applies Istio's
-    precedence (see `model.scope`)."""
+    """Sidecars by namespace: those with a `workloadSelector`, by one pair of their
+    selector (each entry: snapshot position, Sidecar, selector labels), and those without,
+    each in snapshot (namespace, name) order; `for_workload` applies Istio's precedence
+    (see `model.scope`) looking at the few Sidecars that may select the workload."""
 
-    selecting: Mapping[str, tuple[tuple[Loaded[Sidecar], Labels], ...]] = field(
-        default_factory=dict
+    selecting: Mapping[tuple[str, str, str], tuple[tuple[int, Loaded[Sidecar], Labels], ...]] = (
+        field(default_factory=dict)
     )
     wide: Mapping[str, tuple[Loaded[Sidecar], ...]] = field(default_factory=dict)
 
     @staticmethod
     def build(items: Iterable[Loaded[Sidecar]]) -> SidecarIndex:
-        selecting: dict[str, list[tuple[Loaded[Sidecar], Labels]]] = {}
+        selecting: dict[tuple[str, str, str], list[tuple[int, Loaded[Sidecar], Labels]]] = {}
         wide: dict[str, list[Loaded[Sidecar]]] = {}
-        for item in items:
+        for position, item in enumerate(items):
             ns = item.resource.metadata.namespace
             selector = item.resource.spec.workload_selector
             if selector is not None and selector.labels:
-                selecting.setdefault(ns, []).append((item, Labels.of(selector.labels)))
+                labels = Labels.of(selector.labels)
+                key, value = labels.items_[0]
+                selecting.setdefault((ns, key, value), []).append((position, item, labels))
             else:
                 wide.setdefault(ns, []).append(item)
         return SidecarIndex(
-            {ns: tuple(v) for ns, v in selecting.items()}, {ns: tuple(v) for ns, v in wide.items()}
+            {k: tuple(v) for k, v in selecting.items()}, {ns: tuple(v) for ns, v in wide.items()}
         )
 
     def __bool__(self) -> bool:
@@ -140,9 +143,14 @@ class SidecarIndex:
         """The Sidecar in force: one in the workload's namespace that selects it, else that
         namespace's Sidecar without selector, else the root namespace's (the mesh default);
         the first by name among several of one rank."""
-        for item, selector in self.selecting.get(namespace, ()):
-            if labels.matches(selector):
-                return item
+        selecting = [
+            entry
+            for pair in labels.items_
+            for entry in self.selecting.get((namespace, *pair), ())
+            if labels.matches(entry[2])
+        ]
+        if selecting:
+            return min(selecting, key=lambda entry: entry[0])[1]
         for ns in (namespace, root):
             found = self.wide.get(ns, ())
             if found:

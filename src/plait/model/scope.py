@@ -116,15 +116,17 @@ class Scope:
 
     `clusters[hostname]`: the service ports it gets clusters for; `routes[port]`: the
     hostnames it routes on that port, `None` key for every port without a listener of its
-    own; `virtual_services[hostname]`: the VirtualService (bound to `mesh`) that answers
-    for a host it routes."""
+    own; `virtual_services[hostname]`: the (namespace, name) of the VirtualService (bound
+    to `mesh`) that answers for a host it routes. It holds no resource, only what was
+    chosen, so a scope stays valid across edits that keep the hosts, destinations and
+    visibility of every resource (`translate.reuse.scope_context`)."""
 
     namespace: str
     sidecar: Key | None
     outbound_mode: OutboundMode
     clusters: Mapping[str, frozenset[int]] = field(default_factory=dict)
     routes: Mapping[int | None, frozenset[str]] = field(default_factory=dict)
-    virtual_services: Mapping[str, Loaded[VirtualService]] = field(default_factory=dict)
+    virtual_services: Mapping[str, Key] = field(default_factory=dict)
 
     def routes_port(self, hostname: str, port: int) -> bool:
         """Whether the outbound table has a virtual host for `hostname:port`."""
@@ -189,7 +191,7 @@ def build_scope(inputs: ScopeInputs, namespace: str, sidecar: Loaded[Sidecar] | 
         mode = OutboundMode(spec.outbound_traffic_policy.mode)
     clusters: dict[str, set[int]] = {}
     routes: dict[int | None, frozenset[str]] = {}
-    chosen_vs: dict[str, Loaded[VirtualService]] = {}
+    chosen_vs: dict[str, Key] = {}
     for listener in listeners:
         hosts = [EgressHost.parse(h, namespace) for h in listener.hosts]
         port = listener.port.number if listener.port is not None else None
@@ -200,7 +202,7 @@ def build_scope(inputs: ScopeInputs, namespace: str, sidecar: Loaded[Sidecar] | 
         for item in _import_virtual_services(inputs, namespace, hosts):
             key = _key(item.resource)
             for host in inputs.vs_hosts.get(key, ()):
-                chosen_vs.setdefault(host, item)
+                chosen_vs.setdefault(host, key)
             for dest in inputs.vs_destinations.get(key, ()):
                 target = inputs.services.get(dest)
                 if target is None or not _visible(target, namespace):

@@ -84,6 +84,7 @@ class _HostBuild:
     """One outbound host's clusters and endpoint sets, and the inputs they came from
     (`ports`: the service port of each cluster, then of each endpoint set)."""
 
+    hostname: str
     inputs: tuple[Any, ...]
     clusters: list[Resource]
     endpoints: list[Resource]
@@ -97,6 +98,9 @@ class _HostBuild:
             *(e for e, p in zip(self.endpoints, self.endpoint_ports, strict=True) if p in ports),
         ]
 
+
+_Deps = tuple[frozenset[str], frozenset[tuple[str, str]]]
+"""Hostnames and VirtualService (namespace, name) keys."""
 
 ScopeKey = tuple[str, tuple[str, str] | None]
 """(proxy namespace, the Sidecar in force): proxies with the same key share a scope."""
@@ -114,10 +118,19 @@ class Translator:
         self._earlier_hosts: dict[str, _HostBuild] = {}
         self._known: list[Proxy] = []  # the proxies the previous Translator served
         self._scopes: dict[ScopeKey, Scope] = {}
-        self._scoped: dict[ScopeKey, ProxyConfig] = {}  # a scope's clusters and endpoints
-        # a scope's route table by table key, with the inputs it was built from
-        self._scoped_tables: dict[Any, tuple[tuple[Any, ...], Resource]] = {}
+        # a scope's clusters and endpoint sets, with the host builds they were made of
+        self._scoped: dict[ScopeKey, tuple[tuple[_HostBuild, ...], ProxyConfig]] = {}
+        self._earlier_scoped: dict[ScopeKey, tuple[tuple[_HostBuild, ...], ProxyConfig]] = {}
+        # a scope's route table by table key: the inputs it was built from, the table, and
+        # the hosts and VirtualServices it reads
+        self._scoped_tables: dict[Any, tuple[tuple[Any, ...], Resource, _Deps]] = {}
+        # what changed since the previous snapshot, when scopes and everything else a
+        # scoped resource reads are the same (None: compare inputs instead)
+        self._changed: _Deps | None = None
         self._rule_variants: dict[tuple[str, str], HostRules | None] = {}
+        # scoped sidecars' configs with the parts they were assembled from
+        self._assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
+        self._earlier_assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
         self._variant_hosts: dict[tuple[str, tuple[Any, ...]], _HostBuild] = {}
         if previous is not None:
             self._known = [proxy for proxy, _ in previous._configs.values()]
@@ -139,14 +152,26 @@ class Translator:
         old, new = previous.snapshot, self.snapshot
         if reuse.own_inputs(old) == reuse.own_inputs(new):
             self._own = dict(previous._own)
-        if reuse.scoped_table_context(old) == reuse.scoped_table_context(new):
+        self._earlier_assembled = previous._assembled
+        context = reuse.scope_context(new)
+        if context is not None and reuse.scope_context(old) == context:
+            self._scopes = dict(previous._scopes)
+            self._earlier_scoped = previous._scoped
+        same_tables = reuse.scoped_table_context(old) == reuse.scoped_table_context(new)
+        if same_tables:
             self._scoped_tables = dict(previous._scoped_tables)  # each checks its inputs
+        same_hosts = reuse.host_context(old) == reuse.host_context(new)
+        if self._scopes and same_tables and same_hosts:
+            self._changed = (
+                reuse.changed_hosts(old, new),
+                reuse.changed_virtual_services(old, new),
+            )
         if reuse.route_inputs(old) == reuse.route_inputs(new):
             self._sidecar_tables = dict(previous._sidecar_tables)
             for name in ("_source_selectors", "_gateway_routes"):
                 if name in previous.__dict__:  # computed there (cached_property)
                     self.__dict__[name] = previous.__dict__[name]
-        if reuse.host_context(old) == reuse.host_context(new):
+        if same_hosts:
             self._earlier_hosts = {**previous._earlier_hosts, **previous._hosts}
 
     def _host(self, hostname: str) -> _HostBuild:
@@ -189,7 +214,7 @@ class Translator:
                     cla = endpoints.load_assignment(cluster.name, eps, labels, speaks_mtls)
                     eds.append(Resource.pack(cluster.name, cla))
                     eds_ports.append(port.port)
-        return _HostBuild(inputs, cds, eds, tuple(cds_ports), tuple(eds_ports))
+        return _HostBuild(hostname, inputs, cds, eds, tuple(cds_ports), tuple(eds_ports))
 
     # -- scoping (model.scope) -------------------------------------------------------------
 
@@ -242,15 +267,29 @@ class Translator:
         key: ScopeKey = (scope.namespace, scope.sidecar)
         found = self._scoped.get(key)
         if found is not None:
-            return found
+            return found[1]
+        earlier = self._earlier_scoped.get(key)  # only while the scopes are the same
+        if (
+            earlier is not None
+            and self._changed is not None
+            and self._changed[0].isdisjoint(scope.clusters)
+        ):
+            self._scoped[key] = earlier  # none of its hosts changed
+            return earlier[1]
+        builds = tuple(
+            self._scoped_host(hostname, scope.namespace)
+            for hostname in sorted(scope.clusters)
+            if hostname in self.snapshot.services
+        )
+        if earlier is not None and _same(earlier[0], builds):
+            self._scoped[key] = earlier
+            return earlier[1]
         resources: list[Resource] = []
-        for hostname in sorted(scope.clusters):
-            if hostname in self.snapshot.services:
-                built = self._scoped_host(hostname, scope.namespace)
-                resources += built.at(scope.clusters[hostname])
+        for built in builds:
+            resources += built.at(scope.clusters[built.hostname])
         config = ProxyConfig.of([*resources, *self._common_clusters])
         _check(consistency.dangling(config), f"scope {key}")
-        self._scoped[key] = config
+        self._scoped[key] = (builds, config)
         return config
 
     @cached_property
@@ -266,13 +305,22 @@ class Translator:
         """The outbound table of a scoped proxy, shared like `_sidecar_routes` and kept
         from the previous snapshot while what it reads is equal (`reuse.scoped_table`)."""
         key = (scope.sidecar, vhosts.table_key(proxy, self._source_selectors))
-        inputs = reuse.scoped_table(self.snapshot, scope, self._rules_for)
         found = self._scoped_tables.get(key)
+        changed = self._changed
+        if (
+            found is not None
+            and changed is not None
+            and found[2][0].isdisjoint(changed[0])
+            and found[2][1].isdisjoint(changed[1])
+        ):
+            return found[1]  # the scope is the same and nothing it reads changed
+        inputs = reuse.scoped_table(self.snapshot, scope, self._rules_for)
         if found is not None and found[0] == inputs:
             return found[1]
         table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy, scope)
         resource = Resource.pack(names.OUTBOUND_ROUTE, table)
-        self._scoped_tables[key] = (inputs, resource)
+        deps = reuse.table_dependencies(self.snapshot, scope)
+        self._scoped_tables[key] = (inputs, resource, deps)
         return resource
 
     @cached_property
@@ -360,14 +408,25 @@ class Translator:
         else:
             own = self._sidecar_own(proxy)
             self._own[proxy.id] = (proxy, scoped_by, own)
+        table = None
         if proxy.outbound_port is not None or (
             proxy.traffic is Traffic.CAPTURED and self._captured_http
         ):
             table = (
                 self._sidecar_routes(proxy) if scope is None else self._scoped_routes(proxy, scope)
             )
-            own = [*own, table]
-        return self._assemble(proxy, own, scope)
+        if scope is None:
+            return self._assemble(proxy, own if table is None else [*own, table])
+        # a scoped proxy whose parts are the very objects of the previous snapshot keeps
+        # its assembled config (so a change elsewhere costs it a few lookups)
+        parts = (own, table, self._scoped_shared(scope))
+        earlier = self._earlier_assembled.get(proxy.id)
+        if earlier is not None and earlier[0] == proxy and _same_parts(earlier[1], parts):
+            self._assembled[proxy.id] = earlier
+            return earlier[2]
+        config = self._assemble(proxy, own if table is None else [*own, table], scope)
+        self._assembled[proxy.id] = (proxy, parts, config)
+        return config
 
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = [
@@ -563,6 +622,15 @@ class Translator:
         if ports and not any(p.is_http or p is Protocol.UNKNOWN for p in ports):
             return Protocol.TCP
         return http
+
+
+def _same_parts(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _same(a: tuple[_HostBuild, ...], b: tuple[_HostBuild, ...]) -> bool:
+    """The very same host builds (identity: a rebuilt host is a new object)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def _check(problems: list[str], whose: str) -> None:

@@ -23,7 +23,11 @@ reused configs equal fresh ones for changes of each kind).
   routes, the VirtualServices it sees, its outbound mode), those hosts' services and
   rules, the services and rules of its VirtualServices' destinations and delegates, plus
   the mesh settings and the `sourceLabels` selectors (`scoped_table_context`): so an
-  edit outside the scope keeps the very same table.
+  edit outside the scope keeps the very same table. While the scopes and that context
+  are the same, a table or a scope's clusters whose hosts and VirtualServices are not
+  among those that changed (`changed_hosts`, `changed_virtual_services`) is kept without
+  even comparing its inputs: a change costs the proxies it does not concern a few set
+  lookups.
 * Scopes themselves are made anew for each snapshot (from the Sidecars and what
   `ScopeInputs` holds); a captured sidecar's own listeners are kept only while its
   scope's host ports and outbound mode are the same (`Translator._config_for`).
@@ -105,16 +109,18 @@ def scoped_table(
     rules_for: Callable[[str, str], tuple[HostRules | None, bool]],
 ) -> tuple[Any, ...]:
     """What one scoped route table depends on (with `scoped_table_context`)."""
-    hosts = sorted(scope.clusters)
+    by_name = snapshot.routing.by_name
     routed = tuple(
-        (h, snapshot.services.get(h), scope.virtual_services.get(h), snapshot.host_rules(h))
-        for h in hosts
+        (h, snapshot.services.get(h), by_name.get(k), snapshot.host_rules(h))
+        for h, k in ((h, scope.virtual_services.get(h, ("", ""))) for h in sorted(scope.clusters))
     )
     inputs = snapshot.scope_inputs
     related: list[Any] = []
-    for item in dict.fromkeys(scope.virtual_services.values()):
+    for key in dict.fromkeys(scope.virtual_services.values()):
+        item = by_name.get(key)
+        if item is None:
+            continue
         vs = item.resource
-        key = (vs.metadata.namespace, vs.metadata.name)
         for dest in inputs.vs_destinations.get(key, ()) if inputs is not None else ():
             related.append((dest, snapshot.services.get(dest), snapshot.host_rules(dest)))
         for rule in vs.spec.http:
@@ -122,3 +128,65 @@ def scoped_table(
                 ns = rule.delegate.namespace or vs.metadata.namespace
                 related.append(snapshot.routing.by_name.get((ns, rule.delegate.name)))
     return (scope.routes, scope.outbound_mode, routed, tuple(related))
+
+
+def scope_context(snapshot: MeshSnapshot) -> tuple[Any, ...] | None:
+    """What every scope is built from (`model.scope.build_scope`): the Sidecars, the
+    services, and the hosts, destinations, visibility and order of the VirtualServices
+    bound to `mesh`, not their rules (a scope names VirtualServices, it holds none)."""
+    inputs = snapshot.scope_inputs
+    if inputs is None:
+        return None
+    return (
+        snapshot.sidecars,
+        snapshot.mesh.root_namespace,
+        inputs.services,
+        inputs.vs_hosts,
+        inputs.vs_destinations,
+        tuple(
+            (i.resource.metadata.namespace, i.resource.metadata.name, i.resource.spec.export_to)
+            for i in inputs.virtual_services
+        ),
+        inputs.mesh_mode,
+    )
+
+
+def changed_hosts(old: MeshSnapshot, new: MeshSnapshot) -> frozenset[str]:
+    """The hostnames whose service, endpoints or DestinationRules differ between two
+    snapshots (what a scoped proxy's clusters and route table read of a host)."""
+    out: set[str] = set()
+    for h in old.services.keys() | new.services.keys():
+        if old.services.get(h) != new.services.get(h):
+            out.add(h)
+    for h in old.rules_by_host.keys() | new.rules_by_host.keys():
+        if old.rules_by_host.get(h) != new.rules_by_host.get(h):
+            out.add(h)
+    for h in old.restricted_rules.keys() | new.restricted_rules.keys():
+        if old.restricted_rules.get(h) != new.restricted_rules.get(h):
+            out.add(h)
+    for key in old.endpoints.keys() | new.endpoints.keys():
+        if old.endpoints.get(key) != new.endpoints.get(key):
+            out.add(key[0])
+    return frozenset(out)
+
+
+def changed_virtual_services(old: MeshSnapshot, new: MeshSnapshot) -> frozenset[tuple[str, str]]:
+    """The (namespace, name) of the VirtualServices that differ between two snapshots."""
+    a, b = old.routing.by_name, new.routing.by_name
+    return frozenset(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def table_dependencies(
+    snapshot: MeshSnapshot, scope: Scope
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """The hosts and VirtualServices a scoped route table reads (`scoped_table`'s)."""
+    hosts = set(scope.clusters)
+    names = set(scope.virtual_services.values())
+    inputs = snapshot.scope_inputs
+    for key in scope.virtual_services.values():
+        hosts.update(inputs.vs_destinations.get(key, ()) if inputs is not None else ())
+        item = snapshot.routing.by_name.get(key)
+        for rule in item.resource.spec.http if item is not None else ():
+            if rule.delegate is not None:
+                names.add((rule.delegate.namespace or key[0], rule.delegate.name))
+    return frozenset(hosts), frozenset(names)

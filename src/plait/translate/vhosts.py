@@ -82,7 +82,10 @@ def sidecar_routes(
     always wins over another service's short alias (a ServiceEntry host `reviews` beside
     the Kubernetes Service `reviews`), and an alias is used once, by the first service.
     """
-    by_host = mesh_virtual_services(snapshot) if scope is None else scope.virtual_services
+    by_host = mesh_virtual_services(snapshot)
+    if scope is not None:
+        by_name = snapshot.routing.by_name
+        by_host = {h: by_name[k] for h, k in scope.virtual_services.items() if k in by_name}
     services = snapshot.services
     if scope is not None:
         services = {h: services[h] for h in scope.clusters if h in services}

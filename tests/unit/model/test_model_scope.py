@@ -246,7 +246,7 @@ spec:
     scope = scope_of(snap, "shop")
     assert set(scope.clusters) == {A, C}
     assert scope.routes_port(A, 8080) and not scope.routes_port(C, 8080)
-    assert scope.virtual_services[A].resource.metadata.name == "a"
+    assert scope.virtual_services[A] == ("shop", "a")
 
 
 def test_outbound_traffic_policy_of_the_sidecar_else_the_mesh() -> None:

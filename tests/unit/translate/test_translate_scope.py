@@ -4,11 +4,15 @@ when something outside its scope changes."""
 
 from __future__ import annotations
 
-from envoy.config.route.v3 import route_pb2
-from translate_kit import clusters, instance, routes, sidecar, snapshot
+from dataclasses import replace
 
+from envoy.config.route.v3 import route_pb2
+from translate_kit import clusters, instance, listeners, routes, sidecar, snapshot
+
+from plait.api import load_text
 from plait.model.labels import Labels
-from plait.model.proxy import Proxy
+from plait.model.proxy import Proxy, Traffic
+from plait.model.snapshot import build_snapshot
 from plait.translate import egress, typeurls
 from plait.translate.proxy import Translator
 
@@ -174,3 +178,66 @@ def test_a_selector_sidecar_applies_only_to_the_workloads_it_selects() -> None:
     assert translator.scope_of(web_like) is not None
     assert translator.scope_of(web_like).sidecar == ("default", "web")  # type: ignore[union-attr]
     assert translator.scope_of(labelled).sidecar is None  # type: ignore[union-attr]
+
+
+def test_a_scoped_captured_sidecar_listens_only_for_its_services() -> None:
+    mesh = service("reviews") + service("details") + service("web") + SCOPED
+    mesh = mesh.replace(
+        '"./ratings.default.svc.cluster.local"', '"./web.default.svc.cluster.local"'
+    )
+    ips = {
+        "reviews.default.svc.cluster.local": "10.200.1.1",
+        "details.default.svc.cluster.local": "10.200.1.2",
+        "web.default.svc.cluster.local": "10.200.1.3",
+    }
+    loaded = load_text(mesh, "mesh.yaml")
+    snap = build_snapshot(loaded.resources, INSTANCES, 1, cluster_ips=ips)
+    captured = replace(
+        sidecar("web-0", inbound_port=None, outbound_port=None, app_port=32000),
+        address="10.100.0.2",
+        traffic=Traffic.CAPTURED,
+    )
+    lds = listeners(Translator(snap).config_for(captured))
+    chain = lds["0.0.0.0_8080"].filter_chains[0]
+    assert sorted(r.address_prefix for r in chain.filter_chain_match.prefix_ranges) == [
+        "10.200.1.1",
+        "10.200.1.3",
+    ]
+    # REGISTRY_ONLY: what the scope does not reach goes to the black hole
+    default = lds["virtualOutbound"].default_filter_chain
+    assert default.name == "BlackHoleFilterChain"
+
+
+def test_a_chain_of_changes_equals_fresh_translations() -> None:
+    """Each Translator takes over from the previous one (scopes, tables, clusters kept by
+    what changed); every step equals a translation from scratch, for every proxy."""
+    steps = [
+        (BASE.replace(routing("details", 90), routing("details", 50)), INSTANCES),
+        (BASE.replace(routing("details", 90), routing("details", 50)), INSTANCES[:1]),
+        (BASE.replace(routing("reviews", 90), routing("reviews", 60)), INSTANCES[:1]),
+        (
+            BASE.replace(routing("reviews", 90), routing("reviews", 60)),
+            (*INSTANCES, instance("reviews-v2-0", 20002, app="reviews", version="v2")),
+        ),
+        (
+            BASE.replace(
+                '"./ratings.default.svc.cluster.local"', '"./details.default.svc.cluster.local"'
+            ),
+            INSTANCES,
+        ),
+        (BASE, INSTANCES),
+    ]
+    proxies = (WEB, sidecar("web-1"), OTHER)
+    previous = Translator(snapshot(BASE, INSTANCES))
+    for proxy in proxies:
+        previous.config_for(proxy)
+    for version, (text, instances) in enumerate(steps, start=2):
+        new = snapshot(text, instances, version)
+        after, fresh = Translator(new, previous=previous), Translator(new)
+        for proxy in proxies:
+            got, want = after.config_for(proxy), fresh.config_for(proxy)
+            assert got.versions == want.versions, (version, proxy.id)
+            assert {(t, n): r.body for t, by in got.by_type.items() for n, r in by.items()} == {
+                (t, n): r.body for t, by in want.by_type.items() for n, r in by.items()
+            }
+        previous = after
