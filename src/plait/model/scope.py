@@ -36,8 +36,9 @@ have the same one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from plait.api import DestinationRule, Loaded, VirtualService
 from plait.api.sidecar import ANY_NAMESPACE, NO_NAMESPACE, OWN_NAMESPACE, EgressListener, Sidecar
@@ -49,6 +50,8 @@ EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 
 Key = tuple[str, str]
 """(namespace, name) of a resource."""
+
+T = TypeVar("T")
 
 
 def exported_to(export_to: Sequence[str], owner_namespace: str, namespace: str) -> bool:
@@ -234,23 +237,37 @@ def _ports(service: Service, port: int | None) -> frozenset[int]:
     return frozenset([port]) if service.port(port) is not None else frozenset()
 
 
-def _candidates(inputs: ScopeInputs, hosts: Sequence[EgressHost]) -> Iterable[Service]:
-    """The services any of `hosts` may import, without scanning the mesh for exact names."""
-    seen: set[str] = set()
+def _pools(
+    hosts: Sequence[EgressHost],
+    exact: Callable[[str], Iterable[T]],
+    in_namespace: Callable[[str], Iterable[T]],
+    every: Iterable[T],
+) -> Iterator[Iterable[T]]:
+    """For each egress host, what it may import: by its exact name, its namespace, or all
+    (so exact hosts cost a lookup, not a scan of the mesh)."""
     for host in hosts:
         if host.namespace == NO_NAMESPACE:
             continue
         if "*" not in host.name:
-            found = inputs.services.get(host.name)
-            pool: Iterable[Service] = (found,) if found is not None else ()
+            yield exact(host.name)
         elif host.namespace == ANY_NAMESPACE:
-            pool = inputs.services.values()
+            yield every
         else:
-            pool = inputs.services_by_namespace.get(host.namespace, ())
-        for service in pool:
-            if service.hostname not in seen:
-                seen.add(service.hostname)
-                yield service
+            yield in_namespace(host.namespace)
+
+
+def _candidates(inputs: ScopeInputs, hosts: Sequence[EgressHost]) -> Iterable[Service]:
+    """The services any of `hosts` may import."""
+
+    def exact(name: str) -> Iterable[Service]:
+        found = inputs.services.get(name)
+        return (found,) if found is not None else ()
+
+    def in_namespace(ns: str) -> Iterable[Service]:
+        return inputs.services_by_namespace.get(ns, ())
+
+    pools = _pools(hosts, exact, in_namespace, inputs.services.values())
+    return {s.hostname: s for pool in pools for s in pool}.values()
 
 
 def _import_services(
@@ -270,17 +287,13 @@ def _import_services(
 
 def _vs_candidates(inputs: ScopeInputs, hosts: Sequence[EgressHost]) -> list[int]:
     """Positions of the VirtualServices any of `hosts` may import, in snapshot order."""
-    found: set[int] = set()
-    for host in hosts:
-        if host.namespace == NO_NAMESPACE:
-            continue
-        if "*" not in host.name:
-            found.update(inputs.vs_by_host.get(host.name, ()))
-        elif host.namespace == ANY_NAMESPACE:
-            return list(range(len(inputs.virtual_services)))
-        else:
-            found.update(inputs.vs_by_namespace.get(host.namespace, ()))
-    return sorted(found)
+    pools = _pools(
+        hosts,
+        lambda name: inputs.vs_by_host.get(name, ()),
+        lambda ns: inputs.vs_by_namespace.get(ns, ()),
+        range(len(inputs.virtual_services)),
+    )
+    return sorted({position for pool in pools for position in pool})
 
 
 def _import_virtual_services(
