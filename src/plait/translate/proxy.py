@@ -27,7 +27,7 @@ leaves that scope's resources, their bytes and their versions as they were.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -35,13 +35,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from plait.errors import InconsistentConfigError
 from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
-from plait.model.policy import HostRules, choose, merge
+from plait.model.policy import HostRules
 from plait.model.proxy import Proxy, ProxyKind, Traffic
 from plait.model.registry import Protocol
-from plait.model.scope import Scope, build_scope, visible_rules
+from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
 from plait.model.telemetry import ProxyTelemetry, Side, telemetry_for
 from plait.translate import (
@@ -52,13 +51,12 @@ from plait.translate import (
     clusters,
     consistency,
     egress,
-    endpoints,
     gateway,
     gatewaylisteners,
+    hostbuild,
     inbound,
     listeners,
     metrics,
-    mtls,
     names,
     peer,
     reuse,
@@ -74,36 +72,11 @@ from plait.translate.authfilters import (
     security_filters,
     tcp_security_filters,
 )
+from plait.translate.hostbuild import HostBuild
 from plait.translate.listeners import SecurityFilters
 from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
-
-
-@dataclass(frozen=True)
-class _HostBuild:
-    """One outbound host's clusters and endpoint sets, and the inputs they came from
-    (`ports`: the service port of each cluster, then of each endpoint set)."""
-
-    hostname: str
-    inputs: tuple[Any, ...]
-    clusters: list[Resource]
-    endpoints: list[Resource]
-    cluster_ports: tuple[int, ...] = ()
-    endpoint_ports: tuple[int, ...] = ()
-
-    def at(self, ports: frozenset[int]) -> list[Resource]:
-        """The clusters and endpoint sets of these service ports."""
-        return [
-            *(c for c, p in zip(self.clusters, self.cluster_ports, strict=True) if p in ports),
-            *(e for e, p in zip(self.endpoints, self.endpoint_ports, strict=True) if p in ports),
-        ]
-
-
-_Deps = tuple[frozenset[str], frozenset[tuple[str, str]]]
-"""Hostnames and VirtualService (namespace, name) keys."""
-
-ScopeKey = tuple[str, tuple[str, str] | None]
-"""(proxy namespace, the Sidecar in force): proxies with the same key share a scope."""
+from plait.translate.scoped import Scoping, check
 
 
 class Translator:
@@ -114,24 +87,12 @@ class Translator:
         # sidecars' own resources, with the scope they were made for (captured ones')
         self._own: dict[str, tuple[Proxy, Any, list[Resource]]] = {}
         self._configs: dict[str, tuple[Proxy, ProxyConfig]] = {}
-        self._hosts: dict[str, _HostBuild] = {}
-        self._earlier_hosts: dict[str, _HostBuild] = {}
+        self._hosts: dict[str, HostBuild] = {}
+        self._earlier_hosts: dict[str, HostBuild] = {}
         self._known: list[Proxy] = []  # the proxies the previous Translator served
-        self._scopes: dict[ScopeKey, Scope] = {}
-        # a scope's clusters and endpoint sets, with the host builds they were made of
-        self._scoped: dict[ScopeKey, tuple[tuple[_HostBuild, ...], ProxyConfig]] = {}
-        self._earlier_scoped: dict[ScopeKey, tuple[tuple[_HostBuild, ...], ProxyConfig]] = {}
-        # a scope's route table by table key: the inputs it was built from, the table, and
-        # the hosts and VirtualServices it reads
-        self._scoped_tables: dict[Any, tuple[tuple[Any, ...], Resource, _Deps]] = {}
-        # what changed since the previous snapshot, when scopes and everything else a
-        # scoped resource reads are the same (None: compare inputs instead)
-        self._changed: _Deps | None = None
-        self._rule_variants: dict[tuple[str, str], HostRules | None] = {}
-        # scoped sidecars' configs with the parts they were assembled from
-        self._assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
-        self._earlier_assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
-        self._variant_hosts: dict[tuple[str, tuple[Any, ...]], _HostBuild] = {}
+        self.scoping: Scoping = Scoping(
+            snapshot, self, previous.scoping if previous is not None else None
+        )
         if previous is not None:
             self._known = [proxy for proxy, _ in previous._configs.values()]
             self._take_over(previous)
@@ -152,176 +113,35 @@ class Translator:
         old, new = previous.snapshot, self.snapshot
         if reuse.own_inputs(old) == reuse.own_inputs(new):
             self._own = dict(previous._own)
-        self._earlier_assembled = previous._assembled
-        context = reuse.scope_context(new)
-        if context is not None and reuse.scope_context(old) == context:
-            self._scopes = dict(previous._scopes)
-            self._earlier_scoped = previous._scoped
-        same_tables = reuse.scoped_table_context(old) == reuse.scoped_table_context(new)
-        if same_tables:
-            self._scoped_tables = dict(previous._scoped_tables)  # each checks its inputs
-        same_hosts = reuse.host_context(old) == reuse.host_context(new)
-        if self._scopes and same_tables and same_hosts:
-            self._changed = (
-                reuse.changed_hosts(old, new),
-                reuse.changed_virtual_services(old, new),
-            )
         if reuse.route_inputs(old) == reuse.route_inputs(new):
             self._sidecar_tables = dict(previous._sidecar_tables)
             for name in ("_source_selectors", "_gateway_routes"):
                 if name in previous.__dict__:  # computed there (cached_property)
                     self.__dict__[name] = previous.__dict__[name]
-        if same_hosts:
+        if reuse.host_context(old) == reuse.host_context(new):
             self._earlier_hosts = {**previous._earlier_hosts, **previous._hosts}
 
-    def _host(self, hostname: str) -> _HostBuild:
+    def host(self, hostname: str) -> HostBuild:
         """The host's resources with the rules everyone sees (built once per snapshot)."""
         found = self._hosts.get(hostname)
         if found is None:
-            found = self._hosts[hostname] = self._build_host(
+            found = self._hosts[hostname] = self.build_host(
                 hostname, self.snapshot.host_rules(hostname)
             )
         return found
 
-    def _build_host(self, hostname: str, rules: HostRules | None) -> _HostBuild:
+    def build_host(self, hostname: str, rules: HostRules | None) -> HostBuild:
+        """The host's resources with `rules`, or the previous snapshot's if built from the
+        same inputs."""
         inputs = (*reuse.host_inputs(self.snapshot, hostname), rules)
         earlier = self._earlier_hosts.get(hostname)
         if earlier is not None and earlier.inputs == inputs:
             return earlier
-        cds: list[Resource] = []
-        eds: list[Resource] = []
-        cds_ports: list[int] = []
-        eds_ports: list[int] = []
-        service = self.snapshot.services[hostname]
-        trust_domain = self.snapshot.mesh.trust_domain
-        subsets: list[tuple[str, dict[str, str]]] = [
-            ("", {}),
-            *((s.name, dict(s.labels)) for s in (rules.subsets if rules is not None else ())),
-        ]
-        for port in service.ports:
-            eps = self.snapshot.endpoints_for(hostname, port.port)
-            peers = mtls.identities(eps, trust_domain)
-            for subset, labels in subsets:
-                policy = rules.policy_for(port.port, subset) if rules is not None else None
-                cluster = clusters.outbound_cluster(service, port, subset, policy, peers)
-                egress.finish_cluster(cluster, service, eps, labels)
-                metrics.tag_cluster(cluster, service)
-                cds.append(Resource.pack(cluster.name, cluster))
-                cds_ports.append(port.port)
-                if cluster.HasField("eds_cluster_config"):
-                    tls = policy.tls if policy is not None else None
-                    speaks_mtls = mtls.endpoint_mtls(self._peer_auth, port, tls)
-                    cla = endpoints.load_assignment(cluster.name, eps, labels, speaks_mtls)
-                    eds.append(Resource.pack(cluster.name, cla))
-                    eds_ports.append(port.port)
-        return _HostBuild(hostname, inputs, cds, eds, tuple(cds_ports), tuple(eds_ports))
-
-    # -- scoping (model.scope) -------------------------------------------------------------
+        return hostbuild.build(self.snapshot, hostname, rules, self._peer_auth, inputs)
 
     def scope_of(self, proxy: Proxy) -> Scope | None:
-        """The proxy's scope; None when it sees everything (a gateway, or a mesh with no
-        Sidecar and no exportTo that hides anything)."""
-        inputs = self.snapshot.scope_inputs
-        if inputs is None or proxy.kind != ProxyKind.SIDECAR:
-            return None
-        sidecar = self.snapshot.sidecar_index.for_workload(
-            proxy.namespace, proxy.labels, self.snapshot.mesh.root_namespace
-        )
-        key: ScopeKey = (
-            proxy.namespace,
-            None
-            if sidecar is None
-            else (sidecar.resource.metadata.namespace, sidecar.resource.metadata.name),
-        )
-        found = self._scopes.get(key)
-        if found is None:
-            found = self._scopes[key] = build_scope(inputs, proxy.namespace, sidecar)
-        return found
-
-    def _rules_for(self, hostname: str, namespace: str) -> tuple[HostRules | None, bool]:
-        """The rules a proxy in `namespace` sees for a host, and whether they may differ
-        from everyone's (some rule of the host is exported to some namespaces only)."""
-        every = self.snapshot.restricted_rules.get(hostname)
-        if every is None:
-            return self.snapshot.host_rules(hostname), False
-        key = (hostname, namespace)
-        if key not in self._rule_variants:
-            service = self.snapshot.services.get(hostname)
-            chosen = choose(visible_rules(every, namespace), service.namespace if service else None)
-            self._rule_variants[key] = merge(hostname, chosen)[0] if chosen else None
-        return self._rule_variants[key], True
-
-    def _scoped_host(self, hostname: str, namespace: str) -> _HostBuild:
-        rules, variant = self._rules_for(hostname, namespace)
-        if not variant:
-            return self._host(hostname)
-        key = (hostname, tuple(s.resource.metadata.name for s in (rules.sources if rules else ())))
-        found = self._variant_hosts.get(key)
-        if found is None:
-            found = self._variant_hosts[key] = self._build_host(hostname, rules)
-        return found
-
-    def _scoped_shared(self, scope: Scope) -> ProxyConfig:
-        """What every proxy under `scope` gets: the clusters and endpoint sets of the host
-        ports it reaches, and the clusters every proxy has."""
-        key: ScopeKey = (scope.namespace, scope.sidecar)
-        found = self._scoped.get(key)
-        if found is not None:
-            return found[1]
-        earlier = self._earlier_scoped.get(key)  # only while the scopes are the same
-        if (
-            earlier is not None
-            and self._changed is not None
-            and self._changed[0].isdisjoint(scope.clusters)
-        ):
-            self._scoped[key] = earlier  # none of its hosts changed
-            return earlier[1]
-        builds = tuple(
-            self._scoped_host(hostname, scope.namespace)
-            for hostname in sorted(scope.clusters)
-            if hostname in self.snapshot.services
-        )
-        if earlier is not None and _same(earlier[0], builds):
-            self._scoped[key] = earlier
-            return earlier[1]
-        resources: list[Resource] = []
-        for built in builds:
-            resources += built.at(scope.clusters[built.hostname])
-        config = ProxyConfig.of([*resources, *self._common_clusters])
-        _check(consistency.dangling(config), f"scope {key}")
-        self._scoped[key] = (builds, config)
-        return config
-
-    @cached_property
-    def _common_clusters(self) -> list[Resource]:
-        """Clusters every proxy has whatever it reaches (passthrough, trace collector)."""
-        extra = [egress.passthrough_cluster()]
-        collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
-        if collector is not None:
-            extra.append(collector)
-        return [Resource.pack(c.name, c) for c in extra]
-
-    def _scoped_routes(self, proxy: Proxy, scope: Scope) -> Resource:
-        """The outbound table of a scoped proxy, shared like `_sidecar_routes` and kept
-        from the previous snapshot while what it reads is equal (`reuse.scoped_table`)."""
-        key = (scope.sidecar, vhosts.table_key(proxy, self._source_selectors))
-        found = self._scoped_tables.get(key)
-        changed = self._changed
-        if (
-            found is not None
-            and changed is not None
-            and found[2][0].isdisjoint(changed[0])
-            and found[2][1].isdisjoint(changed[1])
-        ):
-            return found[1]  # the scope is the same and nothing it reads changed
-        inputs = reuse.scoped_table(self.snapshot, scope, self._rules_for)
-        if found is not None and found[0] == inputs:
-            return found[1]
-        table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy, scope)
-        resource = Resource.pack(names.OUTBOUND_ROUTE, table)
-        deps = reuse.table_dependencies(self.snapshot, scope)
-        self._scoped_tables[key] = (inputs, resource, deps)
-        return resource
+        """The proxy's scope (`model.scope`); None when it sees everything."""
+        return self.scoping.scope_of(proxy)
 
     @cached_property
     def _peer_auth(self) -> PeerAuthentications:
@@ -333,7 +153,7 @@ class Translator:
         cds: list[Resource] = []
         eds: list[Resource] = []
         for hostname in sorted(self.snapshot.services):
-            built = self._host(hostname)
+            built = self.host(hostname)
             cds += built.clusters
             eds += built.endpoints
         self._earlier_hosts = {}  # taken over or rebuilt: the previous ones can go
@@ -342,6 +162,22 @@ class Translator:
     @cached_property
     def _source_selectors(self) -> tuple[Labels, ...]:
         return vhosts.source_selectors(self.snapshot)
+
+    def source_selectors(self) -> tuple[Labels, ...]:
+        """Every `sourceLabels` selector of the snapshot (`vhosts.table_key`)."""
+        return self._source_selectors
+
+    def common_clusters(self) -> list[Resource]:
+        """Clusters every proxy has whatever it reaches (passthrough, trace collector)."""
+        return self._common_clusters
+
+    @cached_property
+    def _common_clusters(self) -> list[Resource]:
+        extra = [egress.passthrough_cluster()]
+        collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
+        if collector is not None:
+            extra.append(collector)
+        return [Resource.pack(c.name, c) for c in extra]
 
     def _sidecar_routes(self, proxy: Proxy) -> Resource:
         """The outbound table, shared by every proxy with the same `vhosts.table_key`."""
@@ -372,15 +208,15 @@ class Translator:
         """What every proxy gets: outbound clusters and their endpoints."""
         cds, eds = self._outbound
         shared = ProxyConfig.of([*cds, *self._common_clusters, *eds])
-        _check(consistency.dangling(shared), "every proxy")
+        check(consistency.dangling(shared), "every proxy")
         return shared
 
     def _assemble(
         self, proxy: Proxy, own: list[Resource], scope: Scope | None = None
     ) -> ProxyConfig:
-        base = self._shared if scope is None else self._scoped_shared(scope)
+        base = self._shared if scope is None else self.scoping.shared(scope)
         config = ProxyConfig.layered(base, own)
-        _check(consistency.dangling(config, own), proxy.id)
+        check(consistency.dangling(config, own), proxy.id)
         return config
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
@@ -413,20 +249,13 @@ class Translator:
             proxy.traffic is Traffic.CAPTURED and self._captured_http
         ):
             table = (
-                self._sidecar_routes(proxy) if scope is None else self._scoped_routes(proxy, scope)
+                self._sidecar_routes(proxy) if scope is None else self.scoping.routes(proxy, scope)
             )
+        resources = own if table is None else [*own, table]
         if scope is None:
-            return self._assemble(proxy, own if table is None else [*own, table])
-        # a scoped proxy whose parts are the very objects of the previous snapshot keeps
-        # its assembled config (so a change elsewhere costs it a few lookups)
-        parts = (own, table, self._scoped_shared(scope))
-        earlier = self._earlier_assembled.get(proxy.id)
-        if earlier is not None and earlier[0] == proxy and _same_parts(earlier[1], parts):
-            self._assembled[proxy.id] = earlier
-            return earlier[2]
-        config = self._assemble(proxy, own if table is None else [*own, table], scope)
-        self._assembled[proxy.id] = (proxy, parts, config)
-        return config
+            return self._assemble(proxy, resources)
+        parts = (own, table, self.scoping.shared(scope))
+        return self.scoping.assembled(proxy, parts, lambda: self._assemble(proxy, resources, scope))
 
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
         own: list[Resource] = [
@@ -622,17 +451,3 @@ class Translator:
         if ports and not any(p.is_http or p is Protocol.UNKNOWN for p in ports):
             return Protocol.TCP
         return http
-
-
-def _same_parts(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return all(x is y for x, y in zip(a, b, strict=True))
-
-
-def _same(a: tuple[_HostBuild, ...], b: tuple[_HostBuild, ...]) -> bool:
-    """The very same host builds (identity: a rebuilt host is a new object)."""
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
-
-
-def _check(problems: list[str], whose: str) -> None:
-    if problems:
-        raise InconsistentConfigError(f"config for {whose} is inconsistent: {'; '.join(problems)}")
