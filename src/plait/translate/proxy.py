@@ -119,7 +119,10 @@ class Translator:
                 if name in previous.__dict__:  # computed there (cached_property)
                     self.__dict__[name] = previous.__dict__[name]
         if reuse.host_context(old) == reuse.host_context(new):
-            self._earlier_hosts = {**previous._earlier_hosts, **previous._hosts}
+            # a scoped mesh builds only the hosts scopes reach: keep the older builds too,
+            # those of hosts that still exist
+            merged = {**previous._earlier_hosts, **previous._hosts}
+            self._earlier_hosts = {h: b for h, b in merged.items() if h in new.services}
 
     def host(self, hostname: str) -> HostBuild:
         """The host's resources with the rules everyone sees (built once per snapshot)."""

@@ -63,6 +63,7 @@ class Scoping:
         self._earlier_shared: dict[ScopeKey, tuple[tuple[HostBuild, ...], ProxyConfig]] = {}
         # a route table by table key: the inputs it was built from, the table, what it reads
         self._tables: dict[Any, tuple[tuple[Any, ...], Resource, Deps]] = {}
+        self._earlier_tables: dict[Any, tuple[tuple[Any, ...], Resource, Deps]] = {}
         # proxies' configs with the parts they were assembled from
         self._assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
         self._earlier_assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
@@ -82,8 +83,8 @@ class Scoping:
             self._scopes = dict(previous._scopes)
             self._earlier_shared = previous._shared
         same_tables = reuse.scoped_table_context(old) == reuse.scoped_table_context(new)
-        if same_tables:
-            self._tables = dict(previous._tables)  # each checks its inputs
+        if same_tables:  # each is checked before it is used again
+            self._earlier_tables = previous._tables
         same_hosts = reuse.host_context(old) == reuse.host_context(new)
         if self._scopes and same_tables and same_hosts:
             self._changed = (
@@ -167,6 +168,9 @@ class Scoping:
         and `vhosts.table_key`."""
         key = (scope.sidecar, vhosts.table_key(proxy, self._hosts.source_selectors()))
         found = self._tables.get(key)
+        if found is not None:
+            return found[1]
+        found = self._earlier_tables.get(key)
         changed = self._changed
         if (
             found is not None
@@ -174,9 +178,11 @@ class Scoping:
             and found[2][0].isdisjoint(changed[0])
             and found[2][1].isdisjoint(changed[1])
         ):
+            self._tables[key] = found
             return found[1]  # the scope is the same and nothing it reads changed
         inputs = reuse.scoped_table(self.snapshot, scope, self.rules_for)
         if found is not None and found[0] == inputs:
+            self._tables[key] = found
             return found[1]
         table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy, scope)
         resource = Resource.pack(names.OUTBOUND_ROUTE, table)
