@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from plait.api import Loaded
+from plait.api.sidecar import Sidecar
 from plait.errors import InconsistentConfigError
 from plait.model.labels import Labels
 from plait.model.policy import HostRules, choose, merge
@@ -93,24 +95,17 @@ class Scoping:
             )
 
     def scope_of(self, proxy: Proxy) -> Scope | None:
-        """The proxy's scope; None when it sees everything (a gateway, or a mesh with no
-        Sidecar and no exportTo that hides anything)."""
-        inputs = self.snapshot.scope_inputs
-        if inputs is None or proxy.kind != ProxyKind.SIDECAR:
-            return None
-        sidecar = self.snapshot.sidecar_index.for_workload(
-            proxy.namespace, proxy.labels, self.snapshot.mesh.root_namespace
-        )
-        key: ScopeKey = (
-            proxy.namespace,
-            None
-            if sidecar is None
-            else (sidecar.resource.metadata.namespace, sidecar.resource.metadata.name),
-        )
-        found = self._scopes.get(key)
+        """The proxy's scope (`scope_for`), one per (namespace, Sidecar)."""
+        found = _sidecar_of(self.snapshot, proxy)
         if found is None:
-            found = self._scopes[key] = build_scope(inputs, proxy.namespace, sidecar)
-        return found
+            return None
+        key, sidecar = found
+        scope = self._scopes.get(key)
+        if scope is None:
+            inputs = self.snapshot.scope_inputs
+            assert inputs is not None  # _sidecar_of says so
+            scope = self._scopes[key] = build_scope(inputs, proxy.namespace, sidecar)
+        return scope
 
     def rules_for(self, hostname: str, namespace: str) -> tuple[HostRules | None, bool]:
         """The rules a proxy in `namespace` sees for a host, and whether they may differ
@@ -204,6 +199,30 @@ class Scoping:
         config = assemble()
         self._assembled[proxy.id] = (proxy, parts, config)
         return config
+
+
+def scope_for(snapshot: MeshSnapshot, proxy: Proxy) -> Scope | None:
+    """The proxy's scope; None when it sees everything (a gateway, or a mesh with no
+    Sidecar and no exportTo that hides anything)."""
+    found = _sidecar_of(snapshot, proxy)
+    if found is None or snapshot.scope_inputs is None:
+        return None
+    return build_scope(snapshot.scope_inputs, proxy.namespace, found[1])
+
+
+def _sidecar_of(
+    snapshot: MeshSnapshot, proxy: Proxy
+) -> tuple[ScopeKey, Loaded[Sidecar] | None] | None:
+    """The scope key and the Sidecar in force, or None when the proxy is not scoped."""
+    if snapshot.scope_inputs is None or proxy.kind != ProxyKind.SIDECAR:
+        return None
+    sidecar = snapshot.sidecar_index.for_workload(
+        proxy.namespace, proxy.labels, snapshot.mesh.root_namespace
+    )
+    if sidecar is None:
+        return (proxy.namespace, None), None
+    meta = sidecar.resource.metadata
+    return (proxy.namespace, (meta.namespace, meta.name)), sidecar
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
