@@ -1,7 +1,9 @@
 """Sidecar scoping through real Envoys: a `client` scoped to `echo` and `mirror` holds only
 their clusters, calls outside its scope follow the Sidecar's outboundTrafficPolicy
 (REGISTRY_ONLY: 502 from the sidecar; ALLOW_ANY: passed through), and an edit outside its
-scope sends its Envoy nothing (its xDS update counters stay), while one inside does."""
+scope sends its Envoy nothing (its xDS update counters stay), while one inside does; and
+`exportTo` hides a VirtualService's rules and a Service's cluster from the namespaces it
+does not name."""
 
 from __future__ import annotations
 
@@ -153,3 +155,33 @@ async def test_an_edit_outside_the_scope_sends_the_proxy_nothing(lab: Lab) -> No
             assert statuses(replies) == {200: 2}
             seen = [{k.lower(): v for k, v in r.body["headers"].items()} for r in replies]
             assert all(h.get("x-edit") == "in-scope" for h in seen), seen
+
+
+async def test_export_to_decides_which_namespaces_see_a_virtual_service_and_a_service(
+    lab: Lab,
+) -> None:
+    exported = route_header("echo", "exported").replace(
+        "  hosts: [echo]\n", '  hosts: [echo]\n  exportTo: ["."]\n'
+    )
+    with lab.config("echo-vs", exported):  # the lab is all in `default`: "." is everyone
+        replies = await lab.send("http://echo:8080/exported", 2)
+        seen = [{k.lower(): v for k, v in r.body["headers"].items()} for r in replies]
+        assert all(h.get("x-edit") == "exported" for h in seen), seen
+        lab.apply("echo-vs", exported.replace('exportTo: ["."]', "exportTo: [elsewhere]"))
+        replies = await lab.send("http://echo:8080/hidden", 2)
+        assert statuses(replies) == {200: 2}  # routed by default, without the rule
+        seen = [{k.lower(): v for k, v in r.body["headers"].items()} for r in replies]
+        assert all("x-edit" not in h for h in seen), seen
+    hidden = LAB_FILES["outside.yaml"].replace(
+        "metadata: {name: outside}\nspec:\n  selector",
+        "metadata: {name: outside, annotations: {networking.istio.io/exportTo: elsewhere}}\n"
+        "spec:\n  selector",
+        1,
+    )
+    assert hidden != LAB_FILES["outside.yaml"]
+    try:  # the lab's own file, edited in place (and restored)
+        lab.apply("outside", hidden)
+        assert "outside.default.svc.cluster.local" not in outbound_hosts(lab, "client")
+    finally:
+        lab.apply("outside", LAB_FILES["outside.yaml"])
+    assert "outside.default.svc.cluster.local" in outbound_hosts(lab, "client")
