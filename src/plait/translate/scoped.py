@@ -20,6 +20,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, Protocol
 
 from plait.api import Loaded
@@ -77,14 +78,24 @@ class Scoping:
         if previous is not None:
             self._take_over(previous)
 
+    @cached_property
+    def _context(self) -> tuple[Any, ...] | None:
+        return reuse.scope_context(self.snapshot)
+
+    @cached_property
+    def _table_context(self) -> tuple[Any, ...]:
+        return reuse.scoped_table_context(self.snapshot)
+
     def _take_over(self, previous: Scoping) -> None:
+        """(The contexts are computed once per snapshot: as `previous`, they are reused.)"""
         old, new = previous.snapshot, self.snapshot
+        if new.scope_inputs is None:
+            return  # nothing is scoped: nothing to keep
         self._earlier_assembled = previous._assembled
-        context = reuse.scope_context(new)
-        if context is not None and reuse.scope_context(old) == context:
+        if self._context is not None and previous._context == self._context:
             self._scopes = dict(previous._scopes)
             self._earlier_shared = previous._shared
-        same_tables = reuse.scoped_table_context(old) == reuse.scoped_table_context(new)
+        same_tables = previous._table_context == self._table_context
         if same_tables:  # each is checked before it is used again
             self._earlier_tables = previous._tables
         same_hosts = reuse.host_context(old) == reuse.host_context(new)
