@@ -6,14 +6,20 @@
 - An egress host naming one exact host that no service, ServiceEntry or VirtualService
   of the mesh declares (in the namespace the host names): it imports nothing, which is
   usually a typo in the namespace or the name.
+- A `workloadSelector` that selects no workload of its namespace (`selecting_nothing`,
+  when the Deployments are known).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from plait.analysis.report import finding, where
+from plait.analysis.workloads import Workload
 from plait.api import Loaded
 from plait.api.sidecar import ANY_NAMESPACE, NO_NAMESPACE, OWN_NAMESPACE, Sidecar
 from plait.errors import ConfigMessage
+from plait.model.labels import Labels
 from plait.model.snapshot import MeshSnapshot
 
 
@@ -74,4 +80,31 @@ def _dead_hosts(snapshot: MeshSnapshot, item: Loaded[Sidecar]) -> list[ConfigMes
                     "'ns/reviews.ns.svc.cluster.local') and the namespace that declares it",
                 )
             )
+    return out
+
+
+def selecting_nothing(snapshot: MeshSnapshot, workloads: Sequence[Workload]) -> list[ConfigMessage]:
+    """A warning per Sidecar whose `workloadSelector` selects no workload with a sidecar in
+    its namespace: it applies to nothing."""
+    out: list[ConfigMessage] = []
+    for item in snapshot.sidecars:
+        sidecar = item.resource
+        selector = sidecar.spec.workload_selector
+        if selector is None or not selector.labels:
+            continue
+        ns, labels = sidecar.metadata.namespace, Labels.of(selector.labels)
+        if any(
+            w.sidecar and not w.is_gateway and w.namespace == ns and w.proxy.labels.matches(labels)
+            for w in workloads
+        ):
+            continue
+        out.append(
+            finding(
+                item,
+                ["spec", "workloadSelector", "labels"],
+                f"no workload with a sidecar in namespace {ns} has these labels, so this "
+                "Sidecar applies to nothing (a Sidecar selects workloads of its own "
+                "namespace only)",
+            )
+        )
     return out

@@ -3,9 +3,14 @@ Istio's webhook rules and what plait does not apply are reported when they load.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from analysis_kit import warnings_of
 
-from plait.api import load_text
+from plait.analysis import analyze, vet
+from plait.api import load_path, load_text
+from plait.api.loader import yaml_files
+from plait.model.snapshot import build_snapshot
 
 
 def sidecar(name: str, body: str) -> str:
@@ -66,3 +71,23 @@ def test_webhook_rules_and_unapplied_fields_at_load() -> None:
     assert ingress.errors == ()
     [warning] = ingress.warnings
     assert warning.path == "spec.ingress" and "not applied" in warning.message
+
+
+def test_a_selector_that_selects_no_workload_of_its_namespace_is_named() -> None:
+    shop = Path(__file__).resolve().parents[3] / "examples" / "shop"
+    config = [r for path in yaml_files(shop) for r in vet(load_path(path)).resources]
+
+    def found(namespace: str, app: str) -> list[tuple[str, str]]:
+        text = sidecar("s", f"  workloadSelector: {{labels: {{app: {app}}}}}\n" + EGRESS)
+        extra = vet(
+            load_text(text.replace("{name: s}", f"{{name: s, namespace: {namespace}}}"), "s.yaml")
+        )
+        everything = [*config, *extra.resources]
+        messages = analyze(build_snapshot(everything, (), 1), everything)
+        return [(m.path, m.message) for m in messages if m.file == "s.yaml"]
+
+    assert found("default", "orders") == []
+    [(path, message)] = found("default", "ordres")
+    assert path == "spec.workloadSelector.labels" and "applies to nothing" in message
+    [(path, _)] = found("other", "orders")  # a Sidecar selects in its own namespace only
+    assert path == "spec.workloadSelector.labels"
