@@ -200,6 +200,12 @@ class SnapshotBuilder:
         self._parsed[name] = load({name: text})
         return self.snapshot()
 
+    def update_many(self, files: dict[str, str]) -> MeshSnapshot:
+        """One snapshot after several files changed at once."""
+        for name, text in files.items():
+            self._parsed[name] = load({name: text})
+        return self.snapshot()
+
     def set_registry(self, registry: Iterable[WorkloadInstance]) -> MeshSnapshot:
         """The snapshot with a new workload registry (an endpoint-only change)."""
         before, self._registry = self._registry, list(registry)

@@ -24,10 +24,11 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
 * `reconnect_all_synced_s`: the control plane restarts (a new `AdsServer` and `MeshState`
   on the same port, cold caches) and every proxy, re-connecting with a 0-0.5 s jittered
   backoff, has ACKed its full configuration;
-* `scoped_edit_ack_p99_ms`, `scoped_untouched_proxies`: with Sidecar scoping (each proxy
-  reaches 10 services), an edit of one service's VirtualService: p99 to its dependents,
-  and how many other proxies received nothing; `null` while the control plane cannot
-  scope (no Sidecar support);
+* `scoped_edit_ack_p99_ms`, `scoped_untouched_proxies`, `scoped_non_dependent_pushes`,
+  `scoped_pushes_per_edit`: with Sidecar scoping (each proxy reaches 10 services), an
+  edit of one service's VirtualService: p99 to its dependents, how many other proxies
+  received nothing, how many received something (0 is right) and the responses written
+  per edit (`bench/scoped.py` says how each is measured);
 * `detail`: every measured value per kind of change (p50, p99, max, n), the initial sync,
   the snapshot build times (`KIND_build_s`) and translation times (`KIND_translate_s`,
   `MeshState.publish`) per change, what the translation built for the last change of each
@@ -52,6 +53,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import scoped
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
 from bench.procs import HOST, memory_kib, spawn_python, terminate
 from bench.simclient import proxies_to_json
@@ -143,6 +145,9 @@ class Worker:
             del server, state  # a restart is a new process: nothing of the old one stays
             reconnect_s = await self._restart(port, snapshot)
             self._peak("reconnect")
+            ids = [p.id for p in self.mesh.proxies]
+            scoped_result = await scoped.run(self, port, s.services, ids, s.reps)
+            self._peak("scoped")
         finally:
             for proc in self.clients:
                 await terminate(proc, grace=15)
@@ -157,8 +162,7 @@ class Worker:
             "cp_cpu_s_per_change": sum(self.cpu) / len(self.cpu),
             "cp_rss_mib": mem["VmHWM"] / 1024,
             "reconnect_all_synced_s": reconnect_s,
-            "scoped_edit_ack_p99_ms": None,
-            "scoped_untouched_proxies": None,
+            **scoped_result,
             "detail": {**self.detail, "rss_end_mib": mem["VmRSS"] / 1024, "scale": asdict(s)},
         }
 

@@ -18,7 +18,9 @@ from plait.analysis.reachability import unreachable_rules
 from plait.analysis.references import reference_problems
 from plait.analysis.resource import resource_problems
 from plait.analysis.security import security_problems
+from plait.analysis.sidecars import selecting_nothing, sidecar_problems
 from plait.analysis.telemetry import telemetry_problems
+from plait.analysis.workloads import workloads_of
 from plait.api import Loaded, LoadResult
 from plait.errors import ConfigMessage, Severity
 from plait.model.snapshot import MeshSnapshot
@@ -47,8 +49,11 @@ def analyze(snapshot: MeshSnapshot, config: Sequence[Loaded] | None = None) -> l
         out += unreachable_rules(item)
     out += host_conflicts(snapshot)
     out += telemetry_problems(snapshot)
+    out += sidecar_problems(snapshot)
     if config is not None:
         out += security_problems(snapshot, config)
+        if snapshot.sidecars:
+            out += selecting_nothing(snapshot, workloads_of(config, snapshot))
     return out
 
 

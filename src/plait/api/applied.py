@@ -74,6 +74,7 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         *ALWAYS,
         "spec.hosts",
         "spec.gateways",
+        "spec.exportTo",  # model/scope.py
         # translate/tcproutes.py: captured sidecars (transparent mode, Kubernetes); the
         # address-range matches need a chain per range and are not applied yet
         "spec.tcp[].match[].port",
@@ -121,6 +122,7 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
     "DestinationRule": (
         *ALWAYS,
         "spec.host",
+        "spec.exportTo",  # model/scope.py
         "spec.subsets[].name",
         "spec.subsets[].labels",
         *_DR_CLUSTER_PATHS,
@@ -152,6 +154,17 @@ APPLIED: Mapping[str, tuple[str, ...]] = {
         "spec.endpoints[].labels",
         "spec.endpoints[].weight",
         "spec.workloadSelector",
+        "spec.exportTo",  # model/scope.py
+    ),
+    # model/scope.py: which services and routes a proxy gets. Ingress listeners, bind
+    # addresses and capture modes would reshape listeners plait builds from the workload's
+    # Services; they are reported, not applied.
+    "Sidecar": (
+        *ALWAYS,
+        "spec.workloadSelector",
+        "spec.egress[].port",
+        "spec.egress[].hosts",
+        "spec.outboundTrafficPolicy.mode",
     ),
     # Only the mesh ConfigMap (istio-system/istio) keeps its data; see api.meshconfig.
     "ConfigMap": (

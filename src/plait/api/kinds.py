@@ -21,6 +21,7 @@ from plait.api.security import (
     RequestAuthentication,
 )
 from plait.api.serviceentry import ServiceEntry
+from plait.api.sidecar import Sidecar
 from plait.api.telemetry import TELEMETRY_VERSIONS, Telemetry
 from plait.api.virtualservice import NETWORKING_VERSIONS, VirtualService
 
@@ -31,6 +32,7 @@ Resource = (
     | DestinationRule
     | Gateway
     | ServiceEntry
+    | Sidecar
     | ConfigMap
     | RateLimit
     | PeerAuthentication
@@ -47,6 +49,7 @@ ResourceModel = (
     | type[DestinationRule]
     | type[Gateway]
     | type[ServiceEntry]
+    | type[Sidecar]
     | type[ConfigMap]
     | type[RateLimit]
     | type[PeerAuthentication]
@@ -81,6 +84,7 @@ KINDS: dict[str, KindInfo] = {
         KindInfo("DestinationRule", NETWORKING_VERSIONS, DestinationRule),
         KindInfo("Gateway", NETWORKING_VERSIONS, Gateway),
         KindInfo("ServiceEntry", NETWORKING_VERSIONS, ServiceEntry),
+        KindInfo("Sidecar", NETWORKING_VERSIONS, Sidecar),
         KindInfo("ConfigMap", ("v1",), ConfigMap),  # istio-system/istio: the MeshConfig
         KindInfo("RateLimit", RATELIMIT_VERSIONS, RateLimit),  # plait's own API
         KindInfo("AuthorizationPolicy", SECURITY_VERSIONS, AuthorizationPolicy),

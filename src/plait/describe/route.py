@@ -1,8 +1,8 @@
 """\"How a request would be routed\": the caller's sidecar table, evaluated for one request.
 
 The table is built exactly as for the caller's sidecar (`sidecar_routes` with the caller's
-namespace and labels), so the answer is what Envoy would do, not a re-reading of the
-VirtualService; `evaluate` does the matching.
+namespace, labels and Sidecar scope), so the answer is what Envoy would do, not a
+re-reading of the VirtualService; `evaluate` does the matching.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from plait.api import Loaded
 from plait.describe.evaluate import Request, evaluate, find_vhost
 from plait.model.registry import Service
 from plait.model.snapshot import MeshSnapshot
+from plait.translate.scoped import scope_for
 from plait.translate.vhosts import sidecar_routes
 
 
@@ -63,10 +64,18 @@ def route_section(
     if found is None or not found.protocol.is_http:
         return head | {"note": f"no HTTP port {port if port else ''} on {service.hostname}"}
     namespace = caller.namespace if caller is not None else service.namespace
-    table = sidecar_routes(snapshot, namespace, caller.proxy if caller is not None else None)
+    proxy = caller.proxy if caller is not None else None
+    scope = scope_for(snapshot, proxy) if proxy is not None else None
+    table = sidecar_routes(snapshot, namespace, proxy, scope)
     vhost = find_vhost(table, f"{service.hostname}:{port}")
     if vhost is None:
-        return head | {"note": f"no virtual host for {service.hostname}:{port}"}
+        note = f"no virtual host for {service.hostname}:{port}"
+        if scope is not None:
+            note += (
+                " in the caller's scope (Sidecar, exportTo): its outbound traffic policy "
+                f"{scope.outbound_mode.value} applies"
+            )
+        return head | {"note": note}
     request = Request(
         path=query.path,
         method=query.method.upper(),

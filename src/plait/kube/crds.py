@@ -97,6 +97,7 @@ NAMES: dict[str, CrdNames] = {
             AGE,
         ),
     ),
+    "Sidecar": CrdNames("sidecars"),
     "AuthorizationPolicy": CrdNames(
         "authorizationpolicies",
         ("ap",),

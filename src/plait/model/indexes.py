@@ -20,6 +20,7 @@ from typing_extensions import TypeVar
 from plait.api import Loaded, VirtualService
 from plait.api.common import WorkloadSelector
 from plait.api.kinds import Resource
+from plait.api.sidecar import Sidecar
 from plait.model.labels import Labels
 from plait.model.registry import Service
 
@@ -107,6 +108,57 @@ class ServiceSelectorIndex:
 
 
 @dataclass(frozen=True)
+class SidecarIndex:
+    """Sidecars by namespace: those with a `workloadSelector`, by one pair of their
+    selector (each entry: snapshot position, Sidecar, selector labels), and those without,
+    each in snapshot (namespace, name) order; `for_workload` applies Istio's precedence
+    (see `model.scope`) looking at the few Sidecars that may select the workload."""
+
+    selecting: Mapping[tuple[str, str, str], tuple[tuple[int, Loaded[Sidecar], Labels], ...]] = (
+        field(default_factory=dict)
+    )
+    wide: Mapping[str, tuple[Loaded[Sidecar], ...]] = field(default_factory=dict)
+
+    @staticmethod
+    def build(items: Iterable[Loaded[Sidecar]]) -> SidecarIndex:
+        selecting: dict[tuple[str, str, str], list[tuple[int, Loaded[Sidecar], Labels]]] = {}
+        wide: dict[str, list[Loaded[Sidecar]]] = {}
+        for position, item in enumerate(items):
+            ns = item.resource.metadata.namespace
+            selector = item.resource.spec.workload_selector
+            if selector is not None and selector.labels:
+                labels = Labels.of(selector.labels)
+                key, value = labels.items_[0]
+                selecting.setdefault((ns, key, value), []).append((position, item, labels))
+            else:
+                wide.setdefault(ns, []).append(item)
+        return SidecarIndex(
+            {k: tuple(v) for k, v in selecting.items()}, {ns: tuple(v) for ns, v in wide.items()}
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.selecting or self.wide)
+
+    def for_workload(self, namespace: str, labels: Labels, root: str) -> Loaded[Sidecar] | None:
+        """The Sidecar in force: one in the workload's namespace that selects it, else that
+        namespace's Sidecar without selector, else the root namespace's (the mesh default);
+        the first by name among several of one rank."""
+        selecting = [
+            entry
+            for pair in labels.items_
+            for entry in self.selecting.get((namespace, *pair), ())
+            if labels.matches(entry[2])
+        ]
+        if selecting:
+            return min(selecting, key=lambda entry: entry[0])[1]
+        for ns in (namespace, root):
+            found = self.wide.get(ns, ())
+            if found:
+                return found[0]
+        return None
+
+
+@dataclass(frozen=True)
 class PolicyIndex(Generic[P]):
     """Policies of one kind by namespace, split by how they select workloads.
 
@@ -157,6 +209,7 @@ __all__ = [
     "MESH_GATEWAY",
     "PolicyIndex",
     "ServiceSelectorIndex",
+    "SidecarIndex",
     "VirtualServiceIndex",
     "gateway_key",
     "gateways_of",

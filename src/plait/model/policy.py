@@ -2,10 +2,13 @@
 
 Istio semantics, with plait's documented choices:
 
-- **Which rules.** plait builds one set of clusters for every proxy, so it picks rules per
-  host, not per caller: the rules in the service's own namespace if any, else those in the
+- **Which rules.** plait picks rules per host, not per caller, so one set of clusters
+  serves every proxy: the rules in the service's own namespace if any, else those in the
   mesh root namespace (`istio-system`), else those of the first namespace that has one.
   Rules with a `workloadSelector` (Istio: only for the selected callers) are left out.
+  Only rules exported to the caller's namespace are candidates (`exportTo`, see
+  `model.scope`): a host with a rule exported to some namespaces only gets a set per
+  namespace.
 - **Merging** several rules for one host in the chosen namespace (Istio merges them too):
   subsets are appended, the first rule (by name) wins a repeated subset name; top-level
   `trafficPolicy` fields are merged field by field (Istio keeps only the first rule's

@@ -123,6 +123,7 @@ class Service:
     resolution: Resolution = Resolution.REGISTRY
     external: bool = False
     cluster_ip: str | None = None  # the virtual IP captured apps reach it at (transparent mode)
+    export_to: tuple[str, ...] = ()  # namespaces that see it (model.scope); () = all
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)

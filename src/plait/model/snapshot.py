@@ -14,7 +14,7 @@ select a workload; endpoints by (hostname, port).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from typing_extensions import TypeVar
@@ -33,13 +33,16 @@ from plait.api.kinds import Resource
 from plait.api.meshconfig import ConfigMap
 from plait.api.ratelimit import RateLimit
 from plait.api.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
+from plait.api.sidecar import Sidecar
 from plait.api.telemetry import Telemetry
 from plait.errors import ConfigMessage
 from plait.model.indexes import (
     MESH_GATEWAY,
     PolicyIndex,
     ServiceSelectorIndex,
+    SidecarIndex,
     VirtualServiceIndex,
+    gateways_of,
 )
 from plait.model.labels import Labels
 from plait.model.meshsettings import MeshSettings, mesh_settings
@@ -54,6 +57,13 @@ from plait.model.registry import (
     WorkloadInstance,
     protocol_of,
     service_hostname,
+)
+from plait.model.scope import (
+    EXPORT_TO_ANNOTATION,
+    ScopeInputs,
+    destinations,
+    parse_annotation,
+    restricted,
 )
 
 K = TypeVar("K", bound=Resource)
@@ -82,6 +92,7 @@ class MeshSnapshot:
     authorization_policies: tuple[Loaded[AuthorizationPolicy], ...] = ()
     request_authentications: tuple[Loaded[RequestAuthentication], ...] = ()
     telemetries: tuple[Loaded[Telemetry], ...] = ()  # by namespace, name (model.telemetry)
+    sidecars: tuple[Loaded[Sidecar], ...] = ()
     messages: tuple[ConfigMessage, ...] = ()
     mesh: MeshSettings = field(default_factory=MeshSettings)  # the mesh ConfigMap's settings
     # issuer → jwks_uri found by OpenID discovery (sources.oidc), for issuer-only jwtRules
@@ -92,6 +103,14 @@ class MeshSnapshot:
     routing: VirtualServiceIndex = field(default_factory=VirtualServiceIndex)
     policies: PolicyIndexes = field(default_factory=PolicyIndexes)
     service_selectors: ServiceSelectorIndex = field(default_factory=ServiceSelectorIndex)
+    sidecar_index: SidecarIndex = field(default_factory=SidecarIndex)
+    # scoping (model.scope): None when no Sidecar and no exportTo hides anything, so every
+    # sidecar sees everything; `restricted_rules`: every DestinationRule of a host that
+    # has one not exported everywhere (`rules_by_host` then holds the exported ones')
+    scope_inputs: ScopeInputs | None = None
+    restricted_rules: Mapping[str, tuple[Loaded[DestinationRule], ...]] = field(
+        default_factory=dict
+    )
 
     def vs_hosts(self, vs: VirtualService) -> tuple[str, ...]:
         """The hosts a VirtualService applies to: its own, or an orphan's destination hosts
@@ -150,6 +169,7 @@ def _kube_service(svc: KubeService) -> Service:
         ports=ports,
         selector=Labels.of(svc.spec.selector or {}),
         cluster_ip=_cluster_ip(svc.spec.cluster_ip),
+        export_to=parse_annotation(svc.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")),
     )
 
 
@@ -183,6 +203,7 @@ def _entry_services(entry: ServiceEntry) -> list[tuple[Service, list[Endpoint]]]
             ports=ports,
             resolution=resolution,
             external=(spec.location or "MESH_EXTERNAL") == "MESH_EXTERNAL",
+            export_to=spec.export_to,
         )
         endpoints = [
             Endpoint(
@@ -299,15 +320,23 @@ def _registry(
 
 def _rules_by_host(
     services: Mapping[str, Service], drs: Sequence[Loaded[DestinationRule]]
-) -> tuple[dict[str, HostRules], list[ConfigMessage]]:
+) -> tuple[
+    dict[str, HostRules], dict[str, tuple[Loaded[DestinationRule], ...]], list[ConfigMessage]
+]:
+    """The rules for each host that everyone sees, merged; and every rule of the hosts
+    that have one exported to some namespaces only (`MeshSnapshot.restricted_rules`)."""
     by_host: dict[str, list[Loaded[DestinationRule]]] = {}
     for item in drs:
         dr = item.resource
         host = resolve_host(services, dr.spec.host, dr.metadata.namespace)
         by_host.setdefault(host, []).append(item)
     rules_by_host: dict[str, HostRules] = {}
+    restricted_rules: dict[str, tuple[Loaded[DestinationRule], ...]] = {}
     messages: list[ConfigMessage] = []
     for host, items in by_host.items():
+        if any(restricted(i.resource.spec.export_to) for i in items):
+            restricted_rules[host] = tuple(items)
+            items = [i for i in items if not restricted(i.resource.spec.export_to)]
         service = services.get(host)
         chosen = choose(items, service.namespace if service is not None else None)
         if not chosen:
@@ -315,7 +344,7 @@ def _rules_by_host(
         rules, warnings = merge(host, chosen)
         rules_by_host[host] = rules
         messages += warnings
-    return rules_by_host, messages
+    return rules_by_host, restricted_rules, messages
 
 
 def _selector(
@@ -328,6 +357,26 @@ def _has_targets(resource: AuthorizationPolicy | RequestAuthentication | RateLim
     if isinstance(resource, RateLimit):
         return resource.spec.target_ref is not None
     return bool(resource.spec.target_refs) or resource.spec.target_ref is not None
+
+
+def _scope_inputs(
+    services: Mapping[str, Service],
+    virtual_services: Sequence[Loaded[VirtualService]],
+    vs_hosts: Callable[[VirtualService], list[str]],
+    mesh: MeshSettings,
+) -> ScopeInputs:
+    bound = [i for i in virtual_services if MESH_GATEWAY in gateways_of(i.resource)]
+    keys = [(i.resource.metadata.namespace, i.resource.metadata.name) for i in bound]
+    return ScopeInputs.build(
+        services,
+        bound,
+        {k: tuple(vs_hosts(i.resource)) for k, i in zip(keys, bound, strict=True)},
+        {
+            k: tuple(resolve_host(services, h, k[0]) for h in destinations(i.resource))
+            for k, i in zip(keys, bound, strict=True)
+        },
+        mesh.outbound_mode,
+    )
 
 
 def build_snapshot(
@@ -354,7 +403,7 @@ def build_snapshot(
     authn = _by_name(kinds.of(RequestAuthentication))
     peer = _by_name(kinds.of(PeerAuthentication))
     rate_limits = _by_name(kinds.of(RateLimit))
-    rules_by_host, derived = _rules_by_host(services, drs)
+    rules_by_host, restricted_rules, derived = _rules_by_host(services, drs)
     orphans, orphan_messages = orphan_hosts(virtual_services)
     derived += orphan_messages
 
@@ -362,6 +411,15 @@ def build_snapshot(
         own = vs.spec.hosts or orphans.get((vs.metadata.namespace, vs.metadata.name), ())
         return [resolve_host(services, h, vs.metadata.namespace) for h in own]
 
+    sidecars = _by_name(kinds.of(Sidecar))
+    mesh = mesh_settings(kinds.of(ConfigMap))
+    scoping = bool(sidecars or restricted_rules) or any(
+        restricted(export_to)
+        for export_to in (
+            *(s.export_to for s in services.values()),
+            *(item.resource.spec.export_to for item in virtual_services),
+        )
+    )
     return MeshSnapshot(
         version=version,
         services=services,
@@ -374,13 +432,19 @@ def build_snapshot(
         authorization_policies=authz,
         request_authentications=authn,
         telemetries=_by_name(kinds.of(Telemetry)),
+        sidecars=sidecars,
         messages=(*messages, *derived),
-        mesh=mesh_settings(kinds.of(ConfigMap)),
+        mesh=mesh,
         discovered_jwks_uris=dict(discovered_jwks_uris or {}),
         rules_by_host=rules_by_host,
         orphan_hosts=orphans,
         routing=VirtualServiceIndex.build(virtual_services, vs_hosts),
         service_selectors=ServiceSelectorIndex.build(services.values()),
+        sidecar_index=SidecarIndex.build(sidecars),
+        scope_inputs=(
+            _scope_inputs(services, virtual_services, vs_hosts, mesh) if scoping else None
+        ),
+        restricted_rules=restricted_rules,
         policies=PolicyIndexes(
             authorization=PolicyIndex.build(authz, _selector, _has_targets),
             request_authentication=PolicyIndex.build(authn, _selector, _has_targets),

@@ -91,10 +91,11 @@ def passthrough_cluster() -> cluster_pb2.Cluster:
     )
 
 
-def catch_all_vhost(snapshot: MeshSnapshot) -> rc.VirtualHost:
-    """The virtual host for every domain no service claims, per the outbound mode."""
+def catch_all_vhost(snapshot: MeshSnapshot, mode: OutboundMode | None = None) -> rc.VirtualHost:
+    """The virtual host for every domain no service claims, per the outbound mode (`mode`:
+    a Sidecar's, else the mesh's)."""
     route = rc.Route(match=rc.RouteMatch(prefix="/"))
-    if snapshot.mesh.outbound_mode is OutboundMode.REGISTRY_ONLY:
+    if (mode or snapshot.mesh.outbound_mode) is OutboundMode.REGISTRY_ONLY:
         route.name = BLOCK_ALL_ROUTE
         route.direct_response.status = BLOCKED_STATUS
         return rc.VirtualHost(name=BLOCK_ALL_ROUTE, domains=["*"], routes=[route])

@@ -25,6 +25,12 @@ mapping and in each known proxy's config, whose other types stay the very same o
 (so the streams find only EDS changed); nothing else is compared or assembled again. A
 host whose clusters changed too (a new service account changes the SANs) falls back to
 the take-over above. `built` counts what each Translator made (the tests read it).
+
+Scoping (`model.scope`: Sidecar resources, exportTo): a sidecar under a scope gets the
+clusters and endpoint sets of the host ports its scope reaches, and a route table of
+those, instead of the mesh-wide ones; proxies of one namespace under one Sidecar share
+both. The same built host resources serve every scope, so a change outside a scope
+leaves that scope's resources, their bytes and their versions as they were.
 """
 
 from __future__ import annotations
@@ -37,11 +43,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from plait.errors import InconsistentConfigError
 from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
+from plait.model.policy import HostRules
 from plait.model.proxy import Proxy, ProxyKind, Traffic
 from plait.model.registry import Protocol
+from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
 from plait.model.telemetry import ProxyTelemetry, Side, telemetry_for
 from plait.translate import (
@@ -52,13 +59,12 @@ from plait.translate import (
     clusters,
     consistency,
     egress,
-    endpoints,
     gateway,
     gatewaylisteners,
+    hostbuild,
     inbound,
     listeners,
     metrics,
-    mtls,
     names,
     peer,
     reuse,
@@ -74,20 +80,12 @@ from plait.translate.authfilters import (
     security_filters,
     tcp_security_filters,
 )
+from plait.translate.hostbuild import HostBuild
 from plait.translate.listeners import SecurityFilters
 from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
+from plait.translate.scoped import Scoping, check
 from plait.translate.typeurls import ENDPOINT
-
-
-@dataclass(frozen=True)
-class _HostBuild:
-    """One outbound host's clusters and endpoint sets, and the inputs they came from."""
-
-    inputs: tuple[Any, ...]
-    clusters: list[Resource]
-    endpoints: list[Resource]
-
 
 _ENDPOINT_DERIVED = frozenset({"_outbound", "_shared"})  # cached properties endpoints decide
 
@@ -110,11 +108,15 @@ class Translator:
         self.built = Built()
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
         # by node id, with the Proxy they were made for (hashing a Proxy is slow)
-        self._own: dict[str, tuple[Proxy, list[Resource]]] = {}  # sidecars' own resources
+        # sidecars' own resources, with the scope they were made for (captured ones')
+        self._own: dict[str, tuple[Proxy, Any, list[Resource]]] = {}
         self._configs: dict[str, tuple[Proxy, ProxyConfig]] = {}
-        self._hosts: dict[str, _HostBuild] = {}
-        self._earlier_hosts: dict[str, _HostBuild] = {}
+        self._hosts: dict[str, HostBuild] = {}
+        self._earlier_hosts: dict[str, HostBuild] = {}
         self._known: list[Proxy] = []  # the proxies the previous Translator served
+        self.scoping: Scoping = Scoping(
+            snapshot, self, previous.scoping if previous is not None else None
+        )
         if previous is not None:
             self._known = [proxy for proxy, _ in previous._configs.values()]
             hosts = reuse.endpoint_change(previous.snapshot, snapshot)
@@ -143,7 +145,10 @@ class Translator:
                 if name in previous.__dict__:  # computed there (cached_property)
                     self.__dict__[name] = previous.__dict__[name]
         if reuse.host_context(old) == reuse.host_context(new):
-            self._earlier_hosts = previous._hosts or previous._earlier_hosts
+            # a scoped mesh builds only the hosts scopes reach: keep the older builds too,
+            # those of hosts that still exist
+            merged = {**previous._earlier_hosts, **previous._hosts}
+            self._earlier_hosts = {h: b for h, b in merged.items() if h in new.services}
 
     def _endpoints_only(self, previous: Translator, hosts: frozenset[str]) -> bool:
         """The fast path (see the module docstring); False when it does not apply (then
@@ -157,7 +162,7 @@ class Translator:
                 getattr(Translator, name, None), cached_property
             ):
                 self.__dict__[name] = value  # none of these reads endpoints
-        rebuilt = {host: self._host(host) for host in hosts}
+        rebuilt = {host: self.host(host) for host in hosts}
         for host, new in rebuilt.items():
             old = previous._hosts.get(host)
             if old is None or [(c.name, c.digest) for c in old.clusters] != [
@@ -170,7 +175,7 @@ class Translator:
         eds = dict(old_eds)
         eds.update((r.name, r) for new in rebuilt.values() for r in new.endpoints)
         self._hosts = {**previous._hosts, **rebuilt}
-        self._earlier_hosts = self._hosts  # (should `_outbound` ever be asked for)
+        self._earlier_hosts = {**previous._earlier_hosts, **self._hosts}
         self._own = dict(previous._own)
         self._sidecar_tables = dict(previous._sidecar_tables)
         new_shared = self.__dict__["_shared"] = shared.replacing(ENDPOINT, eds)
@@ -182,39 +187,28 @@ class Translator:
         self.built.endpoint_hosts = hosts
         return True
 
-    def _host(self, hostname: str) -> _HostBuild:
-        inputs = reuse.host_inputs(self.snapshot, hostname)
+    def host(self, hostname: str) -> HostBuild:
+        """The host's resources with the rules everyone sees (built once per snapshot)."""
+        found = self._hosts.get(hostname)
+        if found is None:
+            found = self._hosts[hostname] = self.build_host(
+                hostname, self.snapshot.host_rules(hostname)
+            )
+        return found
+
+    def build_host(self, hostname: str, rules: HostRules | None) -> HostBuild:
+        """The host's resources with `rules`, or the previous snapshot's if built from the
+        same inputs."""
+        inputs = (*reuse.host_inputs(self.snapshot, hostname), rules)
         earlier = self._earlier_hosts.get(hostname)
         if earlier is not None and earlier.inputs == inputs:
             return earlier
         self.built.hosts += 1
-        cds: list[Resource] = []
-        eds: list[Resource] = []
-        service = self.snapshot.services[hostname]
-        trust_domain = self.snapshot.mesh.trust_domain
-        subsets: list[tuple[str, dict[str, str]]] = [("", {}), *self._subsets(hostname)]
-        rules = self.snapshot.host_rules(hostname)
-        for port in service.ports:
-            eps = self.snapshot.endpoints_for(hostname, port.port)
-            peers = mtls.identities(eps, trust_domain)
-            for subset, labels in subsets:
-                policy = rules.policy_for(port.port, subset) if rules is not None else None
-                cluster = clusters.outbound_cluster(service, port, subset, policy, peers)
-                egress.finish_cluster(cluster, service, eps, labels)
-                metrics.tag_cluster(cluster, service)
-                cds.append(Resource.pack(cluster.name, cluster))
-                if cluster.HasField("eds_cluster_config"):
-                    tls = policy.tls if policy is not None else None
-                    speaks_mtls = mtls.endpoint_mtls(self._peer_auth, port, tls)
-                    cla = endpoints.load_assignment(cluster.name, eps, labels, speaks_mtls)
-                    eds.append(Resource.pack(cluster.name, cla))
-        return _HostBuild(inputs, cds, eds)
+        return hostbuild.build(self.snapshot, hostname, rules, self._peer_auth, inputs)
 
-    def _subsets(self, hostname: str) -> list[tuple[str, dict[str, str]]]:
-        rules = self.snapshot.host_rules(hostname)
-        if rules is None:
-            return []
-        return [(s.name, dict(s.labels)) for s in rules.subsets]
+    def scope_of(self, proxy: Proxy) -> Scope | None:
+        """The proxy's scope (`model.scope`); None when it sees everything."""
+        return self.scoping.scope_of(proxy)
 
     @cached_property
     def _peer_auth(self) -> PeerAuthentications:
@@ -226,7 +220,7 @@ class Translator:
         cds: list[Resource] = []
         eds: list[Resource] = []
         for hostname in sorted(self.snapshot.services):
-            built = self._hosts[hostname] = self._host(hostname)
+            built = self.host(hostname)
             cds += built.clusters
             eds += built.endpoints
         self._earlier_hosts = {}  # taken over or rebuilt: the previous ones can go
@@ -235,6 +229,22 @@ class Translator:
     @cached_property
     def _source_selectors(self) -> tuple[Labels, ...]:
         return vhosts.source_selectors(self.snapshot)
+
+    def source_selectors(self) -> tuple[Labels, ...]:
+        """Every `sourceLabels` selector of the snapshot (`vhosts.table_key`)."""
+        return self._source_selectors
+
+    def common_clusters(self) -> list[Resource]:
+        """Clusters every proxy has whatever it reaches (passthrough, trace collector)."""
+        return self._common_clusters
+
+    @cached_property
+    def _common_clusters(self) -> list[Resource]:
+        extra = [egress.passthrough_cluster()]
+        collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
+        if collector is not None:
+            extra.append(collector)
+        return [Resource.pack(c.name, c) for c in extra]
 
     def _sidecar_routes(self, proxy: Proxy) -> Resource:
         """The outbound table, shared by every proxy with the same `vhosts.table_key`."""
@@ -266,18 +276,16 @@ class Translator:
     def _shared(self) -> ProxyConfig:
         """What every proxy gets: outbound clusters and their endpoints."""
         cds, eds = self._outbound
-        passthrough = egress.passthrough_cluster()
-        extra = [passthrough]
-        collector = tracing.collector_cluster(self.snapshot.mesh.tracing)
-        if collector is not None:
-            extra.append(collector)
-        shared = ProxyConfig.of([*cds, *(Resource.pack(c.name, c) for c in extra), *eds])
-        _check(consistency.dangling(shared), "every proxy")
+        shared = ProxyConfig.of([*cds, *self._common_clusters, *eds])
+        check(consistency.dangling(shared), "every proxy")
         return shared
 
-    def _assemble(self, proxy: Proxy, own: list[Resource]) -> ProxyConfig:
-        config = ProxyConfig.layered(self._shared, own)
-        _check(consistency.dangling(config, own), proxy.id)
+    def _assemble(
+        self, proxy: Proxy, own: list[Resource], scope: Scope | None = None
+    ) -> ProxyConfig:
+        base = self._shared if scope is None else self.scoping.shared(scope)
+        config = ProxyConfig.layered(base, own)
+        check(consistency.dangling(config, own), proxy.id)
         return config
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
@@ -293,17 +301,31 @@ class Translator:
     def _config_for(self, proxy: Proxy) -> ProxyConfig:
         if proxy.kind == ProxyKind.GATEWAY:
             return self._gateway_config(proxy)
+        scope = self.scope_of(proxy)
+        # a captured sidecar's listeners list the services its scope reaches
+        scoped_by = (
+            (scope.clusters, scope.outbound_mode)
+            if scope is not None and proxy.traffic is Traffic.CAPTURED
+            else None
+        )
         found = self._own.get(proxy.id)
-        if found is not None and found[0] == proxy:
-            own = found[1]
+        if found is not None and found[0] == proxy and found[1] == scoped_by:
+            own = found[2]
         else:
             own = self._sidecar_own(proxy)
-            self._own[proxy.id] = (proxy, own)
+            self._own[proxy.id] = (proxy, scoped_by, own)
+        table = None
         if proxy.outbound_port is not None or (
             proxy.traffic is Traffic.CAPTURED and self._captured_http
         ):
-            own = [*own, self._sidecar_routes(proxy)]
-        return self._assemble(proxy, own)
+            table = (
+                self._sidecar_routes(proxy) if scope is None else self.scoping.routes(proxy, scope)
+            )
+        resources = own if table is None else [*own, table]
+        if scope is None:
+            return self._assemble(proxy, resources)
+        parts = (own, table, self.scoping.shared(scope))
+        return self.scoping.assembled(proxy, parts, lambda: self._assemble(proxy, resources, scope))
 
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
         self.built.own += 1
@@ -418,15 +440,17 @@ class Translator:
         metrics.count_outbound(explicit, proxy, telemetryapi.skipped_metrics(tel, Side.CLIENT))
         hcm = hcm_pb2.HttpConnectionManager()
         explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
+        scope = self.scope_of(proxy)
+        services = [
+            s for h, s in self.snapshot.services.items() if scope is None or h in scope.clusters
+        ]
         addresses = [
             a if a.is_http else self._l4_routes(a, proxy)
-            for a in capturedout.service_addresses(
-                self.snapshot.services.values(), self._cluster_ips
-            )
+            for a in capturedout.service_addresses(services, self._cluster_ips)
+            if scope is None or a.port in scope.clusters.get(a.host, ())
         ]
-        out = capturedout.OutboundOptions(
-            addresses, capturedout.captured_hcm(hcm), self.snapshot.mesh.outbound_mode
-        )
+        policy = scope.outbound_mode if scope is not None else self.snapshot.mesh.outbound_mode
+        out = capturedout.OutboundOptions(addresses, capturedout.captured_hcm(hcm), policy)
         lds = [tracing.apply(lis, traced) for lis in capturedout.outbound_listeners(out)]
         source = metrics.source_tags(proxy)
         for lis in lds[1:]:  # not virtualOutbound: its only chain is the passthrough
@@ -499,8 +523,3 @@ class Translator:
         if ports and not any(p.is_http or p is Protocol.UNKNOWN for p in ports):
             return Protocol.TCP
         return http
-
-
-def _check(problems: list[str], whose: str) -> None:
-    if problems:
-        raise InconsistentConfigError(f"config for {whose} is inconsistent: {'; '.join(problems)}")

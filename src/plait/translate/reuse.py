@@ -19,18 +19,34 @@ reused configs equal fresh ones for changes of each kind).
 * An outbound host's clusters and endpoint sets read that host's service, its merged
   DestinationRules and its endpoints, plus the mesh settings and PeerAuthentications
   (endpoint mTLS), which may select workloads through any service.
+* A scoped sidecar's route table (`model.scope`) reads only its scope (the host ports it
+  routes, the VirtualServices it sees, its outbound mode), those hosts' services and
+  rules, the services and rules of its VirtualServices' destinations and delegates, plus
+  the mesh settings and the `sourceLabels` selectors (`scoped_table_context`): so an
+  edit outside the scope keeps the very same table. While the scopes and that context
+  are the same, a table or a scope's clusters whose hosts and VirtualServices are not
+  among those that changed (`changed_hosts`, `changed_virtual_services`) is kept without
+  even comparing its inputs: a change costs the proxies it does not concern a few set
+  lookups.
+* Scopes themselves are made anew for each snapshot (from the Sidecars and what
+  `ScopeInputs` holds); a captured sidecar's own listeners are kept only while its
+  scope's host ports and outbound mode are the same (`Translator._config_for`).
 
-Endpoints are read by nothing else (only `Translator._host`), so a snapshot that differs
-from the previous one in its endpoints alone (`endpoint_change`) takes the fast path:
-only the affected hosts are rebuilt and everything else is taken over as it is.
+Endpoints are read by nothing else (only `Translator.build_host`), so a snapshot that
+differs from the previous one in its endpoints alone (`endpoint_change`) takes the fast
+path: only the affected hosts are rebuilt and everything else is taken over as it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
+from plait.model.policy import HostRules
+from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
+from plait.translate import vhosts
 
 # What a snapshot may differ in and still be an endpoint-only change: translation reads
 # neither its version nor its messages.
@@ -108,3 +124,97 @@ def host_inputs(snapshot: MeshSnapshot, hostname: str) -> tuple[Any, ...]:
         snapshot.host_rules(hostname),
         tuple(snapshot.endpoints_for(hostname, port.port) for port in service.ports),
     )
+
+
+def scoped_table_context(snapshot: MeshSnapshot) -> tuple[Any, ...]:
+    """What every scoped route table depends on besides its own inputs (`scoped_table`)."""
+    return (snapshot.mesh, vhosts.source_selectors(snapshot))
+
+
+def scoped_table(
+    snapshot: MeshSnapshot,
+    scope: Scope,
+    rules_for: Callable[[str, str], tuple[HostRules | None, bool]],
+) -> tuple[Any, ...]:
+    """What one scoped route table depends on (with `scoped_table_context`)."""
+    by_name = snapshot.routing.by_name
+    routed = tuple(
+        (h, snapshot.services.get(h), by_name.get(k), snapshot.host_rules(h))
+        for h, k in ((h, scope.virtual_services.get(h, ("", ""))) for h in sorted(scope.clusters))
+    )
+    inputs = snapshot.scope_inputs
+    related: list[Any] = []
+    for key in dict.fromkeys(scope.virtual_services.values()):
+        item = by_name.get(key)
+        if item is None:
+            continue
+        vs = item.resource
+        for dest in inputs.vs_destinations.get(key, ()) if inputs is not None else ():
+            related.append((dest, snapshot.services.get(dest), snapshot.host_rules(dest)))
+        for rule in vs.spec.http:
+            if rule.delegate is not None:
+                ns = rule.delegate.namespace or vs.metadata.namespace
+                related.append(snapshot.routing.by_name.get((ns, rule.delegate.name)))
+    return (scope.routes, scope.outbound_mode, routed, tuple(related))
+
+
+def scope_context(snapshot: MeshSnapshot) -> tuple[Any, ...] | None:
+    """What every scope is built from (`model.scope.build_scope`): the Sidecars, the
+    services, and the hosts, destinations, visibility and order of the VirtualServices
+    bound to `mesh`, not their rules (a scope names VirtualServices, it holds none)."""
+    inputs = snapshot.scope_inputs
+    if inputs is None:
+        return None
+    return (
+        snapshot.sidecars,
+        snapshot.mesh.root_namespace,
+        inputs.services,
+        inputs.vs_hosts,
+        inputs.vs_destinations,
+        tuple(
+            (i.resource.metadata.namespace, i.resource.metadata.name, i.resource.spec.export_to)
+            for i in inputs.virtual_services
+        ),
+        inputs.mesh_mode,
+    )
+
+
+def changed_hosts(old: MeshSnapshot, new: MeshSnapshot) -> frozenset[str]:
+    """The hostnames whose service, endpoints or DestinationRules differ between two
+    snapshots (what a scoped proxy's clusters and route table read of a host)."""
+    out: set[str] = set()
+    for h in old.services.keys() | new.services.keys():
+        if old.services.get(h) != new.services.get(h):
+            out.add(h)
+    for h in old.rules_by_host.keys() | new.rules_by_host.keys():
+        if old.rules_by_host.get(h) != new.rules_by_host.get(h):
+            out.add(h)
+    for h in old.restricted_rules.keys() | new.restricted_rules.keys():
+        if old.restricted_rules.get(h) != new.restricted_rules.get(h):
+            out.add(h)
+    for key in old.endpoints.keys() | new.endpoints.keys():
+        if old.endpoints.get(key) != new.endpoints.get(key):
+            out.add(key[0])
+    return frozenset(out)
+
+
+def changed_virtual_services(old: MeshSnapshot, new: MeshSnapshot) -> frozenset[tuple[str, str]]:
+    """The (namespace, name) of the VirtualServices that differ between two snapshots."""
+    a, b = old.routing.by_name, new.routing.by_name
+    return frozenset(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def table_dependencies(
+    snapshot: MeshSnapshot, scope: Scope
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """The hosts and VirtualServices a scoped route table reads (`scoped_table`'s)."""
+    hosts = set(scope.clusters)
+    names = set(scope.virtual_services.values())
+    inputs = snapshot.scope_inputs
+    for key in scope.virtual_services.values():
+        hosts.update(inputs.vs_destinations.get(key, ()) if inputs is not None else ())
+        item = snapshot.routing.by_name.get(key)
+        for rule in item.resource.spec.http if item is not None else ():
+            if rule.delegate is not None:
+                names.add((rule.delegate.namespace or key[0], rule.delegate.name))
+    return frozenset(hosts), frozenset(names)

@@ -17,6 +17,7 @@ from plait.api import Loaded, VirtualService
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy
 from plait.model.registry import Service, service_hostname
+from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import egress, names
 from plait.translate.routes import RouteContext, default_route, vs_routes
@@ -67,16 +68,27 @@ def _primary_domains(service: Service, port: int) -> set[str]:
 
 
 def sidecar_routes(
-    snapshot: MeshSnapshot, proxy_namespace: str, source: Proxy | None = None
+    snapshot: MeshSnapshot,
+    proxy_namespace: str,
+    source: Proxy | None = None,
+    scope: Scope | None = None,
 ) -> route_pb2.RouteConfiguration:
     """One virtual host per HTTP service port, for callers in `proxy_namespace` (`source`
-    is the calling proxy, for `sourceLabels` / `sourceNamespace` matches).
+    is the calling proxy, for `sourceLabels` / `sourceNamespace` matches); with a `scope`
+    (`model.scope`), only the host ports it routes, with the VirtualServices it sees, and
+    its outbound traffic policy for everything else.
 
     Envoy rejects a table in which two virtual hosts share a domain, so a host's own name
     always wins over another service's short alias (a ServiceEntry host `reviews` beside
     the Kubernetes Service `reviews`), and an alias is used once, by the first service.
     """
     by_host = mesh_virtual_services(snapshot)
+    if scope is not None:
+        by_name = snapshot.routing.by_name
+        by_host = {h: by_name[k] for h, k in scope.virtual_services.items() if k in by_name}
+    services = snapshot.services
+    if scope is not None:
+        services = {h: services[h] for h in scope.clusters if h in services}
     config = route_pb2.RouteConfiguration(
         name=names.OUTBOUND_ROUTE,
         validate_clusters=wrappers_pb2.BoolValue(value=False),
@@ -85,13 +97,15 @@ def sidecar_routes(
         ),
     )
     taken: set[str] = set()
-    for service in snapshot.services.values():
+    for service in services.values():
         for port in service.ports:
             taken |= _primary_domains(service, port.port)
-    for hostname in sorted(snapshot.services):
-        service = snapshot.services[hostname]
+    for hostname in sorted(services):
+        service = services[hostname]
         for port in service.ports:
             if not port.protocol.is_http:
+                continue
+            if scope is not None and not scope.routes_port(hostname, port.port):
                 continue
             loaded = by_host.get(hostname)
             if loaded is not None:
@@ -110,7 +124,7 @@ def sidecar_routes(
             ]
             taken.update(domains)
             config.virtual_hosts.add(name=f"{hostname}:{port.port}", domains=domains, routes=routes)
-    catch_all = egress.catch_all_vhost(snapshot)
+    catch_all = egress.catch_all_vhost(snapshot, scope.outbound_mode if scope is not None else None)
     if catch_all is not None:
         config.virtual_hosts.append(catch_all)
     return config

@@ -95,7 +95,8 @@ def test_base_chart_renders_the_generated_crds() -> None:
     assert "virtualservices.networking.istio.io" in crds
     assert "ratelimits.policy.plait.dev" in crds
     assert "telemetries.telemetry.istio.io" in crds
-    assert len(crds) == 9
+    assert "sidecars.networking.istio.io" in crds
+    assert len(crds) == 10
     for (_kind, _name), doc in docs.items():
         assert doc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert objects(template("base", "crds.enabled=false")) == {}

@@ -290,3 +290,19 @@ def test_shop_reviews_with_security(tmp_path: Path) -> None:
     assert recs["virtualServices"] == [] or all(
         not v["activeForMesh"] for v in recs["virtualServices"]
     )
+
+
+def test_route_from_a_caller_outside_whose_scope_the_service_is(tmp_path: Path) -> None:
+    sidecar = """apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: tester}
+spec:
+  workloadSelector: {labels: {app: tester}}
+  egress: [{hosts: ["istio-system/*"]}]
+  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+"""
+    snapshot, config = load(tmp_path, BASE, CANARY, sidecar)
+    r = run(snapshot, config, "reviews", path="/", caller="tester")["route"]
+    assert "caller's scope" in r["note"] and "REGISTRY_ONLY" in r["note"]
+    other = run(snapshot, config, "reviews", path="/", caller="reviews-v1")["route"]
+    assert other["clusters"]  # a caller without a Sidecar still routes

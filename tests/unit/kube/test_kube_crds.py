@@ -20,6 +20,7 @@ ISTIO_STORAGE = {  # Istio's manifests/charts/base/files/crd-all.gen.yaml
     "DestinationRule": ("v1", {"v1", "v1beta1", "v1alpha3"}),
     "Gateway": ("v1", {"v1", "v1beta1", "v1alpha3"}),
     "ServiceEntry": ("v1", {"v1", "v1beta1", "v1alpha3"}),
+    "Sidecar": ("v1", {"v1", "v1beta1", "v1alpha3"}),
     "AuthorizationPolicy": ("v1", {"v1", "v1beta1"}),
     "PeerAuthentication": ("v1", {"v1", "v1beta1"}),
     "RequestAuthentication": ("v1", {"v1", "v1beta1"}),
