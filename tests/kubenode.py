@@ -9,7 +9,10 @@ a container without `command` gets its image's entrypoint from `IMAGES`),
 env from literals and the usual fieldRefs. Names: each pod's hosts file maps every
 Service (`NAME`, `NAME.NS`, `NAME.NS.svc.cluster.local`) to its cluster IP (plait.podnet
 names); there is no kube-proxy, so the service range is an `unreachable` route on the
-host (a sidecar captures what it serves; nothing leaks out). It reports the Pod Running and Ready (after the
+host (a sidecar captures what it serves; nothing leaks out), except the `kubernetes`
+Service: in-cluster clients reach the API server through a relay (tests/kubeapi.py). A
+container with a non-root `runAsUser` sees the node's Python interpreter even where it lives
+under a closed directory such as /root (kubevolumes.mount_script). It reports the Pod Running and Ready (after the
 container's tcpSocket or httpGet readiness probe passes, if it has one), in the shape
 KWOK's pod-ready stage writes, so the real EndpointSlice controller lists it; a deleted
 Pod's processes are stopped, its namespace removed, and the Pod deleted for good.
@@ -29,9 +32,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Node, Pod, Service
 from lightkube.types import PatchType
 
+import kubeapi
 import kubevolumes
 from plait.podnet import Pod as NetPod
 from plait.podnet import PodNetwork, ServiceName, hosts_text
@@ -103,6 +108,11 @@ class NodeAgent:
         self.workdir = workdir
         self.client = Client(KubeConfig.from_file(str(kubeconfig)), field_manager="plait-node")
         self.network = PodNetwork.create(workdir / "podnet.json")
+        single = KubeConfig.from_file(str(kubeconfig)).get()
+        server = urllib.parse.urlsplit(single.cluster.server if single else "")
+        self.api_relay = kubeapi.ApiRelay(
+            self.network.gateway, (server.hostname or "127.0.0.1", server.port or 443)
+        )
         self.service_cidr = service_cidr
         self.images = dict(IMAGES)
         self.pods: dict[str, RunningPod] = {}  # by "namespace/name"
@@ -134,6 +144,7 @@ class NodeAgent:
                 subprocess.run(["ip", "route", "add", "unreachable", self.service_cidr], check=True)
         except BaseException:
             self.network.close()
+            self.api_relay.stop()
             raise
         for target in (self._heartbeat, self._watch_pods, self._watch_services):
             thread = threading.Thread(
@@ -250,6 +261,22 @@ class NodeAgent:
                 for running in self.pods.values():
                     self._write_hosts(running.net)
 
+    # --- the API server from pods (tests/kubeapi.py) -----------------------------------
+
+    @property
+    def _api_ip(self) -> IPv4Address:
+        """The `kubernetes` Service's cluster IP: the first of the range, as the API
+        server allocates it."""
+        return next(IPv4Network(self.service_cidr).hosts())
+
+    def _api_env(self) -> dict[str, str]:
+        """What kubelet tells every container about the API server (in-cluster config)."""
+        return {"KUBERNETES_SERVICE_HOST": str(self._api_ip),
+                "KUBERNETES_SERVICE_PORT": str(kubeapi.HTTPS)}  # fmt: skip
+
+    def _route_api(self, net: NetPod) -> None:
+        subprocess.run(net.exec_argv(self.api_relay.pod_rule(self._api_ip)), check=True)
+
     def _write_hosts(self, net: NetPod) -> None:
         """In place: `ip netns exec` bind-mounts the file, pinning its inode."""
         text = hosts_text(net.name, net.namespace, net.ip, list(self.services.values()))
@@ -266,6 +293,7 @@ class NodeAgent:
             elif key not in self.pods and phase in (None, "Pending"):
                 net = self.network.add_pod(meta.name, meta.namespace)
                 self._write_hosts(net)
+                self._route_api(net)
                 running = self.pods[key] = RunningPod(net)
                 starter = threading.Thread(target=self._start_pod, args=(pod, running), daemon=True)
                 starter.start()
@@ -341,7 +369,8 @@ class NodeAgent:
                 f"is not one the test node knows ({', '.join(sorted(self.images))})"
             )
         argv = [*command, *(container.args or [])]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name,
+               **self._api_env()}  # fmt: skip
         refs = {"metadata.name": meta.name, "metadata.namespace": meta.namespace, "status.podIP": str(net.ip),
                 "spec.nodeName": self.name, "spec.serviceAccountName": spec.serviceAccountName or "default"}  # fmt: skip
         for var in container.env or []:
@@ -357,8 +386,10 @@ class NodeAgent:
         mounts = [
             (volumes[m.name], m.mountPath, bool(m.readOnly)) for m in container.volumeMounts or []
         ]
-        if mounts:
-            argv = ["sh", "-c", kubevolumes.mount_script(mounts), "sh", *argv]
+        # a non-root user must reach the interpreter of the venv's scripts (the `plait` image)
+        expose = Path(sys.base_prefix) if uid else None
+        if mounts or (expose and kubevolumes.closed_ancestor(expose)):
+            argv = ["sh", "-c", kubevolumes.mount_script(mounts, expose), "sh", *argv]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
         with (logs / f"{meta.namespace}_{meta.name}_{container.name}.log").open("ab") as log:
@@ -498,6 +529,7 @@ class NodeAgent:
                 _stop_procs(running.procs.values())
             self.pods.clear()
         self.network.close()
+        self.api_relay.stop()
         with contextlib.suppress(ApiError, OSError):
             self.client.delete(Node, self.name)
         self.client.close()

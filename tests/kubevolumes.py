@@ -126,12 +126,52 @@ def _write(where: Path, data: dict[str, bytes], items: Any) -> None:
         target.write_bytes(data[key])
 
 
-def mount_script(mounts: list[tuple[Path, str, bool]]) -> str:
+def closed_ancestor(path: Path) -> tuple[Path, Path] | None:
+    """(the topmost directory above `path` that other users cannot search, the rest of the
+    path below it), or None if every directory above it is searchable."""
+    for parent in reversed(path.parents):
+        if parent != Path("/") and not parent.stat().st_mode & 0o001:
+            return parent, path.relative_to(parent)
+    return None
+
+
+def _expose_lines(path: Path) -> list[str]:
+    """Make `path` reachable for any user in this mount namespace only: the closed
+    directory above it (e.g. /root, 0700, where pyenv keeps the interpreter of the venv's
+    scripts) is covered by a 0755 tmpfs into which `path` alone is bind-mounted back."""
+    found = closed_ancestor(path)
+    if found is None:
+        return []
+    closed, rest = found
+    stash = "/run/.plait-closed"
+    return [
+        f"mkdir -p {stash} && mount --bind '{closed}' {stash}",
+        f"mount -t tmpfs -o mode=755 tmpfs '{closed}'",
+        f"mkdir -p '{closed / rest}' && mount --bind '{stash}/{rest}' '{closed / rest}'",
+    ]
+
+
+def mount_script(mounts: list[tuple[Path, str, bool]], expose: Path | None = None) -> str:
     """A shell prologue that mounts (host dir, mountPath, read-only) in the pod's mount
-    namespace and then execs "$@"."""
+    namespace, makes `expose` reachable for a container's non-root user (`_expose_lines`),
+    and then execs "$@".
+
+    A mountPath above a volume's host directory (an emptyDir at /tmp, the node's workdir
+    under /tmp) would hide that directory: then every volume is bind-mounted aside first,
+    on the private /run."""
+    hidden = any(Path(path) in source.parents for source, _, _ in mounts for _, path, _ in mounts)
     lines = ["set -e"]
-    if any(path.startswith(PRIVATE_ROOTS) for _, path, _ in mounts):
+    if expose is not None or hidden or any(p.startswith(PRIVATE_ROOTS) for _, p, _ in mounts):
         lines.append("mount -t tmpfs -o mode=755 tmpfs /run")
+    if expose is not None:
+        lines += _expose_lines(expose)
+    if hidden:
+        staged = []
+        for i, (source, path, read_only) in enumerate(mounts):
+            aside = f"/run/.plait-volumes/{i}"
+            lines.append(f"mkdir -p {aside} && mount --bind '{source}' {aside}")
+            staged.append((Path(aside), path, read_only))
+        mounts = staged
     for source, path, read_only in mounts:
         target = "/run/" + path.removeprefix("/var/run/") if path.startswith("/var/run/") else path
         if not target.startswith("/run/") and not Path(target).exists():
