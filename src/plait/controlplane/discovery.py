@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,17 +79,19 @@ async def _platform(
             client, opts.namespace, opts.ca_secret, opts.ca_dir, trust_domain, owner_ref
         )
 
-    parts: Callable[[MeshSecurity], Sequence[Part]] = lambda _: ()  # noqa: E731
+    injector = None
     if opts.webhook_port is not None:
-        settings, policy = await settings_from_cluster(client, opts.namespace)
-        configuration = f"{SETTINGS_CONFIGMAP}-{opts.namespace}"  # the chart's name for it
-        port = opts.webhook_port
+        injector = await settings_from_cluster(client, opts.namespace)
+    configuration = f"{SETTINGS_CONFIGMAP}-{opts.namespace}"  # the chart's name for it
 
-        def parts(security: MeshSecurity) -> Sequence[Part]:
-            return [
-                Injection(security.serving, settings, policy, client, configuration,
-                          host=opts.host, port=port, owner=owner_ref)
-            ]  # fmt: skip
+    def parts(security: MeshSecurity) -> Sequence[Part]:
+        if injector is None or opts.webhook_port is None:
+            return ()
+        settings, policy = injector
+        return [
+            Injection(security.serving, settings, policy, client, configuration,
+                      host=opts.host, port=opts.webhook_port, owner=owner_ref)
+        ]  # fmt: skip
 
     return Platform(
         [source],

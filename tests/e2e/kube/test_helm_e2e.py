@@ -186,9 +186,10 @@ def node_logs(node: NodeAgent) -> str:
 @pytest.fixture(scope="module")
 def before(kube: Cluster, node: NodeAgent) -> set[tuple[str, str, str]]:
     """The cluster's objects before plait's control plane is installed (CRDs installed)."""
-    if "plait-base" not in helm(kube, "list", "-q"):
-        helm(kube, "install", "plait-base", str(REPO / "charts" / "base"))
     names = [f"crd/{c['metadata']['name']}" for c in all_crds()]
+    # another module of the session may have installed the CRDs, with helm or without
+    if not kube.kubectl("get", *names, "--ignore-not-found", "-o", "name"):
+        helm(kube, "install", "plait-base", str(REPO / "charts" / "base"))
     wait_for(
         "the CRDs established",
         lambda: kube.kubectl("wait", "--for=condition=Established", "--timeout=30s", *names),
