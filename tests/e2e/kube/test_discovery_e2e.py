@@ -225,7 +225,8 @@ MESH_DISCOVERY: dict[str, Discovery] = {}
 def synced(discovery: Discovery, generation: int) -> bool:
     proxies = discovery.status()["proxies"]
     return bool(proxies) and all(
-        p["connected"] and p["generation"] >= generation and p["nack"] is None for p in proxies
+        p["connected"] and (p["generation"] or 0) >= generation and p["nack"] is None
+        for p in proxies
     )
 
 

@@ -118,7 +118,8 @@ def synced(pod: dict[str, Any]) -> bool:
     generation = body["controlPlane"]["generation"]
     proxies = body["proxies"]
     return bool(proxies) and all(
-        p["connected"] and p["generation"] >= generation and p["nack"] is None for p in proxies
+        p["connected"] and (p["generation"] or 0) >= generation and p["nack"] is None
+        for p in proxies
     )
 
 
