@@ -6,7 +6,7 @@ another platform: the Kubernetes source instead of the mesh directory and regist
 `--kubeconfig`, `--context`, `KUBECONFIG`, `~/.kube/config`, in-cluster in a pod).
 
 In the chart's pod (docs/kubernetes.md, "The control plane in a pod"): the CA directory is
-an emptyDir restored from a Secret before the CA loads (`plait.kube.casecret`); the
+an emptyDir restored from a Secret before the CA loads (`plait.ca.kubesecret`); the
 injector (`controlplane.injection`) serves with the CA's serving certificate, its settings
 read from the chart's ConfigMap; what the control plane creates names the chart's
 ClusterRole as owner (`plait.kube.owner`), so `helm uninstall` takes it away too.
@@ -28,13 +28,14 @@ from lightkube import AsyncClient
 from lightkube.models.meta_v1 import OwnerReference
 
 from plait.analysis import vet
+from plait.ca import kubesecret
 from plait.ca.kubetokens import TokenReviewVerifier
 from plait.controlplane.injection import SETTINGS_CONFIGMAP, Injection, settings_from_cluster
 from plait.controlplane.kubeadmission import PodAdmission
 from plait.controlplane.main import ControlPlaneOptions, Part, Platform, serve
 from plait.controlplane.security import MeshSecurity, SecurityOptions
-from plait.kube import casecret, owner
 from plait.kube import config as kubeconfig
+from plait.kube import owner
 from plait.kube.lease import LeaderElector
 from plait.kube.status import StatusWriter
 from plait.sources.kube import KubernetesSource
@@ -75,7 +76,7 @@ async def _platform(
 
     async def restore_ca(trust_domain: str) -> None:
         assert opts.ca_dir is not None and opts.ca_secret is not None
-        await casecret.restore(
+        await kubesecret.restore(
             client, opts.namespace, opts.ca_secret, opts.ca_dir, trust_domain, owner_ref
         )
 

@@ -1,7 +1,7 @@
 """The owner of what the control plane makes at run time.
 
 The control plane creates objects helm does not know about: the CA Secret
-(`plait.kube.casecret`), the leader-election Lease and the `istio-ca-root-cert` ConfigMap
+(`plait.ca.kubesecret`), the leader-election Lease and the `istio-ca-root-cert` ConfigMap
 in every namespace. Each names the chart's ClusterRole for the control plane as its owner,
 so Kubernetes' garbage collector deletes them once `helm uninstall` has deleted it. A
 ClusterRole because the owner must be cluster-scoped to own objects in every namespace,

@@ -1,4 +1,4 @@
-"""The mesh CA kept in a Secret (plait.kube.casecret) against the real API server: two
+"""The mesh CA kept in a Secret (plait.ca.kubesecret) against the real API server: two
 replicas starting together end up with the same root (the loser of the create race takes
 the winner's files); a later start restores it; a plugged-in `cacerts` Secret wins."""
 
@@ -13,9 +13,8 @@ from pathlib import Path
 from lightkube import AsyncClient, KubeConfig
 
 from kubecluster import Cluster
-from plait.ca import CertificateAuthority, files
+from plait.ca import CertificateAuthority, files, kubesecret
 from plait.ca.store import Layout
-from plait.kube import casecret
 from testpki import pem, plugged_in
 
 
@@ -34,7 +33,7 @@ def test_replicas_racing_share_one_root_and_a_restart_restores_it(
         try:
             return list(
                 await asyncio.gather(
-                    *(casecret.restore(client, ns, "plait-ca", tmp_path / f"r{i}", "cluster.local")
+                    *(kubesecret.restore(client, ns, "plait-ca", tmp_path / f"r{i}", "cluster.local")
                       for i in range(3))
                 )
             )  # fmt: skip
@@ -56,7 +55,7 @@ def test_replicas_racing_share_one_root_and_a_restart_restores_it(
         async def restart() -> str:
             client = _client(kube)
             try:
-                return await casecret.restore(
+                return await kubesecret.restore(
                     client, ns, "plait-ca", tmp_path / "later", "cluster.local"
                 )
             finally:
@@ -80,7 +79,9 @@ def test_a_plugged_in_cacerts_secret_wins(kube: Cluster, tmp_path: Path) -> None
     async def restore() -> str:
         client = _client(kube)
         try:
-            return await casecret.restore(client, ns, "plait-ca", tmp_path / "ca", "cluster.local")
+            return await kubesecret.restore(
+                client, ns, "plait-ca", tmp_path / "ca", "cluster.local"
+            )
         finally:
             await client.close()
 
