@@ -13,10 +13,9 @@ Steps of `up`, each with a deadline and a clear failure:
    examples/shop-kube/shop.yaml (its Deployments for pods, and ServiceAccounts);
 5. wait until plaitd, the gateway and every shop pod are Ready, then print the lines.
 
-What is missing (so step 5 fails today, naming the pod and its log): the control plane's
-`plait discovery` command (issue 12) that serves xDS, the CA and the injection webhook in
-the plaitd pod (`plait.controlplane.injection.Injection` is its injection part), and the
-proxy's in-pod agent command (`plait proxy sidecar`, the injected sidecar's command).
+What is missing (so step 5 fails today, naming the pod and its log): the proxy's in-pod
+agent command (`plait proxy sidecar`, the injected sidecar's; `proxy router`, the
+gateway's). plaitd itself becomes Ready (tests/e2e/kube/test_helm_e2e.py).
 """
 
 from __future__ import annotations

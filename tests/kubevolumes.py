@@ -13,6 +13,15 @@ by default, longer than a test).
 mounts a tmpfs on /run there (so paths under /run and /var/run can be made without
 touching the host) and bind-mounts each volume. Another mountPath must already exist
 on the host.
+
+A container with another user (the injected proxy runs as 1337) must still run the test
+venv's python and Envoy, whose interpreter may live under /root (mode 0700). The same
+private mount namespace solves it: `hidden_from_others` finds such directories on the way
+to the interpreter, the venv and sys.path, and `mount_script` covers each with a tmpfs
+(0755) holding bind mounts of just those paths. The container keeps its uid (capture
+exempts the proxy by uid 1337, so running it as root with gid 1337 would be a different
+pod from the one the injector wrote), the host's modes are not changed, and nothing else
+under /root becomes visible to it.
 """
 
 from __future__ import annotations
@@ -126,12 +135,35 @@ def _write(where: Path, data: dict[str, bytes], items: Any) -> None:
         target.write_bytes(data[key])
 
 
-def mount_script(mounts: list[tuple[Path, str, bool]]) -> str:
+def hidden_from_others(paths: list[Path]) -> dict[Path, list[Path]]:
+    """For each directory that other users cannot search (no o+x, as /root's 0700) on the
+    way to one of `paths`: the paths below it, outermost first, nested ones dropped."""
+    out: dict[Path, list[Path]] = {}
+    kept: list[Path] = []
+    for path in sorted({p.resolve() for p in paths if p.exists()}, key=lambda p: len(p.parts)):
+        if any(path.is_relative_to(k) for k in kept):
+            continue
+        for ancestor in [*reversed(path.parents), path][1:]:
+            if not ancestor.stat().st_mode & 0o001:
+                if ancestor != path:
+                    out.setdefault(ancestor, []).append(path)
+                    kept.append(path)
+                break
+    return out
+
+
+def mount_script(
+    mounts: list[tuple[Path, str, bool]], expose: dict[Path, list[Path]] | None = None
+) -> str:
     """A shell prologue that mounts (host dir, mountPath, read-only) in the pod's mount
-    namespace and then execs "$@"."""
+    namespace, then covers each directory of `expose` (see `hidden_from_others`) with
+    a tmpfs that holds only the paths listed for it, and execs "$@"."""
+    expose = expose or {}
     lines = ["set -e"]
-    if any(path.startswith(PRIVATE_ROOTS) for _, path, _ in mounts):
+    if expose or any(path.startswith(PRIVATE_ROOTS) for _, path, _ in mounts):
         lines.append("mount -t tmpfs -o mode=755 tmpfs /run")
+    # a mount over a directory holding other volumes' sources (an emptyDir on /tmp) last
+    mounts = sorted(mounts, key=lambda m: any(src.is_relative_to(m[1]) for src, _, _ in mounts))
     for source, path, read_only in mounts:
         target = "/run/" + path.removeprefix("/var/run/") if path.startswith("/var/run/") else path
         if not target.startswith("/run/") and not Path(target).exists():
@@ -139,5 +171,16 @@ def mount_script(mounts: list[tuple[Path, str, bool]]) -> str:
         lines.append(f"mkdir -p '{target}' && mount --bind '{source}' '{target}'")
         if read_only:
             lines.append(f"mount -o remount,bind,ro '{target}'")
+    staged = 0
+    for hidden, inside in expose.items():
+        first = staged
+        for path in inside:  # kept aside on /run, then put back on the tmpfs
+            lines.append(
+                f"mkdir -p /run/.host/{staged} && mount --bind '{path}' /run/.host/{staged}"
+            )
+            staged += 1
+        lines.append(f"mount -t tmpfs -o mode=755 tmpfs '{hidden}'")
+        for n, path in enumerate(inside, first):
+            lines.append(f"mkdir -p '{path}' && mount --bind /run/.host/{n} '{path}'")
     lines.append('exec "$@"')
     return "; ".join(lines)

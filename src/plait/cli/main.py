@@ -411,13 +411,20 @@ def discovery(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
     xds_port: Annotated[int, typer.Option(help="xDS (ADS gRPC) port.")] = 15010,
     status_port: Annotated[int, typer.Option(help="Status and metrics HTTP port.")] = 15014,
+    namespace: Annotated[
+        str,
+        typer.Option(
+            envvar="POD_NAMESPACE",
+            help="The control plane's namespace: its CA Secret, injector ConfigMap, Lease.",
+        ),
+    ] = "istio-system",
     lease: Annotated[
         str | None,
         typer.Option(help="Elect a leader on this Lease; only the leader writes status."),
     ] = None,
     lease_namespace: Annotated[
-        str, typer.Option(envvar="POD_NAMESPACE", help="The Lease's namespace.")
-    ] = "istio-system",
+        str | None, typer.Option(help="The Lease's namespace (default: --namespace).")
+    ] = None,
     identity: Annotated[
         str, typer.Option(envvar="POD_NAME", help="This replica's name in the Lease.")
     ] = "",
@@ -429,18 +436,42 @@ def discovery(
             "without it xDS is plaintext."
         ),
     ] = None,
+    ca_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the CA in this Secret of --namespace: restored into --ca-dir at start "
+            "(a plugged-in `cacerts` Secret first), created from a new root if missing."
+        ),
+    ] = None,
     ca_port: Annotated[int, typer.Option(help="The CA's HTTPS port.")] = 15012,
     cert_ttl: Annotated[
         str, typer.Option(help="Workload certificate lifetime.", callback=_ttl)
     ] = "24h",
+    webhook_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve the sidecar injection webhook here (HTTPS, the CA's serving "
+            "certificate), with settings from the ConfigMap plait-sidecar-injector; keep its "
+            "configuration's caBundle and publish istio-ca-root-cert to every namespace."
+        ),
+    ] = None,
+    owner: Annotated[
+        str | None,
+        typer.Option(
+            help="The ClusterRole that owns what this process creates (CA Secret, Lease, "
+            "root-cert ConfigMaps): garbage collected with it."
+        ),
+    ] = None,
 ) -> None:
     """Run the control plane of a Kubernetes cluster (as the plait chart's pods do)."""
     import datetime as dt
 
     from plait.api.duration import parse_nanos
     from plait.controlplane.discovery import DiscoveryOptions, main
-    from plait.errors import KubeConfigError
+    from plait.errors import CaError, InjectionError, KubeConfigError, KubeError
 
+    if (ca_secret is not None or webhook_port is not None) and ca_dir is None:
+        raise typer.BadParameter("needs --ca-dir", param_hint="--ca-secret/--webhook-port")
     try:
         main(
             DiscoveryOptions(
@@ -455,11 +486,17 @@ def discovery(
                 ca_dir,
                 ca_port,
                 dt.timedelta(seconds=parse_nanos(cert_ttl) / 1e9),
+                namespace=namespace,
+                ca_secret=ca_secret,
+                webhook_port=webhook_port,
+                owner=owner,
             )
         )
-    except KubeConfigError as exc:
+    except (KubeError, InjectionError, CaError) as exc:
         err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exitcodes.USAGE) from None
+        raise typer.Exit(
+            exitcodes.USAGE if isinstance(exc, KubeConfigError) else exitcodes.STARTUP_FAILED
+        ) from None
 
 
 @app.command(hidden=True)

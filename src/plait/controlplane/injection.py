@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from lightkube import AsyncClient
+from lightkube import ApiError, AsyncClient
+from lightkube.models.meta_v1 import OwnerReference
 from lightkube.resources.core_v1 import ConfigMap
 
 from plait.ca.serving import ServingCertificate
@@ -32,7 +33,12 @@ async def settings_from_cluster(
     client: AsyncClient, namespace: str
 ) -> tuple[InjectSettings, WebhookPolicy]:
     """The injector's settings from the ConfigMap the chart installs in `namespace`."""
-    configmap = await client.get(ConfigMap, SETTINGS_CONFIGMAP, namespace=namespace)
+    try:
+        configmap = await client.get(ConfigMap, SETTINGS_CONFIGMAP, namespace=namespace)
+    except ApiError as exc:
+        raise InjectionError(
+            f"ConfigMap {namespace}/{SETTINGS_CONFIGMAP}: {exc.status.message}"
+        ) from exc
     values = (configmap.data or {}).get("values")
     if values is None:
         raise InjectionError(f"ConfigMap {namespace}/{SETTINGS_CONFIGMAP} has no key values")
@@ -53,6 +59,7 @@ class Injection:
         host: str = "0.0.0.0",  # noqa: S104 - the API server calls from outside the pod
         port: int = 15017,
         keep_interval: float = 10.0,
+        owner: OwnerReference | None = None,
     ) -> None:
         self.webhook = InjectionWebhook(serving, settings, policy, host=host, port=port)
         bundle = serving.ca.trust_bundle
@@ -60,7 +67,7 @@ class Injection:
             client, configuration, lambda: "".join(bundle()).encode(), interval=keep_interval
         )
         self.publisher = RootCertPublisher(
-            client, lambda: "".join(bundle()), interval=keep_interval
+            client, lambda: "".join(bundle()), interval=keep_interval, owner=owner
         )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from plait.aio import Stopped, until
 from plait.analysis import vet
@@ -58,13 +59,25 @@ def local_sources(root: Path) -> list[Source]:
     return [MeshDirectorySource(root, check=vet), RegistrySource(root)]
 
 
+class Part(Protocol):
+    """A server that uses the control plane's credentials (Kubernetes: the injector)."""
+
+    async def start(self) -> int: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Platform:
-    """What differs between local mode and Kubernetes: the sources the pipeline reads and
-    the admission of proxies (given the pipeline, whose current config it may consult)."""
+    """What differs between local mode and Kubernetes: the sources the pipeline reads,
+    the admission of proxies (given the pipeline, whose current config it may consult),
+    where the CA directory comes from before the CA loads it (`restore_ca(trust_domain)`;
+    Kubernetes: a Secret) and the parts started with the CA's serving certificate."""
 
     sources: list[Source]
     admission: Callable[[Pipeline], ProxyAdmission]
+    restore_ca: Callable[[str], Awaitable[object]] | None = None
+    parts: Callable[[MeshSecurity], Sequence[Part]] = field(default=lambda _: ())
 
 
 def local_platform(root: Path) -> Platform:
@@ -100,11 +113,17 @@ async def serve(
             tls = None
             if opts.security is not None:
                 trust_domain = state.snapshot.mesh.trust_domain
+                if platform.restore_ca is not None:
+                    await platform.restore_ca(trust_domain)
                 security = MeshSecurity(opts.security, trust_domain, opts.host)
                 ca_port = await security.start()
                 servers.push_async_callback(security.stop)
                 log.info("CA for %s on https://%s:%d", trust_domain, opts.host, ca_port)
                 tls = security.xds_tls(platform.admission(pipeline))
+                for part in platform.parts(security):
+                    port = await part.start()
+                    servers.push_async_callback(part.stop)
+                    log.info("%s on port %d", type(part).__name__, port)
             xds_port = await server.start(opts.xds_host or opts.host, opts.xds_port, tls=tls)
             servers.push_async_callback(server.stop, 1.0)
             metrics.watch(server, state, security)

@@ -66,6 +66,16 @@ def _absolute(entry: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+def _default_kubeconfig() -> Path | None:
+    """~/.kube/config if it exists; None also without a home directory (a container user
+    with neither HOME nor a passwd entry, as the chart's uid 1337 may be)."""
+    try:
+        path = DEFAULT_KUBECONFIG.expanduser()
+    except RuntimeError:  # "Could not determine home directory."
+        return None
+    return path if path.is_file() else None
+
+
 def load(
     kubeconfig: Path | None = None,
     context: str | None = None,
@@ -85,8 +95,7 @@ def load(
                     f"none of the files in KUBECONFIG exists: {env['KUBECONFIG']}"
                 )
             config = LightkubeConfig.from_dict(_merge(existing), fname=existing[0])
-        elif DEFAULT_KUBECONFIG.expanduser().is_file():
-            path = DEFAULT_KUBECONFIG.expanduser()
+        elif (path := _default_kubeconfig()) is not None:
             config = LightkubeConfig.from_dict(_merge([path]), fname=path)
         elif env.get("KUBERNETES_SERVICE_HOST"):
             if context is not None:

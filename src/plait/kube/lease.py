@@ -39,8 +39,10 @@ class LeaderElector:
         identity: str,
         duration_s: int = 15,
         renew_s: float = 2.0,
+        owners: list[dict[str, str]] | None = None,
     ) -> None:
         self.http = http
+        self.owners = owners or []  # the Lease's ownerReferences when it is created
         self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
         self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
         self.namespace, self.name, self.identity = namespace, name, identity
@@ -73,7 +75,11 @@ class LeaderElector:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
+                "metadata": {
+                    "name": self.name,
+                    "namespace": self.namespace,
+                    **({"ownerReferences": self.owners} if self.owners else {}),
+                },
                 "spec": self._spec(True, {}),
             }
             created = await self.http.post(self.collection, json=body)

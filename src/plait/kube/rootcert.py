@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 
 from lightkube import ApiError, AsyncClient
-from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.models.meta_v1 import ObjectMeta, OwnerReference
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 from lightkube.types import PatchType
 
@@ -32,9 +32,15 @@ class RootCertPublisher:
     """Keeps `istio-ca-root-cert` equal to `bundle()` (PEM text) in every namespace."""
 
     def __init__(
-        self, client: AsyncClient, bundle: Callable[[], str], *, interval: float = 10.0
+        self,
+        client: AsyncClient,
+        bundle: Callable[[], str],
+        *,
+        interval: float = 10.0,
+        owner: OwnerReference | None = None,
     ) -> None:
         self.client, self.bundle, self.interval = client, bundle, interval
+        self.owners = [owner] if owner is not None else None  # see plait.kube.owner
         self.writes = 0
 
     def __repr__(self) -> str:
@@ -58,7 +64,12 @@ class RootCertPublisher:
             if ns.status is not None and ns.status.phase == "Terminating":
                 continue
             configmap = ConfigMap(
-                metadata=ObjectMeta(name=NAME, namespace=name, labels={"istio.io/config": "true"}),
+                metadata=ObjectMeta(
+                    name=NAME,
+                    namespace=name,
+                    labels={"istio.io/config": "true"},
+                    ownerReferences=self.owners,
+                ),
                 data={KEY: pem},
             )
             try:

@@ -154,3 +154,50 @@ def test_mesh_configmap_is_what_plait_reads() -> None:
     assert mesh.enable_tracing is True
     assert mesh.default_config is not None and mesh.default_config.tracing is not None
     assert mesh.default_config.tracing.sampling == 25
+
+
+@pytest.mark.parametrize("injector", ["true", "false"])
+def test_the_control_plane_args_are_what_plait_discovery_takes(injector: str) -> None:
+    """Every flag the Deployment passes is one of `plait discovery`'s, with a valid value
+    (click parses them as the command would, without running it)."""
+    import typer
+
+    from plait.cli.main import app
+
+    deploy = objects(template("plait", f"sidecarInjector.enabled={injector}"))[
+        ("Deployment", "plaitd")
+    ]
+    [container] = deploy["spec"]["template"]["spec"]["containers"]
+    command, *args = container["args"]
+    assert command == "discovery"
+    group = typer.main.get_command(app)
+    discovery = group.commands["discovery"]  # type: ignore[attr-defined]
+    params = discovery.make_context("discovery", list(args)).params
+    assert params["ca_dir"] == Path("/var/run/plait/ca")
+    assert params["ca_secret"] == "plait-ca"
+    assert params["owner"] == f"plaitd-{NAMESPACE}"
+    assert params["webhook_port"] == (15017 if injector == "true" else None)
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/var/run/plait" in mounts  # the CA directory's parent: an emptyDir
+    # the Secret it keeps the CA in is one the Role lets it read
+    [secrets] = [
+        r for r in objects(template("plait"))[("Role", "plaitd")]["rules"]
+        if r["resources"] == ["secrets"] and "get" in r["verbs"]
+    ]  # fmt: skip
+    assert "plait-ca" in secrets["resourceNames"]
+
+
+def test_the_control_plane_may_watch_every_crd_it_watches() -> None:
+    """The ClusterRole reads (and writes the status of) every group of plait's CRDs."""
+    from plait.kube.crds import all_crds
+
+    groups = {c["spec"]["group"] for c in all_crds()}
+    rules = objects(template("plait"))[("ClusterRole", f"plaitd-{NAMESPACE}")]["rules"]
+    reads = [r for r in rules if r["resources"] == ["*"]]
+    statuses = [r for r in rules if r["resources"] == ["*/status"]]
+    assert (
+        reads
+        and groups <= set(reads[0]["apiGroups"])
+        and {"watch", "list"} <= set(reads[0]["verbs"])
+    )
+    assert statuses and groups <= set(statuses[0]["apiGroups"])

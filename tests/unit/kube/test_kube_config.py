@@ -53,3 +53,23 @@ def test_missing_everything_says_what_to_do(
         config.load(tmp_path / "nope", env={})
     with pytest.raises(KubeConfigError, match="current-context"):
         config.load(kubeconfig(tmp_path / "c", {"one": "https://a:1"}), env={})
+
+
+def test_no_home_directory_falls_through_to_in_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container user with neither HOME nor a passwd entry (the chart's uid 1337) has no
+    ~/.kube/config: the service account is used, not a crash."""
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr("pwd.getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    account = tmp_path / "sa"
+    account.mkdir()
+    (account / "token").write_text("t")
+    (account / "ca.crt").write_text("")
+    (account / "namespace").write_text("istio-system")
+    monkeypatch.setattr(config, "SERVICE_ACCOUNT_DIR", account)
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    for name, value in env.items():  # lightkube reads them from the process's environment
+        monkeypatch.setenv(name, value)
+    loaded = config.load(env=env)
+    assert loaded.cluster.server == "https://10.96.0.1:443"
