@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
@@ -69,7 +70,10 @@ async def kubectl(cluster: Cluster, *args: str, input: str | None = None) -> str
     return out.decode()
 
 
-async def test_each_change_arrives_once_across_watch_reconnects(kube: Cluster) -> None:
+async def test_each_change_arrives_once_across_watch_reconnects(
+    kube: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="plait.kube.reflector")
     ns = f"refl-{uuid.uuid4().hex[:6]}"
     await kubectl(kube, "create", "namespace", ns)
     deltas: list[Delta] = []
@@ -92,13 +96,14 @@ async def test_each_change_arrives_once_across_watch_reconnects(kube: Cluster) -
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    why = caplog.text  # the reflector logs each re-list and failed watch
     assert seen(deltas) == [
         ("ADDED", "a", "1"),
         ("MODIFIED", "a", "2"),
         ("ADDED", "b", "1"),
         ("DELETED", "a", "2"),
-    ]
-    assert reflector.lists == 1
+    ], why
+    assert reflector.lists == 1, why
     assert set(reflector.items) == {(ns, "b"), (ns, "kube-root-ca.crt")}
 
 
