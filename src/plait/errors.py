@@ -11,6 +11,7 @@
     ├── EnvoyAdminError         a proxy's Envoy admin interface could not be read
     ├── InconsistentConfigError a translated proxy config names a resource it lacks (a bug)
     ├── RegistryError           the local workload registry cannot be read or parsed
+    ├── PodProxyError           the proxy in a pod lacks a setting (an env variable, a flag)
     ├── CaError                 the certificate authority cannot do what was asked
     │   ├── CaFileError         a file in the CA directory is missing, unreadable or mismatched
     │   ├── RotationError       a root-rotation step does not fit the CA directory's state
@@ -116,6 +117,10 @@ class InconsistentConfigError(PlaitError):
 
 class RegistryError(PlaitError):
     """The local workload registry (`.plait/workloads.json`) cannot be read or parsed."""
+
+
+class PodProxyError(PlaitError):
+    """The proxy in a pod cannot start: a setting (env variable or flag) is missing or malformed."""
 
 
 class CaError(PlaitError):

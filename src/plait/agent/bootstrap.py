@@ -33,6 +33,11 @@ Identity (optional; without it the bootstrap is plaintext xDS as before):
   here, the roots from SDS). SNI is `SA.NS.svc` of that identity, ALPN `h2`. Envoy
   cannot open the ADS stream until SDS has delivered both secrets, which is why the
   agent starts its SDS server before Envoy.
+
+Metrics (optional): `prometheus_port` adds Istio's static listener `0.0.0.0:PORT` whose
+only route, `/stats/prometheus`, goes to the admin API through the static cluster
+`prometheus_stats`, so Prometheus scrapes a pod at its IP while the admin API (which can
+change Envoy) stays on loopback.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ from plait.translate import metrics, tracing
 
 XDS_CLUSTER = "xds-grpc"
 """Name of the static cluster that points at the control plane."""
+PROMETHEUS_CLUSTER = "prometheus_stats"
+PROMETHEUS_PATH = "/stats/prometheus"
 
 DEFAULT_MAX_DOWNSTREAM_CONNECTIONS = 50_000
 
@@ -71,7 +78,8 @@ class BootstrapOptions:
     `sds_socket` is the path of the agent's SDS socket; `xds_identity`, the control
     plane's SPIFFE ID (`control_plane_identity(trust_domain)`), turns on mTLS to xDS.
     `admin_host` is where the admin API listens: loopback, or the pod IP of a proxy in a
-    pod network, so that the agent on the host reaches it.
+    pod network, so that the agent on the host reaches it. `prometheus_port` serves
+    `/stats/prometheus` on every address (a proxy in a pod: 15090).
     """
 
     proxy: Proxy
@@ -84,6 +92,7 @@ class BootstrapOptions:
     sds_socket: str | None = None
     xds_identity: SpiffeId | None = None
     admin_host: str = "127.0.0.1"
+    prometheus_port: int | None = None
 
     def __post_init__(self) -> None:
         if not self.proxy.id:
@@ -100,6 +109,10 @@ class BootstrapOptions:
             raise ValueError(f"sds_socket {self.sds_socket!r} must be an absolute path")
         if self.xds_identity is not None and self.sds_socket is None:
             raise ValueError("xds_identity (mTLS to the control plane) needs sds_socket")
+        if self.prometheus_port is not None and (
+            self.admin_port == 0 or not 0 < self.prometheus_port <= 65535
+        ):
+            raise ValueError("prometheus_port needs a port number and a fixed admin_port")
 
 
 def _duration(seconds: float) -> str:
@@ -264,16 +277,76 @@ def _overload_manager(max_connections: int) -> dict[str, Any]:
     }
 
 
+def _prometheus_cluster(admin_host: str, admin_port: int) -> dict[str, Any]:
+    return {
+        "name": PROMETHEUS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "0.25s",
+        "load_assignment": {
+            "cluster_name": PROMETHEUS_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket_address(admin_host, admin_port)}}
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _prometheus_listener(port: int) -> dict[str, Any]:
+    """Istio's metrics listener: only `/stats/prometheus` of the admin API, on `port`."""
+    hcm = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    route = {"match": {"prefix": PROMETHEUS_PATH}, "route": {"cluster": PROMETHEUS_CLUSTER}}
+    return {
+        "name": f"prometheus_{port}",
+        "address": _socket_address("0.0.0.0", port),  # noqa: S104 - scraped at the pod IP
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": f"type.googleapis.com/{hcm}",
+                            "stat_prefix": "stats",
+                            "codec_type": "AUTO",
+                            "route_config": {
+                                "virtual_hosts": [
+                                    {"name": "backend", "domains": ["*"], "routes": [route]}
+                                ]
+                            },
+                            "http_filters": [
+                                {
+                                    "name": "envoy.filters.http.router",
+                                    "typed_config": {
+                                        "@type": "type.googleapis.com/"
+                                        "envoy.extensions.filters.http.router.v3.Router"
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+
+
 def bootstrap(opts: BootstrapOptions) -> dict[str, Any]:
     """The Envoy v3 bootstrap for `opts`, as a JSON-ready dict."""
     clusters = [_xds_cluster(opts.xds_host, opts.xds_port, opts.xds_identity)]
     if opts.sds_socket is not None:
         clusters.append(_sds_cluster(opts.sds_socket))
+    static: dict[str, Any] = {"clusters": clusters}
+    if opts.prometheus_port is not None:
+        clusters.append(_prometheus_cluster(opts.admin_host, opts.admin_port))
+        static["listeners"] = [_prometheus_listener(opts.prometheus_port)]
     return {
         "node": _node(opts.proxy),
         "admin": _admin(opts.admin_host, opts.admin_port),
         "dynamic_resources": _dynamic_resources(opts.initial_fetch_timeout_s),
-        "static_resources": {"clusters": clusters},
+        "static_resources": static,
         "overload_manager": _overload_manager(opts.max_downstream_connections),
         "layered_runtime": {
             "layers": [

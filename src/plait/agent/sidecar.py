@@ -43,6 +43,7 @@ class SidecarOptions:
     admin_host: str = "127.0.0.1"
     concurrency: int = 1
     supervisor: SupervisorOptions | None = None
+    prometheus_port: int | None = None
 
     def __post_init__(self) -> None:
         who = self.ca.identity
@@ -67,6 +68,7 @@ class SidecarOptions:
             concurrency=self.concurrency,
             sds_socket=str(self.sds_socket),
             xds_identity=server if self.xds_tls else None,
+            prometheus_port=self.prometheus_port,
         )
 
 

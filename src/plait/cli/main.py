@@ -14,6 +14,7 @@ from plait.cli import exitcodes, render
 from plait.cli.ca import app as ca_app
 from plait.cli.capture import app as capture_app
 from plait.cli.kubeinject import kube_inject
+from plait.cli.proxy import app as proxy_app
 from plait.cli.proxyconfig import app as proxy_config_app
 from plait.errors import ConfigMessage, MeshStateError, Severity
 
@@ -27,6 +28,7 @@ err = Console(stderr=True)
 app.add_typer(ca_app, name="ca")
 app.add_typer(capture_app, name="capture")
 app.add_typer(proxy_config_app, name="proxy-config")
+app.add_typer(proxy_app, name="proxy")
 app.command("kube-inject")(kube_inject)
 
 MeshDir = Annotated[

@@ -37,8 +37,11 @@ from plait.inject.settings import (
     HEALTH_PATH,
     HEALTH_PORT,
     INIT_NAME,
+    LABELS_ENV,
+    MERGED_METRICS_PORT,
     METRICS_PATH,
     METRICS_PORT,
+    PORTS_ENV,
     PROXY_NAME,
     ROOT_CERT_DIR,
     ROOT_CERT_PATH,
@@ -47,9 +50,11 @@ from plait.inject.settings import (
     TOKEN_FILE,
     TOKEN_PATH,
     TOKEN_VOLUME,
+    WORKLOAD_ENV,
     InjectSettings,
     Resources,
 )
+from plait.kube import objects
 
 INJECT: Final = "sidecar.istio.io/inject"
 STATUS: Final = "sidecar.istio.io/status"
@@ -139,8 +144,12 @@ def inject(pod: Mapping[str, Any], settings: InjectSettings) -> Pod:
     labels: dict[str, str] = dict(meta.get("labels") or {})
     spec = out.setdefault("spec", {})
 
+    labels.setdefault("security.istio.io/tlsMode", "istio")
+    labels.setdefault("service.istio.io/canonical-name", labels.get("app") or _workload_name(meta))
+    labels.setdefault("service.istio.io/canonical-revision", labels.get("version") or "latest")
     init = _capture_container(annotations, settings)
     proxy = _proxy_container(annotations, settings)
+    proxy["env"] += _workload_env(out, labels)
     spec["initContainers"] = [init, proxy, *(spec.get("initContainers") or [])]
     spec["volumes"] = [*(spec.get("volumes") or []), *_volumes(settings)]
 
@@ -150,7 +159,7 @@ def inject(pod: Mapping[str, Any], settings: InjectSettings) -> Pod:
     annotations.update(
         {
             "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(METRICS_PORT),
+            "prometheus.io/port": str(MERGED_METRICS_PORT),
             "prometheus.io/path": METRICS_PATH,
             STATUS: json.dumps(
                 {
@@ -163,9 +172,6 @@ def inject(pod: Mapping[str, Any], settings: InjectSettings) -> Pod:
             ),
         }
     )
-    labels.setdefault("security.istio.io/tlsMode", "istio")
-    labels.setdefault("service.istio.io/canonical-name", labels.get("app") or _workload_name(meta))
-    labels.setdefault("service.istio.io/canonical-revision", labels.get("version") or "latest")
     meta["annotations"], meta["labels"] = annotations, labels
     return out
 
@@ -182,6 +188,25 @@ def _workload_name(meta: Mapping[str, Any]) -> str:
         if owner.get("kind") == "ReplicaSet":
             return str(owner.get("name", name)).rsplit("-", 1)[0]
     return name
+
+
+def _workload_env(pod: Mapping[str, Any], labels: Mapping[str, str]) -> list[dict[str, str]]:
+    """What the proxy tells the control plane about its pod (node metadata), with
+    Istio's variable names: the workload (the Deployment, not the ReplicaSet), the pod's
+    labels as injected (JSON) and its app containers' ports (JSON: the agent's inbound
+    app port is the first TCP one)."""
+    spec = pod.get("spec") or {}
+    ports = [
+        {k: p[k] for k in ("name", "containerPort", "protocol") if k in p}
+        for c in spec.get("containers") or []
+        for p in c.get("ports") or []
+    ]
+    workload = objects.workload_name(dict(pod)) or _workload_name(pod.get("metadata") or {})
+    return [
+        {"name": WORKLOAD_ENV, "value": workload},
+        {"name": LABELS_ENV, "value": json.dumps(dict(labels), sort_keys=True)},
+        {"name": PORTS_ENV, "value": json.dumps(ports, separators=(",", ":"))},
+    ]
 
 
 def _capture_container(annotations: Mapping[str, str], s: InjectSettings) -> dict[str, Any]:
@@ -242,6 +267,7 @@ def _proxy_container(annotations: Mapping[str, str], s: InjectSettings) -> dict[
             _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
         ],
         "ports": [
+            {"name": "http-merged", "containerPort": MERGED_METRICS_PORT, "protocol": "TCP"},
             {"name": "http-envoy-prom", "containerPort": METRICS_PORT, "protocol": "TCP"},
             {"name": "status-port", "containerPort": HEALTH_PORT, "protocol": "TCP"},
         ],

@@ -29,9 +29,18 @@ by the control plane (plait.kube.rootcert), as Istio's."""
 ROOT_CERT_DIR: Final = "/var/run/secrets/istio"
 ROOT_CERT_PATH: Final = f"{ROOT_CERT_DIR}/root-cert.pem"
 
+WORKLOAD_ENV: Final = "ISTIO_META_WORKLOAD_NAME"
+LABELS_ENV: Final = "ISTIO_METAJSON_LABELS"
+PORTS_ENV: Final = "ISTIO_META_POD_PORTS"
+"""The proxy container's variables naming its workload, labels and app ports."""
+
 HEALTH_PORT: Final = 15021
 HEALTH_PATH: Final = "/healthz/ready"
 METRICS_PORT: Final = 15090
+"""Envoy's own stats (a static listener of the pod's bootstrap), as Istio's."""
+MERGED_METRICS_PORT: Final = 15020
+"""The agent's metrics endpoint: Envoy's stats with Istio's request families under
+Istio's names (`telemetry.exporter`); what the scrape annotation names, as Istio's."""
 METRICS_PATH: Final = "/stats/prometheus"
 
 

@@ -144,7 +144,7 @@ def test_labelled_namespaces_get_the_sidecar_others_and_opted_out_pods_none(
         (token,) = [v for v in spec["volumes"] if v["name"] == "plait-token"]
         source = token["projected"]["sources"][0]["serviceAccountToken"]
         assert source["audience"] == "plait-ca" and source["path"] == "plait-token"
-        assert pod["metadata"]["annotations"]["prometheus.io/port"] == "15090"
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == "15020"
         assert pod["metadata"]["labels"]["service.istio.io/canonical-name"] == "web"
 
         assert has_sidecar(pod_of(kube, plaitns, "web"))

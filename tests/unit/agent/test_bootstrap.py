@@ -12,6 +12,10 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 
 # Registers the typed_config messages the bootstrap names in "@type" (for ParseDict).
 from envoy.extensions.access_loggers.file.v3 import file_pb2  # noqa: F401
+from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
+    http_connection_manager_pb2,
+)
 from envoy.extensions.resource_monitors.downstream_connections.v3 import (  # noqa: F401
     downstream_connections_pb2,
 )
@@ -19,7 +23,7 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import json_format
 
-from plait.agent.bootstrap import XDS_CLUSTER, BootstrapOptions, bootstrap
+from plait.agent.bootstrap import PROMETHEUS_CLUSTER, XDS_CLUSTER, BootstrapOptions, bootstrap
 from plait.agent.envoy import find_envoy
 from plait.model.identity import SDS_CLUSTER, control_plane_identity
 from plait.model.labels import Labels
@@ -143,6 +147,8 @@ def test_bootstrap_is_pure_and_json_ready() -> None:
         {"initial_fetch_timeout_s": -1},
         {"sds_socket": "relative/sds.sock"},
         {"xds_identity": control_plane_identity("cluster.local")},  # mTLS needs SDS
+        {"prometheus_port": 15090},  # the metrics listener needs a fixed admin port
+        {"admin_port": 15000, "prometheus_port": 0},
     ],
 )
 def test_options_reject_nonsense(bad: dict[str, Any]) -> None:
@@ -198,6 +204,29 @@ def test_xds_over_mtls_presents_the_sds_cert_and_checks_the_control_planes_san()
     assert san.matcher.exact == "spiffe://cluster.local/ns/istio-system/sa/plaitd"
 
 
+def test_prometheus_port_serves_only_the_admin_apis_prometheus_stats() -> None:
+    doc = bootstrap(opts(prometheus_port=15090))
+    static = parse(doc).static_resources
+    (listener,) = static.listeners
+    assert listener.address.socket_address.address == "0.0.0.0"
+    assert listener.address.socket_address.port_value == 15090
+    (stats,) = [c for c in static.clusters if c.name == PROMETHEUS_CLUSTER]
+    endpoint = stats.load_assignment.endpoints[0].lb_endpoints[0].endpoint
+    assert (
+        endpoint.address.socket_address.address,
+        endpoint.address.socket_address.port_value,
+    ) == (
+        "127.0.0.1",
+        15000,
+    )  # the admin API, which stays on loopback
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    (vhost,) = hcm["typed_config"]["route_config"]["virtual_hosts"]
+    assert vhost["routes"] == [
+        {"match": {"prefix": "/stats/prometheus"}, "route": {"cluster": PROMETHEUS_CLUSTER}}
+    ]
+    assert "listeners" not in bootstrap(opts())["static_resources"]
+
+
 @pytest.mark.parametrize(
     ("proxy", "host", "identity"),
     [
@@ -206,15 +235,19 @@ def test_xds_over_mtls_presents_the_sds_cert_and_checks_the_control_planes_san()
         (SIDECAR, "localhost", False),
         (SIDECAR, "127.0.0.1", True),
         (GATEWAY, "localhost", True),
+        (SIDECAR, "127.0.0.1", None),
     ],
-    ids=["sidecar", "gateway", "dns", "sidecar-mtls", "gateway-mtls-dns"],
+    ids=["sidecar", "gateway", "dns", "sidecar-mtls", "gateway-mtls-dns", "pod-metrics"],
 )
 def test_envoy_validates_the_bootstrap(
-    tmp_path: Path, proxy: Proxy, host: str, identity: bool
+    tmp_path: Path, proxy: Proxy, host: str, identity: bool | None
 ) -> None:
+    """`identity` None: a pod's proxy (mTLS and the Prometheus listener)."""
     extra: dict[str, Any] = (
-        {"sds_socket": SDS_SOCKET, "xds_identity": CONTROL_PLANE} if identity else {}
+        {"sds_socket": SDS_SOCKET, "xds_identity": CONTROL_PLANE} if identity is not False else {}
     )
+    if identity is None:
+        extra["prometheus_port"] = 15090
     path = tmp_path / "bootstrap.json"
     path.write_text(json.dumps(bootstrap(opts(proxy, host, **extra))))
 

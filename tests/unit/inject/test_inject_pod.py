@@ -107,10 +107,11 @@ def test_prometheus_annotations_name_the_proxys_metrics_port() -> None:
     injected = inject(pod(), SETTINGS)
     annotations = injected["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == "15090"
+    # the agent's merged endpoint (Istio's names), as Istio's; Envoy's own stays on 15090
+    assert annotations["prometheus.io/port"] == "15020"
     assert annotations["prometheus.io/path"] == "/stats/prometheus"
     ports = injected["spec"]["initContainers"][1]["ports"]
-    assert 15090 in [p["containerPort"] for p in ports]
+    assert {15020, 15090} <= {p["containerPort"] for p in ports}
 
 
 def test_resources_from_settings_and_annotations() -> None:
