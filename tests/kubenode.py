@@ -8,7 +8,7 @@ namespace on a bridge (plait.podnet) with the pod's IP, each container's `comman
 a container without `command` gets its image's entrypoint from `IMAGES`),
 env from literals and the usual fieldRefs. Names: each pod's hosts file maps every
 Service (`NAME`, `NAME.NS`, `NAME.NS.svc.cluster.local`) to its cluster IP (plait.podnet
-names); there is no kube-proxy, so the service range is an `unreachable` route on the
+names), then the pod's `hostAliases`; there is no kube-proxy, so the service range is an `unreachable` route on the
 host (a sidecar captures what it serves; nothing leaks out). It reports the Pod Running and Ready (after the
 container's tcpSocket or httpGet readiness probe passes, if it has one), in the shape
 KWOK's pod-ready stage writes, so the real EndpointSlice controller lists it; a deleted
@@ -95,6 +95,7 @@ class RunningPod:
     failure: str | None = None
     restarts: dict[str, int] = field(default_factory=dict)
     stopping: bool = False  # being removed: exits are expected, nothing restarts
+    aliases: list[tuple[str, list[str]]] = field(default_factory=list)  # spec.hostAliases
 
 
 class NodeAgent:
@@ -278,11 +279,14 @@ class NodeAgent:
                 self.services[key] = name
             if changed:
                 for running in self.pods.values():
-                    self._write_hosts(running.net)
+                    self._write_hosts(running)
 
-    def _write_hosts(self, net: NetPod) -> None:
-        """In place: `ip netns exec` bind-mounts the file, pinning its inode."""
+    def _write_hosts(self, running: RunningPod) -> None:
+        """In place: `ip netns exec` bind-mounts the file, pinning its inode. The pod's
+        `hostAliases` come last, as the kubelet appends them."""
+        net = running.net
         text = hosts_text(net.name, net.namespace, net.ip, list(self.services.values()))
+        text += "".join(f"{ip}\t{' '.join(names)}\n" for ip, names in running.aliases)
         (ETC_NETNS / net.netns / "hosts").write_text(text)
 
     def _sync(self, pod: Pod) -> None:
@@ -295,8 +299,12 @@ class NodeAgent:
                 self._remove(key, meta.namespace, meta.name)
             elif key not in self.pods and phase in (None, "Pending"):
                 net = self.network.add_pod(meta.name, meta.namespace)
-                self._write_hosts(net)
-                running = self.pods[key] = RunningPod(net)
+                aliases = [
+                    (a.ip, list(a.hostnames or []))
+                    for a in (pod.spec and pod.spec.hostAliases) or []
+                ]
+                running = self.pods[key] = RunningPod(net, aliases=aliases)
+                self._write_hosts(running)
                 starter = threading.Thread(target=self._start_pod, args=(pod, running), daemon=True)
                 starter.start()
 

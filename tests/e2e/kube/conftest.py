@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from kubecluster import Cluster, up
+from kubenode import NodeAgent
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +36,18 @@ def uncached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def node(kube: Cluster, tmp_path: Path) -> Iterator[NodeAgent]:
+    """The test node agent (tests/kubenode.py) for one test; a module may define its own."""
+    (tmp_path / "node").mkdir()
+    agent = NodeAgent(kube.kubeconfig, tmp_path / "node")
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from lightkube.types import PatchType
 
 import kubeenvoy
 from kubecluster import Cluster, free_port
+from kubediscovery import Discovery
 from kubenode import NodeAgent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
@@ -116,49 +115,6 @@ def virtual_service(tag: str, regex: str | None = None) -> str:
             },
         }
     )
-
-
-class Discovery:
-    """`plait discovery` as a process on free ports, with its log."""
-
-    def __init__(
-        self,
-        kube: Cluster,
-        workdir: Path,
-        ports: tuple[int, int] | None = None,
-        extra: tuple[str, ...] = (),
-    ) -> None:
-        self.xds_port, self.status_port = ports or (free_port(), free_port())
-        self.log = workdir / "discovery.log"
-        plait = str(Path(sys.executable).with_name("plait"))
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [plait, "discovery", "--kubeconfig", str(kube.kubeconfig), "--host",
-                 "127.0.0.1", "--xds-port", str(self.xds_port),
-                 "--status-port", str(self.status_port), *extra],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-
-    def status(self) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.status_port}/status"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            body: dict[str, Any] = json.load(r)
-            return body
-
-    def try_status(self) -> dict[str, Any] | None:
-        assert self.proc.poll() is None, self.log.read_text()[-3000:]
-        with contextlib.suppress(OSError):
-            return self.status()
-        return None
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, 15)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, 9)
-            self.proc.wait()
 
 
 class Envoy(kubeenvoy.Envoy):

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +37,6 @@ from plait.model.identity import SpiffeId
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
 
 TD = "cluster.local"
-
-
-@pytest.fixture
-def node(kube: Cluster, tmp_path: Path) -> Iterator[NodeAgent]:
-    (tmp_path / "node").mkdir()
-    agent = NodeAgent(kube.kubeconfig, tmp_path / "node")
-    agent.start()
-    try:
-        yield agent
-    finally:
-        agent.stop()
 
 
 def test_an_injected_pod_captures_holds_its_app_and_proves_its_identity(
