@@ -16,7 +16,9 @@ variable, reaches b's app through both sidecars over mTLS (b's app sees a's SPIF
 x-forwarded-client-cert; b's proxy, scraped at its pod IP on the port of its
 `prometheus.io/port` annotation, counts the request in istio_requests_total as mutual_tls
 from a's principal); an AuthorizationPolicy applied with kubectl then gives c 403 and
-a 200.
+a 200; the chart's ingress gateway, rendered by helm and run in a pod
+(`plait proxy router` as uid 1337), routes a Gateway + VirtualService to b over mTLS with
+its own identity, which the policy allows.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lightkube import AsyncClient, KubeConfig
 
 from kubecluster import Cluster, free_port
@@ -48,6 +52,8 @@ from plait.model.identity import CONTROL_PLANE_HOST
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
 
 TD = "cluster.local"
+CHART = Path(__file__).resolve().parents[3] / "charts" / "plait"
+GATEWAY = "istio-ingressgateway"
 APP_UID = 1000
 APP = r"""
 import http.server, json
@@ -106,17 +112,66 @@ def service(ns: str) -> dict[str, Any]:
     }
 
 
-def only_a(ns: str) -> dict[str, Any]:
+def only_from(ns: str, *accounts: str) -> dict[str, Any]:
+    principals = [f"{TD}/ns/{ns}/sa/{sa}" for sa in accounts]
     return {
         "apiVersion": "security.istio.io/v1",
         "kind": "AuthorizationPolicy",
-        "metadata": {"name": "b-from-a", "namespace": ns},
+        "metadata": {"name": "b-callers", "namespace": ns},
         "spec": {
             "selector": {"matchLabels": {"app": "b"}},
             "action": "ALLOW",
-            "rules": [{"from": [{"source": {"principals": [f"{TD}/ns/{ns}/sa/a"]}}]}],
+            "rules": [{"from": [{"source": {"principals": principals}}]}],
         },
     }
+
+
+def chart_gateway(kube: Cluster, ns: str, cp: Discovery, ca_port: int, host_ip: str) -> str:
+    """The chart's ingress gateway (ServiceAccount, Deployment, Service) rendered by helm
+    into `ns`, its control-plane ports moved to the test's (the chart's are fixed) and a
+    hostAlias to reach it; plus a Gateway and a VirtualService sending everything to b."""
+    rendered = subprocess.run(
+        [str(kube.bin / "helm"), "template", "plait", str(CHART), "-n", ns,
+         "--show-only", "templates/gateway.yaml"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        moved = {f"plaitd.{ns}.svc:15010": f"{CONTROL_PLANE_HOST}:{cp.xds_port}",
+                 f"plaitd.{ns}.svc:15012": f"{CONTROL_PLANE_HOST}:{ca_port}"}  # fmt: skip
+        args = container["args"]
+        for old, new in moved.items():
+            args[:] = [a.replace(old, new) for a in args]
+        assert sum(CONTROL_PLANE_HOST in a for a in args) == 2, args
+        pod["hostAliases"] = [{"ip": host_ip, "hostnames": [CONTROL_PLANE_HOST]}]
+    routing = [
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [
+                    {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}
+                ],  # fmt: skip
+            },
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "hosts": ["*"],
+                "gateways": ["web"],
+                "http": [{"route": [{"destination": {"host": "b", "port": {"number": 80}}}]}],
+            },
+        },
+    ]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs + routing})
 
 
 def in_pod(node: NodeAgent, ns: str, workload: str, *argv: str, uid: int = 0) -> str:
@@ -266,12 +321,45 @@ def test_two_injected_deployments_talk_over_mtls_through_their_sidecars(
             print("scraped:", *seen, sep="\n")
             raise
 
-        # an AuthorizationPolicy applied with kubectl: c is refused, a still allowed
+        # the chart's ingress gateway in a pod (plait proxy router, uid 1337) routes to b
+        kube.kubectl("apply", "-f", "-", input=chart_gateway(kube, ns, discovery, ca_port, host))
+        wait_for(
+            "the gateway pod",
+            lambda: kube.kubectl(
+                "get", "pods", "-n", ns, "-l", "istio=ingressgateway", "-o", "name"
+            ),  # fmt: skip
+        )
+        kube.kubectl(
+            "wait", "--for=condition=Ready", "pod", "-l", "istio=ingressgateway", "-n", ns,
+            "--timeout=50s",
+        )  # fmt: skip
+        [gw_pod] = json.loads(
+            kube.kubectl("get", "pods", "-n", ns, "-l", "istio=ingressgateway", "-o", "json")
+        )["items"]
+        gateway_url = f"http://{gw_pod['status']['podIP']}:8080/"  # Service port 80's target
+
+        def through_gateway() -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(gateway_url, timeout=5) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, ""
+            except OSError:
+                return 0, ""
+
+        code, body = wait_for(
+            "a request through the gateway",
+            lambda: (lambda r: r if r[0] == 200 else None)(through_gateway()),
+        )
+        assert f"URI=spiffe://{TD}/ns/{ns}/sa/{GATEWAY}" in json.loads(body)["xfcc"], body
+
+        # an AuthorizationPolicy applied with kubectl: c is refused, a and the gateway not
         assert call_b(node, ns, "c")[0] == 200
-        kube.kubectl("apply", "-f", "-", input=json.dumps(only_a(ns)))
+        kube.kubectl("apply", "-f", "-", input=json.dumps(only_from(ns, "a", GATEWAY)))
         wait_for("c refused", lambda: call_b(node, ns, "c")[0] == 403, 30)
         assert call_b(node, ns, "a")[0] == 200
         assert call_b(node, ns, "c")[0] == 403
+        assert through_gateway()[0] == 200
     except BaseException:
         print(diagnostics(node, ns, discovery))
         raise
