@@ -16,7 +16,8 @@ variable, reaches b's app through both sidecars over mTLS (b's app sees a's SPIF
 x-forwarded-client-cert; b's proxy, scraped at its pod IP on the port of its
 `prometheus.io/port` annotation, counts the request in istio_requests_total as mutual_tls
 from a's principal); an AuthorizationPolicy applied with kubectl then gives c 403 and
-a 200; the chart's ingress gateway, rendered by helm and run in a pod
+a 200; with 20 s certificates, b's Envoy is handed a renewed one over SDS and
+calls go on; the chart's ingress gateway, rendered by helm and run in a pod
 (`plait proxy router` as uid 1337), routes a Gateway + VirtualService to b over mTLS with
 its own identity, which the policy allows.
 """
@@ -54,6 +55,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network name
 TD = "cluster.local"
 CHART = Path(__file__).resolve().parents[3] / "charts" / "plait"
 GATEWAY = "istio-ingressgateway"
+CERT_TTL_S = 20  # short: the agents renew at about half of it, within the test
 APP_UID = 1000
 APP = r"""
 import http.server, json
@@ -197,6 +199,13 @@ def call_b(node: NodeAgent, ns: str, caller: str) -> tuple[int, str]:
     return int(code or 0), body
 
 
+def served_serials(node: NodeAgent, ns: str, workload: str) -> set[str]:
+    """Serial numbers of the workload certificates the pod's Envoy holds (admin /certs)."""
+    text = in_pod(node, ns, workload, "curl", "-s", "-m", "5", "http://127.0.0.1:15000/certs")
+    certs = json.loads(text or "{}").get("certificates", [])
+    return {c["serial_number"] for entry in certs for c in entry.get("cert_chain", [])}
+
+
 def diagnostics(node: NodeAgent, ns: str, discovery: Discovery) -> str:
     parts = [f"--- discovery ---\n{discovery.log.read_text()[-4000:]}"]
     for log in sorted((node.workdir / "logs").glob(f"{ns}_*")):
@@ -230,9 +239,8 @@ def test_two_injected_deployments_talk_over_mtls_through_their_sidecars(
     kube.kubectl("apply", "--server-side", "-f", "-", input=crds)
     kube.kubectl("wait", "--for=condition=established", "crd", "--all")
     ca_port = free_port()
-    discovery = Discovery(
-        kube, tmp_path, extra=("--ca-dir", str(ca_dir), "--ca-port", str(ca_port)), host=host
-    )
+    extra = ("--ca-dir", str(ca_dir), "--ca-port", str(ca_port), "--cert-ttl", f"{CERT_TTL_S}s")
+    discovery = Discovery(kube, tmp_path, extra=extra, host=host)
     loop = LoopThread()
     settings = InjectSettings(
         xds_address=f"{CONTROL_PLANE_HOST}:{discovery.xds_port}",
@@ -320,6 +328,17 @@ def test_two_injected_deployments_talk_over_mtls_through_their_sidecars(
         except AssertionError:
             print("scraped:", *seen, sep="\n")
             raise
+
+        # the agent keeps rotating the certificate (CERT_TTL_S): Envoy gets each new one
+        # over SDS and the calls go on
+        first = served_serials(node, ns, "b")
+        assert first
+        wait_for(
+            "b's Envoy to hold a renewed certificate",
+            lambda: served_serials(node, ns, "b") - first,
+            CERT_TTL_S * 1.5,
+        )
+        assert call_b(node, ns, "a")[0] == 200
 
         # the chart's ingress gateway in a pod (plait proxy router, uid 1337) routes to b
         kube.kubectl("apply", "-f", "-", input=chart_gateway(kube, ns, discovery, ca_port, host))
