@@ -4,8 +4,9 @@
 Deployment's container. Both run until SIGTERM (Envoy drains first).
 
 Exit codes: 0 stopped by a signal; 2 a setting is missing or malformed (the message
-names the variable or flag); 4 the proxy could not start (no certificate from the CA
-within --start-timeout, or Envoy would not run): the kubelet restarts the container.
+names the variable or flag); 4 the proxy could not start (the control plane's name does
+not resolve, no certificate from the CA within --start-timeout, Envoy would not run):
+the kubelet restarts the container.
 """
 
 from __future__ import annotations
@@ -67,13 +68,14 @@ def _ports(items: list[str]) -> tuple[tuple[int, int], ...]:
 def _run(opts: PodProxyOptions) -> None:
     from plait.errors import EnvoyError, PodProxyError, WorkloadCertificateError
     from plait.podproxy import PodProxy, pod_info
+    from plait.podproxy.settings import sidecar_options
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        opts.xds_host_port()
         pod = pod_info(os.environ)
+        sidecar_options(opts, pod, "127.0.0.1")  # every setting checked before anything runs
     except PodProxyError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(exitcodes.USAGE) from None
@@ -87,10 +89,7 @@ def _run(opts: PodProxyOptions) -> None:
 
     try:
         asyncio.run(main())
-    except PodProxyError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exitcodes.USAGE) from None
-    except (WorkloadCertificateError, EnvoyError, OSError) as exc:
+    except (PodProxyError, WorkloadCertificateError, EnvoyError, OSError) as exc:
         err.print(f"[red]error:[/red] the proxy could not start: {exc}")
         raise typer.Exit(exitcodes.STARTUP_FAILED) from None
 

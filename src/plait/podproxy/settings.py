@@ -27,9 +27,10 @@ What differs from local mode, and why:
   the IP; xDS is mTLS with SNI `plaitd.istio-system.svc` and the control plane's SPIFFE
   ID checked, whatever address it was reached at.
 
-Failure model: without a certificate within `start_timeout_s` (CA unreachable, token
-refused) `run` raises WorkloadCertificateError and the command exits 1; the kubelet
-restarts the container, as it does Istio's. After that, certificate renewal retries on
+Failure model: a control-plane name that does not resolve (PodProxyError), no
+certificate within `start_timeout_s` (CA unreachable, token refused:
+WorkloadCertificateError) or an Envoy that will not start (EnvoyError) ends `run` with
+that error and the command exits 4; the kubelet restarts the container. After that, certificate renewal retries on
 its own and Envoy is restarted by its supervisor; SIGTERM drains Envoy and stops
 everything (`SidecarAgent.stop`).
 """

@@ -47,6 +47,23 @@ def test_a_malformed_router_port_is_a_usage_error(port: str) -> None:
     assert result.exit_code == exitcodes.USAGE
 
 
+def test_a_plain_http_ca_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["proxy", "sidecar", "--ca-address", "http://ca:15012"], env=POD)
+    assert result.exit_code == exitcodes.USAGE
+    assert "--ca-address" in result.output
+
+
+def test_a_control_plane_name_that_does_not_resolve_exits_4(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["proxy", "sidecar", "--xds-address", "plaitd.invalid:15010", "--health-port", "0",
+         "--run-dir", str(tmp_path)],
+        env=POD,
+    )  # fmt: skip
+    assert result.exit_code == exitcodes.STARTUP_FAILED, result.output
+    assert "cannot resolve the control plane 'plaitd.invalid'" in result.output
+
+
 def test_no_certificate_in_time_exits_4_naming_the_ca(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("t")
