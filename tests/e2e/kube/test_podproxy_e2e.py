@@ -176,6 +176,9 @@ def chart_gateway(kube: Cluster, ns: str, cp: Discovery, ca_port: int, host_ip: 
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": docs + routing})
 
 
+LAST_CALL: dict[str, str] = {}  # what the latest in-pod command said on stderr
+
+
 def in_pod(node: NodeAgent, ns: str, workload: str, *argv: str, uid: int = 0) -> str:
     """Run argv in the workload's (only) pod's network namespace with an empty
     environment (no proxy variable), as `uid`; stdout."""
@@ -186,13 +189,14 @@ def in_pod(node: NodeAgent, ns: str, workload: str, *argv: str, uid: int = 0) ->
          *argv],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
+    LAST_CALL[workload] = f"{' '.join(argv)}: exit {done.returncode} {done.stderr.strip()}"
     return done.stdout
 
 
 def call_b(node: NodeAgent, ns: str, caller: str) -> tuple[int, str]:
     """`curl http://b/` from `caller`'s pod as the app's user: (status, body)."""
     out = in_pod(
-        node, ns, caller, "curl", "-s", "-m", "5", "-w", "\n%{http_code}", "http://b/",
+        node, ns, caller, "curl", "-sS", "-m", "5", "-w", "\n%{http_code}", "http://b/",
         uid=APP_UID,
     )  # fmt: skip
     body, _, code = out.rpartition("\n")
@@ -207,7 +211,7 @@ def served_serials(node: NodeAgent, ns: str, workload: str) -> set[str]:
 
 
 def diagnostics(node: NodeAgent, ns: str, discovery: Discovery) -> str:
-    parts = [f"--- discovery ---\n{discovery.log.read_text()[-4000:]}"]
+    parts = [f"--- discovery ---\n{discovery.log.read_text()[-4000:]}", f"last calls: {LAST_CALL}"]
     for log in sorted((node.workdir / "logs").glob(f"{ns}_*")):
         parts.append(f"--- {log.name} ---\n{log.read_text(errors='replace')[-3000:]}")
     for running in node.pods.values():
@@ -218,10 +222,12 @@ def diagnostics(node: NodeAgent, ns: str, discovery: Discovery) -> str:
         with contextlib.suppress(OSError):
             dump = subprocess.run(
                 ["ip", "netns", "exec", running.net.netns, "curl", "-s", "-m", "5",
-                 "http://127.0.0.1:15000/config_dump"],
+                 "http://127.0.0.1:15000/config_dump?resource=dynamic_listeners"],
                 capture_output=True, text=True, timeout=10,
             ).stdout  # fmt: skip
-            parts.append(f"--- {running.net.name} config dump ---\n{dump[-6000:]}")
+            names = re.findall(r'"name": "([^"]+)"', dump)
+            listeners = sorted({n for n in names if ":" in n or n.startswith("virtual")})
+            parts.append(f"--- {running.net.name} listeners ---\n{listeners}\n{dump[-3000:]}")
     return "\n".join(parts)
 
 
