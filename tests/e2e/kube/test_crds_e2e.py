@@ -69,14 +69,24 @@ def test_crds_are_served_in_every_version(crds: Cluster) -> None:
 
 
 def test_the_demo_mesh_config_is_accepted(crds: Cluster) -> None:
-    """Every Istio resource of examples/shop, as plait accepts it, passes the CRD schemas."""
-    for name in (
-        "virtual-services.yaml",
-        "destination-rules.yaml",
-        "gateway.yaml",
-        "security.yaml",
-    ):
-        out = crds.kubectl("apply", "-f", str(SHOP / name))
+    """Every Istio resource of examples/shop, as plait accepts it, passes the CRD schemas.
+    They are deleted afterwards: the cluster is the session's, and security.yaml's
+    mesh-wide `allow-nothing` would deny every later test's meshed requests."""
+    files = [
+        str(SHOP / name)
+        for name in ("virtual-services.yaml", "destination-rules.yaml", "gateway.yaml",
+                     "security.yaml")
+    ]  # fmt: skip
+    try:
+        _demo_config_is_accepted(crds, files)
+    finally:
+        for file in files:
+            crds.kubectl("delete", "-f", file, "--ignore-not-found", check=False)
+
+
+def _demo_config_is_accepted(crds: Cluster, files: list[str]) -> None:
+    for file in files:
+        out = crds.kubectl("apply", "-f", file)
         assert "created" in out or "configured" in out, out
     listed = json.loads(crds.kubectl("get", "virtualservices", "-n", "default", "-o", "json"))
     assert len(listed["items"]) >= 1

@@ -200,6 +200,7 @@ def call_b(node: NodeAgent, ns: str, caller: str) -> tuple[int, str]:
         uid=APP_UID,
     )  # fmt: skip
     body, _, code = out.rpartition("\n")
+    LAST_CALL[caller] += f" -> {code} {body[:300]}"
     return int(code or 0), body
 
 
@@ -219,15 +220,32 @@ def diagnostics(node: NodeAgent, ns: str, discovery: Discovery) -> str:
             continue
         for envoy_log in (node.workdir / "pods" / running.net.netns).glob("*/envoy.envoy.log"):
             parts.append(f"--- {running.net.name} Envoy ---\n{envoy_log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            dump = subprocess.run(
-                ["ip", "netns", "exec", running.net.netns, "curl", "-s", "-m", "5",
-                 "http://127.0.0.1:15000/config_dump?resource=dynamic_listeners"],
-                capture_output=True, text=True, timeout=10,
-            ).stdout  # fmt: skip
-            names = re.findall(r'"name": "([^"]+)"', dump)
-            listeners = sorted({n for n in names if ":" in n or n.startswith("virtual")})
-            parts.append(f"--- {running.net.name} listeners ---\n{listeners}\n{dump[-3000:]}")
+        for what in ("dynamic_listeners", "dynamic_route_configs"):
+            with contextlib.suppress(OSError, ValueError):
+                dump = json.loads(
+                    subprocess.run(
+                        [
+                            "ip",
+                            "netns",
+                            "exec",
+                            running.net.netns,
+                            "curl",
+                            "-s",
+                            "-m",
+                            "5",
+                            f"http://127.0.0.1:15000/config_dump?resource={what}",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        timeout=10,
+                    ).stdout  # fmt: skip
+                )
+                names = [
+                    (c.get("name") or c.get("route_config", {}).get("name"),
+                     [v["name"] for v in c.get("route_config", {}).get("virtual_hosts", [])])
+                    for c in dump.get("configs", [])
+                ]  # fmt: skip
+                parts.append(f"--- {running.net.name} {what} ---\n{names}")
     return "\n".join(parts)
 
 
