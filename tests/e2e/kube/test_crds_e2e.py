@@ -42,6 +42,10 @@ def wait_until(what: str, check: object, timeout: float = 30.0) -> None:
         time.sleep(0.2)
 
 
+DEMO_FILES = ("virtual-services.yaml", "destination-rules.yaml", "gateway.yaml", "security.yaml")
+"""The demo's Istio resources: applied by a test below, deleted with the module's fixture."""
+
+
 @pytest.fixture(scope="module")
 def crds(kube: Cluster) -> Iterator[Cluster]:
     helm(kube, "install", "plait-base", str(REPO / "charts" / "base"), "--wait")
@@ -50,7 +54,11 @@ def crds(kube: Cluster) -> Iterator[Cluster]:
     )
     kube.kubectl("create", "namespace", "shop")
     kube.kubectl("create", "namespace", "istio-system")
-    yield kube
+    try:
+        yield kube
+    finally:  # the cluster is the session's: security.yaml's mesh-wide allow-nothing
+        for name in DEMO_FILES:  # would deny every later test's meshed requests
+            kube.kubectl("delete", "-f", str(SHOP / name), "--ignore-not-found", check=False)
 
 
 def test_crds_are_served_in_every_version(crds: Cluster) -> None:
@@ -69,24 +77,9 @@ def test_crds_are_served_in_every_version(crds: Cluster) -> None:
 
 
 def test_the_demo_mesh_config_is_accepted(crds: Cluster) -> None:
-    """Every Istio resource of examples/shop, as plait accepts it, passes the CRD schemas.
-    They are deleted afterwards: the cluster is the session's, and security.yaml's
-    mesh-wide `allow-nothing` would deny every later test's meshed requests."""
-    files = [
-        str(SHOP / name)
-        for name in ("virtual-services.yaml", "destination-rules.yaml", "gateway.yaml",
-                     "security.yaml")
-    ]  # fmt: skip
-    try:
-        _demo_config_is_accepted(crds, files)
-    finally:
-        for file in files:
-            crds.kubectl("delete", "-f", file, "--ignore-not-found", check=False)
-
-
-def _demo_config_is_accepted(crds: Cluster, files: list[str]) -> None:
-    for file in files:
-        out = crds.kubectl("apply", "-f", file)
+    """Every Istio resource of examples/shop, as plait accepts it, passes the CRD schemas."""
+    for name in DEMO_FILES:
+        out = crds.kubectl("apply", "-f", str(SHOP / name))
         assert "created" in out or "configured" in out, out
     listed = json.loads(crds.kubectl("get", "virtualservices", "-n", "default", "-o", "json"))
     assert len(listed["items"]) >= 1
