@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -177,6 +178,7 @@ def chart_gateway(kube: Cluster, ns: str, cp: Discovery, ca_port: int, host_ip: 
 
 
 LAST_CALL: dict[str, str] = {}  # what the latest in-pod command said on stderr
+CALLS: list[str] = []  # every call to b: when, who, the status
 
 
 def in_pod(node: NodeAgent, ns: str, workload: str, *argv: str, uid: int = 0) -> str:
@@ -201,6 +203,7 @@ def call_b(node: NodeAgent, ns: str, caller: str) -> tuple[int, str]:
     )  # fmt: skip
     body, _, code = out.rpartition("\n")
     LAST_CALL[caller] += f" -> {code} {body[:300]}"
+    CALLS.append(f"{time.strftime('%H:%M:%S')} {caller} {code}")
     return int(code or 0), body
 
 
@@ -211,8 +214,23 @@ def served_serials(node: NodeAgent, ns: str, workload: str) -> set[str]:
     return {c["serial_number"] for entry in certs for c in entry.get("cert_chain", [])}
 
 
+def settled(node: NodeAgent, ns: str, workload: str) -> bool:
+    """The pod's Envoy drains no listener or filter chain: a connection opened before a
+    config change (a caller's pooled one) is served by the old chain until drained."""
+    text = in_pod(
+        node, ns, workload, "curl", "-s", "-m", "5",
+        "http://127.0.0.1:15000/stats?filter=^listener_manager.total_.*draining$",
+    )  # fmt: skip
+    values = [line.rpartition(":")[2].strip() for line in text.splitlines() if line]
+    return len(values) == 2 and values == ["0", "0"]
+
+
 def diagnostics(node: NodeAgent, ns: str, discovery: Discovery) -> str:
-    parts = [f"--- discovery ---\n{discovery.log.read_text()[-4000:]}", f"last calls: {LAST_CALL}"]
+    parts = [
+        f"--- discovery ---\n{discovery.log.read_text()[-4000:]}",
+        f"last calls: {LAST_CALL}",
+        f"calls: {CALLS}",
+    ]
     for log in sorted((node.workdir / "logs").glob(f"{ns}_*")):
         parts.append(f"--- {log.name} ---\n{log.read_text(errors='replace')[-3000:]}")
     for running in node.pods.values():
@@ -245,7 +263,8 @@ def diagnostics(node: NodeAgent, ns: str, discovery: Discovery) -> str:
                      [v["name"] for v in c.get("route_config", {}).get("virtual_hosts", [])])
                     for c in dump.get("configs", [])
                 ]  # fmt: skip
-                parts.append(f"--- {running.net.name} {what} ---\n{names}")
+                rbac = json.dumps(dump).count("envoy.filters.http.rbac")
+                parts.append(f"--- {running.net.name} {what} ---\n{names} rbac filters: {rbac}")
     return "\n".join(parts)
 
 
@@ -399,7 +418,11 @@ def test_two_injected_deployments_talk_over_mtls_through_their_sidecars(
         # an AuthorizationPolicy applied with kubectl: c is refused, a and the gateway not
         assert call_b(node, ns, "c")[0] == 200
         kube.kubectl("apply", "-f", "-", input=json.dumps(only_from(ns, "a", GATEWAY)))
-        wait_for("c refused", lambda: call_b(node, ns, "c")[0] == 403, 30)
+        wait_for(
+            "c refused, b's old chains drained",
+            lambda: call_b(node, ns, "c")[0] == 403 and settled(node, ns, "b"),
+            30,
+        )
         assert call_b(node, ns, "a")[0] == 200
         assert call_b(node, ns, "c")[0] == 403
         assert through_gateway()[0] == 200
