@@ -1,14 +1,18 @@
 """What each of plait's per-request differences costs a two-hop mTLS path:
-`python -m bench.pathcost [--reps N] [--seconds S] [--only NAME,...]`.
+`python -m bench.pathcost [--reps N] [--seconds S] [--connections C] [--only NAME,...]
+[--callgrind DIR]`.
 
 In one run: plait's two sidecars with mTLS (as `bench.dataplane` runs them: control
 plane, CA, agents, telemetry), the observed hand-written mTLS pair (`dataplane.instrument`),
 and copies of that pair with one of plait's differences added at a time (XFCC, the idle
 filters, the retry policy and circuit breakers, the route and HCM options, plait's TLS
-parameters, the callee's metadata the stats logger reads), then with all of them. Each
-pair gets wrk -t1 -c32 (`--connections`) for `--seconds` after a 1 s warm-up, pairs interleaved and their
-order rotated per rep; the CPU each Envoy of the pair used (from /proc), per request, is
-reported per side (client, server) as the median over reps with its range.
+parameters), then with all of them; and XFCC without DNS SANs or without the Subject.
+Each pair gets wrk -t1 -c32 (`--connections`) for `--seconds` after a 1 s warm-up, pairs
+interleaved and their order rotated per rep; the CPU each Envoy of the pair used (from
+/proc), per request, is reported per side (client, server) as the median over reps with
+its range. With `--callgrind`, every Envoy but the upstream runs under valgrind and the
+figure is user-space instructions per request instead (`Callgrind`): slow (tens of
+requests per second, minutes to start), but a loaded machine does not change it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from bench.procs import ensure_wrk
 from plait.agent import SupervisorOptions
 from plait.local.ports import free_port
 from plait.model.identity import SpiffeId
-from plait.translate import metrics
 
 Config = dict[str, Any]
 Mutation = Callable[[Config, Config], None]  # (server config, client config)
@@ -182,40 +185,26 @@ def tls(server: Config, client: Config) -> None:
     up["alpn_protocols"] = ["istio"]
 
 
-def metadata(server: Config, client: Config) -> None:
-    """What plait's stats loggers read that the observed pair leaves empty: the callee's
-    labels in the client's endpoint and cluster metadata, the served Service's names in
-    the server's tags (the observed pair's are `unknown`)."""
-    host = "bench-server.default.svc.cluster.local"
-    cluster = _target(client)
-    cluster["metadata"] = {
-        "filter_metadata": {
-            metrics.HOST_NS: {"name": "bench-server", "namespace": NAMESPACE, "service": host}
-        }
-    }
-    labels = metrics.workload_labels(
-        "obs-server", NAMESPACE, {"app": "obs-server", "version": "v1"}
-    )
-    lb = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
-    lb["metadata"] = {"filter_metadata": {metrics.HOST_NS: labels}}
-    names = {"destination_service": host, "destination_service_name": "bench-server",
-             "destination_service_namespace": NAMESPACE}  # fmt: skip
-    for log in _hcm(server)["access_log"]:
-        if log["name"] != metrics.STATS_LOGGER:
-            continue
-        for stat in [*log["typed_config"]["counters"], *log["typed_config"]["histograms"]]:
-            for tag in stat["stat"]["tags"]:
-                tag["value_format"] = names.get(tag["name"], tag["value_format"])
+def xfcc_no_dns(server: Config, client: Config) -> None:
+    """XFCC without asking for DNS SANs (mesh certificates have none)."""
+    xfcc(server, client)
+    _hcm(server)["set_current_client_cert_details"].pop("dns")
+
+
+def xfcc_no_subject(server: Config, client: Config) -> None:
+    """XFCC without the Subject (for comparison only: Istio's header carries it)."""
+    xfcc(server, client)
+    _hcm(server)["set_current_client_cert_details"].pop("subject")
 
 
 MUTATIONS: dict[str, Mutation] = {
-    "metadata": metadata,
     "xfcc": xfcc,
     "filters": filters,
     "retries": retries,
     "options": options,
     "tls": tls,
 }
+EXTRA: dict[str, Mutation] = {"xfcc-no-dns": xfcc_no_dns, "xfcc-no-subject": xfcc_no_subject}
 
 
 def _all(server: Config, client: Config) -> None:
@@ -235,7 +224,7 @@ async def _pairs(
     )
     server_cert = meshid.static_cert(ca, server_id, certs)
     client_cert = meshid.static_cert(ca, client_id, certs)
-    variants: dict[str, Mutation | None] = {"observed": None, **MUTATIONS, "all": _all}
+    variants: dict[str, Mutation | None] = {"observed": None, **MUTATIONS, "all": _all, **EXTRA}
     out, starts = {}, []
     for name, mutate in variants.items():
         if names and name not in names and name != "observed":
