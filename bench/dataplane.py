@@ -53,6 +53,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -85,6 +87,7 @@ from plait.model.identity import SpiffeId
 from plait.model.labels import Labels
 from plait.model.meshsettings import MeshSettings, with_local_collector
 from plait.model.proxy import Proxy, ProxyKind, node_id
+from plait.model.registry import Endpoint, Service
 from plait.model.snapshot import build_snapshot
 from plait.translate import accesslog, metrics, peer, tracing
 from plait.xds.server import AdsServer
@@ -95,6 +98,7 @@ CLIENT = "bench-client"
 AUTHORITY = f"{SERVICE}:8080"
 PLAIN_AUTHORITY = f"{PLAIN}:8080"
 Progress = Callable[[str], None]
+SIDECARS = SupervisorOptions(log_level="warning")  # how the bench runs plait's Envoys
 
 DISABLE_PLAIN = f"""apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -191,15 +195,34 @@ def _hand_proxy(name: str) -> Proxy:
     )
 
 
-def instrument(rig: Rig, name: str, *, inbound: bool, mtls: bool) -> handwritten.Instrument:
+SERVED = Service(f"{SERVICE}.{NAMESPACE}.svc.cluster.local", SERVICE, NAMESPACE, ())
+"""The Service the hand-written servers stand for (the client's requests name it)."""
+
+
+def _callee_metadata(callee: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The filter metadata plait's EDS and CDS give a callee's endpoint and cluster
+    (`metrics.tag_endpoint`, `metrics.tag_cluster`), for the hand-written forwarder's."""
+    lb, cluster = endpoint_components_pb2.LbEndpoint(), cluster_pb2.Cluster()
+    labels = _hand_proxy(callee).labels
+    metrics.tag_endpoint(lb, Endpoint(HOST, 0, labels, workload=callee, namespace=NAMESPACE))
+    metrics.tag_cluster(cluster, SERVED)
+    return _json(lb.metadata)["filter_metadata"], _json(cluster.metadata)["filter_metadata"]
+
+
+def instrument(
+    rig: Rig, name: str, *, inbound: bool, mtls: bool, callee: str = "obs-server"
+) -> handwritten.Instrument:
     """A hand-written Envoy observed as plait observes a sidecar: plait's own access log,
     stats logger (with the tags of the same report), gRPC filter, claim stamp (outbound),
-    tracer with the same sampling and collector, stats and span-batching settings."""
+    tracer with the same sampling and collector, stats and span-batching settings; the
+    Service it serves (inbound) or, outbound, the labels of `callee` and its Service as
+    metadata of the forwarder's cluster, where the stats logger reads them as on plait's."""
     proxy = _hand_proxy(name)
     settings = with_local_collector(MeshSettings(), HOST, rig.collector_port).tracing
     direction = accesslog.Direction.INBOUND if inbound else accesslog.Direction.OUTBOUND
     log = accesslog.access_log(str(rig.run_dir / f"{name}.access.log"), direction, proxy.id)
-    tags = metrics.destination_tags(proxy, None, mtls) if inbound else metrics.source_tags(proxy)
+    tags = metrics.destination_tags(proxy, SERVED, mtls) if inbound else metrics.source_tags(proxy)
+    endpoint_metadata, target_metadata = ({}, {}) if inbound else _callee_metadata(callee)
     stamps = hcm_pb2.HttpConnectionManager()
     if not inbound:
         peer.stamp(stamps, peer.source_workload(proxy))
@@ -213,6 +236,8 @@ def instrument(rig: Rig, name: str, *, inbound: bool, mtls: bool) -> handwritten
         header_mutations=[_json(e) for e in stamps.early_header_mutation_extensions],
         tracing=_json(traced),
         clusters=[_json(collector)],
+        target_metadata=target_metadata,
+        endpoint_metadata=endpoint_metadata,
         bootstrap={
             "stats_flush_interval": "1s",
             "stats_config": metrics.stats_config(),
@@ -230,10 +255,17 @@ async def _start_collector(rig: Rig) -> None:
     await wait_listening(rig.collector_port, 20, rig.collector)
 
 
-async def _start_static(rig: Rig, name: str, config: dict[str, Any], port: int) -> None:
-    envoy = StaticEnvoy(name, config, port, rig.run_dir)
+async def _start_static(
+    rig: Rig,
+    name: str,
+    config: dict[str, Any],
+    port: int,
+    wrapper: tuple[str, ...] = (),
+    timeout: float = 15.0,
+) -> None:
+    envoy = StaticEnvoy(name, config, port, rig.run_dir, wrapper)
     rig.statics.append(envoy)
-    await envoy.start()
+    await envoy.start(timeout)
     rig.envoys[name] = envoy
 
 
@@ -247,9 +279,16 @@ async def start_rig(run_dir: Path, progress: Progress) -> Rig:
     return rig
 
 
-async def _start_plait(rig: Rig, upstream_port: int) -> dict[str, Proxy]:
+async def _start_plait(
+    rig: Rig,
+    upstream_port: int,
+    supervisor: SupervisorOptions = SIDECARS,
+    timeout: float = 30.0,
+    dumps: bool = True,
+) -> dict[str, Proxy]:
     """plait's control plane with its CA (here, in-process) and the three sidecars, each
-    under its agent as `plait up` runs them; the proxies by workload."""
+    under its agent as `plait up` runs them (with `supervisor`'s options), ready within
+    `timeout` seconds; the proxies by workload. `dumps`: keep their config dumps."""
     text = "---\n".join([*(service_yaml(n) for n in (SERVICE, PLAIN, CLIENT)), DISABLE_PLAIN])
     resources = load({"bench.yaml": text})
     proxies = _mesh_proxies(resources, upstream_port, rig.run_dir)
@@ -269,15 +308,15 @@ async def _start_plait(rig: Rig, upstream_port: int) -> dict[str, Proxy]:
             run_dir=rig.run_dir,
             xds_port=xds_port,
             name=p.workload,
-            supervisor=SupervisorOptions(log_level="warning"),
+            supervisor=supervisor,
         )
         rig.agents.append(agent)
         rig.envoys[f"{p.workload} sidecar"] = agent.envoy
     await asyncio.gather(*(a.start() for a in rig.agents))
-    await asyncio.gather(*(a.wait_ready(30) for a in rig.agents))
-    if not await rig.server.wait_synced(state.generation, 30, min_proxies=len(proxies)):
-        raise RuntimeError("the sidecars did not ACK their configuration within 30s")
-    for agent in rig.agents:
+    await asyncio.gather(*(a.wait_ready(timeout) for a in rig.agents))
+    if not await rig.server.wait_synced(state.generation, timeout, min_proxies=len(proxies)):
+        raise RuntimeError(f"the sidecars did not ACK their configuration within {timeout:g}s")
+    for agent in rig.agents if dumps else []:
         url = rig.admin_url(f"{agent.envoy.name} sidecar")
         rig.dumps[agent.envoy.name] = await config_dump(url, include_eds=True)
     return {p.workload: p for p in proxies}

@@ -17,7 +17,10 @@ The instrumented floor (`Instrument`) is the same pair observed as plait observe
 traffic: the same JSON access log, the same stats access logger counting Istio's metrics
 (with the same tags, histogram buckets and stats flush interval), the same HTTP filter
 that tells gRPC apart, the same caller claim stamped on requests, and the same Zipkin
-tracer, sampling and span batching, sending to the same collector. Those pieces are taken
+tracer, sampling and span batching, sending to the same collector; and the callee's labels
+and service that the client's stats logger reads from its cluster's and endpoint's metadata
+(as plait's EDS carries them: without them those tags would be empty and cheaper to record,
+and the metrics would not be the same). Those pieces are taken
 from plait's own translation (`dataplane.instrument`), so "the same" holds by
 construction; everything else stays hand-written.
 
@@ -52,6 +55,8 @@ class Instrument:
     tracing: dict[str, Any] | None = None  # the HCM's tracing
     clusters: list[dict[str, Any]] = field(default_factory=list)  # e.g. the trace collector
     bootstrap: dict[str, Any] = field(default_factory=dict)  # stats_config, runtime, …
+    target_metadata: dict[str, Any] = field(default_factory=dict)  # on the forwarder's cluster
+    endpoint_metadata: dict[str, Any] = field(default_factory=dict)  # on its endpoint
 
 
 BARE = Instrument()
@@ -138,18 +143,23 @@ def _listener(
     return {"name": name, "address": _address("127.0.0.1", port), "filter_chains": [chain]}
 
 
-def _cluster(name: str, port: int, tls: dict[str, Any] | None = None) -> dict[str, Any]:
+def _cluster(
+    name: str, port: int, tls: dict[str, Any] | None = None, instrument: Instrument = BARE
+) -> dict[str, Any]:
+    endpoint: dict[str, Any] = {"endpoint": {"address": _address("127.0.0.1", port)}}
+    if instrument.endpoint_metadata:
+        endpoint["metadata"] = {"filter_metadata": instrument.endpoint_metadata}
     cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": _address("127.0.0.1", port)}}]}
-            ],
+            "endpoints": [{"lb_endpoints": [endpoint]}],
         },
     }
+    if instrument.target_metadata:
+        cluster["metadata"] = {"filter_metadata": instrument.target_metadata}
     if tls is not None:
         cluster["transport_socket"] = tls
     return cluster
@@ -217,4 +227,4 @@ def forwarder(
     listener = _listener(
         "forward", port, routes, absolute_url=absolute_url, tls=listener_tls, instrument=instrument
     )
-    return _config([listener], [_cluster("target", to_port, cluster_tls)], instrument)
+    return _config([listener], [_cluster("target", to_port, cluster_tls, instrument)], instrument)

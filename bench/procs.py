@@ -119,8 +119,16 @@ class StaticEnvoy:
     """An Envoy from a hand-written static config (not a plait proxy), run like plait runs
     its sidecars: one worker thread, no hot restart, same binary, same supervisor."""
 
-    def __init__(self, name: str, config: dict[str, Any], port: int, run_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: dict[str, Any],
+        port: int,
+        run_dir: Path,
+        wrapper: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
+        self.wrapper = wrapper  # argv that execs Envoy (e.g. valgrind), as plait's supervisor
         self.config = config
         self.port = port  # the listener that tells us it is up
         self.config_path = run_dir / f"{name}.static.json"
@@ -157,12 +165,14 @@ class StaticEnvoy:
         spec = ProcessSpec(
             name=f"Envoy {self.name}",
             argv=[
+                *self.wrapper,
                 str(find_envoy()),
                 "-c", str(self.config_path),
                 "--concurrency", "1",
                 "--disable-hot-restart",
                 "--log-level", "warning",
                 "--admin-address-path", str(self.admin_path),
+                "--file-flush-interval-msec", "1000",  # access logs: as plait runs Envoy
             ],
             log_path=self.log_path,
             log_header=True,

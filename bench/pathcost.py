@@ -1,0 +1,411 @@
+"""What each of plait's per-request differences costs a two-hop mTLS path:
+`python -m bench.pathcost [--reps N] [--seconds S] [--connections C] [--only NAME,...]
+[--callgrind DIR]`.
+
+In one run: plait's two sidecars with mTLS (as `bench.dataplane` runs them: control
+plane, CA, agents, telemetry), the observed hand-written mTLS pair (`dataplane.instrument`),
+and copies of that pair with one of plait's differences added at a time (XFCC, the idle
+filters, the retry policy and circuit breakers, the route and HCM options, plait's TLS
+parameters), then with all of them; and XFCC without DNS SANs or without the Subject.
+Each pair gets wrk -t1 -c32 (`--connections`) for `--seconds` after a 1 s warm-up, pairs
+interleaved and their order rotated per rep; the CPU each Envoy of the pair used (from
+/proc), per request, is reported per side (client, server) as the median over reps with
+its range. With `--callgrind`, every Envoy but the upstream runs under valgrind and the
+figure is user-space instructions per request instead (`Callgrind`): slow (tens of
+requests per second, minutes to start), but a loaded machine does not change it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import dataplane as dp
+from bench import handwritten as hw
+from bench import meshid
+from bench.loadgen import Load, Request, probe, run_wrk
+from bench.meshgen import NAMESPACE
+from bench.procs import ensure_wrk
+from plait.agent import SupervisorOptions
+from plait.local.ports import free_port
+from plait.model.identity import SpiffeId
+
+Config = dict[str, Any]
+Mutation = Callable[[Config, Config], None]  # (server config, client config)
+_TYPES = "type.googleapis.com/envoy.extensions.filters.http."
+
+
+def _hcm(config: Config) -> Config:
+    hcm: Config = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"
+    ]
+    return hcm
+
+
+def _target(config: Config) -> Config:
+    cluster: Config = config["static_resources"]["clusters"][0]
+    return cluster
+
+
+def _route(config: Config) -> Config:
+    route: Config = _hcm(config)["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    return route
+
+
+def xfcc(server: Config, _client: Config) -> None:
+    """The server's XFCC, as plait's (Istio's) inbound mTLS chain sets it."""
+    hcm = _hcm(server)
+    hcm["forward_client_cert_details"] = "APPEND_FORWARD"
+    hcm["set_current_client_cert_details"] = {"subject": True, "dns": True, "uri": True}
+
+
+def _idle_filters() -> list[Config]:
+    return [
+        {
+            "name": "envoy.filters.http.fault",
+            "typed_config": {"@type": _TYPES + "fault.v3.HTTPFault"},
+        },
+        {"name": "envoy.filters.http.cors", "typed_config": {"@type": _TYPES + "cors.v3.Cors"}},
+        {
+            "name": "envoy.filters.http.local_ratelimit",
+            "typed_config": {
+                "@type": _TYPES + "local_ratelimit.v3.LocalRateLimit",
+                "stat_prefix": "http_local_rate_limiter",
+            },
+        },
+    ]
+
+
+def filters(server: Config, client: Config) -> None:
+    """plait's idle fault, CORS and local rate-limit filters on both, the dynamic forward
+    proxy on the client, before the router."""
+    _hcm(server)["http_filters"][-1:-1] = _idle_filters()
+    dfp = {
+        "name": "envoy.filters.http.dynamic_forward_proxy",
+        "typed_config": {
+            "@type": _TYPES + "dynamic_forward_proxy.v3.FilterConfig",
+            "dns_cache_config": {"name": "outbound_dns_cache", "dns_lookup_family": "V4_PREFERRED"},
+        },
+    }
+    _hcm(client)["http_filters"][-1:-1] = [*_idle_filters(), dfp]
+
+
+_BREAKERS = {
+    "thresholds": [
+        {
+            "max_connections": 4294967295,
+            "max_pending_requests": 4294967295,
+            "max_requests": 4294967295,
+            "max_retries": 4294967295,
+            "track_remaining": True,
+        }
+    ]
+}
+
+
+def retries(server: Config, client: Config) -> None:
+    """The client route's retry policy (Istio's default) and both clusters' breakers."""
+    _route(client)["retry_policy"] = {
+        "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+        "num_retries": 2,
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
+                    "PreviousHostsPredicate"
+                },
+            }
+        ],
+        "host_selection_retry_max_attempts": "5",
+        "retriable_status_codes": [503],
+    }
+    for config in (server, client):
+        _target(config)["circuit_breakers"] = copy.deepcopy(_BREAKERS)
+
+
+def options(server: Config, client: Config) -> None:
+    """HCM and route options: normalize_path, the websocket upgrade, no route timeout,
+    the inbound route's x-plait-sidecar header, max_grpc_timeout 0 outbound."""
+    for config in (server, client):
+        hcm = _hcm(config)
+        hcm["upgrade_configs"] = [{"upgrade_type": "websocket"}]
+        _route(config)["timeout"] = "0s"
+    _hcm(server)["normalize_path"] = True
+    _hcm(server)["route_config"]["request_headers_to_add"] = [
+        {
+            "header": {"key": "x-plait-sidecar", "value": "sidecar~bench-server-0.default"},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        }
+    ]
+    _route(client)["max_grpc_timeout"] = "0s"
+
+
+def tls(server: Config, client: Config) -> None:
+    """plait's TLS parameters: ALPN (h2, http/1.1 offered by the server, `istio` asked
+    by the client), TLS 1.2–1.3 with Istio's TLS 1.2 ciphers, the TLS inspector."""
+    listener = server["static_resources"]["listeners"][0]
+    listener["listener_filters"] = [
+        {
+            "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector."
+                "v3.TlsInspector"
+            },
+        }
+    ]
+    listener["filter_chains"][0]["filter_chain_match"] = {"transport_protocol": "tls"}
+    common = listener["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"]
+    common["tls_params"] = {
+        "tls_minimum_protocol_version": "TLSv1_2",
+        "tls_maximum_protocol_version": "TLSv1_3",
+        "cipher_suites": [
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "AES256-GCM-SHA384",
+            "AES128-GCM-SHA256",
+        ],
+    }
+    common["alpn_protocols"] = ["h2", "http/1.1"]
+    up = _target(client)["transport_socket"]["typed_config"]["common_tls_context"]
+    up["tls_params"] = {
+        "tls_minimum_protocol_version": "TLSv1_2",
+        "tls_maximum_protocol_version": "TLSv1_3",
+    }
+    up["alpn_protocols"] = ["istio"]
+
+
+def xfcc_no_dns(server: Config, client: Config) -> None:
+    """XFCC without asking for DNS SANs (mesh certificates have none)."""
+    xfcc(server, client)
+    _hcm(server)["set_current_client_cert_details"].pop("dns")
+
+
+def xfcc_no_subject(server: Config, client: Config) -> None:
+    """XFCC without the Subject (for comparison only: Istio's header carries it)."""
+    xfcc(server, client)
+    _hcm(server)["set_current_client_cert_details"].pop("subject")
+
+
+MUTATIONS: dict[str, Mutation] = {
+    "xfcc": xfcc,
+    "filters": filters,
+    "retries": retries,
+    "options": options,
+    "tls": tls,
+}
+EXTRA: dict[str, Mutation] = {"xfcc-no-dns": xfcc_no_dns, "xfcc-no-subject": xfcc_no_subject}
+
+
+def _all(server: Config, client: Config) -> None:
+    for mutate in MUTATIONS.values():
+        mutate(server, client)
+
+
+async def _pairs(
+    rig: dp.Rig, upstream: int, names: list[str], wrapper: tuple[str, ...], timeout: float
+) -> dict[str, tuple[str, str, int]]:
+    """The observed hand-written mTLS pair, bare of plait's differences and with each;
+    by variant: (client Envoy, server Envoy, client port)."""
+    assert rig.security is not None
+    ca, certs = rig.security.ca, rig.run_dir / "path-certs"
+    server_id, client_id = (
+        SpiffeId(meshid.TRUST_DOMAIN, NAMESPACE, sa) for sa in ("obs-server", "obs-client")
+    )
+    server_cert = meshid.static_cert(ca, server_id, certs)
+    client_cert = meshid.static_cert(ca, client_id, certs)
+    variants: dict[str, Mutation | None] = {"observed": None, **MUTATIONS, "all": _all, **EXTRA}
+    out, starts = {}, []
+    for name, mutate in variants.items():
+        if names and name not in names and name != "observed":
+            continue
+        ts, tc = free_port(), free_port()
+        server = hw.forwarder(
+            ts, "*", upstream, absolute_url=False,
+            listener_tls=hw.downstream_tls(server_cert),
+            instrument=dp.instrument(rig, "obs-server", inbound=True, mtls=True),
+        )  # fmt: skip
+        client = hw.forwarder(
+            tc, dp.AUTHORITY, ts, absolute_url=True,
+            cluster_tls=hw.upstream_tls(client_cert, server_id.uri, dp.SERVICE),
+            instrument=dp.instrument(rig, "obs-client", inbound=False, mtls=True),
+        )  # fmt: skip
+        for config in (server, client):  # plait's; Envoy under valgrind can be slow to connect
+            _target(config)["connect_timeout"] = "10s"
+        if mutate is not None:
+            mutate(server, client)
+        starts.append(dp._start_static(rig, f"{name} server", server, ts, wrapper, timeout))
+        starts.append(dp._start_static(rig, f"{name} client", client, tc, wrapper, timeout))
+        out[name] = (f"{name} client", f"{name} server", tc)
+    await asyncio.gather(*starts)
+    return out
+
+
+class Callgrind:
+    """Envoys run under `valgrind --tool=callgrind`: user-space instructions counted per
+    process between two points in time (`callgrind_control`), independent of what else
+    runs on the machine — unlike CPU time, which a loaded machine inflates."""
+
+    def __init__(self, out_dir: Path, keep: Path | None = None) -> None:
+        self.out_dir = out_dir
+        self.keep = keep  # where to copy every dump, for callgrind_annotate
+
+    @property
+    def wrapper(self) -> tuple[str, ...]:
+        out = self.out_dir / "cg.%p.out"
+        return ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
+
+    async def _control(self, flag: str, pid: int) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "callgrind_control", flag, str(pid), stdout=asyncio.subprocess.DEVNULL
+        )
+        if await proc.wait() != 0:
+            raise RuntimeError(f"callgrind_control {flag} {pid} failed")
+
+    async def zero(self, pid: int) -> None:
+        await self._control("-z", pid)
+
+    async def dump(self, pid: int, label: str = "") -> int:
+        """Instructions since the last zero or dump (a dump also zeroes)."""
+        seen = set(self.out_dir.glob(f"cg.{pid}.out.*"))
+        await self._control("-d", pid)
+        for _ in range(600):
+            new = set(self.out_dir.glob(f"cg.{pid}.out.*")) - seen
+            for path in new:
+                for line in path.read_text().splitlines():
+                    if line.startswith("summary:"):
+                        if self.keep is not None:
+                            self.keep.mkdir(parents=True, exist_ok=True)
+                            shutil.copy(path, self.keep / f"{label}{path.name}")
+                        return int(line.split()[1])
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"no callgrind dump from {pid}")
+
+
+async def measure(
+    reps: int, seconds: float, names: list[str], conns: int, callgrind: Path | None
+) -> dict[str, Any]:
+    """Per pair, the CPU µs (or, with `callgrind` set to a directory that keeps the
+    dumps, the instructions) each side spent per request."""
+    wrk = ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="plait-bench-path-") as tmp:
+        rig = dp.Rig(Path(tmp))
+        cg = Callgrind(Path(tmp), callgrind) if callgrind is not None else None
+        wrapper, timeout = (cg.wrapper, 1800.0) if cg is not None else ((), 30.0)
+        try:
+            up = free_port()
+            await dp._start_static(rig, "upstream", hw.upstream(up), up)
+            await dp._start_collector(rig)
+            options = SupervisorOptions(
+                log_level="warning", wrapper=wrapper, start_timeout_s=timeout
+            )
+            plait, pairs = await asyncio.gather(
+                dp._start_plait(rig, up, options, timeout, dumps=cg is None),
+                _pairs(rig, up, names, wrapper, timeout),
+            )
+            client_port = plait[dp.CLIENT].outbound_port
+            assert client_port is not None
+            pairs = {
+                "plait": ("bench-client sidecar", "bench-server sidecar", client_port),
+                **pairs,
+            }
+            absolute = f"http://{dp.AUTHORITY}/"
+            for name, (_c, _s, port) in pairs.items():
+                for _ in range(5):  # the first connection can time out under valgrind
+                    status, body = await probe(Request(port, absolute, dp.AUTHORITY), timeout=60)
+                    if status == 200:
+                        break
+                else:
+                    raise RuntimeError(f"{name}: HTTP {status} {body[:200]!r}")
+            per_req: dict[str, dict[str, list[float]]] = {
+                n: {"client": [], "server": [], "rps": [], "other": []} for n in pairs
+            }
+            idle: dict[str, float] = {}  # instructions per second with no traffic
+            if cg is not None:
+                pids = {e: rig.envoys[e].pid for c, s, _ in pairs.values() for e in (c, s)}
+                await asyncio.gather(*(cg.zero(p) for p in pids.values() if p is not None))
+                await asyncio.sleep(seconds)
+                counts = await asyncio.gather(*(cg.dump(p) for p in pids.values() if p))
+                idle = {e: n / seconds for e, n in zip(pids, counts, strict=True)}
+            order = list(pairs)
+            for rep in range(reps):
+                for name in order[rep % len(order) :] + order[: rep % len(order)]:
+                    client, server, port = pairs[name]
+                    req = Request(port, absolute, dp.AUTHORITY)
+                    await run_wrk(wrk, req, Load(1, conns, 1), Path(tmp))
+                    if cg is not None:
+                        pids = {
+                            side: rig.envoys[e].pid
+                            for side, e in (("client", client), ("server", server))
+                        }
+                        await asyncio.gather(*(cg.zero(p) for p in pids.values() if p))
+                    before = dp._Clock.read(rig)
+                    result = await run_wrk(wrk, req, Load(1, conns, seconds), Path(tmp))
+                    usage = dp._usage(before, dp._Clock.read(rig), result["duration_us"] / 1e6)
+                    n = max(1, int(result["requests"]))
+                    for side, envoy in (("client", client), ("server", server)):
+                        if cg is not None:
+                            pid = rig.envoys[envoy].pid
+                            assert pid is not None
+                            ins = (
+                                await cg.dump(pid, f"{name}.{side}.{rep}.")
+                                - idle[envoy] * result["duration_us"] / 1e6
+                            )
+                            per_req[name][side].append(ins / n)
+                        else:
+                            per_req[name][side].append(1e6 * usage["envoys_s"][envoy] / n)
+                    per_req[name]["other"].append(usage["other_cores"])
+                    per_req[name]["rps"].append(result["rps"])
+        finally:
+            await rig.stop()
+    return {
+        name: {
+            key: {"median": statistics.median(v), "min": min(v), "max": max(v), "all": v}
+            for key, v in sides.items()
+        }
+        for name, sides in per_req.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.pathcost", description=__doc__)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--callgrind",
+        type=Path,
+        metavar="DIR",
+        help="count instructions (valgrind), not CPU time; keep the dumps in DIR",
+    )
+    parser.add_argument("--only", default="", help="variants, comma-separated")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n]
+    result = asyncio.run(measure(args.reps, args.seconds, names, args.connections, args.callgrind))
+    print(json.dumps(result, indent=1))
+    base = result["observed"]
+    print("| pair | client µs/req | server µs/req | both, over observed | req/s | other load |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, r in result.items():
+        both = r["client"]["median"] + r["server"]["median"]
+        ref = base["client"]["median"] + base["server"]["median"]
+        print(
+            f"| {name} | {r['client']['median']:.1f} ({r['client']['min']:.1f}–"
+            f"{r['client']['max']:.1f}) | {r['server']['median']:.1f} ({r['server']['min']:.1f}–"
+            f"{r['server']['max']:.1f}) | {both / ref:.3f} | {r['rps']['median']:.0f} "
+            f"| {r['other']['median']:.2f} ({r['other']['max']:.2f}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
