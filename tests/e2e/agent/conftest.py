@@ -16,7 +16,7 @@ from ads_stub import AdsServer, StubAds
 from agent_e2e import EnvoyFactory, make_proxy
 
 from plait.agent import admin
-from plait.agent.bootstrap import BootstrapOptions
+from plait.agent.bootstrap import BootstrapOptions, XdsProtocol
 from plait.agent.supervisor import EnvoySupervisor, SupervisorOptions
 from plait.errors import EnvoyError
 from plait.model.proxy import Proxy
@@ -49,6 +49,7 @@ async def envoys(
             admin_port=admin_port,
             xds_host="127.0.0.1",
             xds_port=ads.port,
+            xds_protocol=XdsProtocol.SOTW,  # the stub speaks the State of the World only
         )
         sup = EnvoySupervisor(config, tmp_path, options=SupervisorOptions(**options))
         made.append(sup)

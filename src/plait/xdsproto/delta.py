@@ -1,0 +1,183 @@
+"""One resource type on one delta (incremental) xDS stream: names, per-resource versions,
+ACK/NACK per response and per resource.
+
+`DeltaSubscription` is `Subscription` (the state machine ADS and SDS share) read through
+the incremental protocol. What differs from the State of the World
+(https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol, "Incremental xDS"):
+
+* Names change by difference: `resource_names_subscribe` adds, `_unsubscribe` removes;
+  a request may carry both, or neither (a pure ACK). A name listed in `subscribe` must be
+  sent again even when the server believes the client holds it ("the client may have
+  forgotten"), unless the same request lists its version in `initial_resource_versions`.
+  An unsubscribe of a name never subscribed is ignored.
+* Changes are honoured whatever the nonce says: names are applied before the nonce is
+  looked at, so a stale nonce never loses a subscription (envoyproxy/envoy#10363).
+* Wildcard: CDS and LDS streams are always wildcard (Envoy subscribes to them with an
+  empty list or `*`; after a reconnect it also lists the names it holds, which must not
+  turn the stream into a named one: hashicorp/consul#12174). A `*` in `subscribe` makes
+  any type wildcard.
+* `initial_resource_versions` (first request of a type on a stream, after a reconnect):
+  what the client already holds; only what differs is sent again, and a name it holds
+  that the server no longer has is removed.
+* Every response has its own nonce, and several may be in flight: each is ACKed or
+  NACKed by its nonce. A nonce that is not in flight (answered, or never sent) is stale.
+* A NACK rejects resources, not the whole type: Envoy applies the good clusters and
+  listeners of a response and reports the bad ones in `error_detail`. The resources the
+  message names (all of the response's when it names none) stand rejected at the version
+  sent: the client is taken to hold what it held before, and that version is not sent
+  again; the others count as applied. A rejection ends when a newer version of the
+  resource is ACKed, or the resource is removed or unsubscribed. `nack` (what `plait
+  status` shows) is the latest NACK while any rejection stands.
+
+The server decides what to send (`plait.xds.delta`); this module only keeps the books:
+`client` (name -> version the client holds), `touched` (names whose books changed outside
+a push: the planner must look at them again), `rejected`, the responses in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from plait.xdsproto.subscription import Nack, RequestKind, Subscription
+
+WILDCARD = "*"
+
+
+@dataclass(frozen=True)
+class DeltaRequest:
+    """The parts of a DeltaDiscoveryRequest the state machine needs."""
+
+    type_url: str
+    response_nonce: str = ""
+    subscribe: tuple[str, ...] = ()
+    unsubscribe: tuple[str, ...] = ()
+    initial_versions: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None  # error_detail.message when error_detail is set (a NACK)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A resource version the client refused, and Envoy's message."""
+
+    version: str
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    version: str  # the response's system_version_info
+    upserts: Mapping[str, str]  # name -> version sent
+    before: Mapping[str, str | None]  # name -> version the client held before it
+    removed: frozenset[str]
+
+
+@dataclass(kw_only=True)
+class DeltaSubscription(Subscription):
+    """One type on one delta stream (see the module docstring).
+
+    `owes_reply` is True from a wildcard type's first request until a response is sent:
+    Envoy's initial fetch of CDS/LDS waits for one, even when it carries nothing.
+    """
+
+    client: dict[str, str] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)
+    resend: set[str] = field(default_factory=set)  # sent next whatever the client holds
+    rejected: dict[str, Rejected] = field(default_factory=dict)
+    owes_reply: bool = False
+    _in_flight: dict[str, _InFlight] = field(default_factory=dict)
+
+    def on_delta(self, req: DeltaRequest, now: datetime) -> RequestKind:
+        """Record one request: names first (whatever the nonce), then its ACK or NACK."""
+        first = not self.requested
+        self.resubscribed = first
+        self.requested = True
+        subscribe = set(req.subscribe)
+        if WILDCARD in subscribe:
+            subscribe.discard(WILDCARD)
+            self.wildcard = True
+        if first and self.wildcard:
+            self.owes_reply = True
+            for name, version in req.initial_versions.items():
+                self._holds(name, version)
+        if not self.wildcard or first:
+            self._change_names(subscribe, set(req.unsubscribe) - {WILDCARD}, req)
+        if not req.response_nonce:
+            return RequestKind.SUBSCRIBE
+        sent = self._in_flight.pop(req.response_nonce, None)
+        self.answered = not self._in_flight
+        if sent is None:
+            return RequestKind.STALE
+        if req.error is not None:
+            self._nacked(sent, req.response_nonce, req.error, now)
+            return RequestKind.NACK
+        for name in sent.upserts:
+            self.rejected.pop(name, None)
+        self.acked_version, self.acked_at = sent.version, now
+        self._refresh_nack()
+        return RequestKind.ACK
+
+    def record_delta(
+        self, version: str, nonce: str, upserts: Mapping[str, str], removed: frozenset[str]
+    ) -> None:
+        """A response is being written: the client is taken to hold what it carries."""
+        before = {name: self.client.get(name) for name in upserts}
+        self.client.update(upserts)
+        self.resend.difference_update(upserts)
+        for name in removed:
+            self.client.pop(name, None)
+            self.forget_rejection(name)
+        self._in_flight[nonce] = _InFlight(version, upserts, before, removed)
+        self.record_sent(version, nonce)
+        self.owes_reply = False
+
+    def wants(self, name: str) -> bool:
+        return self.wildcard or name in self.subscribed
+
+    def forget(self, name: str) -> None:
+        """Send `name` again with the next response, whatever the client holds or says
+        it holds (a later `initial_resource_versions` does not cancel this)."""
+        self.client.pop(name, None)
+        self.resend.add(name)
+        self.touched.add(name)
+
+    def forget_rejection(self, name: str) -> None:
+        if self.rejected.pop(name, None) is not None:
+            self._refresh_nack()
+
+    def _holds(self, name: str, version: str) -> None:
+        self.client[name] = version
+        self.touched.add(name)
+
+    def _change_names(self, subscribe: set[str], unsubscribe: set[str], req: DeltaRequest) -> None:
+        for name in subscribe:
+            version = req.initial_versions.get(name)
+            if version is not None:
+                self._holds(name, version)
+            else:
+                self.forget(name)  # "must still provide": the client may have forgotten it
+        for name in unsubscribe & self.subscribed:
+            self.client.pop(name, None)
+            self.resend.discard(name)
+            self.forget_rejection(name)
+        if not self.wildcard:
+            self.set_names((self.subscribed | subscribe) - unsubscribe)
+
+    def _nacked(self, sent: _InFlight, nonce: str, error: str, now: datetime) -> None:
+        suspects = [n for n in sent.upserts if n in error] or list(sent.upserts)
+        for name in suspects:
+            self.rejected[name] = Rejected(sent.upserts[name], error, now)
+            if self.client.get(name) == sent.upserts[name]:  # not superseded since
+                held = sent.before[name]
+                if held is None:
+                    self.client.pop(name, None)
+                else:
+                    self.client[name] = held
+        self.nacked_versions.add(sent.version)
+        self.nack = Nack(sent.version, nonce, error, self.acked_version or "", now)
+
+    def _refresh_nack(self) -> None:
+        if not self.rejected:
+            self.nack = None
