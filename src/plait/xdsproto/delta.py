@@ -24,8 +24,9 @@ the incremental protocol. What differs from the State of the World
 * A NACK rejects resources, not the whole type: Envoy applies the good clusters and
   listeners of a response and reports the bad ones in `error_detail`. The resources the
   message names (all of the response's when it names none) stand rejected at the version
-  sent: the client is taken to hold what it held before, and that version is not sent
-  again; the others count as applied. A rejection ends when a newer version of the
+  sent (a name counts as named when it stands as a word of its own, as Envoy writes
+  "Error adding/updating cluster(s) NAME: ..."): the client is taken to hold what it
+  held before, and that version is not sent again; the others count as applied. A rejection ends when a newer version of the
   resource is ACKed, or the resource is removed or unsubscribed. `nack` (what `plait
   status` shows) is the latest NACK while any rejection stands.
 
@@ -36,6 +37,7 @@ a push: the planner must look at them again), `rejected`, the responses in fligh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -166,7 +168,7 @@ class DeltaSubscription(Subscription):
             self.set_names((self.subscribed | subscribe) - unsubscribe)
 
     def _nacked(self, sent: _InFlight, nonce: str, error: str, now: datetime) -> None:
-        suspects = [n for n in sent.upserts if n in error] or list(sent.upserts)
+        suspects = [n for n in sent.upserts if _names(n, error)] or list(sent.upserts)
         for name in suspects:
             self.rejected[name] = Rejected(sent.upserts[name], error, now)
             if self.client.get(name) == sent.upserts[name]:  # not superseded since
@@ -181,3 +183,9 @@ class DeltaSubscription(Subscription):
     def _refresh_nack(self) -> None:
         if not self.rejected:
             self.nack = None
+
+
+def _names(name: str, error: str) -> bool:
+    """Whether Envoy's message names the resource: as a word of its own, as in "Error
+    adding/updating cluster(s) NAME: ..., NAME2: ..." or "listener 'NAME'"."""
+    return re.search(rf"(?:^|[\s'\",]){re.escape(name)}(?=$|[\s'\",:])", error) is not None
