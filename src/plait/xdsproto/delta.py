@@ -45,6 +45,7 @@ from datetime import datetime
 from plait.xdsproto.subscription import Nack, RequestKind, Subscription
 
 WILDCARD = "*"
+MAX_IN_FLIGHT = 64  # responses awaiting an answer; the oldest is then taken as stale
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ class DeltaSubscription(Subscription):
             self.client.pop(name, None)
             self.forget_rejection(name)
         self._in_flight[nonce] = _InFlight(version, upserts, before, removed)
+        if len(self._in_flight) > MAX_IN_FLIGHT:  # a client that does not answer
+            del self._in_flight[next(iter(self._in_flight))]
         self.record_sent(version, nonce)
         self.owes_reply = False
 
