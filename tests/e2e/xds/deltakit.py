@@ -84,6 +84,16 @@ class AdsHarness:
         await sup.start()
         return sup
 
+    async def start(self, config: ProxyConfig, listen: int, answer: str) -> EnvoySupervisor:
+        """Server, config, one Envoy; returns once its listener on `listen` answers
+        `answer` and it has ACKed everything."""
+        await self.start_server()
+        self.publish(config)
+        envoy = await self.envoy()
+        await self.answers(listen, answer)
+        await self.synced(self.source.generation)
+        return envoy
+
     async def backend(self, name: str) -> int:
         """An HTTP server on 127.0.0.1 that answers every request with `name`."""
 

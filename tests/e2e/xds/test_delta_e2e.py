@@ -46,11 +46,7 @@ async def test_envoy_gets_added_changed_and_removed_resources_one_by_one(
 ) -> None:
     a, b = await harness.backend("a"), await harness.backend("b")
     listen = free_port()
-    await harness.start_server()
-    harness.publish(mesh_config({"a": a}, "a", listen))
-    envoy = await harness.envoy()
-    await harness.answers(listen, "a")
-    await harness.synced(harness.source.generation)
+    envoy = await harness.start(mesh_config({"a": a}, "a", listen), listen, "a")
     assert sent(harness) == {"cds": 1, "eds": 1, "lds": 1, "rds": 1}
 
     # add cluster b and route to it: b, its endpoints and the route table, nothing else
@@ -81,11 +77,7 @@ async def test_envoy_gets_added_changed_and_removed_resources_one_by_one(
 async def test_a_nacked_resource_leaves_the_others_applied(harness: AdsHarness) -> None:
     a, c = await harness.backend("a"), await harness.backend("c")
     listen = free_port()
-    await harness.start_server()
-    harness.publish(mesh_config({"a": a}, "a", listen))
-    envoy = await harness.envoy()
-    await harness.answers(listen, "a")
-    await harness.synced(harness.source.generation)
+    envoy = await harness.start(mesh_config({"a": a}, "a", listen), listen, "a")
     server = harness.server
     assert server is not None
 
@@ -130,11 +122,7 @@ async def test_a_nacked_resource_leaves_the_others_applied(harness: AdsHarness) 
 async def test_a_reconnect_resends_only_what_changed_meanwhile(harness: AdsHarness) -> None:
     a, b = await harness.backend("a"), await harness.backend("b")
     listen = free_port()
-    await harness.start_server()
-    harness.publish(mesh_config({"a": a, "b": b}, "a", listen))
-    envoy = await harness.envoy()
-    await harness.answers(listen, "a")
-    await harness.synced(harness.source.generation)
+    envoy = await harness.start(mesh_config({"a": a, "b": b}, "a", listen), listen, "a")
     assert sent(harness) == {"cds": 2, "eds": 2, "lds": 1, "rds": 1}
 
     # the control plane goes away; meanwhile cluster b and the routes change
