@@ -86,10 +86,13 @@ class DeltaTypeState(DeltaSubscription):
                     removed.append(name)
                 continue
             rejected = self.rejected.get(name)
-            if name in self.resend or (
-                held != r.digest and (rejected is None or rejected.version != r.digest)
-            ):
-                upserts.append(r)
+            if name not in self.resend:
+                if held == r.digest:  # (back to what the client kept: nothing stands refused)
+                    self.forget_rejection(name)
+                    continue
+                if rejected is not None and rejected.version == r.digest:
+                    continue  # refused: not sent again until it changes
+            upserts.append(r)
         self._in_step, self.touched = have, set()
         upserts.sort(key=lambda r: r.name)
         removed.sort()
@@ -111,11 +114,13 @@ class DeltaTypeState(DeltaSubscription):
         if self._in_step is not have or self.touched or not self.answered or self.rejected:
             return False
         if not self.wildcard:
-            covered = self._covered
-            if covered is None or covered[0] is not have or covered[1] is not self.subscribed:
+            covered = self._covered  # a mapping whose names were all subscribed
+            if covered is None or covered[1] is not self.subscribed:
                 if not have.keys() <= self.subscribed:
                     return False
-                self._covered = (have, self.subscribed)
+            elif covered[0] is not have and not changed_names(covered[0], have) <= self.subscribed:
+                return False  # (only names added since `covered` can be unsubscribed)
+            self._covered = (have, self.subscribed)
         return True
 
     def sync_state(self, config: ProxyConfig) -> SyncState:

@@ -151,3 +151,19 @@ def test_a_reconnect_with_initial_versions_gets_only_what_differs() -> None:
         (CLUSTER, [], ("b",)),
         (ENDPOINT, [], ("b",)),
     ]
+
+
+def test_a_revert_to_what_the_client_kept_ends_the_nack() -> None:
+    state = DeltaStreamState()
+    good = ProxyConfig.of([cluster("a")])
+    connect(state, good)
+    bad = ProxyConfig.of([cluster("a", 0)])
+    [p] = state.plan(bad)
+    state.on_request(
+        DeltaRequest(CLUSTER, p.nonce, error="Error adding/updating cluster(s) a: x"), NOW
+    )
+    assert state.types[CLUSTER].sync_state(bad) is SyncState.NACK
+
+    assert state.plan(good) == []  # Envoy still runs the good one: nothing to send
+
+    assert state.types[CLUSTER].sync_state(good) is SyncState.SYNCED
