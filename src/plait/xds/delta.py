@@ -62,14 +62,17 @@ class DeltaTypeState(DeltaSubscription):
 
     type_url: str
     _in_step: Mapping[str, Resource] | None = None
+    _in_step_version: str | None = None
     _covered: tuple[Mapping[str, Resource], frozenset[str]] | None = None
 
-    def diff(self, have: Mapping[str, Resource]) -> tuple[list[Resource], list[str]]:
-        """What the client lacks of `have` (upserts) and holds beyond it (removals)."""
+    def diff(self, have: Mapping[str, Resource], version: str) -> tuple[list[Resource], list[str]]:
+        """What the client lacks of `have` (upserts) and holds beyond it (removals);
+        `version` is `have`'s (the same version: the same names and digests)."""
         if not self.requested:
             return [], []
         before = self._in_step
-        if before is have and not self.touched:
+        if not self.touched and (before is have or version == self._in_step_version):
+            self._in_step = have
             return [], []
         names = (
             set(have) | set(self.client)
@@ -93,7 +96,7 @@ class DeltaTypeState(DeltaSubscription):
                 if rejected is not None and rejected.version == r.digest:
                     continue  # refused: not sent again until it changes
             upserts.append(r)
-        self._in_step, self.touched = have, set()
+        self._in_step, self._in_step_version, self.touched = have, version, set()
         upserts.sort(key=lambda r: r.name)
         removed.sort()
         return upserts, removed
@@ -151,18 +154,18 @@ class DeltaStreamState:
     def plan(self, config: ProxyConfig) -> list[PlannedDelta]:
         """The responses to send now, in push order; they are recorded as sent."""
         cds, eds = self.types[CLUSTER], self.types[ENDPOINT]
-        diffs = {t: self.types[t].diff(config.resources(t)) for t in (LISTENER, ROUTE)}
+        diffs = {t: self._diff(t, config) for t in (LISTENER, ROUTE)}
         routes_settled = not any(u or r for u, r in diffs.values()) and all(
             self.types[t].settled(config) for t in (LISTENER, ROUTE)
         )
-        upserts, removed = cds.diff(config.resources(CLUSTER))
+        upserts, removed = self._diff(CLUSTER, config)
         if removed and not routes_settled:
             cds.touched.update(removed)  # make before break: removed once routes settle
             removed = []
         diffs[CLUSTER] = upserts, removed
         for r in upserts:
             eds.forget(r.name)  # cluster warming waits for its endpoints
-        upserts, removed = eds.diff(config.resources(ENDPOINT))
+        upserts, removed = self._diff(ENDPOINT, config)
         kept = {n for n in removed if n in cds.client and n not in diffs[CLUSTER][1]}
         eds.touched.update(kept)  # a cluster still held keeps its endpoints
         diffs[ENDPOINT] = upserts, [n for n in removed if n not in kept]
@@ -178,3 +181,6 @@ class DeltaStreamState:
     def settled(self, config: ProxyConfig) -> bool:
         """The client runs `config` in full and has ACKed it."""
         return all(s.settled(config) for s in self.types.values())
+
+    def _diff(self, type_url: str, config: ProxyConfig) -> tuple[list[Resource], list[str]]:
+        return self.types[type_url].diff(config.resources(type_url), config.version(type_url))

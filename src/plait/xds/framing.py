@@ -87,10 +87,8 @@ def encode_delta_response(
     """A serialized DeltaDiscoveryResponse around the given bodies, byte for byte."""
     parts = [_field(_VERSION, version.encode())] if version else []
     for r in resources:
-        head = _field(_VERSION, r.digest.encode()) + _RESOURCE + _varint(len(r.body))
-        name = _field(_RES_NAME, r.name.encode())
-        parts.append(_RESOURCE + _varint(len(head) + len(r.body) + len(name)))
-        parts += (head, r.body, name)
+        head, tail = _delta_wrapper(r)
+        parts += (head, r.body, tail)
     parts.append(_field(_TYPE_URL, type_url.encode()))
     if nonce:
         parts.append(_field(_NONCE, nonce.encode()))
@@ -116,6 +114,26 @@ def encode_response(
         parts.append(_field(_NONCE, nonce.encode()))
     parts.append(control_plane_field)
     return b"".join(parts)
+
+
+_WRAPPERS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_WRAPPERS_MAX = 200_000
+
+
+def _delta_wrapper(r: Resource) -> tuple[bytes, bytes]:
+    """The bytes of a delta `Resource` before and after `r.body`, made once per resource
+    version (every stream that sends it frames the same bytes). Bounded: when full, the
+    table starts over."""
+    key = (r.name, r.digest)
+    found = _WRAPPERS.get(key)
+    if found is None:
+        inner = _field(_VERSION, r.digest.encode()) + _RESOURCE + _varint(len(r.body))
+        tail = _field(_RES_NAME, r.name.encode())
+        head = _RESOURCE + _varint(len(inner) + len(r.body) + len(tail)) + inner
+        if len(_WRAPPERS) >= _WRAPPERS_MAX:
+            _WRAPPERS.clear()
+        found = _WRAPPERS[key] = (head, tail)
+    return found
 
 
 def _identity(data: bytes) -> bytes:
