@@ -74,6 +74,10 @@ class DeltaTypeState(DeltaSubscription):
         if not self.touched and (before is have or version == self._in_step_version):
             self._in_step = have
             return [], []
+        if before is None and not self.client and not self.rejected:  # a new stream
+            upserts = [r for n, r in have.items() if self.wants(n)]
+            self._in_step, self._in_step_version, self.touched = have, version, set()
+            return upserts, []
         names = (
             set(have) | set(self.client)
             if before is None
