@@ -72,6 +72,8 @@ class DeltaTypeState(DeltaSubscription):
             return [], []
         before = self._in_step
         if not self.touched and (before is have or version == self._in_step_version):
+            if self.client.base is before:
+                self.client.rebase(have, self.client.own_names())  # the same content
             self._in_step = have
             return [], []
         if before is None and not self.client and not self.rejected:  # a new stream
@@ -110,6 +112,8 @@ class DeltaTypeState(DeltaSubscription):
     ) -> PlannedDelta:
         versions = {r.name: r.digest for r in upserts}
         self.record_delta(version, nonce, versions, frozenset(removed))
+        if not self.touched and self._in_step is not None:  # the client holds the config
+            self.client.rebase(self._in_step, self.rejected)
         return PlannedDelta(self.type_url, version, nonce, tuple(upserts), tuple(removed))
 
     def settled(self, config: ProxyConfig) -> bool:

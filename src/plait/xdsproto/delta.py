@@ -31,21 +31,93 @@ the incremental protocol. What differs from the State of the World
   status` shows) is the latest NACK while any rejection stands.
 
 The server decides what to send (`plait.xds.delta`); this module only keeps the books:
-`client` (name -> version the client holds), `touched` (names whose books changed outside
+`client` (name -> version the client holds, `Held`), `touched` (names whose books changed outside
 a push: the planner must look at them again), `rejected`, the responses in flight.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from plait.xdsproto.subscription import Nack, RequestKind, Subscription
 
 WILDCARD = "*"
 MAX_IN_FLIGHT = 64  # responses awaiting an answer; the oldest is then taken as stale
+
+
+class Digested(Protocol):
+    """A resource as the server holds it: `digest` is the version it is sent with."""
+
+    @property
+    def digest(self) -> str: ...
+
+
+class Held(MutableMapping[str, str]):
+    """Name -> version a client holds: the digests of a mapping many streams share
+    (`base`, for the names `wants` accepts), under this stream's own differences (`own`;
+    None: not held). A stream in step with the config costs a reference, not a copy of
+    every name (`rebase`)."""
+
+    __slots__ = ("_base", "_own", "_wants")
+
+    def __init__(self, wants: Callable[[str], bool]) -> None:
+        self._base: Mapping[str, Digested] = {}
+        self._own: dict[str, str | None] = {}
+        self._wants = wants
+
+    @property
+    def base(self) -> Mapping[str, Digested]:
+        return self._base
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if name in self._own:
+            found = self._own[name]
+            return default if found is None else found
+        r = self._base.get(name)
+        return default if r is None or not self._wants(name) else r.digest
+
+    def __getitem__(self, name: str) -> str:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __setitem__(self, name: str, version: str) -> None:
+        self._own[name] = version
+
+    def __delitem__(self, name: str) -> None:
+        if self.get(name) is None:
+            raise KeyError(name)
+        self.discard(name)
+
+    def discard(self, name: str) -> None:
+        if name in self._base:
+            self._own[name] = None
+        else:
+            self._own.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (n for n, v in self._own.items() if v is not None)
+        yield from (n for n in self._base if n not in self._own and self._wants(n))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+    def own_names(self) -> list[str]:
+        return list(self._own)
+
+    def rebase(self, base: Mapping[str, Digested], keep: Iterable[str] = ()) -> None:
+        """The client holds `base` (the names `wants` accepts), except the `keep` names,
+        which hold what they hold now."""
+        own = {n: self.get(n) for n in keep}
+        self._base, self._own = base, own
 
 
 @dataclass(frozen=True)
@@ -85,12 +157,15 @@ class DeltaSubscription(Subscription):
     Envoy's initial fetch of CDS/LDS waits for one, even when it carries nothing.
     """
 
-    client: dict[str, str] = field(default_factory=dict)
+    client: Held = field(init=False)
     touched: set[str] = field(default_factory=set)
     resend: set[str] = field(default_factory=set)  # sent next whatever the client holds
     rejected: dict[str, Rejected] = field(default_factory=dict)
     owes_reply: bool = False
     _in_flight: dict[str, _InFlight] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.client = Held(self.wants)
 
     def on_delta(self, req: DeltaRequest, now: datetime) -> RequestKind:
         """Record one request: names first (whatever the nonce), then its ACK or NACK."""
@@ -130,7 +205,7 @@ class DeltaSubscription(Subscription):
         self.client.update(upserts)
         self.resend.difference_update(upserts)
         for name in removed:
-            self.client.pop(name, None)
+            self.client.discard(name)
             self.forget_rejection(name)
         self._in_flight[nonce] = _InFlight(version, upserts, before, removed)
         if len(self._in_flight) > MAX_IN_FLIGHT:  # a client that does not answer
@@ -144,7 +219,7 @@ class DeltaSubscription(Subscription):
     def forget(self, name: str) -> None:
         """Send `name` again with the next response, whatever the client holds or says
         it holds (a later `initial_resource_versions` does not cancel this)."""
-        self.client.pop(name, None)
+        self.client.discard(name)
         self.resend.add(name)
         self.touched.add(name)
 
@@ -164,7 +239,7 @@ class DeltaSubscription(Subscription):
             else:
                 self.forget(name)  # "must still provide": the client may have forgotten it
         for name in unsubscribe & self.subscribed:
-            self.client.pop(name, None)
+            self.client.discard(name)
             self.resend.discard(name)
             self.forget_rejection(name)
         if not self.wildcard:
@@ -177,7 +252,7 @@ class DeltaSubscription(Subscription):
             if self.client.get(name) == sent.upserts[name]:  # not superseded since
                 held = sent.before[name]
                 if held is None:
-                    self.client.pop(name, None)
+                    self.client.discard(name)
                 else:
                     self.client[name] = held
         self.nacked_versions.add(sent.version)

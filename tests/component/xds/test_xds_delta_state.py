@@ -167,3 +167,15 @@ def test_a_revert_to_what_the_client_kept_ends_the_nack() -> None:
     assert state.plan(good) == []  # Envoy still runs the good one: nothing to send
 
     assert state.types[CLUSTER].sync_state(good) is SyncState.SYNCED
+
+
+def test_streams_in_step_share_the_config_instead_of_copying_names() -> None:
+    config = mesh({"a": [1], "b": [2]}, route_to="a")
+    one, two = DeltaStreamState(), DeltaStreamState()
+    connect(one, config)
+    connect(two, config)
+
+    for type_url in PUSH_ORDER:
+        held_one, held_two = one.types[type_url].client, two.types[type_url].client
+        assert held_one.base is held_two.base is config.resources(type_url)
+        assert held_one.own_names() == [] == held_two.own_names()

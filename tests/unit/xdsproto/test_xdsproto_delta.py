@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from plait.xdsproto.delta import DeltaRequest, DeltaSubscription
+from plait.xdsproto.delta import DeltaRequest, DeltaSubscription, Held
 from plait.xdsproto.subscription import RequestKind
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -166,3 +166,35 @@ def test_a_nack_names_a_resource_only_as_a_word_of_its_own() -> None:
     sub.on_delta(DeltaRequest(T, "1", error=error), NOW)
 
     assert set(sub.rejected) == {"outbound|8080||x"}
+
+
+class R:
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+
+
+def test_held_reads_a_shared_mapping_under_its_own_differences() -> None:
+    wanted = {"a", "b", "c"}
+    held = Held(lambda name: name in wanted)
+    shared = {"a": R("a1"), "b": R("b1"), "x": R("x1")}
+    held["c"] = "c0"
+    held.rebase(shared, keep=["c"])
+
+    assert held == {"a": "a1", "b": "b1", "c": "c0"}  # x is not wanted: not held
+    held["a"] = "a2"
+    held.discard("b")
+    held.discard("c")
+    assert held == {"a": "a2"} and "b" not in held and held.get("b") is None
+    wanted.discard("a")
+    assert held == {"a": "a2"}  # its own differences stand until discarded
+    held.rebase(shared)
+    assert held == {"b": "b1"} and bool(held) and not Held(lambda name: True)
+
+
+def test_a_stream_in_step_keeps_no_copy_of_the_names() -> None:
+    sub = sub_to("a", "b")
+    shared = {"a": R("a1"), "b": R("b1")}
+    sub.record_delta("v1", "1", {"a": "a1", "b": "b1"}, frozenset())
+    sub.client.rebase(shared)
+
+    assert sub.client.own_names() == [] and sub.client == {"a": "a1", "b": "b1"}
