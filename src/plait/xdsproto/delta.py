@@ -242,7 +242,7 @@ class DeltaSubscription(Subscription):
             self.client.discard(name)
             self.resend.discard(name)
             self.forget_rejection(name)
-        if not self.wildcard:
+        if not self.wildcard and (subscribe or unsubscribe):  # (an ACK changes no names)
             self.set_names((self.subscribed | subscribe) - unsubscribe)
 
     def _nacked(self, sent: _InFlight, nonce: str, error: str, now: datetime) -> None:
