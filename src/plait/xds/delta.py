@@ -103,6 +103,8 @@ class DeltaTypeState(DeltaSubscription):
                     continue  # refused: not sent again until it changes
             upserts.append(r)
         self._in_step, self._in_step_version, self.touched = have, version, set()
+        if not upserts and not removed:  # the client holds `have` (a reconnect, say)
+            self.client.rebase(have, self.rejected)
         upserts.sort(key=lambda r: r.name)
         removed.sort()
         return upserts, removed

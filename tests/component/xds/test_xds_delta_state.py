@@ -179,3 +179,24 @@ def test_streams_in_step_share_the_config_instead_of_copying_names() -> None:
         held_one, held_two = one.types[type_url].client, two.types[type_url].client
         assert held_one.base is held_two.base is config.resources(type_url)
         assert held_one.own_names() == [] == held_two.own_names()
+
+
+def test_a_reconnected_stream_in_step_drops_what_it_announced() -> None:
+    config = mesh({"a": [1], "b": [2]}, route_to="a")
+    old = DeltaStreamState()
+    connect(old, config)
+    state = DeltaStreamState()
+    for type_url in PUSH_ORDER:
+        held = dict(old.types[type_url].client)
+        subscribe = ("*",) if type_url in (CLUSTER, LISTENER) else tuple(held)
+        state.on_request(DeltaRequest(type_url, subscribe=subscribe, initial_versions=held), NOW)
+
+    planned = state.plan(config)
+
+    assert [(p.type_url, p.resources, p.removed) for p in planned] == [
+        (CLUSTER, (), ()),
+        (LISTENER, (), ()),
+    ]
+    for type_url in PUSH_ORDER:
+        assert state.types[type_url].client.own_names() == []
+        assert state.types[type_url].client.base is config.resources(type_url)
