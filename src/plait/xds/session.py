@@ -179,7 +179,7 @@ def to_delta_request(msg: Any) -> DeltaRequest:
         response_nonce=msg.response_nonce,
         subscribe=tuple(msg.resource_names_subscribe),
         unsubscribe=tuple(msg.resource_names_unsubscribe),
-        initial_versions=dict(msg.initial_resource_versions),
+        initial_versions=msg.initial_resource_versions,  # (a read-only Mapping: no copy)
         error=error,
     )
 

@@ -32,7 +32,8 @@ the incremental protocol. What differs from the State of the World
 
 The server decides what to send (`plait.xds.delta`); this module only keeps the books:
 `client` (name -> version the client holds, `Held`), `touched` (names whose books changed outside
-a push: the planner must look at them again), `rejected`, the responses in flight.
+a push: the planner must look at them again; none after a type's first request, as a
+planner not yet in step looks at every name), `rejected`, the responses in flight.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ class DeltaSubscription(Subscription):
                 self._holds(name, version)
         if not self.wildcard or first:
             self._change_names(subscribe, set(req.unsubscribe) - {WILDCARD}, req)
+        if first:  # nothing is in step on a new stream: every name gets a look anyway
+            self.touched.clear()  # (1,000 reconnecting streams need not each keep a copy)
         if not req.response_nonce:
             return RequestKind.SUBSCRIBE
         sent = self._in_flight.pop(req.response_nonce, None)
