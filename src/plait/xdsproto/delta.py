@@ -39,6 +39,7 @@ planner not yet in step looks at every name), `rejected`, the responses in fligh
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,7 +174,7 @@ class DeltaSubscription(Subscription):
         first = not self.requested
         self.resubscribed = first
         self.requested = True
-        subscribe = set(req.subscribe)
+        subscribe = set(map(sys.intern, req.subscribe))  # (shared by the streams that list it)
         if WILDCARD in subscribe:
             subscribe.discard(WILDCARD)
             self.wildcard = True
@@ -231,7 +232,8 @@ class DeltaSubscription(Subscription):
             self._refresh_nack()
 
     def _holds(self, name: str, version: str) -> None:
-        self.client[name] = version
+        # (interned: 1,000 streams announcing the same names and versions share them)
+        self.client[sys.intern(name)] = sys.intern(version)
         self.touched.add(name)
 
     def _change_names(self, subscribe: set[str], unsubscribe: set[str], req: DeltaRequest) -> None:
