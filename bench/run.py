@@ -51,7 +51,7 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         results["controlplane"] = await convergence.run(args.quick, progress)
         results["shop"] = await shopedit.run(5 if args.quick else 20, progress)
     if args.only == "scale":
-        results["scale"] = await scale.run(args.quick, progress)
+        results["scale"] = await scale.run(args.quick, progress, args.clients)
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
         results["machine"]["plait_commit"] += f" → {end_commit} (changed during the run)"
@@ -78,6 +78,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs (a smoke test)")
     parser.add_argument("--only", choices=["dataplane", "controlplane", "scale"])
     parser.add_argument("--json", type=Path, help="with --only scale: write its result here")
+    parser.add_argument(
+        "--clients",
+        choices=["sotw", "delta", "mixed"],
+        default="sotw",
+        help="with --only scale: the simulated proxies' ADS flavour",
+    )
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = RESULTS / f"{stamp}{'-quick' if args.quick else ''}"

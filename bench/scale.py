@@ -12,7 +12,8 @@ The JSON object it writes (times in ms from the start of the change, i.e. before
 snapshot is built, to a proxy's ACK of everything the change gave it):
 
 * `services`, `proxies`: the mesh; `clients`: the xDS flavour of the simulated proxies
-  (`"sotw"`);
+  (`"sotw"`, `"delta"` (`bench.simdelta`), or `"mixed"`: half the client processes each;
+  `python -m bench.run --only scale --clients delta`);
 * `vs_edit_ack_p99_ms`: a VirtualService weight edit (the outbound route table of every
   proxy changes): p99 over every proxy of every repetition;
 * `endpoint_ack_p99_ms`: a replica of one service joins or leaves the registry (its
@@ -74,6 +75,7 @@ class Scale:
     reps: int = 5
     client_procs: int = 2
     timeout_s: float = 120.0
+    clients: str = "sotw"  # the simulated proxies' ADS: "sotw", "delta", or "mixed" (half each)
 
 
 def _cpu() -> float:
@@ -156,7 +158,7 @@ class Worker:
         return {
             "services": s.services,
             "proxies": s.proxies,
-            "clients": "sotw",
+            "clients": s.clients,
             "vs_edit_ack_p99_ms": 1e3 * vs["p99"],
             "endpoint_ack_p99_ms": 1e3 * ep["p99"],
             "cp_cpu_s_per_change": sum(self.cpu) / len(self.cpu),
@@ -171,15 +173,17 @@ class Worker:
         self.detail[f"hwm_after_{phase}_mib"] = memory_kib()["VmHWM"] / 1024
 
     async def _start_clients(self, port: int, *extra: str) -> None:
-        n = self.scale.client_procs
+        n, clients = self.scale.client_procs, self.scale.clients
         for i in range(n):
             path = self.run_dir / f"proxies-{i}.json"
             path.write_text(proxies_to_json(self.mesh.proxies[i::n]))
+            delta = clients == "delta" or (clients == "mixed" and i % 2 == 1)
             proc = await spawn_python(
                 "bench.simclient",
                 str(port),
                 str(path),
                 "--reconnect",
+                *(["--delta"] if delta else []),
                 *extra,
                 stdout=asyncio.subprocess.DEVNULL,
             )
@@ -261,10 +265,10 @@ async def _worker(scale: Scale) -> dict[str, Any]:
         return await Worker(scale, Path(tmp)).run()
 
 
-async def run(quick: bool, progress: Progress) -> dict[str, Any]:
+async def run(quick: bool, progress: Progress, clients: str = "sotw") -> dict[str, Any]:
     """The scale scenario in its own process (`quick`: 100 × 100)."""
-    scale = Scale(100, 100, reps=3) if quick else Scale()
-    progress(f"scale: {scale.services} services × {scale.proxies} simulated proxies")
+    scale = Scale(100, 100, reps=3, clients=clients) if quick else Scale(clients=clients)
+    progress(f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients})")
     proc = await spawn_python("bench.scale", json.dumps(asdict(scale)))
     try:
         assert proc.stdout is not None

@@ -21,6 +21,7 @@ resources reach every proxy as the same bytes), so the clients' CPU stays small 
 the control plane's on a small machine. It never NACKs. It exits on SIGTERM or when its
 parent dies; with `--reconnect` a stream that ends is re-opened after a jittered backoff
 (0-0.5 s, doubling to 2 s), from an empty state as Envoy's is after a control-plane restart.
+With `--delta` the proxies speak delta ADS instead (`bench.simdelta`).
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class SimProxy:
         return out
 
 
-async def _run_forever(sim: SimProxy) -> None:
+async def _run_forever(sim: Any) -> None:
     """Re-open the stream whenever it ends (a control-plane restart)."""
     failures = 0
     while True:
@@ -187,16 +188,20 @@ async def _run_forever(sim: SimProxy) -> None:
         sim.reset()
 
 
-async def run_all(port: int, proxies: list[Proxy], reconnect: bool = False) -> None:
+async def run_all(
+    port: int, proxies: list[Proxy], reconnect: bool = False, delta: bool = False
+) -> None:
+    from bench.simdelta import DeltaSimProxy  # (it builds on this module)
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sims = [SimProxy(p, f"127.0.0.1:{port}") for p in proxies]
+    kind = DeltaSimProxy if delta else SimProxy
+    sims = [kind(p, f"127.0.0.1:{port}") for p in proxies]
     try:
         async with asyncio.TaskGroup() as tg:
-            run = _run_forever if reconnect else SimProxy.run
-            streams = [tg.create_task(run(s)) for s in sims]
+            streams = [tg.create_task(_run_forever(s) if reconnect else s.run()) for s in sims]
             waiter = tg.create_task(stop.wait())
             await asyncio.wait([waiter, *streams], return_when=asyncio.FIRST_COMPLETED)
             for task in [waiter, *streams]:  # stopped, or a stream ended: end them all
@@ -211,7 +216,8 @@ def main() -> None:
     port, path = int(sys.argv[1]), sys.argv[2]
     with open(path) as f:
         proxies = proxies_from_json(f.read())
-    asyncio.run(run_all(port, proxies, reconnect="--reconnect" in sys.argv[3:]))
+    flags = sys.argv[3:]
+    asyncio.run(run_all(port, proxies, reconnect="--reconnect" in flags, delta="--delta" in flags))
 
 
 if __name__ == "__main__":

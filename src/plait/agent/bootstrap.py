@@ -11,6 +11,10 @@ https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/bootstrap/v3/bootstrap
 - `initial_fetch_timeout: 0s` on CDS and LDS, as Istio does: Envoy stays un-initialised
   (admin `/ready` answers 503) until the control plane has answered, instead of going
   LIVE with no configuration after the default 15 s. Readiness then means "configured".
+- ADS is delta xDS (`api_type: DELTA_GRPC`, DeltaAggregatedResources) by default: a
+  change sends only the resources it touched, and a reconnect resends only what changed
+  (`initial_resource_versions`). `xds_protocol=XdsProtocol.SOTW` asks for the State of
+  the World (`GRPC`) instead; the control plane serves both on the same port.
 - `set_node_on_first_message_only`: the node (with its metadata) travels once per stream.
 - The `xds-grpc` cluster speaks HTTP/2 with HTTP/2 PINGs and TCP keepalive so a dead
   control plane (or a silently dropped connection) is noticed and ADS reconnects.
@@ -43,6 +47,7 @@ change Envoy) stays on loopback.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from plait.api.common import is_ip
@@ -67,6 +72,13 @@ _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions
 _UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 
+class XdsProtocol(StrEnum):
+    """The ADS variant Envoy speaks: its `ApiConfigSource.api_type`."""
+
+    DELTA = "DELTA_GRPC"  # incremental: DeltaAggregatedResources
+    SOTW = "GRPC"  # State of the World: StreamAggregatedResources
+
+
 @dataclass(frozen=True)
 class BootstrapOptions:
     """What one Envoy needs to start: its proxy, admin port and the control plane address.
@@ -79,7 +91,8 @@ class BootstrapOptions:
     plane's SPIFFE ID (`control_plane_identity(trust_domain)`), turns on mTLS to xDS.
     `admin_host` is where the admin API listens: loopback, or the pod IP of a proxy in a
     pod network, so that the agent on the host reaches it. `prometheus_port` serves
-    `/stats/prometheus` on every address (a proxy in a pod: 15090).
+    `/stats/prometheus` on every address (a proxy in a pod: 15090). `xds_protocol` is
+    the ADS variant (delta unless a control plane that only speaks SotW is used).
     """
 
     proxy: Proxy
@@ -93,6 +106,7 @@ class BootstrapOptions:
     xds_identity: SpiffeId | None = None
     admin_host: str = "127.0.0.1"
     prometheus_port: int | None = None
+    xds_protocol: XdsProtocol = XdsProtocol.DELTA
 
     def __post_init__(self) -> None:
         if not self.proxy.id:
@@ -146,17 +160,17 @@ def _admin(host: str, port: int) -> dict[str, Any]:
     }
 
 
-def _grpc_api(cluster: str) -> dict[str, Any]:
+def _grpc_api(cluster: str, protocol: XdsProtocol = XdsProtocol.SOTW) -> dict[str, Any]:
     """An ApiConfigSource that streams over Envoy's own gRPC client to `cluster`."""
     return {
-        "api_type": "GRPC",
+        "api_type": protocol.value,
         "transport_api_version": "V3",
         "set_node_on_first_message_only": True,
         "grpc_services": [{"envoy_grpc": {"cluster_name": cluster}}],
     }
 
 
-def _dynamic_resources(initial_fetch_timeout_s: float) -> dict[str, Any]:
+def _dynamic_resources(initial_fetch_timeout_s: float, protocol: XdsProtocol) -> dict[str, Any]:
     def ads_source() -> dict[str, Any]:
         return {
             "ads": {},
@@ -165,7 +179,7 @@ def _dynamic_resources(initial_fetch_timeout_s: float) -> dict[str, Any]:
         }
 
     return {
-        "ads_config": _grpc_api(XDS_CLUSTER),
+        "ads_config": _grpc_api(XDS_CLUSTER, protocol),
         "cds_config": ads_source(),
         "lds_config": ads_source(),
     }
@@ -345,7 +359,7 @@ def bootstrap(opts: BootstrapOptions) -> dict[str, Any]:
     return {
         "node": _node(opts.proxy),
         "admin": _admin(opts.admin_host, opts.admin_port),
-        "dynamic_resources": _dynamic_resources(opts.initial_fetch_timeout_s),
+        "dynamic_resources": _dynamic_resources(opts.initial_fetch_timeout_s, opts.xds_protocol),
         "static_resources": static,
         "overload_manager": _overload_manager(opts.max_downstream_connections),
         "layered_runtime": {

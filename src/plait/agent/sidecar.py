@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plait.agent.bootstrap import BootstrapOptions
+from plait.agent.bootstrap import BootstrapOptions, XdsProtocol
 from plait.agent.identity import CaClientOptions, CertificateManager
 from plait.agent.lifecycle import StartStop
 from plait.agent.sds import SdsServer
@@ -44,6 +44,7 @@ class SidecarOptions:
     concurrency: int = 1
     supervisor: SupervisorOptions | None = None
     prometheus_port: int | None = None
+    xds_protocol: XdsProtocol = XdsProtocol.DELTA
 
     def __post_init__(self) -> None:
         who = self.ca.identity
@@ -69,6 +70,7 @@ class SidecarOptions:
             sds_socket=str(self.sds_socket),
             xds_identity=server if self.xds_tls else None,
             prometheus_port=self.prometheus_port,
+            xds_protocol=self.xds_protocol,
         )
 
 

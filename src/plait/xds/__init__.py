@@ -1,4 +1,5 @@
-"""The xDS side of plait: the ADS server (State of the World) and what it depends on.
+"""The xDS side of plait: the ADS server (State of the World and delta) and what it
+depends on.
 
     ConfigSource        the protocol the server reads configuration from (source.py)
     StaticConfigSource  an in-memory ConfigSource for tests and benchmarks
@@ -7,7 +8,7 @@
     ProxyStatus         one proxy's sync state per type, for `plait status` (status.py)
     XdsCounters         the server's counters; XdsObserver receives its timings (status.py)
 
-Delta xDS is not implemented yet (TODO in stream.py and server.py).
+Delta (incremental) xDS is what plait's bootstrap asks for; SotW is served too.
 """
 
 from plait.xds.auth import ProxyAdmission, ServerTls, ServingCredentials

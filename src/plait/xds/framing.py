@@ -11,9 +11,20 @@ by hand instead of building a message and re-encoding every resource per stream:
       5 nonce          string
       6 control_plane  envoy.config.core.v3.ControlPlane { 1 identifier string }
 
-The gRPC method is registered with an identity response serializer, so the bytes made
-here go to the wire unchanged. Only the State of the World method is registered; a call to
-DeltaAggregatedResources gets UNIMPLEMENTED from gRPC.
+The incremental variant frames each resource inside an envoy...discovery.v3.Resource
+(its version is `Resource.digest`, the hash of those same bytes):
+
+    DeltaDiscoveryResponse
+      1 system_version_info  string
+      2 resources            repeated Resource { 3 name, 1 version, 2 resource (Any) }
+      4 type_url             string
+      5 nonce                string
+      6 removed_resources    repeated string
+      7 control_plane        ControlPlane
+
+The gRPC methods are registered with an identity response serializer, so the bytes made
+here go to the wire unchanged: StreamAggregatedResources (State of the World) and
+DeltaAggregatedResources (incremental).
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from plait.translate.resource import Resource
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 SOTW_METHOD = "StreamAggregatedResources"
+DELTA_METHOD = "DeltaAggregatedResources"
 
 _WIRE_LEN = 2  # length-delimited wire type
 
@@ -46,6 +58,8 @@ def _tag(field: int) -> bytes:
 
 
 _VERSION, _RESOURCE, _TYPE_URL, _NONCE, _CONTROL_PLANE = (_tag(f) for f in (1, 2, 4, 5, 6))
+_REMOVED, _DELTA_CONTROL_PLANE = _tag(6), _tag(7)  # DeltaDiscoveryResponse
+_RES_NAME = _tag(3)  # Resource.name (Resource.version is 1 and .resource 2, as above)
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:
@@ -55,6 +69,32 @@ def _field(tag: bytes, payload: bytes) -> bytes:
 def control_plane(identifier: str) -> bytes:
     """The serialized `control_plane` field (a ControlPlane message) for every response."""
     return _field(_CONTROL_PLANE, _field(_tag(1), identifier.encode()))
+
+
+def delta_control_plane(identifier: str) -> bytes:
+    """The `control_plane` field of a DeltaDiscoveryResponse (field 7 there)."""
+    return _field(_DELTA_CONTROL_PLANE, _field(_tag(1), identifier.encode()))
+
+
+def encode_delta_response(
+    version: str,
+    type_url: str,
+    nonce: str,
+    resources: Iterable[Resource],
+    removed: Iterable[str] = (),
+    control_plane_field: bytes = b"",
+) -> bytes:
+    """A serialized DeltaDiscoveryResponse around the given bodies, byte for byte."""
+    parts = [_field(_VERSION, version.encode())] if version else []
+    for r in resources:
+        head, tail = _delta_wrapper(r)
+        parts += (head, r.body, tail)
+    parts.append(_field(_TYPE_URL, type_url.encode()))
+    if nonce:
+        parts.append(_field(_NONCE, nonce.encode()))
+    parts.extend(_field(_REMOVED, name.encode()) for name in removed)
+    parts.append(control_plane_field)
+    return b"".join(parts)
 
 
 def encode_response(
@@ -76,6 +116,26 @@ def encode_response(
     return b"".join(parts)
 
 
+_WRAPPERS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_WRAPPERS_MAX = 200_000
+
+
+def _delta_wrapper(r: Resource) -> tuple[bytes, bytes]:
+    """The bytes of a delta `Resource` before and after `r.body`, made once per resource
+    version (every stream that sends it frames the same bytes). Bounded: when full, the
+    table starts over."""
+    key = (r.name, r.digest)
+    found = _WRAPPERS.get(key)
+    if found is None:
+        inner = _field(_VERSION, r.digest.encode()) + _RESOURCE + _varint(len(r.body))
+        tail = _field(_RES_NAME, r.name.encode())
+        head = _RESOURCE + _varint(len(inner) + len(r.body) + len(tail)) + inner
+        if len(_WRAPPERS) >= _WRAPPERS_MAX:
+            _WRAPPERS.clear()
+        found = _WRAPPERS[key] = (head, tail)
+    return found
+
+
 def _identity(data: bytes) -> bytes:
     return data
 
@@ -84,14 +144,19 @@ StreamBehaviour = Callable[[Any, Any], Any]
 """`async def behaviour(request_iterator, context) -> None` (the reader/writer style)."""
 
 
-def ads_handler(sotw: StreamBehaviour) -> grpc.GenericRpcHandler:
+def ads_handler(sotw: StreamBehaviour, delta: StreamBehaviour) -> grpc.GenericRpcHandler:
     """The generic handler for ADS: requests parsed by protobuf, responses sent as bytes."""
-    method = grpc.stream_stream_rpc_method_handler(
-        sotw,
-        request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-        response_serializer=_identity,
-    )
-    handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(
-        ADS_SERVICE, {SOTW_METHOD: method}
-    )
+    methods = {
+        SOTW_METHOD: grpc.stream_stream_rpc_method_handler(
+            sotw,
+            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            response_serializer=_identity,
+        ),
+        DELTA_METHOD: grpc.stream_stream_rpc_method_handler(
+            delta,
+            request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            response_serializer=_identity,
+        ),
+    }
+    handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(ADS_SERVICE, methods)
     return handler

@@ -1,14 +1,16 @@
-"""The ADS gRPC server (State of the World) on grpc.aio.
+"""The ADS gRPC server (State of the World and delta) on grpc.aio.
 
-Serves `envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources`.
+Serves `envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources`
+(State of the World, `stream.py`) and `DeltaAggregatedResources` (incremental,
+`delta.py`): the bootstrap asks for delta, and any client may speak either.
 Each stream's first request must carry the Envoy node: its id and metadata (written by the
 agent with `to_node_metadata`) become the `Proxy`; a stream without a usable node is
 refused with INVALID_ARGUMENT and recorded in `rejections`. Started with `ServerTls`, the
 port speaks mutual TLS and a node whose certificate identity does not back its metadata is
 refused with PERMISSION_DENIED before any response (see `auth.py`), also recorded in
 `rejections`. The stream is then served by a
-`Session` (see `session.py` for its tasks and failure model, `stream.py` for the protocol
-rules).
+`Session` (see `session.py` for its tasks and failure model, `stream.py` and `delta.py`
+for the protocol rules).
 
 Status codes are chosen in one place, `_status_for`: a bad node is INVALID_ARGUMENT,
 an identity that may not have the node's configuration is PERMISSION_DENIED, shutdown is
@@ -19,9 +21,6 @@ A client that disconnects is cancelled by gRPC; its proxy stays listed by `statu
 disconnected for `disconnected_ttl` seconds. When the same node id connects again, the new
 stream replaces the old in the status table. `stop()` ends every stream with UNAVAILABLE
 so that Envoy reconnects elsewhere or later.
-
-TODO(delta-xds): DeltaAggregatedResources is not registered (gRPC answers UNIMPLEMENTED,
-and Envoy configured for DELTA_GRPC will fail to connect); see `stream.py`.
 """
 
 from __future__ import annotations
@@ -113,6 +112,7 @@ class AdsServer:
             source,
             self.counters,
             framing.control_plane(control_plane_id),
+            framing.delta_control_plane(control_plane_id),
             self._notify,
             observer=observer if observer is not None else NoObserver(),
         )
@@ -131,7 +131,7 @@ class AdsServer:
         with it, mutual TLS and the checks of `auth.py`.
         """
         server = grpc.aio.server()
-        server.add_generic_rpc_handlers((framing.ads_handler(self._sotw),))
+        server.add_generic_rpc_handlers((framing.ads_handler(self._sotw, self._delta),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if tls is None:
             bound: int = server.add_insecure_port(address)
@@ -207,6 +207,13 @@ class AdsServer:
 
     async def _sotw(self, requests: Any, context: Any) -> None:
         """The StreamAggregatedResources handler (reader/writer style)."""
+        await self._serve(requests, context, delta=False)
+
+    async def _delta(self, requests: Any, context: Any) -> None:
+        """The DeltaAggregatedResources handler (reader/writer style)."""
+        await self._serve(requests, context, delta=True)
+
+    async def _serve(self, requests: Any, context: Any, *, delta: bool) -> None:
         first = await anext(requests, None)
         if first is None:
             return
@@ -214,7 +221,7 @@ class AdsServer:
         try:
             proxy = proxy_from_request(first)
             self._authorize(proxy, context)
-            session = Session(proxy, self._deps)
+            session = Session(proxy, self._deps, delta=delta)
             self._connect(session)
             try:
                 await session.run(first, requests, context.write)

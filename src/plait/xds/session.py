@@ -42,7 +42,7 @@ from typing import Any
 from plait.model.proxy import Proxy
 from plait.translate.resource import ProxyConfig
 from plait.translate.typeurls import ENDPOINT, PUSH_ORDER, SHORT_NAMES
-from plait.xds import framing
+from plait.xds.delta import DeltaStreamState, PlannedDelta
 from plait.xds.source import ConfigSource
 from plait.xds.status import (
     NoObserver,
@@ -54,6 +54,7 @@ from plait.xds.status import (
 )
 from plait.xds.stream import StreamState
 from plait.xds.typestate import PlannedResponse, Request, RequestKind
+from plait.xdsproto.delta import DeltaRequest
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class SessionDeps:
     source: ConfigSource
     counters: XdsCounters
     control_plane: bytes  # the framed control_plane field, see framing.control_plane
+    delta_control_plane: bytes  # the same for delta responses (framing.delta_control_plane)
     on_sync_change: Callable[[], None]
     observer: XdsObserver = field(default_factory=NoObserver)
     generations: GenerationTimes = field(default_factory=GenerationTimes)
@@ -169,12 +171,27 @@ def to_request(msg: Any) -> Request:
     )
 
 
-class Session:
-    """The state and tasks of one stream from one proxy."""
+def to_delta_request(msg: Any) -> DeltaRequest:
+    """A DeltaDiscoveryRequest protobuf as the plain `DeltaRequest` the state machine reads."""
+    error = msg.error_detail.message if msg.HasField("error_detail") else None
+    return DeltaRequest(
+        type_url=msg.type_url,
+        response_nonce=msg.response_nonce,
+        subscribe=tuple(msg.resource_names_subscribe),
+        unsubscribe=tuple(msg.resource_names_unsubscribe),
+        initial_versions=msg.initial_resource_versions,  # (a read-only Mapping: no copy)
+        error=error,
+    )
 
-    def __init__(self, proxy: Proxy, deps: SessionDeps) -> None:
+
+class Session:
+    """The state and tasks of one stream from one proxy; `delta` picks the incremental
+    protocol (DeltaAggregatedResources) over the State of the World."""
+
+    def __init__(self, proxy: Proxy, deps: SessionDeps, *, delta: bool = False) -> None:
         self.proxy = proxy
-        self.state = StreamState()
+        self.delta = delta
+        self.state: StreamState | DeltaStreamState = DeltaStreamState() if delta else StreamState()
         self.connected_since = utcnow()
         self.disconnected_at: datetime | None = None
         self.synced_generation: int | None = None
@@ -219,8 +236,13 @@ class Session:
             self._on_request(msg)
 
     def _on_request(self, msg: Any) -> None:
-        req = to_request(msg)
-        kind = self.state.on_request(req, utcnow())
+        req: Request | DeltaRequest
+        if isinstance(self.state, DeltaStreamState):
+            req = to_delta_request(msg)
+            kind = self.state.on_request(req, utcnow())
+        else:
+            req = to_request(msg)
+            kind = self.state.on_request(req, utcnow())
         counters = self._deps.counters
         if kind is RequestKind.IGNORED:
             log.debug("proxy %s: ignoring unserved type %s", self.proxy.id, req.type_url)
@@ -263,6 +285,8 @@ class Session:
             for planned in self.state.plan(self.config):
                 size = await self._write(planned, write)
                 deps.counters.count_push(planned.type_url, reason)
+                removed = len(planned.removed) if isinstance(planned, PlannedDelta) else 0
+                deps.counters.count_resources(planned.type_url, len(planned.resources), removed)
                 seconds = None if since is None else time.monotonic() - since
                 deps.observer.pushed(SHORT_NAMES[planned.type_url], size, seconds)
             if self.state.settled(self.config) and self.synced_generation != generation:
@@ -270,18 +294,18 @@ class Session:
                 self._settled()
                 deps.on_sync_change()
 
-    async def _write(self, planned: PlannedResponse, write: Write) -> int:
+    async def _write(self, planned: PlannedResponse | PlannedDelta, write: Write) -> int:
         """Frame and write one response; its size. A large one is framed within one of
         the `large_writes` slots, held until the write completes or `SLOT_HOLD_S` passes
         (a client that does not read must not hold a slot for long)."""
-        control_plane = self._deps.control_plane
-        args = (planned.version, planned.type_url, planned.nonce, planned.resources)
+        deps = self._deps
+        control_plane = deps.delta_control_plane if self.delta else deps.control_plane
         if sum(len(r.body) for r in planned.resources) < LARGE_RESPONSE:
-            data = framing.encode_response(*args, control_plane)
+            data = planned.frame(control_plane)
             await write(data)
             return len(data)
         async with self._deps.large_writes:
-            data = framing.encode_response(*args, control_plane)
+            data = planned.frame(control_plane)
             writing = asyncio.ensure_future(write(data))
             try:
                 await asyncio.wait([writing], timeout=SLOT_HOLD_S)

@@ -89,6 +89,8 @@ class XdsCounters:
 
     pushes: Counter[str] = field(default_factory=Counter)  # responses sent, by short name
     pushes_by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, reason)
+    resources_sent: Counter[str] = field(default_factory=Counter)  # resources in them, by type
+    removals_sent: Counter[str] = field(default_factory=Counter)  # delta removed_resources
     nacks: Counter[str] = field(default_factory=Counter)  # NACKs received, by short name
     acks: int = 0
     stale_requests: int = 0
@@ -100,6 +102,12 @@ class XdsCounters:
         name = SHORT_NAMES.get(type_url, type_url)
         self.pushes[name] += 1
         self.pushes_by_reason[name, reason.value] += 1
+
+    def count_resources(self, type_url: str, sent: int, removed: int = 0) -> None:
+        name = SHORT_NAMES.get(type_url, type_url)
+        self.resources_sent[name] += sent
+        if removed:
+            self.removals_sent[name] += removed
 
     def count_nack(self, type_url: str) -> None:
         self.nacks[SHORT_NAMES.get(type_url, type_url)] += 1

@@ -27,8 +27,8 @@ Rules (xDS protocol, https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_pr
   names.
 * Order within one plan: PUSH_ORDER (CDS, EDS, LDS, RDS).
 
-TODO(delta-xds): incremental xDS (DeltaAggregatedResources) is not implemented; it will
-get its own state module next to this one, as go-control-plane keeps sotw/ and delta/.
+Incremental xDS (DeltaAggregatedResources) has its own state module, `delta.py`, as
+go-control-plane keeps sotw/ and delta/ apart.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from plait.translate.resource import ProxyConfig, Resource
+from plait.xds import framing
 from plait.xdsproto.subscription import Nack, Request, RequestKind, Subscription
 
 __all__ = [
@@ -49,6 +50,12 @@ class PlannedResponse:
     nonce: str
     resources: tuple[Resource, ...]
 
+    def frame(self, control_plane: bytes) -> bytes:
+        """The serialized DiscoveryResponse."""
+        return framing.encode_response(
+            self.version, self.type_url, self.nonce, self.resources, control_plane
+        )
+
 
 _DIFFS: OrderedDict[
     tuple[int, int], tuple[Mapping[str, Resource], Mapping[str, Resource], frozenset[str]]
@@ -75,6 +82,26 @@ def changed_names(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> f
     _DIFFS[key] = (old, new, names)
     while len(_DIFFS) > 16:
         _DIFFS.popitem(last=False)
+    return names
+
+
+_GONE: OrderedDict[
+    tuple[int, int], tuple[Mapping[str, Resource], Mapping[str, Resource], frozenset[str]]
+] = OrderedDict()
+
+
+def removed_names(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> frozenset[str]:
+    """Names in `old` that `new` no longer has; remembered like `changed_names`."""
+    if len(old) < _REMEMBER_FROM:
+        return frozenset(n for n in old if n not in new)
+    key = (id(old), id(new))
+    found = _GONE.get(key)
+    if found is not None and found[0] is old and found[1] is new:
+        return found[2]
+    names = frozenset(n for n in old if n not in new)
+    _GONE[key] = (old, new, names)
+    while len(_GONE) > 16:
+        _GONE.popitem(last=False)
     return names
 
 

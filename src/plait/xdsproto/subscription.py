@@ -2,9 +2,10 @@
 
 The subscription state machine shared by every xDS server plait runs: the control plane's
 ADS (`typestate.TypeState` adds the resources sent per name on top) and the agent's SDS
-server (`agent.sds`). Plain objects, no gRPC, no clock (callers pass `now`), so the delta
-protocol can reuse it: a delta server turns `resource_names_subscribe` /
-`resource_names_unsubscribe` into the new name set and feeds the same `Request`.
+server (`agent.sds`). Plain objects, no gRPC, no clock (callers pass `now`). The delta
+(incremental) variant, `plait.xdsproto.delta.DeltaSubscription`, is this class with the
+names changed by `resource_names_subscribe`/`_unsubscribe` (`set_names`) and ACK/NACK
+kept per resource.
 
 Rules (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol, "ACK/NACK and
 resource type instance version", "Resource updates", "How the client specifies what
@@ -104,11 +105,7 @@ class Subscription:
         self.resubscribed = not self.requested
         if not self.wildcard and req.resource_names != self._names_seen:
             self._names_seen = req.resource_names  # (most requests repeat the last list)
-            names = name_set(req.resource_names)
-            if names != self.subscribed:
-                self.subscribed = names
-                self.resubscribed = True
-                self.on_names_changed(names)
+            self.set_names(name_set(req.resource_names))
         if not self.requested:
             self.requested = True
             if req.version_info and self.acked_version is None:
@@ -134,6 +131,13 @@ class Subscription:
         self.nack = None
         self.on_acked()
         return RequestKind.ACK
+
+    def set_names(self, names: frozenset[str]) -> None:
+        """Subscribe to exactly `names` (a delta request's subscribe/unsubscribe applied)."""
+        if names != self.subscribed:
+            self.subscribed = names
+            self.resubscribed = True
+            self.on_names_changed(names)
 
     def record_sent(self, version: str, nonce: str) -> None:
         """A response with `version` and `nonce` is being written; it awaits an answer."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
+from plait.agent import admin
 from plait.agent.supervisor import EnvoySupervisor
+from plait.errors import EnvoyError
 from plait.local import ports
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
@@ -68,3 +72,26 @@ def pid_alive(pid: int) -> bool:
 
 EnvoyFactory = Callable[..., EnvoySupervisor]
 """The `envoys` fixture: make(proxy=None, admin_port=0, **SupervisorOptions fields)."""
+
+
+async def print_diagnostics(sup: EnvoySupervisor) -> None:
+    """Envoy's log tail and config dump (for a failed test)."""
+    print(f"===== Envoy {sup.name}: pid={sup.pid} restarts={sup.restarts} log {sup.log_path}")
+    print(sup.log_tail(200))
+    if sup.admin_url is not None:
+        try:
+            dump = await admin.config_dump(sup.admin_url)
+        except EnvoyError as exc:
+            print(f"(no config dump: {exc})")
+        else:
+            print(f"===== config dump of {sup.name}")
+            print(json.dumps(_without_extensions(dump), indent=1)[:30000])
+
+
+def _without_extensions(doc: Any) -> Any:
+    """The dump minus the node's list of every compiled-in extension (hundreds of lines)."""
+    if isinstance(doc, dict):
+        return {k: _without_extensions(v) for k, v in doc.items() if k != "extensions"}
+    if isinstance(doc, list):
+        return [_without_extensions(v) for v in doc]
+    return doc

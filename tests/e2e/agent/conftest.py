@@ -6,19 +6,16 @@ failed its log and config dump are printed first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ads_stub import AdsServer, StubAds
-from agent_e2e import EnvoyFactory, make_proxy
+from agent_e2e import EnvoyFactory, make_proxy, print_diagnostics
 
-from plait.agent import admin
-from plait.agent.bootstrap import BootstrapOptions
+from plait.agent.bootstrap import BootstrapOptions, XdsProtocol
 from plait.agent.supervisor import EnvoySupervisor, SupervisorOptions
-from plait.errors import EnvoyError
 from plait.model.proxy import Proxy
 
 
@@ -49,6 +46,7 @@ async def envoys(
             admin_port=admin_port,
             xds_host="127.0.0.1",
             xds_port=ads.port,
+            xds_protocol=XdsProtocol.SOTW,  # the stub speaks the State of the World only
         )
         sup = EnvoySupervisor(config, tmp_path, options=SupervisorOptions(**options))
         made.append(sup)
@@ -60,27 +58,5 @@ async def envoys(
     failed = report is None or report.failed
     for sup in made:
         if failed:
-            await _print_diagnostics(sup)
+            await print_diagnostics(sup)
         await sup.stop()
-
-
-async def _print_diagnostics(sup: EnvoySupervisor) -> None:
-    print(f"===== Envoy {sup.name}: pid={sup.pid} restarts={sup.restarts} log {sup.log_path}")
-    print(sup.log_tail(200))
-    if sup.admin_url is not None:
-        try:
-            dump = await admin.config_dump(sup.admin_url)
-        except EnvoyError as exc:
-            print(f"(no config dump: {exc})")
-        else:
-            print(f"===== config dump of {sup.name}")
-            print(json.dumps(_without_extensions(dump), indent=1)[:30000])
-
-
-def _without_extensions(doc: Any) -> Any:
-    """The dump minus the node's list of every compiled-in extension (hundreds of lines)."""
-    if isinstance(doc, dict):
-        return {k: _without_extensions(v) for k, v in doc.items() if k != "extensions"}
-    if isinstance(doc, list):
-        return [_without_extensions(v) for v in doc]
-    return doc

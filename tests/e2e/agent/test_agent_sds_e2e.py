@@ -25,7 +25,7 @@ from google.protobuf import json_format, wrappers_pb2
 
 from meshca import MeshCa
 from plait.agent import admin
-from plait.agent.bootstrap import sds_config_source
+from plait.agent.bootstrap import XdsProtocol, sds_config_source
 from plait.agent.sidecar import SidecarAgent, SidecarOptions
 from plait.agent.supervisor import SupervisorOptions
 from plait.model.identity import CERT_SECRET, ROOT_SECRET, SpiffeId, control_plane_identity
@@ -153,6 +153,7 @@ def sidecar_options(
         xds_port=xds_port,
         xds_tls=xds_tls,
         supervisor=SupervisorOptions(log_level="info", drain_timeout_s=0.2),
+        xds_protocol=XdsProtocol.SOTW,  # the stub ADS speaks the State of the World only
     )
 
 

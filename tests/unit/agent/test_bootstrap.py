@@ -23,7 +23,13 @@ from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from google.protobuf import json_format
 
-from plait.agent.bootstrap import PROMETHEUS_CLUSTER, XDS_CLUSTER, BootstrapOptions, bootstrap
+from plait.agent.bootstrap import (
+    PROMETHEUS_CLUSTER,
+    XDS_CLUSTER,
+    BootstrapOptions,
+    XdsProtocol,
+    bootstrap,
+)
 from plait.agent.envoy import find_envoy
 from plait.model.identity import SDS_CLUSTER, control_plane_identity
 from plait.model.labels import Labels
@@ -84,11 +90,11 @@ def test_admin_listens_on_loopback_and_logs_nowhere() -> None:
     assert "/dev/null" in json.dumps(bootstrap(opts())["admin"])
 
 
-def test_ads_carries_clusters_and_listeners_over_grpc_v3() -> None:
+def test_ads_carries_clusters_and_listeners_over_delta_grpc_v3() -> None:
     dyn = parse(bootstrap(opts())).dynamic_resources
 
     ads = dyn.ads_config
-    assert ads.api_type == ads.GRPC
+    assert ads.api_type == ads.DELTA_GRPC
     assert ads.transport_api_version == 2  # V3
     assert ads.set_node_on_first_message_only
     assert [g.envoy_grpc.cluster_name for g in ads.grpc_services] == [XDS_CLUSTER]
@@ -96,6 +102,12 @@ def test_ads_carries_clusters_and_listeners_over_grpc_v3() -> None:
         assert source.HasField("ads")
         assert source.resource_api_version == 2  # V3
         assert source.initial_fetch_timeout.ToSeconds() == 0  # wait for the control plane
+
+
+def test_state_of_the_world_ads_is_an_option() -> None:
+    dyn = parse(bootstrap(opts(xds_protocol=XdsProtocol.SOTW))).dynamic_resources
+
+    assert dyn.ads_config.api_type == dyn.ads_config.GRPC
 
 
 def test_initial_fetch_timeout_is_an_option() -> None:
