@@ -5,17 +5,20 @@ Pure functions over the API server's JSON (dicts); no I/O.
 - A Service, an Istio CRD object or the mesh ConfigMap becomes the document a YAML file
   would hold: its server-set metadata (uid, resourceVersion, managedFields, ...) and its
   `status` are dropped; the api loader then validates it exactly as a file's document.
-- Workload instances come from EndpointSlices joined with their Pods, Istio's way: an
-  endpoint is an instance when its `conditions.ready` is not false (unset means ready;
-  a terminating endpoint is not ready, so it leaves EDS as soon as the pod starts
-  terminating, and Istio does not send unready endpoints by default either). The Pod gives
-  labels, service account, its named container ports (a Service's `targetPort: http`
-  resolves against them in `PortMap`) and whether it has a sidecar.
+- Workload instances come from EndpointSlices joined with their Pods, Istio's way: each
+  endpoint gets Istio's health status from its conditions (`endpoint_health`) and only a
+  HEALTHY one is an instance. A terminating endpoint, serving or not, leaves EDS as soon
+  as the pod starts terminating: istiod never sends TERMINATING endpoints (it keeps a
+  serving one, as DRAINING, only for persistent-session Services, which plait does not
+  have), and unready ones only in its "send unhealthy endpoints" mode. The
+  Pod gives labels, service account, its named container ports (a Service's
+  `targetPort: http` resolves against them in `PortMap`) and whether it has a sidecar.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from plait.model.labels import Labels
@@ -49,8 +52,32 @@ def source_of(kind: str, namespace: str, name: str) -> str:
     return f"kubernetes:{kind}/{where}"
 
 
+class Health(StrEnum):
+    """Istio's health status of an endpoint (pilot's model.HealthStatus) without DRAINING,
+    which istiod gives a terminating-but-serving endpoint only of a persistent-session
+    Service: plait has no persistent sessions."""
+
+    HEALTHY = "HEALTHY"
+    UNHEALTHY = "UNHEALTHY"
+    TERMINATING = "TERMINATING"
+
+
+def endpoint_health(endpoint: Obj) -> Health:
+    """As istiod's endpointHealthStatus reads an EndpointSlice endpoint's `conditions`:
+    `ready` unset or true is healthy (the API server sets ready false on every
+    terminating endpoint, and true on all of a `publishNotReadyAddresses` Service); a
+    not-ready one is terminating unless `terminating` is false (then unhealthy),
+    whatever `serving` says."""
+    conditions = endpoint.get("conditions") or {}
+    if conditions.get("ready") is not False:
+        return Health.HEALTHY
+    if conditions.get("terminating") is False:
+        return Health.UNHEALTHY
+    return Health.TERMINATING
+
+
 def ready_endpoints(slices: Iterable[Obj]) -> dict[Key, str]:
-    """(namespace, pod) → address of every ready endpoint backed by a Pod."""
+    """(namespace, pod) → address of every healthy endpoint backed by a Pod."""
     ready: dict[Key, str] = {}
     for s in slices:
         ns = (s.get("metadata") or {}).get("namespace") or ""
@@ -59,7 +86,7 @@ def ready_endpoints(slices: Iterable[Obj]) -> dict[Key, str]:
             addresses = ep.get("addresses") or []
             if ref.get("kind") != "Pod" or not addresses:
                 continue
-            if (ep.get("conditions") or {}).get("ready") is False:
+            if endpoint_health(ep) is not Health.HEALTHY:
                 continue
             ready.setdefault((ref.get("namespace") or ns, ref.get("name") or ""), addresses[0])
     return ready

@@ -384,3 +384,128 @@ def test_mtls_xds_admits_a_proxy_only_as_a_pod_that_runs_as_its_account(
         for e in envoys:
             e.stop()
         secure.stop()
+
+
+HEADLESS = f"web-headless.{NS}.svc.cluster.local"
+
+
+def web_endpoints(kube: Cluster) -> set[str]:
+    """Every web pod not being deleted, at the container port of `http-web`."""
+    return {f"{ip}:8080" for ip in pod_ips(kube)}
+
+
+def test_a_headless_service_reaches_its_pods(
+    kube: Cluster, mesh: tuple[Discovery, Envoy], tmp_path: Path
+) -> None:
+    """clusterIP None: the proxy's cluster for it is the pods' addresses (EDS) and a
+    request by its name reaches them, as istiod does with EDS for headless Services."""
+    discovery = MESH_DISCOVERY.get("current", mesh[0])
+    service = json.loads(SERVICE)
+    service["metadata"]["name"] = "web-headless"
+    service["spec"]["clusterIP"] = "None"
+    kube.kubectl("apply", "-f", "-", input=json.dumps(service))
+    envoy = kubeenvoy.Envoy(tmp_path, discovery.xds_port, "headless-0", namespace=NS, host=HEADLESS)
+    try:
+        assert (
+            kube.kubectl(
+                "get", "service", "web-headless", "-n", NS, "-o", "jsonpath={.spec.clusterIP}"
+            )
+            == "None"
+        )
+        wait_for(
+            "the pods as the headless service's endpoints",
+            lambda: (lambda e: e and envoy.endpoints() == e)(web_endpoints(kube)),
+            30,
+        )
+        dump = json.loads(envoy.admin("/config_dump"))
+        [cluster] = [
+            c["cluster"]
+            for d in dump["configs"] for c in d.get("dynamic_active_clusters", [])
+            if c["cluster"]["name"] == envoy.cluster
+        ]  # fmt: skip
+        assert cluster["type"] == "EDS", cluster
+        routes = json.dumps([d for d in dump["configs"] if "dynamic_route_configs" in d])
+        assert f'"{HEADLESS}"' in routes  # a virtual host answers to its name
+        status, _ = wait_for(
+            "a request through the headless service",
+            lambda: (lambda r: r if r[0] == 200 else None)(envoy.get()),
+            30,
+        )
+        assert status == 200
+    except BaseException:
+        print(discovery.log.read_text()[-4000:], envoy.diagnostics())
+        raise
+    finally:
+        envoy.stop()
+        kube.kubectl("delete", "service", "web-headless", "-n", NS, "--ignore-not-found")
+
+
+def test_a_terminating_endpoint_leaves_the_eds_set(
+    kube: Cluster, mesh: tuple[Discovery, Envoy]
+) -> None:
+    """A pod being deleted is kept by a finalizer, so its EndpointSlice endpoint stays,
+    marked terminating (ready false), for as long as the test looks: Envoy's endpoints
+    lose it while the slice still lists it."""
+    discovery = MESH_DISCOVERY.get("current", mesh[0])
+    _, envoy = mesh
+    api = Client(KubeConfig.from_file(str(kube.kubeconfig)))
+    want = wait_for(
+        "every web pod in Envoy's endpoints",
+        lambda: (lambda e: e if e and envoy.endpoints() == e else None)(web_endpoints(kube)),
+        30,
+    )
+    pods = json.loads(kube.kubectl("get", "pods", "-n", NS, "-l", "app=web", "-o", "json"))
+    victim = next(
+        p for p in pods["items"]
+        if f"{p['status'].get('podIP')}:8080" in want and not p["metadata"].get("deletionTimestamp")
+    )  # fmt: skip
+    name, address = victim["metadata"]["name"], victim["status"]["podIP"]
+    hold = {"metadata": {"finalizers": ["test.plait.dev/hold"]}}
+    kube.kubectl("patch", "pod", name, "-n", NS, "--type=merge", "-p", json.dumps(hold))
+
+    def conditions() -> dict[str, Any] | None:
+        slices = api.list(EndpointSlice, namespace=NS, labels={"kubernetes.io/service-name": "web"})
+        for s in slices:
+            for e in s.endpoints or []:
+                if address in e.addresses and e.conditions is not None:
+                    return {
+                        "ready": e.conditions.ready,
+                        "serving": e.conditions.serving,
+                        "terminating": e.conditions.terminating,
+                    }
+        return None
+
+    try:
+        kube.kubectl("delete", "pod", name, "-n", NS, "--wait=false")
+        marked = wait_for(
+            "the endpoint marked terminating",
+            lambda: (lambda c: c if c and c["terminating"] else None)(conditions()),
+            30,
+            0.01,
+        )
+        seen = time.monotonic()
+        assert marked["ready"] is False, marked
+        wait_for(
+            "Envoy without the terminating endpoint",
+            lambda: f"{address}:8080" not in envoy.endpoints(),
+            5,
+            0.01,
+        )
+        print(f"endpoint terminating {marked} → out of Envoy's EDS set: "
+              f"{(time.monotonic() - seen) * 1000:.0f} ms")  # fmt: skip
+        still = conditions()
+        assert still is not None and still["terminating"], still  # dropped for terminating
+        wait_for(  # the Deployment's replacement comes in; the held pod stays out
+            "the replacement in Envoy's endpoints",
+            lambda: (lambda e: e and envoy.endpoints() == e)(web_endpoints(kube)),
+            60,
+        )
+        assert f"{address}:8080" not in envoy.endpoints()
+    except BaseException:
+        print(discovery.log.read_text()[-4000:], envoy.diagnostics())
+        raise
+    finally:
+        kube.kubectl(
+            "patch", "pod", name, "-n", NS, "--type=json",
+            "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]', check=False,
+        )  # fmt: skip

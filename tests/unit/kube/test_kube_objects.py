@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from plait.kube.objects import config_document, source_name, workload_instances, workload_name
+import pytest
+
+from plait.api.loader import load_object
+from plait.kube.objects import (
+    Health,
+    config_document,
+    endpoint_health,
+    source_name,
+    workload_instances,
+    workload_name,
+)
 from plait.model.registry import ServicePort
+from plait.model.snapshot import build_snapshot
 
 
 def pod(
@@ -97,3 +108,75 @@ def test_config_document_keeps_what_a_file_would_hold() -> None:
         "spec": {"hosts": ["web"]},
     }
     assert source_name(obj) == "kubernetes:VirtualService/shop/web"
+
+
+@pytest.mark.parametrize(
+    ("conditions", "health"),
+    [
+        ({}, Health.HEALTHY),  # conditions unset: ready
+        ({"ready": True, "serving": True, "terminating": False}, Health.HEALTHY),
+        # publishNotReadyAddresses: the API server reports ready even while terminating
+        ({"ready": True, "serving": False, "terminating": True}, Health.HEALTHY),
+        # terminating and still serving: istiod's DRAINING, for persistent sessions only
+        ({"ready": False, "serving": True, "terminating": True}, Health.TERMINATING),
+        ({"ready": False, "serving": False, "terminating": True}, Health.TERMINATING),
+        ({"ready": False}, Health.TERMINATING),  # terminating unset counts, as in istiod
+        ({"ready": False, "serving": False, "terminating": False}, Health.UNHEALTHY),
+    ],
+)
+def test_endpoint_health_follows_istiod(conditions: dict[str, bool], health: Health) -> None:
+    assert endpoint_health(endpoint("a", "10.0.0.1", **conditions)) == health
+
+
+def test_a_terminating_endpoint_leaves_the_instances() -> None:
+    pods = {("shop", n): pod(n) for n in ("a", "b")}
+
+    def slice_with(**b: bool) -> list[dict[str, Any]]:
+        return [
+            {
+                "metadata": {"namespace": "shop"},
+                "endpoints": [
+                    endpoint("a", "10.0.0.1", ready=True),
+                    endpoint("b", "10.0.0.2", **b),
+                ],
+            }
+        ]
+
+    ready = workload_instances(pods, slice_with(ready=True, serving=True, terminating=False))
+    assert [i.name for i in ready] == ["a", "b"]
+    draining = workload_instances(pods, slice_with(ready=False, serving=True, terminating=True))
+    assert [i.name for i in draining] == ["a"]
+    gone = workload_instances(pods, slice_with(ready=False, serving=False, terminating=True))
+    assert [i.name for i in gone] == ["a"]
+
+
+def test_a_headless_service_gets_its_pods_as_endpoints() -> None:
+    """clusterIP None: no virtual IP, and EDS holds the ready pods at the target port."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "3"},
+        "spec": {
+            "clusterIP": "None",
+            "clusterIPs": ["None"],
+            "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http-web"}],
+        },
+    }
+    loaded = load_object(config_document(service), source_name(service))
+    assert loaded.messages == ()
+    pods = {("shop", n): pod(n) for n in ("a", "b")}
+    slices = [
+        {
+            "metadata": {"namespace": "shop"},
+            "endpoints": [
+                endpoint("a", "10.0.0.1", ready=True),
+                endpoint("b", "10.0.0.2", ready=False, serving=True, terminating=True),
+            ],
+        }
+    ]
+    snap = build_snapshot(loaded.resources, list(workload_instances(pods, slices)), 1)
+    svc = snap.services["web.shop.svc.cluster.local"]
+    assert svc.cluster_ip is None
+    endpoints = snap.endpoints_for("web.shop.svc.cluster.local", 80)
+    assert [(e.address, e.port) for e in endpoints] == [("10.0.0.1", 8080)]
