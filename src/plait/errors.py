@@ -188,3 +188,13 @@ class KubeConfigError(KubeError):
 
 class KubeApiError(KubeError):
     """The Kubernetes API server answered a request with an error (its status and message)."""
+
+
+class ControlPlaneNotFoundError(KubeError):
+    """No control plane answers behind its Service in the cluster (no such Service, no
+    ready endpoint, or it is not reachable from the API server)."""
+
+
+class KubeForbiddenError(KubeError):
+    """The API server refused a request (401/403, e.g. RBAC): the message names the verb
+    and resource."""

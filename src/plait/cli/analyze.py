@@ -74,7 +74,7 @@ def analyze_cluster(config: SingleConfig, files: list[Path]) -> Report:
     """`plait analyze --kubeconfig`: the cluster's mesh resources as `plait discovery`
     reads them, with `files` in place of the cluster's resources of the same kind,
     namespace and name (istioctl analyze -f: check an edit before applying it)."""
-    cluster = asyncio.run(_cluster_view(config))
+    cluster = cluster_view(config)
     loaded = [DirectorySource(f, check=vet).load() for f in files]
     local = [r for view in loaded for r in view.resources]
     replaced = {resource_key(r.resource) for r in local}
@@ -89,6 +89,12 @@ def analyze_cluster(config: SingleConfig, files: list[Path]) -> Report:
     messages = [*snapshot.messages, *analyze(snapshot, resources)]
     messages.sort(key=lambda m: (m.file, m.document, m.severity is not Severity.ERROR, m.path))
     return Report(tuple(messages), len(resources))
+
+
+def cluster_view(config: SingleConfig) -> ConfigView:
+    """The cluster's mesh resources as `plait discovery` reads them (one list of each
+    kind); raises KubeError."""
+    return asyncio.run(_cluster_view(config))
 
 
 async def _cluster_view(config: SingleConfig) -> ConfigView:

@@ -1,10 +1,13 @@
 """`plait describe SERVICE DIR`: load DIR as `plait analyze` does, describe one service
-(`plait.describe`), add the live replicas and their sync state when a mesh runs, print."""
+(`plait.describe`), add the live replicas and their sync state when a mesh runs, print.
+With a cluster (see `target.py`): the cluster's resources, the live replicas from its
+control plane."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,6 +20,10 @@ from plait.errors import MeshStateError
 from plait.model.snapshot import build_snapshot
 from plait.sources.directory import DirectorySource
 
+if TYPE_CHECKING:
+    from plait.kube.controlplane import ControlPlane
+    from plait.sources.directory import ConfigView
+
 
 def live_replicas(directory: Path, workloads: set[str]) -> list[dict[str, Any]] | None:
     """The running sidecars of `workloads` (`namespace/name`) from `plait status`; None
@@ -27,29 +34,85 @@ def live_replicas(directory: Path, workloads: set[str]) -> list[dict[str, Any]] 
         data = collect_status(directory)
     except MeshStateError:
         return None
+    return _live(data["proxies"], workloads)
+
+
+def _live(proxies: list[dict[str, Any]], workloads: set[str]) -> list[dict[str, Any]]:
     return [
-        {k: p.get(k) for k in ("name", "workload", "namespace", "inbound", "sync", "nack")}
-        for p in data["proxies"]
+        {k: p.get(k) for k in _LIVE_KEYS}
+        for p in proxies
         if f"{p.get('namespace')}/{p.get('workload')}" in workloads
     ]
+
+
+_LIVE_KEYS = ("name", "workload", "namespace", "inbound", "sync", "nack")
 
 
 def run(directory: Path, name: str, query: RouteQuery | None, live: bool) -> tuple[int, Any]:
     """(exit code, the description or an error text)."""
     view = DirectorySource(directory, check=vet).load()
+    code, data = _describe(view, str(directory), name, query)
+    if code == exitcodes.OK and live:
+        data["live"] = live_replicas(directory, _workloads(data))
+    return code, data
+
+
+def run_cluster(
+    control_plane: ControlPlane, name: str, query: RouteQuery | None, warn: Callable[[str], None]
+) -> tuple[int, Any]:
+    """`run` against a cluster: its resources as `plait discovery` lists them, the live
+    replicas from its control plane's `/status` (a warning, not an error, when that
+    cannot be reached: the description stands without it)."""
+    from plait.cli.analyze import cluster_view
+    from plait.cli.proxystatus import cluster_exit_code
+    from plait.errors import ControlPlaneNotFoundError, KubeError, KubeForbiddenError
+
+    try:
+        view = cluster_view(control_plane.config)
+    except KubeError as exc:
+        return cluster_exit_code(exc), str(exc)
+    code, data = _describe(view, "the cluster", name, query)
+    if code != exitcodes.OK:
+        return code, data
+    try:
+        proxies = control_plane.get_json("/status").get("proxies", [])
+    except (ControlPlaneNotFoundError, KubeForbiddenError) as exc:
+        warn(f"no live replicas: {exc}")
+        return code, data
+    except KubeError as exc:
+        return cluster_exit_code(exc), str(exc)
+    data["live"] = _selected(proxies, data["service"])
+    return code, data
+
+
+def _selected(proxies: list[dict[str, Any]], service: dict[str, Any]) -> list[dict[str, Any]]:
+    """In a cluster the Service's pods are those its selector picks (plait reads Pods, not
+    Deployments): the proxies of its namespace whose labels it matches."""
+    selector = service["selector"]
+    chosen = [
+        p
+        for p in proxies
+        if selector
+        and p.get("namespace") == service["namespace"]
+        and selector.items() <= (p.get("labels") or {}).items()
+    ]
+    return [{k: p.get(k) for k in _LIVE_KEYS} for p in chosen]
+
+
+def _describe(view: ConfigView, where: str, name: str, query: RouteQuery | None) -> tuple[int, Any]:
     snapshot = build_snapshot(view.resources, (), 0, view.messages)
     service = find_service(snapshot, name)
     if service is None:
         known = ", ".join(service_names(snapshot)) or "none"
-        return exitcodes.USAGE, f"no service '{name}' in {directory}; services: {known}"
+        return exitcodes.USAGE, f"no service '{name}' in {where}; services: {known}"
     try:
-        data = describe(snapshot, view.resources, service, query)
+        return exitcodes.OK, describe(snapshot, view.resources, service, query)
     except UnknownCaller as exc:
         return exitcodes.USAGE, f"--from: {exc}"
-    if live:
-        names = {f"{w['namespace']}/{w['name']}" for w in data["service"]["workloads"]}
-        data["live"] = live_replicas(directory, names)
-    return exitcodes.OK, data
+
+
+def _workloads(data: dict[str, Any]) -> set[str]:
+    return {f"{w['namespace']}/{w['name']}" for w in data["service"]["workloads"]}
 
 
 def _grid(title: str, *columns: str, wide: bool, fixed: tuple[str, ...] = ()) -> Grid:

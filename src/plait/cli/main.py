@@ -16,7 +16,9 @@ from plait.cli.capture import app as capture_app
 from plait.cli.kubeinject import kube_inject
 from plait.cli.proxy import app as proxy_app
 from plait.cli.proxyconfig import app as proxy_config_app
+from plait.cli.target import ContextOpt, ControlPlaneNamespaceOpt, KubeconfigOpt, error_line
 from plait.errors import ConfigMessage, MeshStateError, Severity
+from plait.kube.controlplane import DEFAULT_NAMESPACE
 
 app = typer.Typer(
     help="plait: a service mesh on Envoy that speaks the Istio API.",
@@ -49,16 +51,6 @@ OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="Output format
 
 
 MIN_CERT_TTL_S = 10
-
-KubeconfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--kubeconfig",
-        help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the "
-        "in-cluster service account inside a pod).",
-    ),
-]
-ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
 
 
 def _ttl(value: str) -> str:
@@ -186,14 +178,44 @@ def traces(
     raise typer.Exit(run(directory, trace_id, limit, output == Output.json, console, err))
 
 
-@app.command("proxy-status")
-def proxy_status(directory: MeshDir, output: OutputOpt = Output.table) -> None:
-    """Per proxy and xDS type (CDS, LDS, EDS, RDS): SYNCED, NOT SENT, STALE or NACK with
-    Envoy's error; the generation ACKed and the Envoy version. Exit 5 unless all in sync."""
-    from plait.cli.proxystatus import run
+ClusterMeshDir = Annotated[
+    Path | None,
+    typer.Argument(
+        help="The mesh directory (a running `plait up`); leave out, or give --kubeconfig "
+        "or --context, for a cluster's control plane.",
+        exists=True,
+        file_okay=False,
+        show_default=False,
+    ),
+]
 
-    code = run(directory, output == Output.json, console, err, wide=output == Output.wide)
-    raise typer.Exit(code)
+
+@app.command("proxy-status")
+def proxy_status(
+    directory: ClusterMeshDir = None,
+    output: OutputOpt = Output.table,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: ControlPlaneNamespaceOpt = DEFAULT_NAMESPACE,
+) -> None:
+    """Per proxy and xDS type (CDS, LDS, EDS, RDS): SYNCED, NOT SENT, STALE or NACK with
+    Envoy's error; the generation ACKed and the Envoy version. Exit 5 unless all in sync.
+    With a cluster: the control plane's view through the API server (exit 3: none found,
+    8: refused)."""
+    from plait.cli.proxystatus import cluster_exit_code, run, run_cluster
+    from plait.cli.target import control_plane, is_cluster
+    from plait.errors import KubeError
+
+    json_output, wide = output == Output.json, output == Output.wide
+    if not is_cluster(directory, kubeconfig, context):
+        assert directory is not None
+        raise typer.Exit(run(directory, json_output, console, err, wide=wide))
+    try:
+        cp = control_plane(kubeconfig, context, namespace)
+    except KubeError as exc:
+        error_line(err, str(exc))
+        raise typer.Exit(cluster_exit_code(exc)) from None
+    raise typer.Exit(run_cluster(cp, json_output, console, err, wide=wide))
 
 
 @app.command()
@@ -371,7 +393,16 @@ def describe(
     service: Annotated[
         str, typer.Argument(help="NAME, NAME.NAMESPACE or a FQDN / ServiceEntry host.")
     ],
-    directory: MeshDir,
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The mesh directory (Kubernetes + Istio YAML); leave out, or give "
+            "--kubeconfig or --context, for a cluster's resources.",
+            exists=True,
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     path: Annotated[str, typer.Option(help="Route this request path (with query).")] = "/",
     method: Annotated[str, typer.Option(help="Route a request with this method.")] = "GET",
     header: Annotated[
@@ -382,12 +413,19 @@ def describe(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Service port (default: first HTTP).")] = None,
     output: OutputOpt = Output.table,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: ControlPlaneNamespaceOpt = DEFAULT_NAMESPACE,
 ) -> None:
     """Which Service ports and workloads, VirtualServices, DestinationRules and security
     policies apply to SERVICE, and where a request (--path/--header/--method/--from) goes.
-    Adds the live replicas and their sync state when a mesh runs. Exit 2: unknown service."""
-    from plait.cli.describe import render, run
+    Adds the live replicas and their sync state when a mesh runs. Exit 2: unknown service.
+    With a cluster: its resources, and live replicas from its control plane."""
+    from plait.cli.describe import render, run, run_cluster
+    from plait.cli.proxystatus import cluster_exit_code
+    from plait.cli.target import control_plane, is_cluster
     from plait.describe import RouteQuery
+    from plait.errors import KubeError
 
     headers: dict[str, str] = {}
     for item in header or []:
@@ -396,9 +434,22 @@ def describe(
             raise typer.BadParameter(f"'{item}' is not k=v", param_hint="--header")
         headers[name.strip().lower()] = value
     query = RouteQuery(path=path, method=method, headers=headers, caller=source, port=port)
-    code, data = run(directory, service, query, live=True)
+    if not is_cluster(directory, kubeconfig, context):
+        assert directory is not None
+        code, data = run(directory, service, query, live=True)
+    else:
+        try:
+            cp = control_plane(kubeconfig, context, namespace)
+        except KubeError as exc:
+            error_line(err, str(exc))
+            raise typer.Exit(cluster_exit_code(exc)) from None
+
+        def warn(message: str) -> None:
+            err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+        code, data = run_cluster(cp, service, query, warn)
     if code != exitcodes.OK:
-        err.print(f"[red]error:[/] {data}")
+        error_line(err, str(data))
         raise typer.Exit(code)
     if output == Output.json:
         print(json.dumps(data, indent=2, default=str))

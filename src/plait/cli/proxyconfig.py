@@ -2,7 +2,9 @@
 
 Reads one proxy's Envoy admin interface (its address is in DIR/.plait/state.json) and
 shows readable tables, like `istioctl proxy-config`; `-o json|yaml` prints the raw config
-dump section instead (secrets without private keys). Tables are built from the pure rows
+dump section instead (secrets without private keys). With a cluster (`--kubeconfig`,
+`--context`, or no DIR: see `target.py`) the config is what the control plane sends the
+proxy, from its `/debug/config_dump` through the API server, as istioctl asks istiod. Tables are built from the pure rows
 of `plait.local.configrows` / `listenerrows`; modules are imported inside the commands
 so that `plait` starts fast.
 """
@@ -21,8 +23,11 @@ from rich.markup import escape
 
 from plait.cli import exitcodes
 from plait.cli.render import Column, Grid
+from plait.cli.target import ContextOpt, ControlPlaneNamespaceOpt, KubeconfigOpt, error_line
+from plait.kube.controlplane import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
+    from plait.kube.controlplane import ControlPlane
     from plait.local.statefile import ProxyEntry
 
 app = typer.Typer(
@@ -49,8 +54,14 @@ ProxyArg = Annotated[
     ),
 ]
 MeshDir = Annotated[
-    Path,
-    typer.Argument(help="The mesh directory (a running `plait up`).", exists=True, file_okay=False),
+    Path | None,
+    typer.Argument(
+        help="The mesh directory (a running `plait up`); leave out, or give --kubeconfig or "
+        "--context, for a proxy of a cluster (cluster, listener, route, endpoint).",
+        exists=True,
+        file_okay=False,
+        show_default=False,
+    ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--output", "-o", help="Output format.")]
 
@@ -224,6 +235,16 @@ def _raw(section: dict[str, Any], output: Format) -> str:
     return yaml.safe_dump(section, sort_keys=False, allow_unicode=True).rstrip("\n")
 
 
+_DUMP_TABLES = {
+    "cluster": cluster_table,
+    "listener": listener_table,
+    "route": route_table,
+    "bootstrap": bootstrap_table,
+}
+# what the control plane's /debug/config_dump holds: all that a cluster can show
+CLUSTER_KINDS = ("cluster", "listener", "route", "endpoint")
+
+
 def _render(kind: str, entry: ProxyEntry, output: Format) -> str | Grid:
     from plait.local import configdump
 
@@ -236,13 +257,7 @@ def _render(kind: str, entry: ProxyEntry, output: Format) -> str | Grid:
     if kind == "secret":
         now = dt.datetime.now(dt.UTC)
         return secret_table(entry, dump, configdump.fetch_certs(entry.admin), now, wide)
-    tables = {
-        "cluster": cluster_table,
-        "listener": listener_table,
-        "route": route_table,
-        "bootstrap": bootstrap_table,
-    }
-    return tables[kind](entry, dump, wide)
+    return _DUMP_TABLES[kind](entry, dump, wide)
 
 
 def show(kind: str, proxy: str, directory: Path, output: Format) -> int:
@@ -270,9 +285,78 @@ def show(kind: str, proxy: str, directory: Path, output: Format) -> int:
     return exitcodes.OK
 
 
+def cluster_unsupported(kind: str, output: Format) -> str | None:
+    """Why `kind` in `output` cannot be shown from a cluster's control plane, or None: it
+    knows what it sends, not Envoy's live health, certificates or bootstrap."""
+    if kind not in CLUSTER_KINDS:
+        return f"{kind}: only a local mesh's proxies can show it (Envoy's admin interface)"
+    if kind == "endpoint" and output in (Format.table, Format.wide):
+        return "endpoint: the table shows Envoy's live health; with a cluster use -o json|yaml"
+    return None
+
+
+def show_cluster(kind: str, proxy: str, control_plane: ControlPlane, output: Format) -> int:
+    """`show` against a cluster: the proxy's config as its control plane sends it (its
+    `/debug/config_dump`, through the API server)."""
+    from plait.cli.proxystatus import cluster_exit_code
+    from plait.errors import KubeError, ProxyLookupError
+    from plait.local import configdump
+    from plait.local.statefile import ProxyEntry
+
+    if (refused := cluster_unsupported(kind, output)) is not None:
+        error_line(err, refused)
+        return exitcodes.USAGE
+    try:
+        proxies = control_plane.get_json("/status").get("proxies", [])
+        entries = [
+            ProxyEntry(
+                name=p["name"],
+                kind=p.get("kind") or "",
+                workload=p.get("workload") or "",
+                namespace=p.get("namespace") or "",
+                serviceAccount=p.get("serviceAccount") or "",
+                labels=p.get("labels") or {},
+                admin=f"control plane {control_plane.where()}",
+            )
+            for p in proxies
+        ]
+        entry = configdump.find_proxy(entries, proxy)
+        dump = control_plane.get_json("/debug/config_dump", {"proxyID": entry.name})
+    except ProxyLookupError as exc:
+        error_line(err, str(exc))
+        return exitcodes.USAGE
+    except KubeError as exc:
+        error_line(err, str(exc))
+        return cluster_exit_code(exc)
+    if output in (Format.table, Format.wide):
+        _DUMP_TABLES[kind](entry, dump, output == Format.wide).print(console)
+    else:
+        print(_raw(configdump.section(dump, kind), output))
+    return exitcodes.OK
+
+
 def _command(kind: str, summary: str, *, plural: bool = True) -> None:
-    def command(proxy: ProxyArg, directory: MeshDir, output: FormatOpt = Format.table) -> None:
-        raise typer.Exit(show(kind, proxy, directory, output))
+    def command(
+        proxy: ProxyArg,
+        directory: MeshDir = None,
+        output: FormatOpt = Format.table,
+        kubeconfig: KubeconfigOpt = None,
+        context: ContextOpt = None,
+        namespace: ControlPlaneNamespaceOpt = DEFAULT_NAMESPACE,
+    ) -> None:
+        from plait.cli.proxystatus import cluster_exit_code
+        from plait.cli.target import control_plane, is_cluster
+        from plait.errors import KubeError
+
+        if not is_cluster(directory, kubeconfig, context):
+            assert directory is not None
+            raise typer.Exit(show(kind, proxy, directory, output))
+        try:
+            cp = control_plane(kubeconfig, context, namespace)
+        except KubeError as exc:
+            error_line(err, str(exc))
+            raise typer.Exit(cluster_exit_code(exc)) from None
+        raise typer.Exit(show_cluster(kind, proxy, cp, output))
 
     command.__doc__ = summary
     app.command(kind)(command)

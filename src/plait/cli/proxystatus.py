@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -23,6 +23,11 @@ from rich.text import Text
 
 from plait.cli import exitcodes
 from plait.cli.render import Column, Grid
+from plait.cli.target import error_line
+from plait.errors import KubeError
+
+if TYPE_CHECKING:
+    from plait.kube.controlplane import ControlPlane
 
 TYPES = ("cds", "lds", "eds", "rds")
 GOOD_STATES = frozenset({"SYNCED", "NOT SENT"})
@@ -126,8 +131,49 @@ def run(
         err.print(f"[red]error:[/] {exc}", highlight=False)
         return exitcodes.NOT_RUNNING
     rows = status_rows(data, envoy_versions(data["proxies"]))
+    return show(data["controlPlane"], rows, json_output, console, err, wide)
+
+
+def run_cluster(
+    control_plane: ControlPlane,
+    json_output: bool,
+    console: Console,
+    err: Console,
+    wide: bool = False,
+) -> int:
+    """The same, from the control plane's `/status` in a cluster (through the API server);
+    the Envoy version is not known there (no admin port is reachable)."""
+    try:
+        data = control_plane.get_json("/status")
+    except KubeError as exc:
+        error_line(err, str(exc))
+        return cluster_exit_code(exc)
+    rows = status_rows(data, {})
+    return show(data.get("controlPlane", {}), rows, json_output, console, err, wide)
+
+
+def cluster_exit_code(exc: Exception) -> int:
+    """USAGE for a kubeconfig that selects no cluster, FORBIDDEN when the API server
+    refuses, NOT_RUNNING otherwise (no control plane found, or nothing answers)."""
+    from plait.errors import KubeConfigError, KubeForbiddenError
+
+    if isinstance(exc, KubeConfigError):
+        return exitcodes.USAGE
+    if isinstance(exc, KubeForbiddenError):
+        return exitcodes.FORBIDDEN
+    return exitcodes.NOT_RUNNING
+
+
+def show(
+    control_plane: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    json_output: bool,
+    console: Console,
+    err: Console,
+    wide: bool,
+) -> int:
+    """Print `rows` as JSON or tables; the exit code."""
     synced = all(r["inSync"] for r in rows)
-    control_plane = data["controlPlane"]
     if json_output:
         out = {
             "controlPlane": {

@@ -1,4 +1,5 @@
-"""The control plane's status endpoints: `GET /status` → JSON for `plait status`, and
+"""The control plane's status endpoints: `GET /status` → JSON for `plait status`,
+`GET /debug/config_dump?proxyID=ID` → what it sends that proxy (see `configdump.py`),
 `GET /metrics` → Prometheus metrics (see `metrics.py`), and the trace store's collector
 and query routes (see `tracestore.py`).
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from plait.controlplane import tracestore
+from plait.controlplane.configdump import config_dump
 from plait.errors import Severity
 
 if TYPE_CHECKING:
@@ -80,6 +82,14 @@ class DebugServer:
     async def _status(self, _request: web.Request) -> web.Response:
         return web.json_response(self.status())
 
+    async def _config_dump(self, request: web.Request) -> web.Response:
+        proxy_id = request.query.get("proxyID", "")
+        config = self.server.config_of(proxy_id)
+        if config is None:
+            known = ", ".join(s.proxy.id for s in self.server.statuses()) or "none"
+            raise web.HTTPNotFound(text=f"no proxy '{proxy_id}'; proxies: {known}")
+        return web.json_response(config_dump(config))
+
     async def _metrics(self, request: web.Request) -> web.Response:
         assert self.metrics is not None
         body, content_type = self.metrics.exposition(request.headers.get("Accept"))
@@ -88,6 +98,7 @@ class DebugServer:
     async def start(self, host: str, port: int) -> int:
         app = web.Application()
         app.router.add_get("/status", self._status)
+        app.router.add_get("/debug/config_dump", self._config_dump)
         if self.metrics is not None:
             app.router.add_get("/metrics", self._metrics)
         if self.traces is not None:

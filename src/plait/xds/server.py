@@ -162,6 +162,12 @@ class AdsServer:
         out = [s.status(self._current_config(s)) for s in self._sessions.values()]
         return sorted(out, key=lambda s: s.proxy.id)
 
+    def config_of(self, node_id: str) -> ProxyConfig | None:
+        """What the proxy `node_id` should have now (None: no such proxy is known)."""
+        self._prune()
+        session = self._sessions.get(node_id)
+        return None if session is None else self._current_config(session)
+
     def _current_config(self, session: Session) -> ProxyConfig:
         """What the proxy should have now (status must work even if the source fails)."""
         if session.config is not None and (
