@@ -64,7 +64,7 @@ def run_cluster(
     replicas from its control plane's `/status` (a warning, not an error, when that
     cannot be reached: the description stands without it)."""
     from plait.cli.analyze import cluster_view
-    from plait.cli.proxystatus import cluster_exit_code
+    from plait.cli.target import cluster_exit_code
     from plait.errors import ControlPlaneNotFoundError, KubeError, KubeForbiddenError
 
     try:

@@ -202,19 +202,14 @@ def proxy_status(
     Envoy's error; the generation ACKed and the Envoy version. Exit 5 unless all in sync.
     With a cluster: the control plane's view through the API server (exit 3: none found,
     8: refused)."""
-    from plait.cli.proxystatus import cluster_exit_code, run, run_cluster
+    from plait.cli.proxystatus import run, run_cluster
     from plait.cli.target import control_plane, is_cluster
-    from plait.errors import KubeError
 
     json_output, wide = output == Output.json, output == Output.wide
     if not is_cluster(directory, kubeconfig, context):
         assert directory is not None
         raise typer.Exit(run(directory, json_output, console, err, wide=wide))
-    try:
-        cp = control_plane(kubeconfig, context, namespace)
-    except KubeError as exc:
-        error_line(err, str(exc))
-        raise typer.Exit(cluster_exit_code(exc)) from None
+    cp = control_plane(err, kubeconfig, context, namespace)
     raise typer.Exit(run_cluster(cp, json_output, console, err, wide=wide))
 
 
@@ -422,10 +417,8 @@ def describe(
     Adds the live replicas and their sync state when a mesh runs. Exit 2: unknown service.
     With a cluster: its resources, and live replicas from its control plane."""
     from plait.cli.describe import render, run, run_cluster
-    from plait.cli.proxystatus import cluster_exit_code
     from plait.cli.target import control_plane, is_cluster
     from plait.describe import RouteQuery
-    from plait.errors import KubeError
 
     headers: dict[str, str] = {}
     for item in header or []:
@@ -438,11 +431,7 @@ def describe(
         assert directory is not None
         code, data = run(directory, service, query, live=True)
     else:
-        try:
-            cp = control_plane(kubeconfig, context, namespace)
-        except KubeError as exc:
-            error_line(err, str(exc))
-            raise typer.Exit(cluster_exit_code(exc)) from None
+        cp = control_plane(err, kubeconfig, context, namespace)
 
         def warn(message: str) -> None:
             err.print(f"[yellow]warning:[/] {message}", highlight=False)

@@ -298,7 +298,7 @@ def cluster_unsupported(kind: str, output: Format) -> str | None:
 def show_cluster(kind: str, proxy: str, control_plane: ControlPlane, output: Format) -> int:
     """`show` against a cluster: the proxy's config as its control plane sends it (its
     `/debug/config_dump`, through the API server)."""
-    from plait.cli.proxystatus import cluster_exit_code
+    from plait.cli.target import cluster_exit_code
     from plait.errors import KubeError, ProxyLookupError
     from plait.local import configdump
     from plait.local.statefile import ProxyEntry
@@ -344,19 +344,14 @@ def _command(kind: str, summary: str, *, plural: bool = True) -> None:
         context: ContextOpt = None,
         namespace: ControlPlaneNamespaceOpt = DEFAULT_NAMESPACE,
     ) -> None:
-        from plait.cli.proxystatus import cluster_exit_code
         from plait.cli.target import control_plane, is_cluster
-        from plait.errors import KubeError
 
         if not is_cluster(directory, kubeconfig, context):
             assert directory is not None
             raise typer.Exit(show(kind, proxy, directory, output))
-        try:
-            cp = control_plane(kubeconfig, context, namespace)
-        except KubeError as exc:
-            error_line(err, str(exc))
-            raise typer.Exit(cluster_exit_code(exc)) from None
-        raise typer.Exit(show_cluster(kind, proxy, cp, output))
+        raise typer.Exit(
+            show_cluster(kind, proxy, control_plane(err, kubeconfig, context, namespace), output)
+        )
 
     command.__doc__ = summary
     app.command(kind)(command)

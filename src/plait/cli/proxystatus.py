@@ -8,6 +8,9 @@ proxy fully ACKed. Each proxy's admin `/server_info` adds the Envoy version.
 The exit code lets scripts gate on it (like `istioctl proxy-status`): OK when every proxy
 is connected and every type SYNCED or NOT SENT, NOT_SYNCED otherwise (a NACK, a STALE
 type, a disconnected proxy, or an unreachable control plane: state UNKNOWN).
+
+With a cluster (`run_cluster`) the same view comes from the control plane's `/status`
+through the API server (`plait.kube.controlplane`); see `target.py` for the modes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from rich.text import Text
 
 from plait.cli import exitcodes
 from plait.cli.render import Column, Grid
-from plait.cli.target import error_line
+from plait.cli.target import cluster_exit_code, error_line
 from plait.errors import KubeError
 
 if TYPE_CHECKING:
@@ -150,18 +153,6 @@ def run_cluster(
         return cluster_exit_code(exc)
     rows = status_rows(data, {})
     return show(data.get("controlPlane", {}), rows, json_output, console, err, wide)
-
-
-def cluster_exit_code(exc: Exception) -> int:
-    """USAGE for a kubeconfig that selects no cluster, FORBIDDEN when the API server
-    refuses, NOT_RUNNING otherwise (no control plane found, or nothing answers)."""
-    from plait.errors import KubeConfigError, KubeForbiddenError
-
-    if isinstance(exc, KubeConfigError):
-        return exitcodes.USAGE
-    if isinstance(exc, KubeForbiddenError):
-        return exitcodes.FORBIDDEN
-    return exitcodes.NOT_RUNNING
 
 
 def show(

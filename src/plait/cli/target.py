@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from plait.cli import exitcodes
 from plait.kube.controlplane import DEFAULT_NAMESPACE, ControlPlane
 
 KubeconfigOpt = Annotated[
@@ -55,12 +56,33 @@ def is_cluster(directory: Path | None, kubeconfig: Path | None, context: str | N
 
 
 def control_plane(
-    kubeconfig: Path | None, context: str | None, namespace: str = DEFAULT_NAMESPACE
+    err: Console,
+    kubeconfig: Path | None,
+    context: str | None,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> ControlPlane:
-    """The control plane of the selected cluster; raises KubeConfigError (one line)."""
+    """The control plane of the selected cluster; a kubeconfig that selects none is one
+    error line and exit 2."""
+    from plait.errors import KubeError
     from plait.kube import config as kube_config
 
-    return ControlPlane(kube_config.load(kubeconfig, context), namespace)
+    try:
+        return ControlPlane(kube_config.load(kubeconfig, context), namespace)
+    except KubeError as exc:
+        error_line(err, str(exc))
+        raise typer.Exit(cluster_exit_code(exc)) from None
+
+
+def cluster_exit_code(exc: Exception) -> int:
+    """USAGE for a kubeconfig that selects no cluster, FORBIDDEN when the API server
+    refuses, NOT_RUNNING otherwise (no control plane found, or nothing answers)."""
+    from plait.errors import KubeConfigError, KubeForbiddenError
+
+    if isinstance(exc, KubeConfigError):
+        return exitcodes.USAGE
+    if isinstance(exc, KubeForbiddenError):
+        return exitcodes.FORBIDDEN
+    return exitcodes.NOT_RUNNING
 
 
 def error_line(err: Console, message: str) -> None:
