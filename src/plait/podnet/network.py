@@ -56,6 +56,22 @@ def _ip(*args: str, check: bool = True) -> str:
     return done.stdout
 
 
+def _routes(attempts: int = 5) -> list[dict[str, object]]:
+    """Every IPv4 route of every table, as `ip -j` gives them. A dump the kernel
+    interrupts (routes changing meanwhile: other pod networks coming and going) can come
+    out as broken JSON: it is asked again."""
+    for _ in range(attempts - 1):
+        try:
+            routes: list[dict[str, object]] = json.loads(
+                _ip("-j", "-4", "route", "show", "table", "all")
+            )
+            return routes
+        except json.JSONDecodeError:
+            continue
+    last: list[dict[str, object]] = json.loads(_ip("-j", "-4", "route", "show", "table", "all"))
+    return last
+
+
 @contextlib.contextmanager
 def _host_lock() -> Iterator[None]:
     """Serialise range choice across processes: choose, then reserve, then release."""
@@ -137,9 +153,7 @@ class PodNetwork:
         state.save()
         try:
             with _host_lock():
-                taken = routed_networks(
-                    json.loads(_ip("-j", "-4", "route", "show", "table", "all"))
-                )
+                taken = routed_networks(_routes())
                 start = secrets.randbelow(1 << 15)
                 free = list(itertools.islice(free_subnets(taken, start), 2))
                 if len(free) < 2:
