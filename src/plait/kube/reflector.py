@@ -168,7 +168,9 @@ class Reflector:
                 )
                 need_list = True
                 continue
-            except (httpx.HTTPError, KubeApiError, ValueError) as exc:
+            # OSError: a TLS record error reading a watch the server ends (ssl.SSLError)
+            # can surface unwrapped by the HTTP client; like any transport error: again
+            except (httpx.HTTPError, KubeApiError, ValueError, OSError) as exc:
                 delay = self.backoff.next(delay, 0.0)
                 text = f"{self.kind.kind}: {type(exc).__name__}: {exc}; retrying in {delay:.1f} s"
                 log.warning("%s", text)
