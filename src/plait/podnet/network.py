@@ -130,6 +130,7 @@ class PodNetwork:
     cluster_ips: ClusterIPAllocator = field(init=False)
     services: dict[str, ServiceName] = field(default_factory=dict)
     _made: int = field(default=0, init=False)  # pods made: veth names are never reused
+    _last_ip: IPv4Address | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.cluster_ips = ClusterIPAllocator(self.service_cidr)
@@ -181,9 +182,15 @@ class PodNetwork:
         return cls(state=state, bridge=bridge, pod_cidr=pod_cidr, service_cidr=service_cidr)
 
     def _free_ip(self) -> IPv4Address:
+        """The next free address after the last one given, wrapping (as CNI's host-local
+        IPAM does): a pod's address is not handed to the next pod the moment it is freed,
+        while a terminating endpoint with that address may still be listed."""
         used = {pod.ip for pod in self.pods.values()} | {self.gateway}
-        for ip in self.pod_cidr.hosts():
+        hosts = list(self.pod_cidr.hosts())
+        start = 0 if self._last_ip is None else hosts.index(self._last_ip) + 1
+        for ip in hosts[start:] + hosts[:start]:
             if ip not in used:
+                self._last_ip = ip
                 return ip
         raise PodNetworkError(f"no free pod IP left in {self.pod_cidr}")
 
