@@ -13,7 +13,9 @@ there is no kube-proxy on the test node), a checkout is counted by the sidecars 
 crossed (each destination proxy's istio_requests_total, mutual_tls, scraped at its pod IP
 on the port of its `prometheus.io/port` annotation); no app has a proxy variable; the
 seed's AuthorizationPolicy (examples/seeds/authorization.yaml) gives 403 to frontend and
-200 to order-service; a weighted VirtualService splits reviews within tolerance.
+200 to order-service; a weighted VirtualService splits reviews within tolerance. Under
+a load loop through the gateway, `kubectl rollout restart` of a Deployment and deleting
+the control-plane pod lose no request.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -321,3 +324,61 @@ def test_a_virtual_service_canary_applied_with_kubectl_splits_within_tolerance(
         assert 0.125 <= seen["v2"] / n <= 0.375, seen
     finally:
         kube.kubectl("apply", "-n", NS, "-f", str(SHOP / "virtual-services.yaml"))
+
+
+class Load:
+    """A loop of checkouts through the gateway (card: gateway → frontend → reviews,
+    orders → inventory, payment) on a thread, counting answers by status."""
+
+    def __init__(self, url: str) -> None:
+        self.url = f"{url}/checkout?item=poster&payment=card"
+        self.codes: Counter[int] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            code, body = get(self.url)
+            self.codes[code] += 1
+            if code != 200:
+                self.failures.append(f"{time.strftime('%H:%M:%S')} {code} {body[:300]}")
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def more(self, count: int, timeout: float = 30) -> None:
+        """Wait until `count` more requests were answered."""
+        target = sum(self.codes.values()) + count
+        wait_for(f"{count} more requests", lambda: sum(self.codes.values()) >= target, timeout)
+
+
+def test_rollout_restart_and_control_plane_pod_loss_under_load_lose_no_request(
+    kube: Cluster, node: NodeAgent, kube_shop: str
+) -> None:
+    old_orders = {p["metadata"]["name"] for p in pods(kube, NS, "app=orders")}
+    [old_plaitd] = [p["metadata"]["name"] for p in pods(kube, CONTROL, "app=plaitd")]
+    with Load(kube_shop) as load:
+        load.more(10)
+        began = time.monotonic()
+        kube.kubectl("rollout", "restart", "deployment/orders", "-n", NS)
+        kube.kubectl("rollout", "status", "deployment/orders", "-n", NS, "--timeout=120s")
+        wait_for("the old orders pods gone", lambda: not old_orders & {
+            p["metadata"]["name"] for p in pods(kube, NS, "app=orders")}, 60)  # fmt: skip
+        load.more(20)
+        print(f"rollout restart of orders under load: {time.monotonic() - began:.1f} s, "
+              f"{dict(load.codes)}")  # fmt: skip
+
+        kube.kubectl("delete", "pod", old_plaitd, "-n", CONTROL, "--wait=false")
+        wait_for("a new plaitd Ready", lambda: [
+            p for p in pods(kube, CONTROL, "app=plaitd")
+            if ready(p) and p["metadata"]["name"] != old_plaitd], 90)  # fmt: skip
+        load.more(20)
+    print(f"under load: {dict(load.codes)}")
+    assert not load.failures, load.failures[:10]
+    assert set(load.codes) == {200}
