@@ -280,8 +280,10 @@ class NodeAgent:
     def _endpoint(self, namespace: str, service: str, port_name: str) -> tuple[str, int]:
         """A ready endpoint of the Service's port (EndpointSlices), chosen at random."""
         found = []
-        labels = {"kubernetes.io/service-name": service}
-        for eps in self.client.list(EndpointSlice, namespace=namespace, labels=labels):
+        slices = self.client.list(
+            EndpointSlice, namespace=namespace, labels={"kubernetes.io/service-name": service}
+        )
+        for eps in slices:
             ports = [p.port for p in eps.ports or [] if (p.name or "") == port_name and p.port]
             found += [
                 (address, ports[0])
