@@ -66,6 +66,12 @@ def not_ready(cluster: Cluster, namespace: str) -> list[str]:
 
 
 def bring_up(directory: Path) -> int:
+    if REPO.is_relative_to("/tmp"):
+        # the control plane's pod mounts an emptyDir on /tmp, which hides the checkout (and
+        # its .venv, the test node's images) from the processes in that pod
+        print(f"demo-kube cannot run from a checkout under /tmp ({REPO}): clone elsewhere",
+              file=sys.stderr)  # fmt: skip
+        return 2
     cluster = up(directory, node=os.geteuid() == 0)
     if not cluster.with_node:
         print("demo-kube needs root (pods are network namespaces)", file=sys.stderr)
