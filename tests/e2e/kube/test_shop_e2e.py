@@ -122,6 +122,14 @@ def curl(node: NodeAgent, caller: str, url: str) -> tuple[int, str]:
     return int(code or 0), body
 
 
+def settled(node: NodeAgent, workload: str) -> bool:
+    """The workload's Envoy drains no listener or filter chain."""
+    text = in_pod(node, workload, "curl", "-s", "-m", "5",
+                  "http://127.0.0.1:15000/stats?filter=^listener_manager.total_.*draining$")  # fmt: skip
+    values = [line.rpartition(":")[2].strip() for line in text.splitlines() if line]
+    return len(values) == 2 and values == ["0", "0"]
+
+
 def metrics(pod: dict[str, Any]) -> str:
     notes = pod["metadata"]["annotations"]
     url = f"http://{pod['status']['podIP']}:{notes['prometheus.io/port']}"
@@ -287,7 +295,13 @@ def test_the_seeds_authorization_policy_applied_with_kubectl(
     assert curl(node, "frontend", reviews)[0] == 200  # no policy yet
     kube.kubectl("apply", "-n", NS, "-f", str(SEED_POLICY))
     try:
-        wait_for("frontend refused", lambda: curl(node, "frontend", reviews)[0] == 403, 30)
+        # a pooled frontend → reviews connection is served by the old filter chain (no
+        # RBAC) until reviews' Envoy has drained it, as Envoy drains on a listener update
+        wait_for(
+            "frontend refused, reviews' old chains drained",
+            lambda: curl(node, "frontend", reviews)[0] == 403 and settled(node, "reviews-v1"),
+            30,
+        )
         code, body = curl(node, "frontend", reviews)
         assert (code, body.strip()) == (403, "RBAC: access denied")
         assert curl(node, "order-service", reviews)[0] == 200
