@@ -73,6 +73,19 @@ class ApiRelay(Relay):
                 "--to-destination", f"{host}:{port}"]  # fmt: skip
 
 
+class ServiceRelay(Relay):
+    """A Service port's relay for the mesh's own proxies (uid `proxy_uid`): Envoy dials
+    the control plane (`plaitd.istio-system.svc:15010`) by its cluster IP, which no
+    sidecar captures for it; `upstream()` picks a ready endpoint at each connection.
+    Apps' traffic to cluster IPs is left to their sidecar (capture), as before."""
+
+    def pod_rule(self, cluster_ip: IPv4Address, port: int, proxy_uid: int) -> list[str]:
+        host, relay_port = self.address
+        return ["iptables", "-w", "-t", "nat", "-I", "OUTPUT", "-p", "tcp", "-d",
+                f"{cluster_ip}/32", "--dport", str(port), "-m", "owner", "--uid-owner",
+                str(proxy_uid), "-j", "DNAT", "--to-destination", f"{host}:{relay_port}"]  # fmt: skip
+
+
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
     """Copy until either side ends, then close both (the other pipe then ends too)."""
     try:

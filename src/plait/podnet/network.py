@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -85,7 +86,12 @@ def _host_lock() -> Iterator[None]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")[:30] or "pod"
+    """At most 30 characters; a longer name keeps a hash of itself, so two pods whose
+    names share their first 30 characters (a ReplicaSet's) get different namespaces."""
+    slug = re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-") or "pod"
+    if len(slug) <= 30:
+        return slug
+    return f"{slug[:23]}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ def test_hosts_name_services_as_kubernetes_dns_would() -> None:
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
         "10.1.0.2\tweb-0",
-        "10.1.1.1\tdb.data.svc.cluster.local db.data",
-        "10.1.1.2\treviews.shop.svc.cluster.local reviews.shop reviews",
+        "10.1.1.1\tdb.data.svc.cluster.local db.data.svc db.data",
+        "10.1.1.2\treviews.shop.svc.cluster.local reviews.shop.svc reviews.shop reviews",
     ]
 
 
@@ -35,7 +35,7 @@ def test_service_entry_hosts_are_named_as_written_in_every_namespace() -> None:
     ]
     text = hosts_text("web-0", "shop", IPv4Address("10.1.0.2"), services)
     assert text.splitlines()[3:] == [
-        "10.1.1.1\tdb.data.svc.cluster.local db.data",
+        "10.1.1.1\tdb.data.svc.cluster.local db.data.svc db.data",
         "10.1.1.9\tapi.example.com",
     ]
 

@@ -1,12 +1,13 @@
-"""Pod address allocation (`PodNetwork._free_ip`): round robin over the pod range, as CNI's
-host-local IPAM does, so a freed address is not handed on at once but comes back round."""
+"""Network namespace names (unique per pod even when pod names are long) and pod address
+allocation (`PodNetwork._free_ip`): round robin over the pod range, as CNI's host-local
+IPAM does, so a freed address is not handed on at once but comes back round."""
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from plait.podnet.network import Pod, PodNetwork
+from plait.podnet.network import Pod, PodNetwork, _slug
 from plait.podnet.state import StateFile
 
 
@@ -37,3 +38,10 @@ def test_a_freed_address_is_not_handed_on_at_once_but_comes_back_round(tmp_path:
     d, e = take(net, "d"), take(net, "e")
     assert (d.ip, e.ip) == (IPv4Address("10.9.0.5"), IPv4Address("10.9.0.6"))
     assert take(net, "f").ip == a.ip  # wrapped round: the gateway and used ones skipped
+
+
+def test_long_pod_names_sharing_a_prefix_get_different_slugs() -> None:
+    a = _slug("istio-ingressgateway-594db467b5-2k8k9")
+    b = _slug("istio-ingressgateway-594db467b5-mtjd6")
+    assert a != b and len(a) == len(b) == 30 and a.startswith("istio-ingressgateway-59")
+    assert _slug("reviews-v1-6445d9c96f-mhn4p") == "reviews-v1-6445d9c96f-mhn4p"
