@@ -15,7 +15,7 @@ Steps of `up`, each with a deadline and a clear failure:
    examples/shop-kube/shop.yaml (its Deployments for pods, and ServiceAccounts);
 5. wait until plaitd, the gateway and every shop pod are Ready, then print the lines.
 
-The same steps, with assertions, are tests/e2e/kube/test_shop_e2e.py.
+The same steps, with assertions, are tests/e2e/kube/test_shop_in_pods_e2e.py.
 """
 
 from __future__ import annotations
