@@ -37,6 +37,7 @@ import yaml
 from kubeapi import Relay
 from kubecluster import Cluster
 from kubeenvoy import Envoy
+from kubemanifests import web_app
 from kubenode import NodeAgent
 from plait.kube.crds import all_crds
 
@@ -124,27 +125,7 @@ def synced(pod: dict[str, Any]) -> bool:
 
 
 def web() -> str:
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": NS},
-        "spec": {
-            "replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                    "name": "web", "image": "docker.io/library/python:3.12-slim",
-                    "args": ["-m", "http.server", "8080", "--bind", "0.0.0.0"],
-                    "ports": [{"name": "http-web", "containerPort": 8080}],
-                    "readinessProbe": {"tcpSocket": {"port": "http-web"}},
-                }]},
-            },
-        },
-    }  # fmt: skip
-    service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
-        "spec": {"selector": {"app": "web"},
-                 "ports": [{"name": "http", "port": 80, "targetPort": "http-web"}]},
-    }  # fmt: skip
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [deployment, service]})
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": web_app(NS)})
 
 
 def virtual_service(tag: str) -> str:

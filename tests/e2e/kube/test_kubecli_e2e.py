@@ -31,6 +31,7 @@ import yaml
 from kubeapi import Relay
 from kubecluster import Cluster
 from kubeenvoy import Envoy
+from kubemanifests import web_app
 from kubenode import NodeAgent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
@@ -93,26 +94,6 @@ def running(kube: Cluster, namespace: str, app: str) -> dict[str, Any] | None:
 
 def workload() -> str:
     """The Service `web` (a Deployment of one pod) and a VirtualService for /api."""
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": NS},
-        "spec": {
-            "replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                    "name": "web", "image": "docker.io/library/python:3.12-slim",
-                    "args": ["-m", "http.server", "8080", "--bind", "0.0.0.0"],
-                    "ports": [{"name": "http-web", "containerPort": 8080}],
-                    "readinessProbe": {"tcpSocket": {"port": "http-web"}},
-                }]},
-            },
-        },
-    }  # fmt: skip
-    service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
-        "spec": {"selector": {"app": "web"},
-                 "ports": [{"name": "http", "port": 80, "targetPort": "http-web"}]},
-    }  # fmt: skip
     virtual_service = {
         "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
         "metadata": {"name": "web", "namespace": NS},
@@ -122,7 +103,7 @@ def workload() -> str:
         }]},
     }  # fmt: skip
     return json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": [deployment, service, virtual_service]}
+        {"apiVersion": "v1", "kind": "List", "items": [*web_app(NS), virtual_service]}
     )
 
 
