@@ -7,6 +7,12 @@ its per-route config (`typed_per_filter_config` under the filter's name), so tha
 VirtualService edit changes only RDS: a listener change would only reach new connections,
 and an edit must apply to the keep-alive connections already open. The cost of an idle filter is a map
 lookup per request (measured in docs/benchmarks.md).
+
+Departure from istiod: a sidecar's *inbound* HCM has no fault or CORS filter. Its route
+table (`translate.inbound`) is plait's own and never carries their per-route config —
+VirtualService faults and CORS apply where the route is chosen, at the caller's sidecar
+or the gateway — so there they would only cost each request (about 1% each of the
+server sidecar's instructions, `bench/pathcost.py`).
 """
 
 from __future__ import annotations
@@ -39,10 +45,14 @@ def _filter(name: str, config: Message) -> hcm_pb2.HttpFilter:
 
 
 def http_filters(
-    *, outbound: bool = False, security: Sequence[hcm_pb2.HttpFilter] = ()
+    *,
+    outbound: bool = False,
+    inbound: bool = False,
+    security: Sequence[hcm_pb2.HttpFilter] = (),
 ) -> list[hcm_pb2.HttpFilter]:
     """security → fault → cors → local rate limit → router; all but `security` idle until
-    a route enables them.
+    a route enables them. `inbound` (the sidecar's inbound HCMs) leaves out fault and cors,
+    which its route table never enables (module docstring).
 
     `security` (authentication and authorization filters, in order) run first, so that a
     request they refuse never reaches a fault or the app. `outbound` (the sidecar's
@@ -50,10 +60,12 @@ def http_filters(
     PassthroughCluster and resolution-NONE hosts (see `egress`).
     """
     forward_proxy = [_filter(egress.DFP_FILTER, egress.forward_proxy_filter())] if outbound else []
+    route_features = (
+        [] if inbound else [_filter(FAULT, fault_pb2.HTTPFault()), _filter(CORS, cors_pb2.Cors())]
+    )
     return [
         *security,
-        _filter(FAULT, fault_pb2.HTTPFault()),
-        _filter(CORS, cors_pb2.Cors()),
+        *route_features,
         _filter(
             LOCAL_RATELIMIT, local_rate_limit_pb2.LocalRateLimit(stat_prefix=RATELIMIT_STAT_PREFIX)
         ),

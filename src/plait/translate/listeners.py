@@ -124,7 +124,7 @@ def _inbound_hcm(
         stat_prefix=f"inbound_{port}",
         codec_type=HCM.AUTO,
         rds=_rds(route_name),
-        http_filters=http_filters(security=security_filters),
+        http_filters=http_filters(inbound=True, security=security_filters),
         upgrade_configs=upgrade_configs(),
     )
     hcm.normalize_path.value = True  # Istio's default: AuthorizationPolicy paths see /a/../b as /b
