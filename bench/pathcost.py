@@ -6,7 +6,8 @@ In one run: plait's two sidecars with mTLS (as `bench.dataplane` runs them: cont
 plane, CA, agents, telemetry), the observed hand-written mTLS pair (`dataplane.instrument`),
 and copies of that pair with one of plait's differences added at a time (XFCC, the idle
 filters, the retry policy and circuit breakers, the route and HCM options, plait's TLS
-parameters), then with all of them; and XFCC without DNS SANs or without the Subject.
+parameters), then with all of them; and XFCC as istiod sets it (with DNS SANs) or
+without the Subject.
 Each pair gets wrk -t1 -c32 (`--connections`) for `--seconds` after a 1 s warm-up, pairs
 interleaved and their order rotated per rep; the CPU each Envoy of the pair used (from
 /proc), per request, is reported per side (client, server) as the median over reps with
@@ -61,10 +62,17 @@ def _route(config: Config) -> Config:
 
 
 def xfcc(server: Config, _client: Config) -> None:
-    """The server's XFCC, as plait's (Istio's) inbound mTLS chain sets it."""
+    """The server's XFCC, as plait's inbound mTLS chain sets it (Subject and URI; istiod
+    also asks for DNS SANs: `xfcc_istio`)."""
     hcm = _hcm(server)
     hcm["forward_client_cert_details"] = "APPEND_FORWARD"
-    hcm["set_current_client_cert_details"] = {"subject": True, "dns": True, "uri": True}
+    hcm["set_current_client_cert_details"] = {"subject": True, "uri": True}
+
+
+def xfcc_istio(server: Config, client: Config) -> None:
+    """XFCC as istiod's inbound chain sets it: plait's, plus the DNS SANs (for comparison)."""
+    xfcc(server, client)
+    _hcm(server)["set_current_client_cert_details"]["dns"] = True
 
 
 def _idle_filters() -> list[Config]:
@@ -85,9 +93,10 @@ def _idle_filters() -> list[Config]:
 
 
 def filters(server: Config, client: Config) -> None:
-    """plait's idle fault, CORS and local rate-limit filters on both, the dynamic forward
-    proxy on the client, before the router."""
-    _hcm(server)["http_filters"][-1:-1] = _idle_filters()
+    """plait's idle filters before the router: fault, CORS and local rate limit on the
+    client with the dynamic forward proxy, the local rate limit alone on the server (its
+    inbound routes never configure fault or CORS: `translate.httpfilters`)."""
+    _hcm(server)["http_filters"][-1:-1] = _idle_filters()[-1:]
     dfp = {
         "name": "envoy.filters.http.dynamic_forward_proxy",
         "typed_config": {
@@ -185,12 +194,6 @@ def tls(server: Config, client: Config) -> None:
     up["alpn_protocols"] = ["istio"]
 
 
-def xfcc_no_dns(server: Config, client: Config) -> None:
-    """XFCC without asking for DNS SANs (mesh certificates have none)."""
-    xfcc(server, client)
-    _hcm(server)["set_current_client_cert_details"].pop("dns")
-
-
 def xfcc_no_subject(server: Config, client: Config) -> None:
     """XFCC without the Subject (for comparison only: Istio's header carries it)."""
     xfcc(server, client)
@@ -204,7 +207,7 @@ MUTATIONS: dict[str, Mutation] = {
     "options": options,
     "tls": tls,
 }
-EXTRA: dict[str, Mutation] = {"xfcc-no-dns": xfcc_no_dns, "xfcc-no-subject": xfcc_no_subject}
+EXTRA: dict[str, Mutation] = {"xfcc-istio": xfcc_istio, "xfcc-no-subject": xfcc_no_subject}
 
 
 def _all(server: Config, client: Config) -> None:

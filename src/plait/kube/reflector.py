@@ -131,6 +131,7 @@ class Reflector:
         self.items: dict[Key, Obj] = {}
         self.version = ""  # the last resourceVersion seen (list, event or bookmark)
         self.lists = 0  # how many full lists were made (the first one, then each 410)
+        self.watches = 0  # how many watch requests the API server accepted
         self.synced = asyncio.Event()  # set once the first list is in `items`
 
     def _params(self, **extra: str) -> dict[str, str]:
@@ -236,6 +237,7 @@ class Reflector:
                     f"watch {self.kind.path(self.namespace)}: {resp.status_code} {_message(text)}"
                 )
             self.on_error(None)  # watching again: in sync
+            self.watches += 1
             # closed here, not left to the loop's shutdown, when the task is cancelled
             lines = resp.aiter_lines()
             async with contextlib.aclosing(lines):  # type: ignore[type-var]

@@ -84,14 +84,23 @@ async def test_each_change_arrives_once_across_watch_reconnects(
             await asyncio.wait_for(reflector.synced.wait(), 10)
             await wait_for("kube-root-ca.crt", lambda: (ns, "kube-root-ca.crt") in reflector.items)
             deltas.clear()
+
+            async def reconnected() -> None:
+                """The server ends each watch after 1 s: wait until the next one began."""
+                before = reflector.watches
+                await wait_for("a new watch", lambda: reflector.watches > before)
+
             await kubectl(kube, "apply", "-f", "-", input=configmap(ns, "a", "1"))
-            await asyncio.sleep(1.5)  # the server ends each watch after 1 s: a reconnect
+            await wait_for("a=1", lambda: (ns, "a") in reflector.items)
+            await reconnected()
             await kubectl(kube, "apply", "-f", "-", input=configmap(ns, "a", "2"))
             await kubectl(kube, "apply", "-f", "-", input=configmap(ns, "b", "1"))
-            await asyncio.sleep(1.5)
+            await wait_for("b=1", lambda: (ns, "b") in reflector.items)
+            await reconnected()
             await kubectl(kube, "delete", "configmap", "a", "-n", ns)
             await wait_for("the deletion", lambda: (ns, "a") not in reflector.items)
-            await asyncio.sleep(1.5)  # one more reconnect: nothing may be replayed
+            await reconnected()  # one more reconnect: nothing may be replayed
+            await reconnected()
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
