@@ -46,22 +46,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
-
-from bench import handwritten, meshid
+from bench import handwritten, meshid, observed
+from bench.dpreport import Scenario, ratios, summarize
 from bench.loadgen import Load, Request, probe, run_wrk
 from bench.meshgen import NAMESPACE, instance_of, load, service_yaml, sidecar
 from bench.procs import (
@@ -84,12 +76,9 @@ from plait.local.identity import LocalIdentity
 from plait.local.plan import make_plan
 from plait.local.ports import free_port
 from plait.model.identity import SpiffeId
-from plait.model.labels import Labels
-from plait.model.meshsettings import MeshSettings, with_local_collector
-from plait.model.proxy import Proxy, ProxyKind, node_id
-from plait.model.registry import Endpoint, Service
+from plait.model.meshsettings import with_local_collector
+from plait.model.proxy import Proxy
 from plait.model.snapshot import build_snapshot
-from plait.translate import accesslog, metrics, peer, tracing
 from plait.xds.server import AdsServer
 
 SERVICE = "bench-server"  # mTLS from the client sidecar (the default, PERMISSIVE)
@@ -118,18 +107,6 @@ class DataplaneOptions:
     connections: tuple[int, ...] = (1, 32)
     quiet_cores: float = 0.25  # more background CPU than this during a run: run it again
     retries: int = 2
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One path from wrk to the upstream."""
-
-    key: str
-    title: str
-    request: Request
-    proxies: tuple[str, ...]  # the Envoys between wrk and the upstream, in order
-    mtls_server: str | None = None  # the Envoy that must see TLS handshakes on this path
-    plain_server: str | None = None  # the Envoy that must see none
 
 
 @dataclass
@@ -178,74 +155,6 @@ def _mesh_proxies(resources: list[Loaded], upstream_port: int, run_dir: Path) ->
         proxy = sidecar(spec.instance, spec.workload, spec.labels, (free_port(), app, free_port()))
         out.append(replace(proxy, access_log=str(run_dir / f"{spec.instance}.access.log")))
     return out
-
-
-def _json(message: Message) -> dict[str, Any]:
-    return dict(MessageToDict(message, preserving_proto_field_name=True))
-
-
-def _hand_proxy(name: str) -> Proxy:
-    return Proxy(
-        id=node_id(ProxyKind.SIDECAR, f"{name}-0", NAMESPACE),
-        kind=ProxyKind.SIDECAR,
-        workload=name,
-        namespace=NAMESPACE,
-        service_account=name,
-        labels=Labels.of({"app": name, "version": "v1"}),
-    )
-
-
-SERVED = Service(f"{SERVICE}.{NAMESPACE}.svc.cluster.local", SERVICE, NAMESPACE, ())
-"""The Service the hand-written servers stand for (the client's requests name it)."""
-
-
-def _callee_metadata(callee: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The filter metadata plait's EDS and CDS give a callee's endpoint and cluster
-    (`metrics.tag_endpoint`, `metrics.tag_cluster`), for the hand-written forwarder's."""
-    lb, cluster = endpoint_components_pb2.LbEndpoint(), cluster_pb2.Cluster()
-    labels = _hand_proxy(callee).labels
-    metrics.tag_endpoint(lb, Endpoint(HOST, 0, labels, workload=callee, namespace=NAMESPACE))
-    metrics.tag_cluster(cluster, SERVED)
-    return _json(lb.metadata)["filter_metadata"], _json(cluster.metadata)["filter_metadata"]
-
-
-def instrument(
-    rig: Rig, name: str, *, inbound: bool, mtls: bool, callee: str = "obs-server"
-) -> handwritten.Instrument:
-    """A hand-written Envoy observed as plait observes a sidecar: plait's own access log,
-    stats logger (with the tags of the same report), gRPC filter, claim stamp (outbound),
-    tracer with the same sampling and collector, stats and span-batching settings; the
-    Service it serves (inbound) or, outbound, the labels of `callee` and its Service as
-    metadata of the forwarder's cluster, where the stats logger reads them as on plait's."""
-    proxy = _hand_proxy(name)
-    settings = with_local_collector(MeshSettings(), HOST, rig.collector_port).tracing
-    direction = accesslog.Direction.INBOUND if inbound else accesslog.Direction.OUTBOUND
-    log = accesslog.access_log(str(rig.run_dir / f"{name}.access.log"), direction, proxy.id)
-    tags = metrics.destination_tags(proxy, SERVED, mtls) if inbound else metrics.source_tags(proxy)
-    endpoint_metadata, target_metadata = ({}, {}) if inbound else _callee_metadata(callee)
-    stamps = hcm_pb2.HttpConnectionManager()
-    if not inbound:
-        peer.stamp(stamps, peer.source_workload(proxy))
-        peer.stamp(stamps, metrics.peer_claim(proxy), metrics.PEER_HEADER)
-    traced = tracing.tracing_for(settings, proxy)
-    collector = tracing.collector_cluster(settings)
-    assert traced is not None and collector is not None
-    return handwritten.Instrument(
-        access_logs=[_json(log), _json(metrics.stats_logger(tags))],
-        filters=[_json(metrics.protocol_filter())],
-        header_mutations=[_json(e) for e in stamps.early_header_mutation_extensions],
-        tracing=_json(traced),
-        clusters=[_json(collector)],
-        target_metadata=target_metadata,
-        endpoint_metadata=endpoint_metadata,
-        bootstrap={
-            "stats_flush_interval": "1s",
-            "stats_config": metrics.stats_config(),
-            "layered_runtime": {
-                "layers": [{"name": "static", "static_layer": dict(tracing.ZIPKIN_RUNTIME)}]
-            },
-        },
-    )
 
 
 async def _start_collector(rig: Rig) -> None:
@@ -337,21 +246,21 @@ async def _start_hand_observed(rig: Rig, upstream: int) -> tuple[int, int, int]:
     await _start_static(
         rig, "obs one-hop",
         fwd(one, "*", upstream, absolute_url=False,
-            instrument=instrument(rig, "obs-one", inbound=True, mtls=False)),
+            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-one", inbound=True, mtls=False)),
         one,
     )  # fmt: skip
     await _start_static(
         rig, "obs mTLS server",
         fwd(ts, "*", upstream, absolute_url=False,
             listener_tls=handwritten.downstream_tls(server_cert),
-            instrument=instrument(rig, "obs-server", inbound=True, mtls=True)),
+            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-server", inbound=True, mtls=True)),
         ts,
     )  # fmt: skip
     await _start_static(
         rig, "obs mTLS client",
         fwd(tc, AUTHORITY, ts, absolute_url=True,
             cluster_tls=handwritten.upstream_tls(client_cert, server_id.uri, SERVICE),
-            instrument=instrument(rig, "obs-client", inbound=False, mtls=True)),
+            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-client", inbound=False, mtls=True)),
         tc,
     )  # fmt: skip
     return one, ts, tc
@@ -566,94 +475,6 @@ async def measure(
                     + (f", {errors} ERRORS {result['errors']}" if errors else "")
                 )
     return runs
-
-
-def _proxy_cpu_per_request(run: dict[str, Any], proxies: tuple[str, ...]) -> float:
-    """CPU µs the Envoys on the path (not the upstream) spent per request."""
-    cpu = sum(run["cpu"]["envoys_s"][n] for n in proxies)
-    return 1e6 * float(cpu) / max(1, int(run["wrk"]["requests"]))
-
-
-def summarize(paths: list[Scenario], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median over repetitions per (connections, path)."""
-    out = []
-    conns_levels = sorted({r["connections"] for r in runs})
-    for conns in conns_levels:
-        for path in paths:
-            rs = [r for r in runs if r["path"] == path.key and r["connections"] == conns]
-            if not rs:
-                continue
-            rps = [r["wrk"]["rps"] for r in rs]
-            other = [r["cpu"]["other_cores"] for r in rs]
-            out.append({
-                "path": path.key,
-                "title": path.title,
-                "connections": conns,
-                "reps": len(rs),
-                "rps": statistics.median(rps),
-                "rps_min": min(rps),
-                "rps_max": max(rps),
-                "p50_us": statistics.median(r["wrk"]["p50_us"] for r in rs),
-                "p90_us": statistics.median(r["wrk"]["p90_us"] for r in rs),
-                "p99_us": statistics.median(r["wrk"]["p99_us"] for r in rs),
-                "proxy_cpu_us_per_req": statistics.median(
-                    _proxy_cpu_per_request(r, path.proxies) for r in rs
-                ),
-                "wrk_cores": statistics.median(
-                    r["cpu"]["wrk_s"] / (r["wrk"]["duration_us"] / 1e6) for r in rs
-                ),
-                "other_cores": statistics.median(other),
-                "other_cores_max": max(other),
-                "attempts": sum(r["attempts"] for r in rs),
-                "errors": sum(sum(r["wrk"]["errors"].values()) for r in rs),
-            })  # fmt: skip
-    return out
-
-
-RATIOS = [
-    ("one sidecar / direct", "plait-1", "direct"),
-    ("two sidecars (mTLS) / direct", "plait-2", "direct"),
-    ("plait one hop / observed hand-written one hop", "plait-1", "hand-1-obs"),
-    ("plait two hops / observed hand-written two hops, mTLS", "plait-2", "hand-2-obs"),
-    ("plait one hop / bare hand-written one hop", "plait-1", "hand-1"),
-    ("plait two hops / bare hand-written two hops, mTLS", "plait-2", "hand-2"),
-    ("observed / bare hand-written, one hop", "hand-1-obs", "hand-1"),
-    ("observed / bare hand-written, two hops, mTLS", "hand-2-obs", "hand-2"),
-    ("plait two hops / hand-written two hops, plain text", "plait-2-plain", "hand-2-plain"),
-    ("plait mTLS / plait plain text (two hops)", "plait-2", "plait-2-plain"),
-    ("hand-written mTLS / plain text (two hops)", "hand-2", "hand-2-plain"),
-]
-
-
-def ratios(paths: list[Scenario], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Paired ratios: for each rep, path A's figure over path B's from the same rep; the
-    median over reps, with the range."""
-    proxies = {p.key: p.proxies for p in paths}
-    by = {(r["path"], r["connections"], r["rep"]): r for r in runs}
-    metrics: dict[str, Callable[[dict[str, Any], str], float]] = {
-        "p50": lambda r, _k: float(r["wrk"]["p50_us"]),
-        "p99": lambda r, _k: float(r["wrk"]["p99_us"]),
-        "rps": lambda r, _k: float(r["wrk"]["rps"]),
-        "cpu": lambda r, k: _proxy_cpu_per_request(r, proxies[k]),
-    }
-    out = []
-    for title, a, b in RATIOS:
-        for conns in sorted({r["connections"] for r in runs}):
-            reps = sorted(rep for (k, c, rep) in by if k == a and c == conns and (b, c, rep) in by)
-            if not reps:
-                continue
-            entry: dict[str, Any] = {"ratio": title, "a": a, "b": b, "connections": conns}
-            for name, f in metrics.items():
-                if name == "cpu" and b == "direct":
-                    continue  # the direct path has no proxy
-                values = [f(by[a, conns, rep], a) / f(by[b, conns, rep], b) for rep in reps]
-                entry[name] = {
-                    "median": statistics.median(values),
-                    "min": min(values),
-                    "max": max(values),
-                }
-            out.append(entry)
-    return out
 
 
 async def run(opts: DataplaneOptions, out_dir: Path, progress: Progress) -> dict[str, Any]:

@@ -21,7 +21,7 @@ tracer, sampling and span batching, sending to the same collector; and the calle
 and service that the client's stats logger reads from its cluster's and endpoint's metadata
 (as plait's EDS carries them: without them those tags would be empty and cheaper to record,
 and the metrics would not be the same). Those pieces are taken
-from plait's own translation (`dataplane.instrument`), so "the same" holds by
+from plait's own translation (`observed.instrument`), so "the same" holds by
 construction; everything else stays hand-written.
 
 The upstream answers every request itself (`direct_response`), so that it is cheaper

@@ -1,7 +1,7 @@
 """What each way of observing traffic costs one Envoy: `python -m bench.observecost [--reps N]`.
 
 One hand-written one-hop Envoy per variant (`handwritten.forwarder`, plain text), all in
-front of the same upstream, observed with the pieces plait uses (`dataplane.instrument`):
+front of the same upstream, observed with the pieces plait uses (`observed.instrument`):
 bare; the JSON access log; the stats logger counting Istio's metrics (with its 1 s stats
 flush); the tracer at 100% sampling sending Zipkin JSON in Envoy's default batches of 5,
 Zipkin JSON in batches of 100, Zipkin protobuf in batches of 100 (plait's setting); and
@@ -24,13 +24,14 @@ from typing import Any
 
 from bench import dataplane as dp
 from bench import handwritten as hw
+from bench import observed
 from bench.loadgen import Load, Request, run_wrk
 from bench.procs import cpu_seconds, ensure_wrk
 from plait.local.ports import free_port
 
 
 def variants(rig: dp.Rig) -> dict[str, hw.Instrument]:
-    full = dp.instrument(rig, "obs-one", inbound=True, mtls=False)
+    full = observed.instrument(rig.run_dir, rig.collector_port, "obs-one", inbound=True, mtls=False)
     stats = [log for log in full.access_logs if log["name"] == "envoy.access_loggers.stats"]
     files = [log for log in full.access_logs if log["name"] == "envoy.access_loggers.file"]
     assert full.tracing is not None

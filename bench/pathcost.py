@@ -3,7 +3,7 @@
 [--callgrind DIR]`.
 
 In one run: plait's two sidecars with mTLS (as `bench.dataplane` runs them: control
-plane, CA, agents, telemetry), the observed hand-written mTLS pair (`dataplane.instrument`),
+plane, CA, agents, telemetry), the observed hand-written mTLS pair (`observed.instrument`),
 and copies of that pair with one of plait's differences added at a time (XFCC, the idle
 filters, the retry policy and circuit breakers, the route and HCM options, plait's TLS
 parameters), then with all of them; and XFCC as istiod sets it (with DNS SANs) or
@@ -31,7 +31,7 @@ from typing import Any
 
 from bench import dataplane as dp
 from bench import handwritten as hw
-from bench import meshid
+from bench import meshid, observed
 from bench.loadgen import Load, Request, probe, run_wrk
 from bench.meshgen import NAMESPACE
 from bench.procs import ensure_wrk
@@ -236,12 +236,12 @@ async def _pairs(
         server = hw.forwarder(
             ts, "*", upstream, absolute_url=False,
             listener_tls=hw.downstream_tls(server_cert),
-            instrument=dp.instrument(rig, "obs-server", inbound=True, mtls=True),
+            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-server", inbound=True, mtls=True),
         )  # fmt: skip
         client = hw.forwarder(
             tc, dp.AUTHORITY, ts, absolute_url=True,
             cluster_tls=hw.upstream_tls(client_cert, server_id.uri, dp.SERVICE),
-            instrument=dp.instrument(rig, "obs-client", inbound=False, mtls=True),
+            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-client", inbound=False, mtls=True),
         )  # fmt: skip
         for config in (server, client):  # plait's; Envoy under valgrind can be slow to connect
             _target(config)["connect_timeout"] = "10s"
