@@ -34,7 +34,7 @@ from bench import handwritten as hw
 from bench import meshid, observed
 from bench.loadgen import Load, Request, probe, run_wrk
 from bench.meshgen import NAMESPACE
-from bench.procs import ensure_wrk
+from bench.procs import ensure_tool, ensure_wrk
 from plait.agent import SupervisorOptions
 from plait.local.ports import free_port
 from plait.model.identity import SpiffeId
@@ -260,6 +260,7 @@ class Callgrind:
     runs on the machine — unlike CPU time, which a loaded machine inflates."""
 
     def __init__(self, out_dir: Path, keep: Path | None = None) -> None:
+        ensure_tool("valgrind")  # and callgrind_control, from the same Debian package
         self.out_dir = out_dir
         self.keep = keep  # where to copy every dump, for callgrind_annotate
 

@@ -220,11 +220,34 @@ async def spawn_python(
     return await spawn([sys.executable, "-m", module, *args], stdout=stdout, env=env)
 
 
-def ensure_wrk() -> str:
-    """The path of `wrk`; installs the Debian package when it is missing (needs root)."""
-    found = shutil.which("wrk")
+def ensure_tool(command: str, package: str | None = None) -> str:
+    """The path of `command`; installs its Debian package (`package`, default the same
+    name) when it is missing (needs root)."""
+    found = shutil.which(command)
     if found is not None:
         return found
+    package = package or command
+    print(
+        f"{command} not found: installing the Debian package {package} with apt-get",
+        file=sys.stderr,
+        flush=True,
+    )
+    install = ["apt-get", "install", "-y", "-qq", package]
+    done = subprocess.run(install, capture_output=True, text=True, check=False)
+    if done.returncode != 0:  # a stale package index: refresh it once
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
+        done = subprocess.run(install, capture_output=True, text=True, check=False)
+    found = shutil.which(command)
+    if found is None:
+        raise RuntimeError(
+            f"cannot install {command} (`{' '.join(install)}`):\n{done.stderr[-2000:]}"
+        )
+    return found
+
+
+def ensure_wrk() -> str:
+    """The path of `wrk` (installed when missing, `ensure_tool`)."""
+    return ensure_tool("wrk")
     print("wrk not found: installing the Debian package with apt-get", file=sys.stderr, flush=True)
     install = ["apt-get", "install", "-y", "-qq", "wrk"]
     done = subprocess.run(install, capture_output=True, text=True, check=False)
