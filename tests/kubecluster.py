@@ -450,12 +450,16 @@ def up(directory: Path, *, node: bool = False, apiserver_args: tuple[str, ...] =
 
 def down(directory: Path) -> None:
     """Stop the cluster in `directory` and remove everything it made (the node agent
-    removes its pods' namespaces itself; a crashed one's are removed from its state file)."""
+    removes its pods' namespaces and NodePort rules itself; a crashed one's are removed
+    from its state file and by its run id)."""
     stop_pids(directory)
     podnet_state = directory / "node" / "podnet.json"
     if podnet_state.exists():
+        import kubenodeports
         from plait.podnet import teardown
+        from plait.podnet.state import StateFile
 
+        kubenodeports.teardown(StateFile.load(podnet_state).run)
         teardown(podnet_state)
     shutil.rmtree(directory, ignore_errors=True)
 

@@ -1,13 +1,16 @@
 """The test-only node agent (tests/kubenode.py) with the real control plane: a Deployment
 applied with kubectl becomes pods the scheduler binds to the node, the agent runs them in
 their own network namespaces, and the real EndpointSlice controller lists their IPs, which
-answer HTTP; scaling down and deleting remove pods, processes and namespaces."""
+answer HTTP; the host reaches the NodePort Service at the Node's InternalIP, balanced
+over both pods by kube-proxy-shaped rules that follow the endpoints; scaling down and
+deleting remove pods, processes, namespaces and rules."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -66,7 +69,11 @@ SERVICE = json.dumps(
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "web", "namespace": NAMESPACE},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]},
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "targetPort": "http"}],
+        },
     }
 )
 
@@ -93,6 +100,43 @@ def ready_endpoints(kube: Cluster) -> set[str]:
     }
 
 
+def node_port_url(kube: Cluster) -> str:
+    """http://NODE_IP:NODEPORT/: the Node's InternalIP as it reports it, the Service's
+    nodePort as the API server allocated it."""
+    ip = kube.kubectl("get", "node", "node-1", "-o",
+                      'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}')  # fmt: skip
+    port = kube.kubectl(
+        "get", "service", "web", "-n", NAMESPACE, "-o", "jsonpath={.spec.ports[0].nodePort}"
+    )
+    return f"http://{ip}:{port}/"
+
+
+def dnat_counts(run: str) -> dict[str, int]:
+    """Connections DNATed by the run's NodePort rules, by destination (rule counters)."""
+    saved = subprocess.run(["iptables-save", "-c", "-t", "nat"], capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    counts = {}
+    for line in saved.splitlines():
+        found = re.match(rf"\[(\d+):\d+\] -A PLAIT{run}-SEP-.* --to-destination (\S+)", line)
+        if found:
+            counts[found[2]] = int(found[1])
+    return counts
+
+
+def run_chains(run: str) -> list[str]:
+    saved = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True,
+                           check=True).stdout  # fmt: skip
+    return [line for line in saved.splitlines() if f"PLAIT{run}-" in line]
+
+
+def get_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status)
+    except OSError:
+        return 0
+
+
 def netns_list() -> set[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return {line.split()[0] for line in out.splitlines() if line.strip()}
@@ -107,6 +151,7 @@ def node(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     finally:
         agent.stop()
         assert not any(n.startswith(f"plait-{agent.network.run}-") for n in netns_list())
+        assert not run_chains(agent.network.run)  # the OUTPUT jump and every chain
 
 
 def test_deployment_pods_run_and_fill_endpointslices(
@@ -164,6 +209,18 @@ def test_deployment_pods_run_and_fill_endpointslices(
     routes = subprocess.run(["ip", "route", "get", cluster_ip], capture_output=True, text=True)
     assert routes.returncode != 0 and "no route to host" in routes.stderr.lower()
 
+    # the NodePort from the host: new connections spread over both pods (each SEP rule's
+    # counter; P(40 connections all to one of two) = 2^-39), as kube-proxy's 1/2 rule does
+    url = node_port_url(kube)
+    assert url.startswith(f"http://{node.address}:")
+    wait_for("the NodePort answering", lambda: get_status(url) == 200, 15)
+    statuses = [get_status(url) for _ in range(40)]
+    assert statuses == [200] * 40
+    counts = dnat_counts(node.network.run)
+    assert set(counts) == {f"{a}:8080" for a in endpoints}, counts
+    assert all(n > 0 for n in counts.values()), counts
+    print(f"40 connections to the NodePort, by pod: {counts}")
+
     # scale down: one pod leaves the endpoints, its processes and namespace are gone
     kube.kubectl("scale", "deployment", "web", "-n", NAMESPACE, "--replicas=1")
     wait_for("one ready endpoint", lambda: len(ready_endpoints(kube)) == 1)
@@ -171,9 +228,17 @@ def test_deployment_pods_run_and_fill_endpointslices(
         "one pod left on the node", lambda: len([k for k in node.pods if k.startswith("web/")]) == 1
     )
     assert len([n for n in netns_list() if n.startswith(f"plait-{node.network.run}-web-")]) == 1
+    # the rules follow the endpoints: one pod left, every connection to it
+    [left] = ready_endpoints(kube)
+    wait_for("the NodePort rules on the one pod",
+             lambda: set(dnat_counts(node.network.run)) == {f"{left}:8080"})  # fmt: skip
+    assert not [r for r in run_chains(node.network.run) if "statistic" in r]
+    assert get_status(url) == 200
 
     kube.kubectl("delete", "deployment", "web", "-n", NAMESPACE)
     wait_for("no pods", lambda: not kube.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name"))
+    wait_for("no NodePort endpoint rule", lambda: not dnat_counts(node.network.run))
+    assert get_status(url) == 0  # nothing there: refused
     wait_for("no web pods on the node", lambda: not [k for k in node.pods if k.startswith("web/")])
     assert not [n for n in netns_list() if n.startswith(f"plait-{node.network.run}-web-")]
 
