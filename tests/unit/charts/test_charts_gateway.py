@@ -1,6 +1,8 @@
 """The chart's ingress gateway runs `plait proxy router`: its rendered args parse into
 the router's options (each Service port on its targetPort, the status port left out) and
-its env gives the pod that the control plane's PodAdmission will find (workload, labels)."""
+its env gives the pod that the control plane's PodAdmission will find (workload, labels);
+its pod carries the injector's scrape annotations; its Service is a LoadBalancer by
+default, with node ports that may be fixed."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import typer
 from test_charts_render import objects, template
 
 from plait.cli.proxy import app as proxy_app
+from plait.inject.settings import MERGED_METRICS_PORT, METRICS_PATH
 from plait.podproxy import pod_info
 
 
@@ -60,3 +63,37 @@ def test_the_gateways_env_names_its_pod_as_admission_will_find_it() -> None:
     labels = pod["metadata"]["labels"]
     assert info.labels.as_dict().items() <= labels.items()  # PodAdmission: a subset
     assert info.labels.as_dict() == {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+
+
+def gateway_service(*sets: str) -> dict[str, Any]:
+    service: dict[str, Any] = objects(template("plait", *sets))[("Service", "istio-ingressgateway")]
+    return service
+
+
+def test_the_gateway_pod_is_scraped_where_the_router_serves_istio_metrics() -> None:
+    pod = gateway_pod()
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(MERGED_METRICS_PORT),  # what the injector writes
+        "prometheus.io/path": METRICS_PATH,
+    }
+    [container] = pod["spec"]["containers"]
+    ports = {p["containerPort"]: p["name"] for p in container["ports"]}
+    assert ports[MERGED_METRICS_PORT] == "http-merged"  # the router serves it (podproxy)
+
+
+def test_the_gateway_service_is_a_load_balancer_with_node_ports_that_may_be_fixed() -> None:
+    spec = gateway_service()["spec"]
+    assert spec["type"] == "LoadBalancer"  # Istio's default; Kubernetes allocates nodePorts
+    assert not any("nodePort" in p for p in spec["ports"])
+    fixed = ("gateway.service.ports[0].name=http2", "gateway.service.ports[0].port=80",
+             "gateway.service.ports[0].targetPort=8080", "gateway.service.ports[0].protocol=TCP",
+             "gateway.service.ports[0].nodePort=30080")  # fmt: skip
+    for kind in ("NodePort", "LoadBalancer"):
+        spec = gateway_service(f"gateway.service.type={kind}", *fixed)["spec"]
+        assert (spec["type"], spec["ports"]) == (kind, [
+            {"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP",
+             "nodePort": 30080}])  # fmt: skip
+    # a ClusterIP Service cannot have one: the value is left out rather than refused
+    spec = gateway_service("gateway.service.type=ClusterIP", *fixed)["spec"]
+    assert spec["type"] == "ClusterIP" and "nodePort" not in spec["ports"][0]

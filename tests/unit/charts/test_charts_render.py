@@ -61,6 +61,17 @@ def test_helm_lint(chart: str) -> None:
         ("base", ()),
         ("plait", ()),
         ("plait", ("controlPlane.replicaCount=3", "gateway.enabled=false")),
+        (
+            "plait",
+            (
+                "gateway.service.type=NodePort",
+                "gateway.service.ports[0].name=http2",
+                "gateway.service.ports[0].port=80",
+                "gateway.service.ports[0].targetPort=8080",
+                "gateway.service.ports[0].protocol=TCP",
+                "gateway.service.ports[0].nodePort=30080",
+            ),
+        ),
     ],
 )
 def test_rendered_chart_is_valid_kubernetes(
