@@ -13,7 +13,9 @@ Steps of `up`, each with a deadline and a clear failure:
 3. `kubectl label namespace default istio-injection=enabled`;
 4. `kubectl apply` of the shop: examples/shop's Services and Istio resources, and
    examples/shop-kube/shop.yaml (its Deployments for pods, and ServiceAccounts);
-5. wait until plaitd, the gateway and every shop pod are Ready, then print the lines.
+5. wait until plaitd, the gateway and every shop pod are Ready, and the gateway answers
+   at NODE_IP:nodePort (the node's InternalIP; the chart's LoadBalancer Service has node
+   ports, which the test node serves as kube-proxy does), then print the lines.
 
 The same steps, with assertions, are tests/e2e/kube/test_shop_in_pods_e2e.py.
 """
@@ -25,6 +27,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from kubecluster import REPO, Cluster, down, up
@@ -65,6 +68,24 @@ def not_ready(cluster: Cluster, namespace: str) -> list[str]:
     return out
 
 
+def gateway_address(cluster: Cluster) -> str:
+    """NODE_IP:nodePort of the gateway Service's http2 port."""
+    ip = cluster.kubectl("get", "nodes", "-o",
+                         'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}')  # fmt: skip
+    port = cluster.kubectl("get", "service", "istio-ingressgateway", "-n", "istio-system", "-o",
+                           'jsonpath={.spec.ports[?(@.name=="http2")].nodePort}')  # fmt: skip
+    return f"{ip}:{port}"
+
+
+def answers(url: str) -> bool:
+    """The shop answers 200 there."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return bool(r.status == 200)
+    except OSError:  # HTTPError too
+        return False
+
+
 def bring_up(directory: Path) -> int:
     if REPO.is_relative_to("/tmp"):
         # the control plane's pod mounts an emptyDir on /tmp, which hides the checkout (and
@@ -92,10 +113,13 @@ def bring_up(directory: Path) -> int:
             print(f"logs: {directory}/node; stop with `make demo-kube-down`", file=sys.stderr)
             return 1
         time.sleep(1)
-    # no kube-proxy on the test node: the host reaches the gateway pod over the pod bridge
-    pods = json.loads(cluster.kubectl("get", "pods", "-n", "istio-system", "-l",
-                                      "istio=ingressgateway", "-o", "json"))["items"]  # fmt: skip
-    address = f"{pods[0]['status']['podIP']}:8080"
+    address = gateway_address(cluster)
+    while not answers(f"http://{address}/product/book"):
+        if time.monotonic() > deadline:
+            print(f"the gateway does not answer at {address} after {READY_TIMEOUT:.0f} s; "
+                  f"logs: {directory}/node", file=sys.stderr)  # fmt: skip
+            return 1
+        time.sleep(1)
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     print(f"gateway: http://{address}")
     print(f"try:  curl -s 'http://{address}/checkout?item=book&payment=invoice'")

@@ -8,14 +8,16 @@ every pod, gateway included, runs on the test node agent (tests/kubenode.py) wit
 proxy in the pod. The whole shop runs (10 shop pods, the gateway, plaitd) except
 examples/shop/security.yaml's zero-trust policies, which would hide the seed's policy.
 
-Then, from the host through the gateway pod (its Service's target port at its pod IP:
-there is no kube-proxy on the test node), a checkout is counted by the sidecars it
-crossed (each destination proxy's istio_requests_total, mutual_tls, scraped at its pod IP
+Then, from the host through the gateway's Service at NODE_IP:nodePort (the Node's
+InternalIP; the test node serves NodePorts as kube-proxy does, tests/kubenodeports.py), a
+checkout is counted by the sidecars it crossed (each destination proxy's istio_requests_total, mutual_tls, scraped at its pod IP
 on the port of its `prometheus.io/port` annotation); no app has a proxy variable; the
 seed's AuthorizationPolicy (examples/seeds/authorization.yaml) gives 403 to frontend and
 200 to order-service; a weighted VirtualService splits reviews within tolerance. Under
 a load loop through the gateway, `kubectl rollout restart` of a Deployment and deleting
-the control-plane pod lose no request.
+the control-plane pod lose no request. The gateway pod carries the scrape annotations and
+its proxy, scraped there, counts the requests it routed; a rollout of the gateway's own
+Deployment moves the NodePort's rules to the new pod and the same address keeps serving.
 """
 
 from __future__ import annotations
@@ -85,9 +87,15 @@ def all_ready(kube: Cluster, ns: str, count: int) -> bool:
 
 
 def gateway_url(kube: Cluster) -> str:
-    """The ingress gateway's Service port 80 → targetPort 8080, at its (ready) pod's IP."""
-    [pod] = [p for p in pods(kube, CONTROL, "istio=ingressgateway") if ready(p)]
-    return f"http://{pod['status']['podIP']}:8080"
+    """The ingress gateway's Service port http2 (80 → 8080) at NODE_IP:nodePort: the
+    node's InternalIP as the Node reports it, the port Kubernetes allocated (the chart's
+    Service is a LoadBalancer; there is no load balancer here, so its node ports)."""
+    ip = kube.kubectl("get", "node", "node-1", "-o",
+                      'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}')  # fmt: skip
+    port = kube.kubectl("get", "service", "istio-ingressgateway", "-n", CONTROL, "-o",
+                        'jsonpath={.spec.ports[?(@.name=="http2")].nodePort}')  # fmt: skip
+    assert ip and port, (ip, port)
+    return f"http://{ip}:{port}"
 
 
 def get(url: str, timeout: float = 10) -> tuple[int, str]:
@@ -401,3 +409,58 @@ def test_rollout_restart_and_control_plane_pod_loss_under_load_lose_no_request(
     print(f"under load: {dict(load.codes)}")
     assert not load.failures, load.failures[:10]
     assert set(load.codes) == {200}
+
+
+def node_port_destinations(node: NodeAgent) -> set[str]:
+    """Where the test node's NodePort rules send connections now (its DNAT rules): the
+    gateway's, as no other Service here has node ports."""
+    saved = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True,
+                           check=True).stdout  # fmt: skip
+    found = re.findall(rf"-A PLAIT{node.network.run}-SEP-\S+ .*--to-destination (\S+)", saved)
+    return set(found)
+
+
+def test_the_gateway_pod_is_scraped_and_its_rollout_keeps_the_node_port_serving(
+    kube: Cluster, node: NodeAgent, kube_shop: str
+) -> None:
+    [gateway] = [p for p in pods(kube, CONTROL, "istio=ingressgateway") if ready(p)]
+    notes = gateway["metadata"]["annotations"]
+    assert {k: v for k, v in notes.items() if k.startswith("prometheus.io/")} == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "15020",
+        "prometheus.io/path": "/stats/prometheus",
+    }
+    assert get(f"{kube_shop}/checkout?item=mug&payment=card")[0] == 200
+
+    def routed() -> list[str] | None:
+        lines = [x for x in metrics(gateway).splitlines()
+                 if x.startswith("istio_requests_total{")
+                 and 'destination_workload="frontend"' in x]  # fmt: skip
+        return lines or None
+
+    lines = wait_for("the gateway's proxy counting what it routed", routed, 15)
+    print(f"the gateway pod, scraped at its annotation's port: {lines[0][:300]}")
+
+    old = gateway["status"]["podIP"]
+    assert node_port_destinations(node) == {f"{old}:{p}" for p in (15021, 8080, 8443)}
+    with Load(kube_shop) as load:
+        load.more(10)
+        began = time.monotonic()
+        kube.kubectl("rollout", "restart", "deployment/istio-ingressgateway", "-n", CONTROL)
+        kube.kubectl("rollout", "status", "deployment/istio-ingressgateway", "-n", CONTROL,
+                     "--timeout=120s")  # fmt: skip
+        wait_for("the old gateway pod gone", lambda: gateway["metadata"]["name"] not in {
+            p["metadata"]["name"] for p in pods(kube, CONTROL, "istio=ingressgateway")}, 60)  # fmt: skip
+        [new] = [p["status"]["podIP"] for p in pods(kube, CONTROL, "istio=ingressgateway")]
+        wait_for("the NodePort's rules on the new gateway pod only",
+                 lambda: node_port_destinations(node) == {f"{new}:{p}" for p in (15021, 8080, 8443)},
+                 15)  # fmt: skip
+        moved = time.monotonic() - began
+        during = list(load.failures)
+        load.more(20)
+    print(f"gateway rollout under load through the NodePort: rules on the new pod after "
+          f"{moved:.1f} s; {dict(load.codes)}; failed while the pods changed: {during[:5]}")  # fmt: skip
+    assert new != old
+    assert load.failures == during, load.failures[len(during) :][:10]  # none once moved
+    code, body = get(f"{kube_shop}/checkout?item=book&payment=invoice")
+    assert code == 200, body
