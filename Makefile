@@ -71,9 +71,8 @@ cluster-up: $(STAMP)
 cluster-down: $(STAMP)
 	@$(BIN)/python tests/kubecluster.py down
 
-# The shop on that cluster with plait installed by Helm (tests/demokube.py; root). A
-# skeleton until `plait discovery` and the in-pod proxy command land: it stops at the
-# readiness wait, naming the pods that are not Ready.
+# The shop on that cluster with plait installed by Helm (tests/demokube.py; root); prints
+# the gateway's NODE_IP:nodePort. A pod that does not get Ready is named, with the reason.
 demo-kube: $(STAMP) iptables
 	@$(BIN)/python tests/demokube.py up
 
