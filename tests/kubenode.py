@@ -62,10 +62,8 @@ class NodeAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.runner = PodRunner(self.client, self.network, workdir, name, self._stop)
-        self.services = PodServices(
-            self.client, self.network.gateway, (server.hostname or "127.0.0.1", server.port or 443),
-            service_cidr, self.runner.pods, self.runner.lock,
-        )  # fmt: skip
+        api_server = (server.hostname or "127.0.0.1", server.port or 443)
+        self.services = PodServices(self.client, self.runner, api_server, service_cidr)
         self.runner.join, self.runner.env = self.services.join, self.services.api_env
         self.heartbeat = NodeHeartbeat(self.client, name, self.network.pod_cidr, self.address)
         self.node_ports = NodePortProxy(self.network.run, self.address)

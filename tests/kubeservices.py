@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import random
 import subprocess
-import threading
 from ipaddress import IPv4Address, IPv4Network
 
 from lightkube import Client
@@ -27,6 +26,7 @@ from lightkube.resources.core_v1 import Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 import kubeapi
+from kubepods import PodRunner
 from kubepodstatus import RunningPod
 from plait.podnet import Pod as NetPod
 from plait.podnet import ServiceName, hosts_text
@@ -36,21 +36,16 @@ PROXY_UID = 1337  # the mesh proxies' user (capture lets its traffic out)
 
 
 class PodServices:
-    """Follows Services (`service_event`) into every pod's names and relays. `pods` and
-    `lock` are the pod runner's: the lock is held while pods are added or removed."""
+    """Follows Services (`service_event`) into the names and relays of every pod the
+    runner runs (under the runner's lock, held while pods are added or removed)."""
 
     def __init__(
-        self,
-        client: Client,
-        gateway: IPv4Address,
-        api_server: tuple[str, int],
-        service_cidr: str,
-        pods: dict[str, RunningPod],
-        lock: threading.Lock,
+        self, client: Client, runner: PodRunner, api_server: tuple[str, int], service_cidr: str
     ) -> None:
-        self.client, self.gateway, self.service_cidr = client, gateway, service_cidr
-        self.pods, self.lock = pods, lock
-        self.api_relay = kubeapi.ApiRelay(gateway, api_server)
+        self.client, self.service_cidr = client, service_cidr
+        self.gateway = IPv4Address(runner.network.gateway)
+        self.pods, self.lock = runner.pods, runner.lock
+        self.api_relay = kubeapi.ApiRelay(self.gateway, api_server)
         self.services: dict[str, ServiceName] = {}  # by "namespace/name": what pods resolve
         # (cluster IP, port) → the relay proxies (uid PROXY_UID) reach it through
         self.relays: dict[tuple[IPv4Address, int], kubeapi.ServiceRelay] = {}
