@@ -68,15 +68,6 @@ def not_ready(cluster: Cluster, namespace: str) -> list[str]:
     return out
 
 
-def gateway_address(cluster: Cluster) -> str:
-    """NODE_IP:nodePort of the gateway Service's http2 port."""
-    ip = cluster.kubectl("get", "nodes", "-o",
-                         'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}')  # fmt: skip
-    port = cluster.kubectl("get", "service", "istio-ingressgateway", "-n", "istio-system", "-o",
-                           'jsonpath={.spec.ports[?(@.name=="http2")].nodePort}')  # fmt: skip
-    return f"{ip}:{port}"
-
-
 def answers(url: str) -> bool:
     """The shop answers 200 there."""
     try:
@@ -113,7 +104,7 @@ def bring_up(directory: Path) -> int:
             print(f"logs: {directory}/node; stop with `make demo-kube-down`", file=sys.stderr)
             return 1
         time.sleep(1)
-    address = gateway_address(cluster)
+    address = cluster.node_port("istio-system", "istio-ingressgateway", "http2")
     while not answers(f"http://{address}/product/book"):
         if time.monotonic() > deadline:
             print(f"the gateway does not answer at {address} after {READY_TIMEOUT:.0f} s; "

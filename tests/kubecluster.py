@@ -349,6 +349,21 @@ class Cluster:
             )
             self._wait("the node", self._node_ready)
 
+    def node_port(self, namespace: str, service: str, port: str = "") -> str:
+        """`NODE_IP:nodePort` of a Service's port (by name; without one, the first): the
+        node's InternalIP as its Node reports it, where the test node serves NodePorts
+        (tests/kubenodeports.py)."""
+        ip = self.kubectl("get", "node", "node-1", "-o",
+                          'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}')  # fmt: skip
+        which = f'?(@.name=="{port}")' if port else "0"
+        node_port = self.kubectl("get", "service", service, "-n", namespace, "-o",
+                                 f"jsonpath={{.spec.ports[{which}].nodePort}}")  # fmt: skip
+        if not ip or not node_port:
+            raise AssertionError(
+                f"no node port for {namespace}/{service} {port!r}: {ip!r}, {node_port!r}"
+            )
+        return f"{ip}:{node_port}"
+
     def _node_ready(self) -> bool:
         out = self.kubectl("get", "node", "node-1", "--ignore-not-found", "-o", "json")
         conditions = json.loads(out)["status"].get("conditions", []) if out else []

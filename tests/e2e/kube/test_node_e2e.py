@@ -103,12 +103,7 @@ def ready_endpoints(kube: Cluster) -> set[str]:
 def node_port_url(kube: Cluster) -> str:
     """http://NODE_IP:NODEPORT/: the Node's InternalIP as it reports it, the Service's
     nodePort as the API server allocated it."""
-    ip = kube.kubectl("get", "node", "node-1", "-o",
-                      'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}')  # fmt: skip
-    port = kube.kubectl(
-        "get", "service", "web", "-n", NAMESPACE, "-o", "jsonpath={.spec.ports[0].nodePort}"
-    )
-    return f"http://{ip}:{port}/"
+    return f"http://{kube.node_port(NAMESPACE, 'web')}/"
 
 
 def dnat_counts(run: str) -> dict[str, int]:

@@ -90,12 +90,7 @@ def gateway_url(kube: Cluster) -> str:
     """The ingress gateway's Service port http2 (80 → 8080) at NODE_IP:nodePort: the
     node's InternalIP as the Node reports it, the port Kubernetes allocated (the chart's
     Service is a LoadBalancer; there is no load balancer here, so its node ports)."""
-    ip = kube.kubectl("get", "node", "node-1", "-o",
-                      'jsonpath={.status.addresses[?(@.type=="InternalIP")].address}')  # fmt: skip
-    port = kube.kubectl("get", "service", "istio-ingressgateway", "-n", CONTROL, "-o",
-                        'jsonpath={.spec.ports[?(@.name=="http2")].nodePort}')  # fmt: skip
-    assert ip and port, (ip, port)
-    return f"http://{ip}:{port}"
+    return f"http://{kube.node_port(CONTROL, 'istio-ingressgateway', 'http2')}"
 
 
 def get(url: str, timeout: float = 10) -> tuple[int, str]:
