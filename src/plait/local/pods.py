@@ -35,8 +35,13 @@ def state_path(run_dir: Path) -> Path:
 
 
 def meshed(services: Iterable[Service]) -> list[Service]:
-    """The services that get a cluster IP: Kubernetes Services (not ServiceEntries)."""
-    return [s for s in services if not s.external and s.resolution == Resolution.REGISTRY]
+    """The services that get a cluster IP: Kubernetes Services (not ServiceEntries), but
+    headless ones (`clusterIP: None`), whose pods apps reach at the pods' own addresses."""
+    return [
+        s
+        for s in services
+        if not s.external and s.resolution == Resolution.REGISTRY and not s.headless
+    ]
 
 
 def entry_hosts(services: Iterable[Service]) -> list[Service]:

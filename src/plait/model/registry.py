@@ -123,6 +123,7 @@ class Service:
     resolution: Resolution = Resolution.REGISTRY
     external: bool = False
     cluster_ip: str | None = None  # the virtual IP captured apps reach it at (transparent mode)
+    headless: bool = False  # `clusterIP: None`: apps reach its pods at their own addresses
     export_to: tuple[str, ...] = ()  # namespaces that see it (model.scope); () = all
 
     def port(self, number: int) -> ServicePort | None:

@@ -169,6 +169,7 @@ def _kube_service(svc: KubeService) -> Service:
         ports=ports,
         selector=Labels.of(svc.spec.selector or {}),
         cluster_ip=_cluster_ip(svc.spec.cluster_ip),
+        headless=svc.spec.cluster_ip == "None",
         export_to=parse_annotation(svc.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")),
     )
 

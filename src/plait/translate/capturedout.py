@@ -45,10 +45,14 @@ class ServiceAddress:
     protocol: Protocol
     routes: tuple[tuple[str, int], ...] = ()  # a `tcp` route's weighted clusters (`tcproutes`)
     sni_routes: tuple[tuple[tuple[str, ...], tuple[tuple[str, int], ...]], ...] = ()  # `tls`
+    # a headless Service's pod (`headless`): `cluster_ip` is the pod's IP, `port` its
+    # endpoint's; the cluster, and for HTTP the route table, are its own
+    own_cluster: str = ""
+    route: str = ""
 
     @property
     def cluster(self) -> str:
-        return names.outbound_cluster(self.host, self.port)
+        return self.own_cluster or names.outbound_cluster(self.host, self.port)
 
     @property
     def sniffed(self) -> bool:
@@ -164,27 +168,48 @@ def _cidrs(services: Sequence[ServiceAddress]) -> list[address_pb2.CidrRange]:
     return ranges
 
 
+def _routed_hcm(hcm: hcm_pb2.HttpConnectionManager, route: str) -> hcm_pb2.HttpConnectionManager:
+    own = hcm_pb2.HttpConnectionManager()
+    own.CopyFrom(hcm)
+    own.rds.route_config_name = route
+    return own
+
+
 def _http_listener(
     port: int, services: Sequence[ServiceAddress], options: OutboundOptions
 ) -> listener_pb2.Listener:
+    """Cluster IPs share chains reading the outbound table; a headless Service's pod has
+    a chain of its own, reading its host's table (`headless`)."""
     listener = _virtual(f"0.0.0.0_{port}", "0.0.0.0", port)
-    http = hcm_chain(options.hcm, f"{port}_http")
-    http.filter_chain_match.prefix_ranges.extend(_cidrs(services))
+    shared = [svc for svc in services if not svc.route]
     sniffed = [svc for svc in services if svc.sniffed]
     if sniffed:
         listener.listener_filters.append(captured.http_inspector([port]))
         listener.listener_filters_timeout.CopyFrom(captured.DETECTION_TIMEOUT)
         listener.continue_on_listener_filters_timeout = True
-        if len(sniffed) < len(services):  # declared HTTP IPs need no ALPN match: own chain
-            declared = hcm_chain(options.hcm, f"{port}_http_declared")
-            declared.filter_chain_match.prefix_ranges.extend(
-                _cidrs([s for s in services if not s.sniffed])
-            )
-            listener.filter_chains.append(declared)
-            http.filter_chain_match.ClearField("prefix_ranges")
-            http.filter_chain_match.prefix_ranges.extend(_cidrs(sniffed))
-        http.filter_chain_match.application_protocols.extend(captured.SNIFFED_HTTP)
-    listener.filter_chains.append(http)
+    if shared:
+        http = hcm_chain(options.hcm, f"{port}_http")
+        http.filter_chain_match.prefix_ranges.extend(_cidrs(shared))
+        shared_sniffed = [s for s in shared if s.sniffed]
+        if shared_sniffed:
+            if len(shared_sniffed) < len(shared):  # declared HTTP IPs need no ALPN match
+                declared = hcm_chain(options.hcm, f"{port}_http_declared")
+                declared.filter_chain_match.prefix_ranges.extend(
+                    _cidrs([s for s in shared if not s.sniffed])
+                )
+                listener.filter_chains.append(declared)
+                http.filter_chain_match.ClearField("prefix_ranges")
+                http.filter_chain_match.prefix_ranges.extend(_cidrs(shared_sniffed))
+            http.filter_chain_match.application_protocols.extend(captured.SNIFFED_HTTP)
+        listener.filter_chains.append(http)
+    for svc in services:
+        if not svc.route:
+            continue
+        chain = hcm_chain(_routed_hcm(options.hcm, svc.route), f"{port}_http_{svc.cluster_ip}")
+        chain.filter_chain_match.prefix_ranges.extend(_cidrs([svc]))
+        if svc.sniffed:
+            chain.filter_chain_match.application_protocols.extend(captured.SNIFFED_HTTP)
+        listener.filter_chains.append(chain)
     for svc in sniffed:  # not HTTP after all: opaque TCP to the service
         chain = captured.tcp_chain(svc.cluster, svc.cluster, f"{port}_tcp_{svc.cluster_ip}")
         chain.filter_chain_match.prefix_ranges.extend(_cidrs([svc]))

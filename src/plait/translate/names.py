@@ -14,10 +14,22 @@ INBOUND_MTLS_CHAIN = "inbound-mtls"  # the inbound listener's filter chains
 INBOUND_PLAINTEXT_CHAIN = "inbound-plaintext"
 OUTBOUND_ROUTE = "outbound"
 XDS_CLUSTER = "xds-grpc"
+ORIGINAL_DST_DIRECTION = "outbound-pod"
 
 
 def outbound_cluster(host: str, port: int, subset: str = "") -> str:
     return f"outbound|{port}|{subset}|{host}"
+
+
+def original_dst_cluster(host: str, port: int, subset: str = "") -> str:
+    """A headless host's cluster for captured sidecars (`headless`): it connects to the pod
+    the app chose; Istio's layout with its own direction, beside the EDS cluster."""
+    return f"{ORIGINAL_DST_DIRECTION}|{port}|{subset}|{host}"
+
+
+def headless_route(host: str, port: int) -> str:
+    """A headless host port's route table, read by its pods' filter chains (`headless`)."""
+    return f"headless|{port}|{host}"
 
 
 def inbound_cluster(port: int) -> str:

@@ -39,15 +39,17 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from google.protobuf import any_pb2
 
 from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
 from plait.model.policy import HostRules
 from plait.model.proxy import Proxy, ProxyKind, Traffic
-from plait.model.registry import Protocol
+from plait.model.registry import Protocol, Service
 from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
 from plait.model.telemetry import ProxyTelemetry, Side, telemetry_for
@@ -61,10 +63,12 @@ from plait.translate import (
     egress,
     gateway,
     gatewaylisteners,
+    headless,
     hostbuild,
     inbound,
     listeners,
     metrics,
+    mtls,
     names,
     peer,
     reuse,
@@ -85,9 +89,10 @@ from plait.translate.listeners import SecurityFilters
 from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
 from plait.translate.scoped import Scoping, check
-from plait.translate.typeurls import ENDPOINT
+from plait.translate.typeurls import ENDPOINT, ROUTE
 
-_ENDPOINT_DERIVED = frozenset({"_outbound", "_shared"})  # cached properties endpoints decide
+_OUTBOUND_TABLE = (ROUTE, names.OUTBOUND_ROUTE)  # named by a captured sidecar's HTTP chains
+_ENDPOINT_DERIVED = frozenset({"_outbound", "_shared", "_headless_endpoints"})  # read endpoints
 
 
 @dataclass
@@ -107,6 +112,7 @@ class Translator:
         self.snapshot = snapshot
         self.built = Built()
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
+        self._headless_tables: dict[tuple[Any, ...], Resource] = {}  # (key, scope, host, port)
         # by node id, with the Proxy they were made for (hashing a Proxy is slow)
         # sidecars' own resources, with the scope they were made for (captured ones')
         self._own: dict[str, tuple[Proxy, Any, list[Resource]]] = {}
@@ -162,6 +168,10 @@ class Translator:
                 getattr(Translator, name, None), cached_property
             ):
                 self.__dict__[name] = value  # none of these reads endpoints
+        if any(p.traffic is Traffic.CAPTURED for p in self._known) and any(
+            self._is_headless(host) for host in hosts
+        ):
+            return False  # captured sidecars' listeners name its pods (`headless`)
         rebuilt = {host: self.host(host) for host in hosts}
         for host, new in rebuilt.items():
             old = previous._hosts.get(host)
@@ -302,10 +312,15 @@ class Translator:
         if proxy.kind == ProxyKind.GATEWAY:
             return self._gateway_config(proxy)
         scope = self.scope_of(proxy)
-        # a captured sidecar's listeners list the services its scope reaches
+        # a captured sidecar's listeners list the services its scope reaches, and the
+        # pods of headless ones
+        captured_ = proxy.traffic is Traffic.CAPTURED
         scoped_by = (
-            (scope.clusters, scope.outbound_mode)
-            if scope is not None and proxy.traffic is Traffic.CAPTURED
+            (
+                (scope.clusters, scope.outbound_mode) if scope is not None else None,
+                self._headless_endpoints,
+            )
+            if captured_
             else None
         )
         found = self._own.get(proxy.id)
@@ -316,15 +331,16 @@ class Translator:
             self._own[proxy.id] = (proxy, scoped_by, own)
         table = None
         if proxy.outbound_port is not None or (
-            proxy.traffic is Traffic.CAPTURED and self._captured_http
+            captured_ and any(_OUTBOUND_TABLE in r.refs for r in own)
         ):
             table = (
                 self._sidecar_routes(proxy) if scope is None else self.scoping.routes(proxy, scope)
             )
-        resources = own if table is None else [*own, table]
+        pods = self._headless_tables_for(proxy, scope) if captured_ else []
+        resources = [*own, *([] if table is None else [table]), *pods]
         if scope is None:
             return self._assemble(proxy, resources)
-        parts = (own, table, self.scoping.shared(scope))
+        parts = (own, table, self.scoping.shared(scope), *pods)
         return self.scoping.assembled(proxy, parts, lambda: self._assemble(proxy, resources, scope))
 
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
@@ -404,13 +420,66 @@ class Translator:
             ]
         return own
 
+    def _is_headless(self, hostname: str) -> bool:
+        service = self.snapshot.services.get(hostname)
+        return service is not None and service.headless
+
     @cached_property
-    def _captured_http(self) -> bool:
-        """Whether captured sidecars have HTTP chains (so name the outbound table)."""
-        addresses = capturedout.service_addresses(
-            self.snapshot.services.values(), self._cluster_ips
+    def _headless_services(self) -> tuple[Service, ...]:
+        return tuple(s for s in self.snapshot.services.values() if s.headless)
+
+    @cached_property
+    def _headless_endpoints(self) -> tuple[Any, ...]:
+        """The endpoints of headless services: captured sidecars' listeners name them."""
+        return tuple(
+            (key, eps) for key, eps in self.snapshot.endpoints.items() if self._is_headless(key[0])
         )
-        return any(a.is_http for a in addresses)
+
+    def _pods(self, proxy: Proxy, scope: Scope | None) -> list[headless.PodAddress]:
+        """The headless services' pods a captured sidecar reaches (`headless`)."""
+        if not self._headless_services:
+            return []
+        return headless.pod_addresses(
+            self._headless_services,
+            self.snapshot.endpoints_for,
+            proxy.address,
+            None if scope is None else (lambda svc: scope.clusters.get(svc.hostname, ())),
+        )
+
+    def _headless_tables_for(self, proxy: Proxy, scope: Scope | None) -> list[Resource]:
+        """The route tables of the headless host ports whose pods the sidecar reaches
+        over HTTP (shared by the proxies with the same table key and scope)."""
+        out = []
+        selectors = vhosts.table_key(proxy, self._source_selectors)
+        scope_key = None if scope is None else (scope.namespace, scope.sidecar)
+        for host, port in headless.http_ports(self._pods(proxy, scope)):
+            key = (selectors, scope_key, host, port)
+            found = self._headless_tables.get(key)
+            if found is None:
+                self.built.tables += 1
+                table = vhosts.headless_routes(self.snapshot, host, port, proxy, scope)
+                found = self._headless_tables[key] = Resource.pack(table.name, table)
+            out.append(found)
+        return out
+
+    def _pod_clusters(self, pods: list[headless.PodAddress]) -> list[Resource]:
+        """The ORIGINAL_DST twins of the clusters of the headless host ports in `pods`."""
+        out: list[Resource] = []
+        for host in sorted({p.host for p in pods}):
+            service = self.snapshot.services[host]
+            ports = {p.service_port for p in pods if p.host == host}
+            built = self.host(host)
+            for resource, number in zip(built.clusters, built.cluster_ports, strict=True):
+                port = service.port(number)
+                if number not in ports or port is None:
+                    continue
+                eds = cluster_pb2.Cluster()
+                any_pb2.Any.FromString(resource.body).Unpack(eds)
+                speaks = mtls.endpoint_mtls(self._peer_auth, port, None)
+                eps = self.snapshot.endpoints_for(host, number)
+                twin = headless.original_dst(eds, headless.all_speak_mtls(eps, speaks))
+                out.append(Resource.pack(twin.name, twin))
+        return out
 
     @cached_property
     def _cluster_ips(self) -> dict[str, str]:
@@ -448,6 +517,18 @@ class Translator:
             a if a.is_http else self._l4_routes(a, proxy)
             for a in capturedout.service_addresses(services, self._cluster_ips)
             if scope is None or a.port in scope.clusters.get(a.host, ())
+        ]
+        pods = self._pods(proxy, scope)
+        addresses += [
+            capturedout.ServiceAddress(
+                p.host,
+                p.address,
+                p.port,
+                p.protocol,
+                own_cluster=names.original_dst_cluster(p.host, p.service_port),
+                route=names.headless_route(p.host, p.service_port) if p.protocol.is_http else "",
+            )
+            for p in pods
         ]
         policy = scope.outbound_mode if scope is not None else self.snapshot.mesh.outbound_mode
         out = capturedout.OutboundOptions(addresses, capturedout.captured_hcm(hcm), policy)
@@ -499,6 +580,7 @@ class Translator:
         return [
             *own,
             *(Resource.pack(c.name, c) for c in cds),
+            *self._pod_clusters(pods),
             *(Resource.pack(lis.name, lis) for lis in lds),
         ]
 

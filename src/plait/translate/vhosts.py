@@ -19,7 +19,7 @@ from plait.model.proxy import Proxy
 from plait.model.registry import Service, service_hostname
 from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
-from plait.translate import egress, names
+from plait.translate import egress, headless, names
 from plait.translate.routes import RouteContext, default_route, vs_routes
 
 MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
@@ -67,6 +67,64 @@ def _primary_domains(service: Service, port: int) -> set[str]:
     return {f"{service.hostname}:{port}", *([service.hostname] if port == 80 else [])}
 
 
+def _visible_virtual_services(
+    snapshot: MeshSnapshot, scope: Scope | None
+) -> Mapping[str, Loaded[VirtualService]]:
+    by_host = mesh_virtual_services(snapshot)
+    if scope is not None:
+        by_name = snapshot.routing.by_name
+        by_host = {h: by_name[k] for h, k in scope.virtual_services.items() if k in by_name}
+    return by_host
+
+
+def _port_routes(
+    snapshot: MeshSnapshot,
+    by_host: Mapping[str, Loaded[VirtualService]],
+    service: Service,
+    port: int,
+    source: Proxy | None,
+) -> list[route_pb2.Route]:
+    """The routes of one host port: its VirtualService's rules, else its default route."""
+    loaded = by_host.get(service.hostname)
+    if loaded is not None:
+        vs = loaded.resource
+        return vs_routes(RouteContext(snapshot, vs.metadata.namespace, port, source=source), vs)
+    rules = snapshot.host_rules(service.hostname)
+    policy = rules.policy_for(port) if rules is not None else None
+    return [default_route(service, port, policy)]
+
+
+def _table(name: str) -> route_pb2.RouteConfiguration:
+    return route_pb2.RouteConfiguration(
+        name=name,
+        validate_clusters=wrappers_pb2.BoolValue(value=False),
+        max_direct_response_body_size_bytes=wrappers_pb2.UInt32Value(
+            value=MAX_DIRECT_RESPONSE_BODY
+        ),
+    )
+
+
+def headless_routes(
+    snapshot: MeshSnapshot,
+    hostname: str,
+    port: int,
+    source: Proxy | None = None,
+    scope: Scope | None = None,
+) -> route_pb2.RouteConfiguration:
+    """A headless host port's table for captured sidecars (`headless`): the routes of its
+    virtual host under `*`, since the connection's destination, a pod of the host, already
+    chose it (a request by pod IP names no service in its Host); routes to the host itself
+    go to the pod the app chose (its ORIGINAL_DST clusters)."""
+    service = snapshot.services[hostname]
+    table = _table(names.headless_route(hostname, port))
+    routes = _port_routes(
+        snapshot, _visible_virtual_services(snapshot, scope), service, port, source
+    )
+    table.virtual_hosts.add(name=f"{hostname}:{port}", domains=["*"], routes=routes)
+    headless.to_original_dst(table, hostname)
+    return table
+
+
 def sidecar_routes(
     snapshot: MeshSnapshot,
     proxy_namespace: str,
@@ -82,20 +140,11 @@ def sidecar_routes(
     always wins over another service's short alias (a ServiceEntry host `reviews` beside
     the Kubernetes Service `reviews`), and an alias is used once, by the first service.
     """
-    by_host = mesh_virtual_services(snapshot)
-    if scope is not None:
-        by_name = snapshot.routing.by_name
-        by_host = {h: by_name[k] for h, k in scope.virtual_services.items() if k in by_name}
+    by_host = _visible_virtual_services(snapshot, scope)
     services = snapshot.services
     if scope is not None:
         services = {h: services[h] for h in scope.clusters if h in services}
-    config = route_pb2.RouteConfiguration(
-        name=names.OUTBOUND_ROUTE,
-        validate_clusters=wrappers_pb2.BoolValue(value=False),
-        max_direct_response_body_size_bytes=wrappers_pb2.UInt32Value(
-            value=MAX_DIRECT_RESPONSE_BODY
-        ),
-    )
+    config = _table(names.OUTBOUND_ROUTE)
     taken: set[str] = set()
     for service in services.values():
         for port in service.ports:
@@ -107,15 +156,7 @@ def sidecar_routes(
                 continue
             if scope is not None and not scope.routes_port(hostname, port.port):
                 continue
-            loaded = by_host.get(hostname)
-            if loaded is not None:
-                vs = loaded.resource
-                ctx = RouteContext(snapshot, vs.metadata.namespace, port.port, source=source)
-                routes = vs_routes(ctx, vs)
-            else:
-                rules = snapshot.host_rules(hostname)
-                policy = rules.policy_for(port.port) if rules is not None else None
-                routes = [default_route(service, port.port, policy)]
+            routes = _port_routes(snapshot, by_host, service, port.port, source)
             primary = _primary_domains(service, port.port)
             domains = [
                 d
