@@ -1,6 +1,8 @@
 """Plain TCP the Istio way under `plait up --transparent` (root only): a server-first echo
 service (`tcpmesh/`) reached by name from another pod through two sidecars over mTLS, a
-weighted `tcp` route, and a DENY AuthorizationPolicy by principal on the TCP chain.
+weighted `tcp` route, and a DENY AuthorizationPolicy by principal on the TCP chain; and
+headless Services, whose pods a client reaches at the address it chose (TCP and HTTP),
+over mTLS that the mesh-wide STRICT pods require.
 
 Clients run inside the `client` and `intruder` pods as the app would (root, captured), and
 learn which replica answered from its greeting.
@@ -34,7 +36,7 @@ out = []
 for _ in range(int(sys.argv[1])):
     began = time.monotonic()
     try:
-        with socket.create_connection(("echo", 9000), timeout=5) as s:
+        with socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=5) as s:
             f = s.makefile("rb")
             greeting = f.readline().decode().strip()
             greeted = time.monotonic() - began
@@ -47,9 +49,11 @@ print(json.dumps(out))
 """
 
 
-def exchanges(mesh: Mesh, instance: str, count: int) -> list[dict[str, Any]]:
+def exchanges(
+    mesh: Mesh, instance: str, count: int, target: tuple[str, int] = ("echo", 9000)
+) -> list[dict[str, Any]]:
     argv = ["ip", "netns", "exec", pod_netns(mesh.root, instance), sys.executable]
-    done = run([*argv, "-c", CLIENT, str(count)])
+    done = run([*argv, "-c", CLIENT, str(count), target[0], str(target[1])])
     result: list[dict[str, Any]] = json.loads(done.stdout)
     return result
 
@@ -165,3 +169,85 @@ def test_a_service_entry_host_resolves_in_pods_to_a_captured_address(tcp_mesh: M
     with urllib.request.urlopen(f"http://{client['admin']}/listeners?format=json") as resp:
         names = {entry["name"] for entry in json.loads(resp.read())["listener_statuses"]}
     assert f"{address}_9000" in names, names  # the sidecar has its listener there
+
+
+HTTP_CLIENT = r"""
+import json, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy variables
+out = []
+for _ in range(int(sys.argv[2])):
+    with opener.open(f"http://{sys.argv[1]}/who", timeout=5) as resp:
+        out.append(json.loads(resp.read()))
+print(json.dumps(out))
+"""
+
+
+def app_address(mesh: Mesh, instance: str) -> tuple[str, int]:
+    """Where a pod's app serves (its pod IP and port), as a headless Service's DNS
+    answer and the endpoint's port give it to a client."""
+    entry = next(p for p in mesh.status_proxies() if p["name"] == f"sidecar~{instance}.default")
+    ip, port = entry["app"].rsplit(":", 1)
+    assert ip == entry["podIP"], entry
+    return ip, int(port)
+
+
+def test_a_tcp_client_reaches_the_headless_pod_it_chose_over_mtls(tcp_mesh: Mesh) -> None:
+    """echo-v2's pod by its address (the headless `echoset`): always that pod, whatever
+    `echo`'s 80/20 route says, over mTLS from the client's sidecar (the pod is STRICT)."""
+    target = app_address(tcp_mesh, "echo-v2-0")
+    cluster = r"^cluster\.outbound-pod\|9000\|\|echoset\..*ssl\.handshake$"
+
+    def handshakes() -> tuple[int, int]:
+        client = sum(stats(tcp_mesh, "client", cluster).values())
+        server = stats(tcp_mesh, "echo-v2", r"^listener\.0\.0\.0\.0_15006\.ssl\.handshake$")
+        return client, sum(server.values())
+
+    before = handshakes()
+    got = exchanges(tcp_mesh, "client-0", 10, target)
+    assert all(g["greeting"] == "HELLO echo-v2-0" for g in got), got
+    assert all(g["echo"] == "ECHO echo-v2-0 ping" for g in got), got
+    after = handshakes()
+    assert after[0] - before[0] >= 10 and after[1] - before[1] >= 10, (before, after)
+
+
+def http_calls(mesh: Mesh, instance: str, target: str, count: int) -> list[dict[str, Any]]:
+    argv = ["ip", "netns", "exec", pod_netns(mesh.root, instance), sys.executable]
+    result: list[dict[str, Any]] = json.loads(
+        run([*argv, "-c", HTTP_CLIENT, target, str(count)]).stdout
+    )
+    return result
+
+
+def destination_requests(mesh: Mesh, instance: str) -> float:
+    """istio_requests_total the pod's sidecar reported for the client's mTLS requests."""
+    entry = next(p for p in mesh.status_proxies() if p["name"] == f"sidecar~{instance}.default")
+    with urllib.request.urlopen(entry["metrics"], timeout=5) as resp:
+        text = resp.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name != "istio_requests_total" or s.labels.get("reporter") != "destination":
+                continue
+            if s.labels["source_principal"].endswith("/ns/default/sa/client"):
+                assert s.labels["connection_security_policy"] == "mutual_tls", s
+                assert s.labels["destination_workload"] == "web", s
+                total += s.value
+    return total
+
+
+async def test_an_http_client_reaches_the_headless_pod_it_chose_by_its_ip(
+    tcp_mesh: Mesh,
+) -> None:
+    """GET http://POD_IP:PORT/ from a captured client: the chosen pod of two answers
+    every time, sees the client's SPIFFE ID in XFCC, and its sidecar counts the
+    requests as mutual_tls (istiod would send them in plain text: istio#34679)."""
+    ip, port = app_address(tcp_mesh, "web-1")
+    before = destination_requests(tcp_mesh, "web-1")
+    got = http_calls(tcp_mesh, "client-0", f"{ip}:{port}", 10)
+    assert {g["instance"] for g in got} == {"web-1"}, got
+    assert all("URI=spiffe://cluster.local/ns/default/sa/client" in g["xfcc"] for g in got), got
+    await eventually(
+        lambda: destination_requests(tcp_mesh, "web-1") - before == 10,
+        10,
+        "web-1's sidecar to count 10 mutual_tls requests from the client",
+    )
