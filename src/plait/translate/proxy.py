@@ -113,6 +113,7 @@ class Translator:
         self.built = Built()
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
         self._headless_tables: dict[tuple[Any, ...], Resource] = {}  # (key, scope, host, port)
+        self._headless_clusters: dict[tuple[Any, ...], list[Resource]] = {}  # (scope, reached)
         # by node id, with the Proxy they were made for (hashing a Proxy is slow)
         # sidecars' own resources, with the scope they were made for (captured ones')
         self._own: dict[str, tuple[Proxy, Any, list[Resource]]] = {}
@@ -336,7 +337,7 @@ class Translator:
             table = (
                 self._sidecar_routes(proxy) if scope is None else self.scoping.routes(proxy, scope)
             )
-        pods = self._headless_tables_for(proxy, scope) if captured_ else []
+        pods = self._headless_resources(proxy, scope) if captured_ else []
         resources = [*own, *([] if table is None else [table]), *pods]
         if scope is None:
             return self._assemble(proxy, resources)
@@ -446,13 +447,18 @@ class Translator:
             None if scope is None else (lambda svc: scope.clusters.get(svc.hostname, ())),
         )
 
-    def _headless_tables_for(self, proxy: Proxy, scope: Scope | None) -> list[Resource]:
-        """The route tables of the headless host ports whose pods the sidecar reaches
-        over HTTP (shared by the proxies with the same table key and scope)."""
-        out = []
-        selectors = vhosts.table_key(proxy, self._source_selectors)
+    def _headless_resources(self, proxy: Proxy, scope: Scope | None) -> list[Resource]:
+        """The route tables and ORIGINAL_DST clusters of the headless host ports whose
+        pods a captured sidecar reaches (`headless`). Made per snapshot, not with the
+        sidecar's own resources: they read routing, DestinationRules and endpoints. Shared
+        by the proxies with the same scope (and, for tables, the same table key)."""
+        pods = self._pods(proxy, scope)
+        if not pods:
+            return []
         scope_key = None if scope is None else (scope.namespace, scope.sidecar)
-        for host, port in headless.http_ports(self._pods(proxy, scope)):
+        selectors = vhosts.table_key(proxy, self._source_selectors)
+        out = []
+        for host, port in headless.http_ports(pods):
             key = (selectors, scope_key, host, port)
             found = self._headless_tables.get(key)
             if found is None:
@@ -460,15 +466,24 @@ class Translator:
                 table = vhosts.headless_routes(self.snapshot, host, port, proxy, scope)
                 found = self._headless_tables[key] = Resource.pack(table.name, table)
             out.append(found)
-        return out
+        reached = tuple(sorted({(p.host, p.service_port) for p in pods}))
+        cds = self._headless_clusters.get((scope_key, reached))
+        if cds is None:
+            cds = self._headless_clusters[(scope_key, reached)] = self._pod_clusters(reached, scope)
+        return [*out, *cds]
 
-    def _pod_clusters(self, pods: list[headless.PodAddress]) -> list[Resource]:
-        """The ORIGINAL_DST twins of the clusters of the headless host ports in `pods`."""
+    def _pod_clusters(
+        self, reached: tuple[tuple[str, int], ...], scope: Scope | None
+    ) -> list[Resource]:
+        """The ORIGINAL_DST twins of the clusters (every subset) of these host ports,
+        from the host builds the proxy's scope sees."""
         out: list[Resource] = []
-        for host in sorted({p.host for p in pods}):
+        for host in sorted({h for h, _ in reached}):
             service = self.snapshot.services[host]
-            ports = {p.service_port for p in pods if p.host == host}
-            built = self.host(host)
+            ports = {p for h, p in reached if h == host}
+            built = (
+                self.host(host) if scope is None else self.scoping.host_for(host, scope.namespace)
+            )
             for resource, number in zip(built.clusters, built.cluster_ports, strict=True):
                 port = service.port(number)
                 if number not in ports or port is None:
@@ -580,7 +595,6 @@ class Translator:
         return [
             *own,
             *(Resource.pack(c.name, c) for c in cds),
-            *self._pod_clusters(pods),
             *(Resource.pack(lis.name, lis) for lis in lds),
         ]
 

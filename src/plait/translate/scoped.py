@@ -131,6 +131,10 @@ class Scoping:
             self._rule_variants[key] = merge(hostname, chosen)[0] if chosen else None
         return self._rule_variants[key], True
 
+    def host_for(self, hostname: str, namespace: str) -> HostBuild:
+        """The host's build with the rules a proxy in `namespace` sees."""
+        return self._host(hostname, namespace)
+
     def _host(self, hostname: str, namespace: str) -> HostBuild:
         rules, variant = self.rules_for(hostname, namespace)
         if not variant:

@@ -231,3 +231,45 @@ def test_envoy_accepts_the_captured_config(tmp_path: Path) -> None:
 def test_names() -> None:
     assert names.original_dst_cluster(DB, 5432) == f"outbound-pod|5432||{DB}"
     assert names.headless_route(WEB, 8080) == f"headless|8080|{WEB}"
+
+
+POLICY = """---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: db}
+spec:
+  host: db
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: MAX}}
+    tls: {mode: MODE}
+"""
+
+
+def db_policy(max_connections: int, mode: str) -> str:
+    return MESH + POLICY.replace("MAX", str(max_connections)).replace("MODE", mode)
+
+
+def test_destination_rule_policy_and_tls_carry_over_and_follow_edits() -> None:
+    before = Translator(mesh(db_policy(7, "ISTIO_MUTUAL")))
+    twin = clusters(before.config_for(captured()))[f"outbound-pod|5432||{DB}"]
+    assert twin.circuit_breakers.thresholds[0].max_connections.value == 7
+    assert twin.transport_socket.name == "envoy.transport_sockets.tls"
+    after = Translator(mesh(db_policy(9, "DISABLE")), previous=before)
+    twin = clusters(after.config_for(captured()))[f"outbound-pod|5432||{DB}"]
+    assert twin.circuit_breakers.thresholds[0].max_connections.value == 9
+    assert not twin.HasField("transport_socket")  # the rule says plain text
+
+
+SNIFFED = MESH.replace("ports: [{name: tcp-pg, port: 5432}]", "ports: [{port: 5432}]")
+
+
+def test_an_undeclared_port_sniffs_http_per_pod(tmp_path: Path) -> None:
+    cfg = config(mesh(SNIFFED))
+    listener = listeners(cfg)["0.0.0.0_5432"]
+    assert [f.name for f in listener.listener_filters] == ["envoy.filters.listener.http_inspector"]
+    by_name = {c.name: c for c in listener.filter_chains}
+    http = by_name["5432_http_10.100.0.5"]
+    assert list(http.filter_chain_match.application_protocols) == ["http/1.1", "http/1.0", "h2c"]
+    assert tcp_cluster(by_name["5432_tcp_10.100.0.5"].filters) == f"outbound-pod|5432||{DB}"
+    assert f"headless|5432|{DB}" in routes(cfg)
+    assert_envoy_accepts(tmp_path, cfg)
