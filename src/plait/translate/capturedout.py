@@ -4,8 +4,11 @@
       │ hands each connection to the listener of its original destination, else keeps it:
       │   default chain → PassthroughCluster (ALLOW_ANY) | BlackHoleCluster (REGISTRY_ONLY)
       ├─► CLUSTERIP_PORT  (bind_to_port false) a TCP/TLS service port → tcp_proxy → its cluster
+      │   (and POD_IP_PORT for a headless Service's pod → its ORIGINAL_DST cluster)
       └─► 0.0.0.0_PORT    (bind_to_port false) HTTP service ports on PORT:
             chain "http" for their cluster IPs → the sidecar's HCM (routes over RDS);
+            a headless Service's pod: a chain for its /32 → the HCM reading the host's
+            own table (`headless`);
             undeclared ports: http_inspector picks HTTP or, per cluster IP, tcp_proxy;
             default chain → passthrough / black hole, as above.
 

@@ -24,7 +24,9 @@ out byte for byte the same, the new endpoint sets replace the old ones in the sh
 mapping and in each known proxy's config, whose other types stay the very same objects
 (so the streams find only EDS changed); nothing else is compared or assembled again. A
 host whose clusters changed too (a new service account changes the SANs) falls back to
-the take-over above. `built` counts what each Translator made (the tests read it).
+the take-over above, and so does a change of a headless Service's pods while captured
+sidecars are served: their listeners name the pods (`headless`), so they change too.
+`built` counts what each Translator made (the tests read it).
 
 Scoping (`model.scope`: Sidecar resources, exportTo): a sidecar under a scope gets the
 clusters and endpoint sets of the host ports its scope reaches, and a route table of

@@ -13,7 +13,10 @@ reused configs equal fresh ones for changes of each kind).
   services, authorization; cluster IPs for captured sidecars), the security policies, the
   gateways (authorization of gateway-bound policies), the mesh settings, the Telemetry
   resources and the JWKS URIs found by OpenID discovery, and for captured sidecars the
-  VirtualServices' `tcp` and `tls` rules (`l4_routing`) — not HTTP routing, not endpoints.
+  VirtualServices' `tcp` and `tls` rules (`l4_routing`) and the endpoints of headless
+  Services (their pods get listeners; `Translator._config_for` keys the sidecar's own
+  resources on them) — not HTTP routing, no other endpoints. A captured sidecar's route
+  tables and ORIGINAL_DST clusters for headless pods are made per snapshot.
 * Route tables (the sidecars' outbound table, the gateways' tables) read the services,
   VirtualServices, DestinationRules, gateways and mesh settings — not endpoints.
 * An outbound host's clusters and endpoint sets read that host's service, its merged
@@ -32,9 +35,11 @@ reused configs equal fresh ones for changes of each kind).
   `ScopeInputs` holds); a captured sidecar's own listeners are kept only while its
   scope's host ports and outbound mode are the same (`Translator._config_for`).
 
-Endpoints are read by nothing else (only `Translator.build_host`), so a snapshot that
-differs from the previous one in its endpoints alone (`endpoint_change`) takes the fast
-path: only the affected hosts are rebuilt and everything else is taken over as it is.
+Endpoints are read by nothing else (only `Translator.build_host`, and captured sidecars'
+listeners for headless Services), so a snapshot that differs from the previous one in
+its endpoints alone (`endpoint_change`) takes the fast path: only the affected hosts are
+rebuilt and everything else is taken over as it is; unless a headless host's endpoints
+changed while captured sidecars are served (their listeners name its pods).
 """
 
 from __future__ import annotations
