@@ -318,6 +318,54 @@ def test_the_seeds_authorization_policy_applied_with_kubectl(
     wait_for("frontend allowed again", lambda: curl(node, "frontend", reviews)[0] == 200, 30)
 
 
+# named to sort after `reviews`: the pods' sidecars still report `reviews` as the
+# service they serve (the first selecting Service by hostname)
+HEADLESS_REVIEWS = {
+    "apiVersion": "v1", "kind": "Service",
+    "metadata": {"name": "reviewset", "namespace": NS},
+    "spec": {"clusterIP": "None", "selector": {"app": "reviews"},
+             "ports": [{"name": "http", "port": 8080, "targetPort": 8080}]},
+}  # fmt: skip
+STRICT_REVIEWS = {
+    "apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+    "metadata": {"name": "reviews-strict", "namespace": NS},
+    "spec": {"selector": {"matchLabels": {"app": "reviews"}}, "mtls": {"mode": "STRICT"}},
+}  # fmt: skip
+
+
+def test_a_headless_services_pod_is_reached_by_its_ip_over_mtls(
+    kube: Cluster, node: NodeAgent, kube_shop: str
+) -> None:
+    """A headless Service over reviews' pods, which are STRICT: frontend's app calls one
+    pod by its IP (as a StatefulSet's peers or a scraper do). frontend's captured sidecar
+    has a filter chain for that pod (translate/headless.py), so the request reaches that
+    very pod over mTLS and the app sees frontend's SPIFFE ID; before, it went out in plain
+    text (virtualOutbound's passthrough) and the STRICT pod refused it."""
+    for doc in (HEADLESS_REVIEWS, STRICT_REVIEWS):
+        kube.kubectl("apply", "-f", "-", input=json.dumps(doc))
+    try:
+        ready_pods = sorted(
+            (p for p in pods(kube, NS, "app=reviews") if ready(p)),
+            key=lambda p: p["metadata"]["name"],
+        )
+        target = ready_pods[-1]
+        url = f"http://{target['status']['podIP']}:8080/reviews/book"
+
+        def answered() -> dict[str, Any] | None:
+            code, body = curl(node, "frontend", url)
+            return json.loads(body) if code == 200 else None
+
+        doc = wait_for("frontend's call to one reviews pod by its IP", answered, 30)
+        assert doc["peer"] == f"spiffe://cluster.local/ns/{NS}/sa/frontend", doc
+        for _ in range(5):  # always that pod, not one of the Service's
+            again = answered()
+            assert again is not None and again["instance"] == target["metadata"]["name"], again
+    finally:
+        for doc in (STRICT_REVIEWS, HEADLESS_REVIEWS):
+            kube.kubectl("delete", "-f", "-", "--ignore-not-found", input=json.dumps(doc),
+                         check=False)  # fmt: skip
+
+
 def test_a_virtual_service_canary_applied_with_kubectl_splits_within_tolerance(
     kube: Cluster, node: NodeAgent, kube_shop: str
 ) -> None:
