@@ -36,9 +36,14 @@ from dataclasses import dataclass
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.route.v3 import route_pb2
+from google.protobuf import any_pb2
 
+from plait.model.peerauth import PeerAuthentications
 from plait.model.registry import Endpoint, Protocol, Service
-from plait.translate import names
+from plait.model.snapshot import MeshSnapshot
+from plait.translate import mtls, names
+from plait.translate.hostbuild import HostBuild
+from plait.translate.resource import Resource
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,29 @@ def original_dst(cluster: cluster_pb2.Cluster, mtls: bool) -> cluster_pb2.Cluste
             twin.transport_socket.CopyFrom(socket)
         twin.ClearField("transport_socket_matches")
     return twin
+
+
+def twin_clusters(
+    snapshot: MeshSnapshot,
+    built: HostBuild,
+    ports: frozenset[int],
+    peer_auth: PeerAuthentications,
+) -> list[Resource]:
+    """The ORIGINAL_DST twins (`original_dst`) of a host's clusters, every subset, at
+    these service ports; mTLS by `all_speak_mtls` over each port's endpoints."""
+    service = snapshot.services[built.hostname]
+    out = []
+    for resource, number in zip(built.clusters, built.cluster_ports, strict=True):
+        port = service.port(number)
+        if number not in ports or port is None:
+            continue
+        eds = cluster_pb2.Cluster()
+        any_pb2.Any.FromString(resource.body).Unpack(eds)
+        speaks = mtls.endpoint_mtls(peer_auth, port, None)
+        speak = all_speak_mtls(snapshot.endpoints_for(built.hostname, number), speaks)
+        twin = original_dst(eds, speak)
+        out.append(Resource.pack(twin.name, twin))
+    return out
 
 
 def to_original_dst(table: route_pb2.RouteConfiguration, host: str) -> None:

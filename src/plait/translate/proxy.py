@@ -41,11 +41,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
-from google.protobuf import any_pb2
 
 from plait.model.labels import Labels
 from plait.model.peerauth import PeerAuthentications, inbound_mode
@@ -70,7 +68,6 @@ from plait.translate import (
     inbound,
     listeners,
     metrics,
-    mtls,
     names,
     peer,
     reuse,
@@ -477,25 +474,15 @@ class Translator:
     def _pod_clusters(
         self, reached: tuple[tuple[str, int], ...], scope: Scope | None
     ) -> list[Resource]:
-        """The ORIGINAL_DST twins of the clusters (every subset) of these host ports,
-        from the host builds the proxy's scope sees."""
+        """The ORIGINAL_DST twins of these host ports' clusters, from the host builds the
+        proxy's scope sees."""
         out: list[Resource] = []
         for host in sorted({h for h, _ in reached}):
-            service = self.snapshot.services[host]
-            ports = {p for h, p in reached if h == host}
             built = (
                 self.host(host) if scope is None else self.scoping.host_for(host, scope.namespace)
             )
-            for resource, number in zip(built.clusters, built.cluster_ports, strict=True):
-                port = service.port(number)
-                if number not in ports or port is None:
-                    continue
-                eds = cluster_pb2.Cluster()
-                any_pb2.Any.FromString(resource.body).Unpack(eds)
-                speaks = mtls.endpoint_mtls(self._peer_auth, port, None)
-                eps = self.snapshot.endpoints_for(host, number)
-                twin = headless.original_dst(eds, headless.all_speak_mtls(eps, speaks))
-                out.append(Resource.pack(twin.name, twin))
+            ports = frozenset(p for h, p in reached if h == host)
+            out += headless.twin_clusters(self.snapshot, built, ports, self._peer_auth)
         return out
 
     @cached_property
