@@ -19,6 +19,8 @@ def test_only_kubernetes_services_get_cluster_ips() -> None:
     entry = Service("api.example.com", "api.example.com", "default", (), external=True)
     dns = Service("b.default.svc.cluster.local", "b", "default", (), resolution=Resolution.DNS)
     assert meshed([svc, entry, dns]) == [svc]
+    headless = replace(svc, hostname="h.default.svc.cluster.local", name="h", headless=True)
+    assert meshed([svc, headless]) == [svc]  # `clusterIP: None`: reached at its pods' IPs
 
 
 def test_envoy_runs_in_the_pod_with_the_proxy_gid_and_roots_uid() -> None:

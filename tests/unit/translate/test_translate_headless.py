@@ -273,3 +273,15 @@ def test_an_undeclared_port_sniffs_http_per_pod(tmp_path: Path) -> None:
     assert tcp_cluster(by_name["5432_tcp_10.100.0.5"].filters) == f"outbound-pod|5432||{DB}"
     assert f"headless|5432|{DB}" in routes(cfg)
     assert_envoy_accepts(tmp_path, cfg)
+
+
+def test_a_pod_chain_shares_a_port_with_cluster_ip_services() -> None:
+    """web's pods serve 8080 like reviews' cluster IP: one listener, the cluster IPs'
+    chain reading the outbound table, the pod's chain its host's table."""
+    cfg = config(mesh(MESH.replace("targetPort: 9080", "targetPort: 8080")))
+    chains = {c.name: c for c in listeners(cfg)["0.0.0.0_8080"].filter_chains}
+    assert sorted(chains) == ["8080_http", "8080_http_10.100.0.7"]
+    shared = chains["8080_http"].filter_chain_match.prefix_ranges
+    assert [r.address_prefix for r in shared] == ["10.96.0.9"]
+    tables = [h.rds.route_config_name for h in hcms(listeners(cfg)["0.0.0.0_8080"])]
+    assert tables == ["outbound", f"headless|8080|{WEB}"]
