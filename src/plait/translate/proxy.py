@@ -431,6 +431,8 @@ class Translator:
     @cached_property
     def _headless_endpoints(self) -> tuple[Any, ...]:
         """The endpoints of headless services: captured sidecars' listeners name them."""
+        if not self._headless_services:
+            return ()
         return tuple(
             (key, eps) for key, eps in self.snapshot.endpoints.items() if self._is_headless(key[0])
         )
