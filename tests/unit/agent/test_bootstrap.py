@@ -104,6 +104,21 @@ def test_ads_carries_clusters_and_listeners_over_delta_grpc_v3() -> None:
         assert source.initial_fetch_timeout.ToSeconds() == 0  # wait for the control plane
 
 
+def test_xds_and_sds_streams_back_off_at_most_five_seconds() -> None:
+    """Envoy's default back-off grows to 30 s; plait's stops at 5 s, so a proxy is back on
+    current config within seconds of a control-plane outage (`XDS_RETRY_MAX_S`)."""
+    boot = parse(bootstrap(opts(sds_socket=SDS_SOCKET, xds_identity=CONTROL_PLANE)))
+    (xds,) = [c for c in boot.static_resources.clusters if c.name == XDS_CLUSTER]
+    tls = tls_pb2.UpstreamTlsContext()
+    assert xds.transport_socket.typed_config.Unpack(tls)
+    sds = tls.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config
+    for source in (boot.dynamic_resources.ads_config, sds.api_config_source):
+        (service,) = source.grpc_services
+        back_off = service.envoy_grpc.retry_policy.retry_back_off
+        assert back_off.base_interval.ToMilliseconds() == 500
+        assert back_off.max_interval.ToMilliseconds() == 5000
+
+
 def test_state_of_the_world_ads_is_an_option() -> None:
     dyn = parse(bootstrap(opts(xds_protocol=XdsProtocol.SOTW))).dynamic_resources
 
