@@ -7,6 +7,10 @@ so its memory figures are the control plane's alone). Changes enter as new snaps
 built from the synthetic mesh (`bench.meshgen`), as the pipeline would publish them (a
 registry change on the endpoint fast path, `model.snapshot.with_instances`, as the control
 plane's builder makes it); the snapshot build is part of each change's time and CPU.
+A few real plait sidecars (`--real-envoys N`, default 3; `bench.scalereal`: each under
+its agent, delta ADS as plait's bootstrap asks) connect to the same server, so it serves
+`proxies + N` streams; every phase waits for all of them, and each real Envoy's config
+dump is checked after every change (the run fails if one diverges).
 
 The JSON object it writes (times in ms from the start of the change, i.e. before the
 snapshot is built, to a proxy's ACK of everything the change gave it):
@@ -21,7 +25,8 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
 * `cp_cpu_s_per_change`: the control-plane process's CPU seconds per change (snapshot
   build, translation, pushes, ACKs), mean over both kinds of change;
 * `cp_rss_mib`: the control plane's peak resident memory (VmHWM) over the whole run,
-  the initial sync and the reconnect storm included;
+  the initial sync and the reconnect storm included (with real Envoys, the mesh CA that
+  signs their certificates runs in this process too, as in the control plane);
 * `reconnect_all_synced_s`: the control plane restarts (a new `AdsServer` and `MeshState`
   on the same port, cold caches) and every proxy, re-connecting with a 0-0.5 s jittered
   backoff, has ACKed its full configuration;
@@ -29,13 +34,30 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   `scoped_pushes_per_edit`: with Sidecar scoping (each proxy reaches 10 services), an
   edit of one service's VirtualService: p99 to its dependents, how many other proxies
   received nothing, how many received something (0 is right) and the responses written
-  per edit (`bench/scoped.py` says how each is measured);
+  per edit (`bench/scoped.py` says how each is measured); the real Envoys count among
+  the proxies (real Envoy r depends on the service of scoped edit r+1);
+* `real_envoys`: how many real Envoys ran (0: the `real_*` keys below are null);
+* `real_vs_edit_ack_p99_ms`, `real_vs_edit_ack_max_ms`, `real_endpoint_ack_p99_ms`,
+  `real_endpoint_ack_max_ms`: the same changes as above, from the start of the change to
+  each real Envoy's ACK (the server's time of its stream's latest ACK of a type the change
+  moved), over every real Envoy of every repetition (the simulated keys above include
+  the real Envoys too: they are over all `proxies + N`);
+* `real_reconnect_synced_s`: in the reconnect storm, from the new server's start to the
+  last real Envoy's last ACK of its full configuration (Envoy's own reconnect backoff
+  included);
+* `real_scoped_edit_ack_max_ms`: the scoped edits' real dependents, start of the edit
+  to their ACK, worst; `real_scoped_non_dependent_pushes`: the most real Envoys outside
+  an edit's scope that were sent anything (0 is right);
 * `detail`: every measured value per kind of change (p50, p99, max, n), the initial sync,
   the snapshot build times (`KIND_build_s`) and translation times (`KIND_translate_s`,
   `MeshState.publish`) per change, what the translation built for the last change of each
   kind (`KIND_built`: hosts, own resources, route tables, configs assembled, configs
   whose endpoint sets were swapped in), and the peak RSS after each phase
-  (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows).
+  (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows); `real`: the real
+  Envoys' figures per phase (`PHASE_synced_s` per Envoy: from its stream's start, or
+  from the server's start after a restart; `KIND_ack_s`: p50, p99, max, n;
+  `KIND_cpu_s`: the CPU seconds of the Envoys and their agents per change; `checks`:
+  config dumps read and checked).
 """
 
 from __future__ import annotations
