@@ -55,7 +55,8 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   whose endpoint sets were swapped in), and the peak RSS after each phase
   (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows); `real`: the real
   Envoys' figures per phase (`PHASE_synced_s` per Envoy: from its stream's start, or
-  from the server's start after a restart; `KIND_ack_s`: p50, p99, max, n;
+  from the server's start after a restart, and then `PHASE_connected_s`, when each
+  Envoy's new stream opened; `KIND_ack_s`: p50, p99, max, n;
   `KIND_cpu_s`: the CPU seconds of the Envoys and their agents per change; `checks`:
   config dumps read and checked).
 """

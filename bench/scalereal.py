@@ -300,6 +300,8 @@ class RealEnvoys:
                 raise RuntimeError(f"{phase}: real Envoy {node} has ACKed nothing")
             seconds.append(max(acks) - (since if since is not None else starts[node]))
         self.detail[f"{phase}_synced_s"] = seconds
+        if since is not None:  # how much of it was the Envoys' own reconnect backoff
+            self.detail[f"{phase}_connected_s"] = [starts[n] - since for n in self.ids]
         for node in self.ids:
             await self._until(node, self.cluster_check(server, node))
 
