@@ -58,7 +58,7 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   from the server's start after a restart, and then `PHASE_connected_s`, when each
   Envoy's new stream opened; `KIND_ack_s`: p50, p99, max, n;
   `KIND_cpu_s`: the CPU seconds of the Envoys and their agents per change; `checks`:
-  config dumps read and checked).
+  config dumps read and checked; `envoy_peak_rss_mib`: each Envoy's VmHWM at the end).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ Envoys were sent nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ import aiohttp
 
 from bench import meshid, scoped
 from bench.meshgen import SERVICE_PORT, SyntheticMesh, instance_of, sidecar
-from bench.procs import spawn_python, terminate, tree_cpu_seconds
+from bench.procs import memory_kib, spawn_python, terminate, tree_cpu_seconds
 from bench.simclient import proxies_to_json
 from plait.controlplane.security import MeshSecurity
 from plait.local.identity import LocalIdentity
@@ -83,6 +84,19 @@ def _walk(doc: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(doc, list):
         for v in doc:
             yield from _walk(v)
+
+
+def _envoys(pid: int) -> list[int]:
+    """The Envoy processes among the descendants of `pid`."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{child}/comm").read_text().strip() == "envoy":
+                        out.append(int(child))
+                out += _envoys(int(child))
+    return out
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,10 @@ class RealEnvoys:
         self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
+        if self._proc is not None:
+            self.detail["envoy_peak_rss_mib"] = [
+                memory_kib(pid).get("VmHWM", 0) / 1024 for pid in _envoys(self._proc.pid)
+            ]
         if self._http is not None:
             await self._http.close()
         if self._proc is not None:
