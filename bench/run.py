@@ -1,11 +1,11 @@
 """Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane|scale]
-[--json PATH]`.
+[--json PATH] [--clients sotw|delta|mixed] [--real-envoys N]`.
 
 Prints progress while it runs, then markdown tables; writes the raw results (every run,
 every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
 run takes about twelve minutes (the data plane alone about nine); `--quick` about three.
-The scale scenario (`bench/scale.py`: 1,000 services × 1,000 simulated proxies) runs only
-with `--only scale`; `--json PATH` writes its one result object (keys: `bench/scale.py`)
+The scale scenario (`bench/scale.py`: 1,000 services × 1,000 simulated proxies and 3 real
+Envoys, `--real-envoys N`) runs only with `--only scale`; `--json PATH` writes its one result object (keys: `bench/scale.py`)
 to PATH.
 """
 
@@ -51,7 +51,7 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         results["controlplane"] = await convergence.run(args.quick, progress)
         results["shop"] = await shopedit.run(5 if args.quick else 20, progress)
     if args.only == "scale":
-        results["scale"] = await scale.run(args.quick, progress, args.clients)
+        results["scale"] = await scale.run(args.quick, progress, args.clients, args.real_envoys)
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
         results["machine"]["plait_commit"] += f" → {end_commit} (changed during the run)"
@@ -83,6 +83,13 @@ def main() -> None:
         choices=["sotw", "delta", "mixed"],
         default="sotw",
         help="with --only scale: the simulated proxies' ADS flavour",
+    )
+    parser.add_argument(
+        "--real-envoys",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --only scale: real plait sidecars next to the simulated proxies (0: none)",
     )
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -7,6 +7,10 @@ so its memory figures are the control plane's alone). Changes enter as new snaps
 built from the synthetic mesh (`bench.meshgen`), as the pipeline would publish them (a
 registry change on the endpoint fast path, `model.snapshot.with_instances`, as the control
 plane's builder makes it); the snapshot build is part of each change's time and CPU.
+A few real plait sidecars (`--real-envoys N`, default 3; `bench.scalereal`: each under
+its agent, delta ADS as plait's bootstrap asks) connect to the same server, so it serves
+`proxies + N` streams; every phase waits for all of them, and each real Envoy's config
+dump is checked after every change (the run fails if one diverges).
 
 The JSON object it writes (times in ms from the start of the change, i.e. before the
 snapshot is built, to a proxy's ACK of everything the change gave it):
@@ -21,7 +25,8 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
 * `cp_cpu_s_per_change`: the control-plane process's CPU seconds per change (snapshot
   build, translation, pushes, ACKs), mean over both kinds of change;
 * `cp_rss_mib`: the control plane's peak resident memory (VmHWM) over the whole run,
-  the initial sync and the reconnect storm included;
+  the initial sync and the reconnect storm included (with real Envoys, the mesh CA that
+  signs their certificates runs in this process too, as in the control plane);
 * `reconnect_all_synced_s`: the control plane restarts (a new `AdsServer` and `MeshState`
   on the same port, cold caches) and every proxy, re-connecting with a 0-0.5 s jittered
   backoff, has ACKed its full configuration;
@@ -29,13 +34,31 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   `scoped_pushes_per_edit`: with Sidecar scoping (each proxy reaches 10 services), an
   edit of one service's VirtualService: p99 to its dependents, how many other proxies
   received nothing, how many received something (0 is right) and the responses written
-  per edit (`bench/scoped.py` says how each is measured);
+  per edit (`bench/scoped.py` says how each is measured); the real Envoys count among
+  the proxies (real Envoy r depends on the service of scoped edit r+1);
+* `real_envoys`: how many real Envoys ran (0: the `real_*` keys below are null);
+* `real_vs_edit_ack_p99_ms`, `real_vs_edit_ack_max_ms`, `real_endpoint_ack_p99_ms`,
+  `real_endpoint_ack_max_ms`: the same changes as above, from the start of the change to
+  each real Envoy's ACK (the server's time of its stream's latest ACK of a type the change
+  moved), over every real Envoy of every repetition (the simulated keys above include
+  the real Envoys too: they are over all `proxies + N`);
+* `real_reconnect_synced_s`: in the reconnect storm, from the new server's start to the
+  last real Envoy's last ACK of its full configuration (Envoy's own reconnect backoff
+  included);
+* `real_scoped_edit_ack_max_ms`: the scoped edits' real dependents, start of the edit
+  to their ACK, worst; `real_scoped_non_dependent_pushes`: the most real Envoys outside
+  an edit's scope that were sent anything (0 is right);
 * `detail`: every measured value per kind of change (p50, p99, max, n), the initial sync,
   the snapshot build times (`KIND_build_s`) and translation times (`KIND_translate_s`,
   `MeshState.publish`) per change, what the translation built for the last change of each
   kind (`KIND_built`: hosts, own resources, route tables, configs assembled, configs
   whose endpoint sets were swapped in), and the peak RSS after each phase
-  (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows).
+  (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows); `real`: the real
+  Envoys' figures per phase (`PHASE_synced_s` per Envoy: from its stream's start, or
+  from the server's start after a restart, and then `PHASE_connected_s`, when each
+  Envoy's new stream opened; `KIND_ack_s`: p50, p99, max, n;
+  `KIND_cpu_s`: the CPU seconds of the Envoys and their agents per change; `checks`:
+  config dumps read and checked; `envoy_peak_rss_mib`: each Envoy's VmHWM at the end).
 """
 
 from __future__ import annotations
@@ -50,13 +73,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench import scoped
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
 from bench.procs import HOST, memory_kib, spawn_python, terminate
+from bench.scalereal import Check, RealEnvoys, endpoint, vs_weight
 from bench.simclient import proxies_to_json
 from plait.controlplane import gctune
 from plait.controlplane.state import MeshState
@@ -76,6 +100,11 @@ class Scale:
     client_procs: int = 2
     timeout_s: float = 120.0
     clients: str = "sotw"  # the simulated proxies' ADS: "sotw", "delta", or "mixed" (half each)
+    real_envoys: int = 3  # real plait sidecars next to the simulated proxies (`bench.scalereal`)
+
+    @property
+    def connected(self) -> int:
+        return self.proxies + self.real_envoys
 
 
 def _cpu() -> float:
@@ -117,7 +146,8 @@ class Worker:
         self.scale = scale
         self.run_dir = run_dir
         self.mesh = SyntheticMesh.make(scale.services, scale.proxies, fake_ports())
-        self.registry = list(self.mesh.registry)
+        self.real = RealEnvoys(scale.real_envoys, scale.services, run_dir)
+        self.registry = list(self.mesh.registry) + self.real.instances
         self.builder = SnapshotBuilder(self.mesh.files, self.registry)
         self.acks = AckTimes()
         self.detail: dict[str, Any] = {}
@@ -135,24 +165,29 @@ class Worker:
         try:
             await self._start_clients(port)
             t = time.perf_counter()
+            await self.real.start(port)
             await self._synced(server, state.generation, "initial sync")
             self.detail["initial_sync_s"] = time.perf_counter() - t
+            await self.real.synced(server, "initial")
             self.detail["rss_synced_mib"] = memory_kib()["VmRSS"] / 1024
             self._peak("initial_sync")
-            vs = await self._changes(server, state, "vs_edit", self._vs_edit)
+            vs = await self._changes(server, state, "vs_edit", self._vs_edit, self._vs_check)
             self._peak("vs_edit")
-            ep = await self._changes(server, state, "endpoint", self._endpoint_change)
+            ep = await self._changes(
+                server, state, "endpoint", self._endpoint_change, self._endpoint_check
+            )
             self._peak("endpoint")
             snapshot = state.snapshot
             del server, state  # a restart is a new process: nothing of the old one stays
             reconnect_s = await self._restart(port, snapshot)
             self._peak("reconnect")
             ids = [p.id for p in self.mesh.proxies]
-            scoped_result = await scoped.run(self, port, s.services, ids, s.reps)
+            scoped_result = await scoped.run(self, port, s.services, ids, s.reps, self.real)
             self._peak("scoped")
         finally:
             for proc in self.clients:
                 await terminate(proc, grace=15)
+            await self.real.stop()
             await self.server.stop(0.5)
         mem = memory_kib()
         return {
@@ -165,7 +200,13 @@ class Worker:
             "cp_rss_mib": mem["VmHWM"] / 1024,
             "reconnect_all_synced_s": reconnect_s,
             **scoped_result,
-            "detail": {**self.detail, "rss_end_mib": mem["VmRSS"] / 1024, "scale": asdict(s)},
+            **self.real.result(),
+            "detail": {
+                **self.detail,
+                "real": self.real.details(),
+                "rss_end_mib": mem["VmRSS"] / 1024,
+                "scale": asdict(s),
+            },
         }
 
     def _peak(self, phase: str) -> None:
@@ -191,10 +232,10 @@ class Worker:
 
     async def _synced(self, server: AdsServer, generation: int, what: str) -> None:
         s = self.scale
-        if not await server.wait_synced(generation, s.timeout_s, min_proxies=s.proxies):
+        if not await server.wait_synced(generation, s.timeout_s, min_proxies=s.connected):
             synced = sum(1 for p in server.statuses() if (p.synced_generation or 0) >= generation)
             raise RuntimeError(
-                f"{what}: {synced} of {s.proxies} proxies synced within {s.timeout_s:g}s"
+                f"{what}: {synced} of {s.connected} proxies synced within {s.timeout_s:g}s"
             )
 
     # -- changes -------------------------------------------------------------------------
@@ -215,22 +256,40 @@ class Worker:
             self.registry.pop()
         return self.builder.set_registry(self.registry)
 
+    @staticmethod
+    def _vs_check(i: int) -> list[Check]:
+        return [vs_weight(80 - (i % 8) * 10)]
+
+    @staticmethod
+    def _endpoint_check(i: int) -> list[Check]:
+        """Change i added the port 60000 + 3i (even i) or removed the one of i - 1."""
+        return [endpoint(60000 + 3 * (i - i % 2), present=i % 2 == 0)]
+
     async def _changes(
-        self, server: AdsServer, state: MeshState, kind: str, make: Callable[[int], Any]
+        self,
+        server: AdsServer,
+        state: MeshState,
+        kind: str,
+        make: Callable[[int], Any],
+        expect: Callable[[int], list[Check]],
     ) -> dict[str, float]:
-        """`reps` changes (after one warm-up): per-proxy ACK latencies, CPU per change."""
+        """`reps` changes (after one warm-up): per-proxy ACK latencies, CPU per change;
+        the real Envoys' ACK times and their configs checked against `expect(i)`."""
         latencies: list[float] = []
         for i in range(self.scale.reps + 1):
             self.acks.at.clear()
-            cpu0, t0 = _cpu(), time.monotonic()
+            real_before, real_cpu0 = self.real.mark(server), self.real.cpu()
+            cpu0, t0, t0_wall = _cpu(), time.monotonic(), time.time()
             snapshot = make(i)
             built = time.monotonic()
             gen = await state.publish(snapshot)
             translated = time.monotonic()
             await self._synced(server, gen, f"{kind} {i}")
+            cpu = _cpu() - cpu0
+            await self.real.changed(server, kind, real_before, t0_wall, expect(i), real_cpu0, i > 0)
             if i == 0:
                 continue  # the warm-up
-            self.cpu.append(_cpu() - cpu0)
+            self.cpu.append(cpu)
             self.detail.setdefault(f"{kind}_build_s", []).append(built - t0)
             self.detail.setdefault(f"{kind}_translate_s", []).append(translated - built)
             self.detail[f"{kind}_built"] = asdict(state.built) | {
@@ -250,10 +309,14 @@ class Worker:
         server = self.server = AdsServer(fresh)  # the old one is garbage now
         gc.collect()
         self.detail["rss_before_reconnect_mib"] = memory_kib()["VmRSS"] / 1024
-        t0 = time.perf_counter()
+        t0, t0_wall = time.perf_counter(), time.time()
         await server.start(HOST, port)
         await self._synced(server, fresh.generation, "reconnect")
-        return time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        await self.real.synced(server, "reconnect", since=t0_wall)
+        await self.real.check(server, self._vs_check(self.scale.reps), self.real.ids)
+        await self.real.check(server, self._endpoint_check(self.scale.reps), self.real.ids)
+        return seconds
 
 
 async def _worker(scale: Scale) -> dict[str, Any]:
@@ -265,10 +328,17 @@ async def _worker(scale: Scale) -> dict[str, Any]:
         return await Worker(scale, Path(tmp)).run()
 
 
-async def run(quick: bool, progress: Progress, clients: str = "sotw") -> dict[str, Any]:
+async def run(
+    quick: bool, progress: Progress, clients: str = "sotw", real_envoys: int = 3
+) -> dict[str, Any]:
     """The scale scenario in its own process (`quick`: 100 × 100)."""
-    scale = Scale(100, 100, reps=3, clients=clients) if quick else Scale(clients=clients)
-    progress(f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients})")
+    scale = Scale(clients=clients, real_envoys=real_envoys)
+    if quick:
+        scale = replace(scale, services=100, proxies=100, reps=3)
+    progress(
+        f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients})"
+        f" + {real_envoys} real Envoys"
+    )
     proc = await spawn_python("bench.scale", json.dumps(asdict(scale)))
     try:
         assert proc.stdout is not None
@@ -285,6 +355,12 @@ async def run(quick: bool, progress: Progress, clients: str = "sotw") -> dict[st
                 f"{result['cp_cpu_s_per_change']:.2f} s, RSS {result['cp_rss_mib']:.0f} MiB, "
                 f"reconnect {result['reconnect_all_synced_s']:.1f} s"
             )
+            if result["real_envoys"]:
+                progress(
+                    f"  real Envoys: VS edit max {result['real_vs_edit_ack_max_ms']:.0f} ms, "
+                    f"endpoint max {result['real_endpoint_ack_max_ms']:.0f} ms, reconnect "
+                    f"{result['real_reconnect_synced_s']:.1f} s"
+                )
             return result
     raise RuntimeError(f"scale worker exited with code {proc.returncode} and no result")
 

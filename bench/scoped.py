@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.meshgen import NAMESPACE, SnapshotBuilder, SyntheticMesh
 from plait.controlplane.state import MeshState
 from plait.xds.server import AdsServer
+
+if TYPE_CHECKING:
+    from bench.scalereal import RealEnvoys
 
 SCOPE_SIZE = 10
 SCOPED_DIR = "scoped"
@@ -93,6 +96,11 @@ def files(services: int) -> dict[str, str]:
     return out
 
 
+def edited_service(i: int, services: int) -> int:
+    """The service whose VirtualService repetition `i` edits (0 is the warm-up)."""
+    return (37 * i + 5) % services
+
+
 def dependents(k: int, services: int, proxies_of: Callable[[int], list[str]]) -> set[str]:
     """The proxies whose Sidecar imports `svc-k`."""
     return {p for d in range(1, SCOPE_SIZE + 1) for p in proxies_of((k - d) % services)}
@@ -106,12 +114,20 @@ def _sent(server: AdsServer) -> dict[str, tuple[str | None, ...]]:
 
 
 async def run(
-    host: Host, port: int, services: int, proxy_ids: list[str], reps: int
+    host: Host,
+    port: int,
+    services: int,
+    proxy_ids: list[str],
+    reps: int,
+    real: RealEnvoys | None = None,
 ) -> dict[str, Any]:
-    """The phase (see the module docstring); the worker's server is replaced by this one."""
+    """The phase (see the module docstring); the worker's server is replaced by this one.
+    `real`: real Envoys among the proxies, measured and checked too (`bench.scalereal`)."""
     by_service: dict[int, list[str]] = {}
     for j, proxy_id in enumerate(proxy_ids):
         by_service.setdefault(j % services, []).append(proxy_id)
+    for proxy_id, service in (real.service_of if real is not None else {}).items():
+        by_service.setdefault(service, []).append(proxy_id)
     await host.server.stop(0.5)
     t = time.perf_counter()
     snapshot = host.builder.update_many(files(services))
@@ -123,21 +139,26 @@ async def run(
     t = time.perf_counter()
     await host._synced(server, state.generation, "scoped initial sync")
     host.detail["scoped_initial_sync_s"] = time.perf_counter() - t
+    if real is not None:
+        await real.synced(server, "scoped")
     latencies: list[float] = []
     untouched: list[int] = []
     touched_others: list[int] = []
     pushes: list[int] = []
     for i in range(reps + 1):
-        k = (37 * i + 5) % services
+        k = edited_service(i, services)
         needed = dependents(k, services, lambda s: by_service.get(s, []))
         before = _sent(server)
+        real_before = real.mark(server) if real is not None else {}
         observer.at.clear()
         observer.pushes = 0
-        t0 = time.monotonic()
+        t0, t0_wall = time.monotonic(), time.time()
         edited = host.builder.update(f"{SCOPED_DIR}/vs-{k:04d}.yaml", vs_yaml(k, i + 1))
         gen = await state.publish(edited)
         await host._synced(server, gen, f"scoped edit {i}")
         after = _sent(server)
+        if real is not None:
+            await real.scoped_edit(server, k, i + 1, real_before, t0_wall, needed, i > 0)
         if i == 0:
             continue  # the warm-up
         changed = {p for p, v in after.items() if before.get(p) != v}
