@@ -86,6 +86,11 @@ def _dead_hosts(snapshot: MeshSnapshot, item: Loaded[Sidecar]) -> list[ConfigMes
 def selecting_nothing(snapshot: MeshSnapshot, workloads: Sequence[Workload]) -> list[ConfigMessage]:
     """A warning per Sidecar whose `workloadSelector` selects no workload with a sidecar in
     its namespace: it applies to nothing."""
+    by_pair: dict[tuple[str, str, str], list[Workload]] = {}  # not Sidecars × workloads
+    for w in workloads:
+        if w.sidecar and not w.is_gateway:
+            for pair in w.proxy.labels.items_:
+                by_pair.setdefault((w.namespace, *pair), []).append(w)
     out: list[ConfigMessage] = []
     for item in snapshot.sidecars:
         sidecar = item.resource
@@ -93,10 +98,8 @@ def selecting_nothing(snapshot: MeshSnapshot, workloads: Sequence[Workload]) -> 
         if selector is None or not selector.labels:
             continue
         ns, labels = sidecar.metadata.namespace, Labels.of(selector.labels)
-        if any(
-            w.sidecar and not w.is_gateway and w.namespace == ns and w.proxy.labels.matches(labels)
-            for w in workloads
-        ):
+        key, value = labels.items_[0]  # a workload it selects has this pair
+        if any(w.proxy.labels.matches(labels) for w in by_pair.get((ns, key, value), ())):
             continue
         out.append(
             finding(

@@ -119,14 +119,9 @@ def _deployment(item: Loaded[KubeDeployment], snapshot: MeshSnapshot) -> Workloa
 
 
 def selecting(snapshot: MeshSnapshot, workload: Workload) -> list[Service]:
-    """The Kubernetes Services whose selector picks `workload`."""
-    return [
-        s
-        for s in snapshot.services.values()
-        if s.namespace == workload.namespace
-        and s.selector
-        and workload.proxy.labels.matches(s.selector)
-    ]
+    """The Kubernetes Services whose selector picks `workload` (through the snapshot's
+    index: a scan of every Service for every Deployment was 0.9 s at 1,000 of each)."""
+    return snapshot.service_selectors.selecting(workload.namespace, workload.proxy.labels)
 
 
 def names(workloads: Iterable[Workload]) -> str:
