@@ -99,7 +99,10 @@ class MeshSnapshot:
     discovered_jwks_uris: Mapping[str, str] = field(default_factory=dict)
     # indexes, derived in build_snapshot
     rules_by_host: Mapping[str, HostRules] = field(default_factory=dict)
+    rule_warnings: Mapping[str, tuple[ConfigMessage, ...]] = field(default_factory=dict)
     orphan_hosts: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    orphan_messages: tuple[ConfigMessage, ...] = ()  # (the snapshot's derived messages are
+    # the input's, then `rule_warnings` by host, then these: `model.withconfig` re-makes them)
     routing: VirtualServiceIndex = field(default_factory=VirtualServiceIndex)
     policies: PolicyIndexes = field(default_factory=PolicyIndexes)
     service_selectors: ServiceSelectorIndex = field(default_factory=ServiceSelectorIndex)
@@ -250,11 +253,14 @@ def _entry_endpoint_port(entry: ServiceEntry, endpoint_index: int, port: Service
     return port.port
 
 
+def order_key(item: Loaded) -> tuple[str, str]:
+    """A snapshot collection's order: namespace, then name (Istio orders by creation time)."""
+    return item.resource.metadata.namespace, item.resource.metadata.name
+
+
 def _by_name(items: Iterable[Loaded[K]]) -> tuple[Loaded[K], ...]:
-    """Deterministic order: namespace, then name (Istio orders by creation time)."""
-    return tuple(
-        sorted(items, key=lambda x: (x.resource.metadata.namespace, x.resource.metadata.name))
-    )
+    """Deterministic order (`order_key`)."""
+    return tuple(sorted(items, key=order_key))
 
 
 class _InstanceIndex:
@@ -319,33 +325,83 @@ def _registry(
     return services, endpoints
 
 
-def _rules_by_host(
+def group_rules(
     services: Mapping[str, Service], drs: Sequence[Loaded[DestinationRule]]
-) -> tuple[
-    dict[str, HostRules], dict[str, tuple[Loaded[DestinationRule], ...]], list[ConfigMessage]
-]:
-    """The rules for each host that everyone sees, merged; and every rule of the hosts
-    that have one exported to some namespaces only (`MeshSnapshot.restricted_rules`)."""
+) -> dict[str, list[Loaded[DestinationRule]]]:
+    """The DestinationRules by the hostname they resolve to, in snapshot order."""
     by_host: dict[str, list[Loaded[DestinationRule]]] = {}
     for item in drs:
         dr = item.resource
         host = resolve_host(services, dr.spec.host, dr.metadata.namespace)
         by_host.setdefault(host, []).append(item)
-    rules_by_host: dict[str, HostRules] = {}
-    restricted_rules: dict[str, tuple[Loaded[DestinationRule], ...]] = {}
-    messages: list[ConfigMessage] = []
-    for host, items in by_host.items():
-        if any(restricted(i.resource.spec.export_to) for i in items):
-            restricted_rules[host] = tuple(items)
-            items = [i for i in items if not restricted(i.resource.spec.export_to)]
-        service = services.get(host)
-        chosen = choose(items, service.namespace if service is not None else None)
-        if not chosen:
-            continue
-        rules, warnings = merge(host, chosen)
-        rules_by_host[host] = rules
-        messages += warnings
-    return rules_by_host, restricted_rules, messages
+    return by_host
+
+
+@dataclass(frozen=True)
+class HostRuleSet:
+    """One host's rules: those everyone sees, merged (None: none applies), every rule of
+    the host if one is exported to some namespaces only (else None), merge warnings."""
+
+    rules: HostRules | None
+    restricted: tuple[Loaded[DestinationRule], ...] | None
+    warnings: tuple[ConfigMessage, ...]
+
+
+def host_rule_set(
+    services: Mapping[str, Service], host: str, items: Sequence[Loaded[DestinationRule]]
+) -> HostRuleSet:
+    """The rules of one host from its DestinationRules (`group_rules`)."""
+    restricted_items = None
+    if any(restricted(i.resource.spec.export_to) for i in items):
+        restricted_items = tuple(items)
+        items = [i for i in items if not restricted(i.resource.spec.export_to)]
+    service = services.get(host)
+    chosen = choose(items, service.namespace if service is not None else None)
+    if not chosen:
+        return HostRuleSet(None, restricted_items, ())
+    rules, warnings = merge(host, chosen)
+    return HostRuleSet(rules, restricted_items, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class RuleIndexes:
+    """`MeshSnapshot.rules_by_host`, `restricted_rules` and `rule_warnings`, together."""
+
+    rules_by_host: dict[str, HostRules]
+    restricted_rules: dict[str, tuple[Loaded[DestinationRule], ...]]
+    rule_warnings: dict[str, tuple[ConfigMessage, ...]]
+
+    @staticmethod
+    def of(sets: Iterable[tuple[str, HostRuleSet]]) -> RuleIndexes:
+        """From each host's rule set, in host order."""
+        out = RuleIndexes({}, {}, {})
+        for host, found in sets:
+            if found.restricted is not None:
+                out.restricted_rules[host] = found.restricted
+            if found.rules is not None:
+                out.rules_by_host[host] = found.rules
+            if found.warnings:
+                out.rule_warnings[host] = found.warnings
+        return out
+
+
+def _rules_by_host(
+    services: Mapping[str, Service], drs: Sequence[Loaded[DestinationRule]]
+) -> RuleIndexes:
+    """The rules for each host that everyone sees, merged; and every rule of the hosts
+    that have one exported to some namespaces only (`MeshSnapshot.restricted_rules`)."""
+    return RuleIndexes.of(
+        (host, host_rule_set(services, host, items))
+        for host, items in group_rules(services, drs).items()
+    )
+
+
+def derived_messages(
+    rule_warnings: Mapping[str, tuple[ConfigMessage, ...]],
+    orphan_messages: Sequence[ConfigMessage],
+) -> tuple[ConfigMessage, ...]:
+    """What a snapshot adds to its input's messages: merge warnings, then orphans'."""
+    return (*(m for found in rule_warnings.values() for m in found), *orphan_messages)
 
 
 def _selector(
@@ -360,13 +416,41 @@ def _has_targets(resource: AuthorizationPolicy | RequestAuthentication | RateLim
     return bool(resource.spec.target_refs) or resource.spec.target_ref is not None
 
 
-def _scope_inputs(
+def hosts_of(
+    services: Mapping[str, Service], orphans: Mapping[tuple[str, str], tuple[str, ...]]
+) -> Callable[[VirtualService], list[str]]:
+    """The resolved hosts a VirtualService applies to: its own, or an orphan's."""
+
+    def vs_hosts(vs: VirtualService) -> list[str]:
+        own = vs.spec.hosts or orphans.get((vs.metadata.namespace, vs.metadata.name), ())
+        return [resolve_host(services, h, vs.metadata.namespace) for h in own]
+
+    return vs_hosts
+
+
+def is_scoped(
+    services: Mapping[str, Service],
+    virtual_services: Sequence[Loaded[VirtualService]],
+    sidecars: Sequence[Loaded[Sidecar]],
+    restricted_rules: Mapping[str, object],
+) -> bool:
+    """Whether anything hides something from some sidecar (`MeshSnapshot.scope_inputs`)."""
+    return bool(sidecars or restricted_rules) or any(
+        restricted(export_to)
+        for export_to in (
+            *(s.export_to for s in services.values()),
+            *(item.resource.spec.export_to for item in virtual_services),
+        )
+    )
+
+
+def scope_inputs_of(
     services: Mapping[str, Service],
     virtual_services: Sequence[Loaded[VirtualService]],
     vs_hosts: Callable[[VirtualService], list[str]],
     mesh: MeshSettings,
 ) -> ScopeInputs:
-    bound = [i for i in virtual_services if MESH_GATEWAY in gateways_of(i.resource)]
+    bound = tuple(i for i in virtual_services if MESH_GATEWAY in gateways_of(i.resource))
     keys = [(i.resource.metadata.namespace, i.resource.metadata.name) for i in bound]
     return ScopeInputs.build(
         services,
@@ -404,23 +488,12 @@ def build_snapshot(
     authn = _by_name(kinds.of(RequestAuthentication))
     peer = _by_name(kinds.of(PeerAuthentication))
     rate_limits = _by_name(kinds.of(RateLimit))
-    rules_by_host, restricted_rules, derived = _rules_by_host(services, drs)
+    rule_indexes = _rules_by_host(services, drs)
     orphans, orphan_messages = orphan_hosts(virtual_services)
-    derived += orphan_messages
-
-    def vs_hosts(vs: VirtualService) -> list[str]:
-        own = vs.spec.hosts or orphans.get((vs.metadata.namespace, vs.metadata.name), ())
-        return [resolve_host(services, h, vs.metadata.namespace) for h in own]
-
+    vs_hosts = hosts_of(services, orphans)
     sidecars = _by_name(kinds.of(Sidecar))
     mesh = mesh_settings(kinds.of(ConfigMap))
-    scoping = bool(sidecars or restricted_rules) or any(
-        restricted(export_to)
-        for export_to in (
-            *(s.export_to for s in services.values()),
-            *(item.resource.spec.export_to for item in virtual_services),
-        )
-    )
+    scoping = is_scoped(services, virtual_services, sidecars, rule_indexes.restricted_rules)
     return MeshSnapshot(
         version=version,
         services=services,
@@ -434,18 +507,20 @@ def build_snapshot(
         request_authentications=authn,
         telemetries=_by_name(kinds.of(Telemetry)),
         sidecars=sidecars,
-        messages=(*messages, *derived),
+        messages=(*messages, *derived_messages(rule_indexes.rule_warnings, orphan_messages)),
         mesh=mesh,
         discovered_jwks_uris=dict(discovered_jwks_uris or {}),
-        rules_by_host=rules_by_host,
+        rules_by_host=rule_indexes.rules_by_host,
+        rule_warnings=rule_indexes.rule_warnings,
         orphan_hosts=orphans,
+        orphan_messages=tuple(orphan_messages),
         routing=VirtualServiceIndex.build(virtual_services, vs_hosts),
         service_selectors=ServiceSelectorIndex.build(services.values()),
         sidecar_index=SidecarIndex.build(sidecars),
         scope_inputs=(
-            _scope_inputs(services, virtual_services, vs_hosts, mesh) if scoping else None
+            scope_inputs_of(services, virtual_services, vs_hosts, mesh) if scoping else None
         ),
-        restricted_rules=restricted_rules,
+        restricted_rules=rule_indexes.restricted_rules,
         policies=PolicyIndexes(
             authorization=PolicyIndex.build(authz, _selector, _has_targets),
             request_authentication=PolicyIndex.build(authn, _selector, _has_targets),
