@@ -22,6 +22,7 @@ from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id
 from plait.model.registry import PortMap, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot, with_instances
+from plait.model.withconfig import with_config
 
 NAMESPACE = "default"
 SERVICE_PORT = 8080
@@ -186,9 +187,10 @@ class SyntheticMesh:
 
 class SnapshotBuilder:
     """Snapshots of a changing set of files, re-parsing only the files that changed (as an
-    incremental config source would); a config change runs `build_snapshot` in full, a
-    registry change takes the control plane's endpoint fast path (`with_instances`, as
-    `plait.controlplane.builder` does)."""
+    incremental config source would), built as `plait.controlplane.builder` builds them: a
+    VirtualService / DestinationRule change on the config fast path (`with_config`), any
+    other config change in full (`build_snapshot`), a registry change on the endpoint fast
+    path (`with_instances`)."""
 
     def __init__(self, files: dict[str, str], registry: Iterable[WorkloadInstance]) -> None:
         self._parsed = {name: load({name: text}) for name, text in files.items()}
@@ -197,13 +199,19 @@ class SnapshotBuilder:
         self.version = 0
 
     def update(self, name: str, text: str) -> MeshSnapshot:
-        self._parsed[name] = load({name: text})
-        return self.snapshot()
+        return self.update_many({name: text})
 
     def update_many(self, files: dict[str, str]) -> MeshSnapshot:
         """One snapshot after several files changed at once."""
+        before = self._resources()
         for name, text in files.items():
             self._parsed[name] = load({name: text})
+        if self._last is not None:
+            found = with_config(self._last, before, self._resources(), self.version + 1)
+            if found is not None:
+                self.version += 1
+                self._last = found
+                return found
         return self.snapshot()
 
     def set_registry(self, registry: Iterable[WorkloadInstance]) -> MeshSnapshot:

@@ -15,6 +15,13 @@ endpoint sets (`translate.reuse.endpoint_change`). Anything else that changed wi
 config view, a cluster IP, a discovered JWKS URI, the local collector) means a full
 build. `full_builds` and `endpoint_builds` count each kind.
 
+Config fast path: when only the config views changed and the change is VirtualServices
+and DestinationRules only (the same objects otherwise: the sources keep an unchanged
+resource's `Loaded`), the snapshot is the last one with what those objects feed re-made
+(`model.withconfig.with_config`), so the Translator finds by identity the few hosts and
+VirtualServices that changed (`translate.reuse.config_change`); the analysis warnings are
+computed again for the new view. `config_builds` counts these.
+
 Runs in the pipeline's worker thread, one build at a time; `local_collector` is set by
 the owner before the first build and when the status server's port becomes known.
 """
@@ -30,6 +37,7 @@ from plait.errors import ConfigMessage
 from plait.model.meshsettings import with_local_collector
 from plait.model.registry import WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot, with_instances
+from plait.model.withconfig import with_config
 from plait.sources.directory import ConfigView
 
 
@@ -47,8 +55,14 @@ class _Inputs:
         return (
             len(self.views) == len(other.views)
             and all(a is b for a, b in zip(self.views, other.views, strict=True))
-            and (self.cluster_ips, self.jwks_uris, self.local_collector)
-            == (other.cluster_ips, other.jwks_uris, other.local_collector)
+            and self.same_but_views(other)
+        )
+
+    def same_but_views(self, other: _Inputs) -> bool:
+        return (self.cluster_ips, self.jwks_uris, self.local_collector) == (
+            other.cluster_ips,
+            other.jwks_uris,
+            other.local_collector,
         )
 
 
@@ -61,8 +75,10 @@ class SnapshotBuilder:
         self.instance_names: list[str] = []  # registered replicas in the last build
         self.full_builds = 0
         self.endpoint_builds = 0
+        self.config_builds = 0
         self._warnings: tuple[ConfigView, tuple[ConfigMessage, ...]] | None = None
         self._last: tuple[_Inputs, tuple[WorkloadInstance, ...], MeshSnapshot] | None = None
+        self._view: ConfigView | None = None  # the merged config view of the last build
 
     def __call__(self, store: Store) -> MeshSnapshot:
         inputs = _Inputs(
@@ -73,13 +89,43 @@ class SnapshotBuilder:
         )
         instances = store.instances
         self.version += 1
+        view = store.config
+        snapshot = None
         if self._last is not None and self._last[0].same(inputs):
             snapshot = self._endpoints(store, instances)
-        else:
+        elif (
+            self._last is not None
+            and self._last[0].same_but_views(inputs)
+            and self._last[1] == instances
+        ):
+            snapshot = self._config(view)
+        if snapshot is None:
             snapshot = self._full(store, instances)
         self.instance_names = sorted(i.name for i in instances)
         self._last = (inputs, instances, snapshot)
+        self._view = view
         return snapshot
+
+    def _config(self, view: ConfigView) -> MeshSnapshot | None:
+        """The config fast path (see the module docstring), or None when it does not apply."""
+        assert self._last is not None and self._view is not None
+        last = self._last[2]
+        snapshot = with_config(
+            last, self._view.resources, view.resources, self.version, view.messages
+        )
+        if snapshot is None:
+            return None
+        self.kept = view.kept
+        self.config_builds += 1
+        return dataclasses.replace(
+            snapshot, messages=(*snapshot.messages, *self._analyzed(view, snapshot))
+        )
+
+    def _analyzed(self, view: ConfigView, snapshot: MeshSnapshot) -> tuple[ConfigMessage, ...]:
+        """The cross-resource warnings of `view` (computed once per view)."""
+        if self._warnings is None or self._warnings[0] is not view:
+            self._warnings = (view, tuple(analyze(snapshot, view.resources)))
+        return self._warnings[1]
 
     def _endpoints(self, store: Store, instances: tuple[WorkloadInstance, ...]) -> MeshSnapshot:
         assert self._last is not None
@@ -98,12 +144,10 @@ class SnapshotBuilder:
             store.jwks_uris,
             store.cluster_ips,
         )
-        if self._warnings is None or self._warnings[0] is not view:
-            self._warnings = (view, tuple(analyze(snapshot, view.resources)))
+        warnings = self._analyzed(view, snapshot)
         mesh = snapshot.mesh
         if self.local_collector is not None:
             mesh = with_local_collector(mesh, *self.local_collector)
         self.kept = view.kept
         self.full_builds += 1
-        messages = (*snapshot.messages, *self._warnings[1])
-        return dataclasses.replace(snapshot, messages=messages, mesh=mesh)
+        return dataclasses.replace(snapshot, messages=(*snapshot.messages, *warnings), mesh=mesh)

@@ -177,3 +177,31 @@ def test_an_instance_change_with_another_input_change_is_a_full_build(root: Path
     snap = inputs.snapshot()
     assert (inputs.builder.full_builds, inputs.builder.endpoint_builds) == (2, 0)
     assert snap.discovered_jwks_uris == {"https://idp.example": "https://k"}
+
+
+VIRTUAL_SERVICE = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: a}}
+spec:
+  hosts: [a]
+  http: [{{timeout: {timeout}, route: [{{destination: {{host: a}}}}]}}]
+"""
+
+
+def test_a_virtual_service_edit_takes_the_config_fast_path(root: Path) -> None:
+    (root / "vs.yaml").write_text(VIRTUAL_SERVICE.format(timeout="1s"))
+    inputs = Inputs(root)
+    first = inputs.snapshot()
+    (root / "vs.yaml").write_text(VIRTUAL_SERVICE.format(timeout="2s"))
+    assert inputs.apply({str(root / "vs.yaml")}) is True
+    snap = inputs.snapshot()
+    assert (inputs.builder.full_builds, inputs.builder.config_builds) == (1, 1)
+    assert snap.version == 2
+    assert snap.services is first.services and snap.endpoints is first.endpoints
+    fresh = Inputs(root).snapshot()  # a full build of the same directory
+    assert snap.virtual_services == fresh.virtual_services
+    assert snap.routing == fresh.routing and snap.messages == fresh.messages
+    (root / "b.yaml").write_text(SERVICE.format(name="b"))  # a Service: a full build
+    inputs.apply({str(root / "b.yaml")})
+    inputs.snapshot()
+    assert (inputs.builder.full_builds, inputs.builder.config_builds) == (2, 1)
