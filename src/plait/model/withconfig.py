@@ -75,6 +75,7 @@ def with_config(
     removed = [item for item in before if id(item) not in now]
     if any(not isinstance(i.resource, INCREMENTAL) for i in (*added, *removed)):
         return None
+    added, removed = _unequal(added, removed)
     changes: dict[str, Any] = {}
     if any(isinstance(i.resource, VirtualService) for i in (*added, *removed)):
         found = _virtual_services(
@@ -102,13 +103,31 @@ def with_config(
     return replace(new, scope_inputs=inputs, messages=messages)
 
 
+def _unequal(added: list[Loaded], removed: list[Loaded]) -> tuple[list[Loaded], list[Loaded]]:
+    """Without the resources re-loaded equal (a file is parsed again as a whole: its
+    other resources come back as new, equal objects); the snapshot keeps the old ones,
+    found by key when they change later."""
+    old = {(type(i.resource), order_key(i)): i for i in removed}
+    same = [i for i in added if old.get((type(i.resource), order_key(i))) == i]
+    if not same:
+        return added, removed
+    keys = {(type(i.resource), order_key(i)) for i in same}
+    return (
+        [i for i in added if (type(i.resource), order_key(i)) not in keys],
+        [i for i in removed if (type(i.resource), order_key(i)) not in keys],
+    )
+
+
 def _spliced(
     items: tuple[Loaded[K], ...], removed: Sequence[Loaded[K]], added: Sequence[Loaded[K]]
 ) -> tuple[Loaded[K], ...] | None:
-    """`items` (in `order_key` order) without `removed` and with `added` in place; None
-    when two items would share a key (a full build keeps their config order)."""
-    gone = {id(i) for i in removed}
-    out = [i for i in items if id(i) not in gone]
+    """`items` (in `order_key` order) without `removed` (by key: see `_unequal`) and with
+    `added` in place; None when two items would share a key (a full build keeps their
+    config order)."""
+    gone = {order_key(i) for i in removed}
+    out = [i for i in items if order_key(i) not in gone] if gone else list(items)
+    if len(items) - len(out) != len(removed):
+        return None  # a removed one was not there, or its key was there twice
     keys = [order_key(i) for i in out] if added else []
     for item in added:
         key = order_key(item)
@@ -190,9 +209,9 @@ def _routing(
         for host in dict.fromkeys([*vs_hosts(was.resource), *claims]):
             current = mesh_by_host.get(host)
             if host in claims:
-                if current is None or current is was or order_key(current) > key:
+                if current is None or order_key(current) >= key:
                     mesh_by_host[host] = item
-            elif current is was:
+            elif current is not None and order_key(current) == key:
                 winner = _first_claiming(items, host, vs_hosts, after=key)
                 if winner is None:
                     del mesh_by_host[host]

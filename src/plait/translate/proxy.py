@@ -28,6 +28,16 @@ the take-over above, and so does a change of a headless Service's pods while cap
 sidecars are served: their listeners name the pods (`headless`), so they change too.
 `built` counts what each Translator made (the tests read it).
 
+A config-only snapshot (`reuse.config_change`: VirtualServices edited in their routing
+only, DestinationRules changed, everything else the very same object, as
+`model.withconfig.with_config` makes it) takes another fast path when the scopes stay
+the same: every config is taken over as it is but those of the proxies that read an
+edited host or VirtualService: the scoped proxies found through `Scoping`'s
+`Dependents` (with each proxy scoped to 10 services, an edit concerns ~10 of 1,000),
+and every unscoped sidecar and gateway (their tables read every VirtualService);
+`warm` translates for those only. `changed` then tells which proxies' configs are not
+the previous Translator's very objects (what the server needs to wake).
+
 Scoping (`model.scope`: Sidecar resources, exportTo): a sidecar under a scope gets the
 clusters and endpoint sets of the host ports its scope reaches, and a route table of
 those, instead of the mesh-wide ones; proxies of one namespace under one Sidecar share
@@ -104,6 +114,9 @@ class Built:
     configs: int = 0  # proxy configs assembled from their parts
     eds_swaps: int = 0  # proxy configs taken over with only their endpoint sets replaced
     endpoint_hosts: frozenset[str] = field(default_factory=frozenset)  # fast path: rebuilt
+    # config fast path: the proxies whose configs were made again (the others taken over
+    # without a look); -1 when it was not taken
+    config_affected: int = -1
 
 
 class Translator:
@@ -120,13 +133,30 @@ class Translator:
         self._hosts: dict[str, HostBuild] = {}
         self._earlier_hosts: dict[str, HostBuild] = {}
         self._known: list[Proxy] = []  # the proxies the previous Translator served
-        self.scoping: Scoping = Scoping(
-            snapshot, self, previous.scoping if previous is not None else None
-        )
+        # node ids of the unscoped sidecars, the captured ones and the gateways served
+        # (carried forward, so they may name more: the config fast path translates those
+        # again; captured ones when the mesh has headless Services, whose tables and
+        # clusters for the pods are made per snapshot)
+        self._unscoped: set[str] = set()
+        self._captured_ids: set[str] = set()
+        self._gateways: set[str] = set()
+        self.scoping: Scoping = Scoping(snapshot, self)
+        # proxies whose configs are not the previous Translator's objects after `warm`
+        # (a config made again with the same versions is replaced by the previous one)
+        # (None: no previous one, or not warmed yet)
+        self.changed: frozenset[str] | None = None
+        self._before: tuple[dict[str, tuple[Proxy, ProxyConfig]], set[str] | None] | None = None
         if previous is not None:
+            self._unscoped = set(previous._unscoped)
+            self._captured_ids = set(previous._captured_ids)
+            self._gateways = set(previous._gateways)
             self._known = [proxy for proxy, _ in previous._configs.values()]
+            self._before = (previous._configs, None)
             hosts = reuse.endpoint_change(previous.snapshot, snapshot)
-            if hosts is None or not self._endpoints_only(previous, hosts):
+            if hosts is not None and self._endpoints_only(previous, hosts):
+                self.scoping.take_over(previous.scoping)
+            elif not self._config_only(previous):  # (which narrows what `warm` does)
+                self.scoping.take_over(previous.scoping)
                 self._take_over(previous)
 
     def warm(self) -> None:
@@ -139,6 +169,55 @@ class Translator:
                 self.config_for(proxy)
             except Exception:  # noqa: BLE001, S112 - reported when the stream asks
                 continue
+        if self._before is not None:
+            before, ids = self._before
+            self._before = None  # nothing refers to the previous Translator afterwards
+            changed = []
+            for node_id in self._configs if ids is None else ids:
+                now, was = self._configs.get(node_id), before.get(node_id)
+                if now is None or (was is not None and was[1] is now[1]):
+                    continue
+                if was is not None and was[0] == now[0] and was[1].versions == now[1].versions:
+                    self._configs[node_id] = was  # made again, the same: keep the old one
+                    continue
+                changed.append(node_id)
+            self.changed = frozenset(changed)
+
+    def _config_only(self, previous: Translator) -> bool:
+        """The config fast path (see the module docstring); False when it does not apply
+        (then nothing has been taken)."""
+        old, new = previous.snapshot, self.snapshot
+        change = reuse.config_change(old, new)
+        if change is None or not reuse.scopes_kept(old, new, change):
+            return False
+        affected = self.scoping.take_over_config(previous.scoping, change)
+        anything = bool(change.hosts or change.virtual_services)
+        dropped = {"_gateway_routes"} if anything else set()
+        if change.hosts:
+            dropped |= {"_outbound", "_shared"}  # the hosts' clusters
+        for name, value in previous.__dict__.items():
+            if name not in dropped and isinstance(getattr(Translator, name, None), cached_property):
+                self.__dict__[name] = value  # none of these reads what changed
+        if anything:  # every unscoped table reads every VirtualService; gateways' too
+            affected |= self._unscoped | self._gateways
+            if self._headless_services:  # pods' tables and clusters: made per snapshot
+                affected |= self._captured_ids
+        self._hosts = dict(previous._hosts)
+        for host in change.hosts:
+            self._hosts.pop(host, None)
+        self._earlier_hosts = previous._earlier_hosts
+        self._own = dict(previous._own)
+        self._sidecar_tables = {} if anything else dict(previous._sidecar_tables)
+        self._configs = dict(previous._configs)
+        known = []
+        for node_id in affected:
+            found = self._configs.pop(node_id, None)
+            if found is not None:
+                known.append(found[0])
+        self._known = known
+        self._before = (previous._configs, affected)
+        self.built.config_affected = len(affected)
+        return True
 
     def _take_over(self, previous: Translator) -> None:
         """Keep what `previous` built from inputs that are still the same."""
@@ -323,27 +402,34 @@ class Translator:
             if captured_
             else None
         )
+        if scope is None:
+            self._unscoped.add(proxy.id)
         found = self._own.get(proxy.id)
         if found is not None and found[0] == proxy and found[1] == scoped_by:
             own = found[2]
         else:
             own = self._sidecar_own(proxy)
             self._own[proxy.id] = (proxy, scoped_by, own)
-        table = None
-        if proxy.outbound_port is not None or (
+        routed = proxy.outbound_port is not None or (
             captured_ and any(_OUTBOUND_TABLE in r.refs for r in own)
-        ):
-            table = (
-                self._sidecar_routes(proxy) if scope is None else self.scoping.routes(proxy, scope)
-            )
+        )
         pods = self._headless_resources(proxy, scope) if captured_ else []
-        resources = [*own, *([] if table is None else [table]), *pods]
-        if scope is None:
-            return self._assemble(proxy, resources)
-        parts = (own, table, self.scoping.shared(scope), *pods)
-        return self.scoping.assembled(proxy, parts, lambda: self._assemble(proxy, resources, scope))
+        if captured_:
+            self._captured_ids.add(proxy.id)
+        if scope is not None:
+            return self.scoping.config(
+                proxy,
+                scope,
+                own,
+                routed,
+                pods,
+                lambda resources: self._assemble(proxy, resources, scope),
+            )
+        table = [self._sidecar_routes(proxy)] if routed else []
+        return self._assemble(proxy, [*own, *table, *pods])
 
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
+        self._gateways.add(proxy.id)
         self.built.own += 1
         own: list[Resource] = [
             Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)

@@ -44,10 +44,11 @@ changed while captured sidecars are served (their listeners name its pods).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
+from plait.api import Loaded, VirtualService
 from plait.model.policy import HostRules
 from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
@@ -55,8 +56,18 @@ from plait.translate import vhosts
 
 # What a snapshot may differ in and still be an endpoint-only change: translation reads
 # neither its version nor its messages.
-_NOT_READ = frozenset({"version", "messages", "endpoints"})
+_MESSAGES = frozenset({"version", "messages", "rule_warnings", "orphan_messages"})
+_NOT_READ = _MESSAGES | {"endpoints"}
 _COMPARED = tuple(f.name for f in fields(MeshSnapshot) if f.name not in _NOT_READ)
+# What a config-only change (`config_change`) may differ in: what VirtualServices and
+# DestinationRules feed (`model.withconfig`), but not `orphan_hosts`.
+_CONFIG = frozenset(
+    {"virtual_services", "destination_rules", "rules_by_host", "restricted_rules", "routing"}
+    | {"scope_inputs"}
+)
+_KEPT = tuple(f.name for f in fields(MeshSnapshot) if f.name not in _MESSAGES | _CONFIG)
+
+Key = tuple[str, str]
 
 
 def endpoint_change(old: MeshSnapshot, new: MeshSnapshot) -> frozenset[str] | None:
@@ -223,3 +234,83 @@ def table_dependencies(
             if rule.delegate is not None:
                 names.add((rule.delegate.namespace or key[0], rule.delegate.name))
     return frozenset(hosts), frozenset(names)
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What differs between two snapshots that differ in VirtualServices and
+    DestinationRules only (`config_change`)."""
+
+    hosts: frozenset[str]  # hostnames whose merged or restricted rules are other objects
+    virtual_services: frozenset[Key]  # (namespace, name) of the edited VirtualServices
+
+
+def config_change(old: MeshSnapshot, new: MeshSnapshot) -> ConfigChange | None:
+    """The change, when every input of translation but what VirtualServices and
+    DestinationRules feed is the very same object in both snapshots (as
+    `model.withconfig.with_config` makes them), and each VirtualService that differs is
+    an edit that keeps its name, hosts and gateways and is plain HTTP routing (`_plain`);
+    None otherwise (then the caller compares inputs by value, as for any change).
+
+    So, by identity and a look at the edited VirtualServices only: the captured
+    sidecars' listeners (`l4_routing`), the `sourceLabels` selectors and so every table
+    key, the orphans and delegates, and which VirtualService answers for each host are
+    the same; what the edit may change is the route tables and the clusters of the hosts
+    it names (`translate.scoped.Dependents` finds whose)."""
+    if any(getattr(old, name) is not getattr(new, name) for name in _KEPT):
+        return None
+    before, after = old.routing.by_name, new.routing.by_name
+    edited = _differing(before, after)
+    for key in edited:
+        was, now = before.get(key), after.get(key)
+        if was is None or now is None or not (_plain(was) and _plain(now)):
+            return None
+        a, b = was.resource.spec, now.resource.spec
+        if (a.hosts, a.gateways) != (b.hosts, b.gateways):
+            return None
+    hosts = _differing(old.rules_by_host, new.rules_by_host)
+    hosts |= _differing(old.restricted_rules, new.restricted_rules)
+    return ConfigChange(frozenset(hosts), frozenset(edited))
+
+
+def _differing(a: Mapping[Any, Any], b: Mapping[Any, Any]) -> set[Any]:
+    """The keys whose values are not the very same objects."""
+    if a is b:
+        return set()
+    return {k for k in a.keys() | b.keys() if a.get(k) is not b.get(k)}
+
+
+def _plain(item: Loaded[VirtualService]) -> bool:
+    """HTTP routing with hosts, no delegate and no `sourceLabels` match."""
+    spec = item.resource.spec
+    return (
+        bool(spec.hosts)
+        and not spec.tcp
+        and not spec.tls
+        and all(
+            rule.delegate is None and not any(m.source_labels for m in rule.match)
+            for rule in spec.http
+        )
+    )
+
+
+def scopes_kept(old: MeshSnapshot, new: MeshSnapshot, change: ConfigChange) -> bool:
+    """Whether every scope is the same (`scope_context` equal) after `change`: the edited
+    VirtualServices keep their resolved hosts and destinations and their exportTo (the
+    rest of the scope inputs is made of what `config_change` found to be the same)."""
+    a, b = old.scope_inputs, new.scope_inputs
+    if a is b:
+        return True
+    if a is None or b is None or a.services is not b.services:
+        return False
+    if a.mesh_mode != b.mesh_mode or len(a.virtual_services) != len(b.virtual_services):
+        return False
+    for key in change.virtual_services:
+        if a.vs_hosts.get(key) != b.vs_hosts.get(key):
+            return False
+        if a.vs_destinations.get(key) != b.vs_destinations.get(key):
+            return False
+        was, now = old.routing.by_name[key], new.routing.by_name[key]
+        if was.resource.spec.export_to != now.resource.spec.export_to:
+            return False
+    return True

@@ -14,6 +14,11 @@ previous one's:
 * otherwise each is rebuilt only if its inputs differ (`reuse.scoped_table`, the very
   same host builds).
 
+On the config fast path (`take_over_config`: VirtualServices or DestinationRules edited,
+the scopes the same), everything is taken over as it is but the scopes' clusters, the
+tables and the configs that read the edited hosts and VirtualServices, found through
+`Dependents`; the Translator translates for those proxies only.
+
 Pure: no I/O.
 """
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from plait.api import Loaded
 from plait.api.sidecar import Sidecar
@@ -32,14 +37,14 @@ from plait.model.proxy import Proxy, ProxyKind
 from plait.model.scope import Scope, build_scope, visible_rules
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import consistency, names, reuse, vhosts
+from plait.translate.dependents import Dependents, ScopeKey
 from plait.translate.hostbuild import HostBuild
 from plait.translate.resource import ProxyConfig, Resource
 
+T = TypeVar("T")
+
 Deps = tuple[frozenset[str], frozenset[tuple[str, str]]]
 """Hostnames and VirtualService (namespace, name) keys."""
-
-ScopeKey = tuple[str, tuple[str, str] | None]
-"""(proxy namespace, the Sidecar in force): proxies with the same key share a scope."""
 
 
 class Hosts(Protocol):
@@ -55,9 +60,8 @@ class Hosts(Protocol):
 
 
 class Scoping:
-    def __init__(
-        self, snapshot: MeshSnapshot, hosts: Hosts, previous: Scoping | None = None
-    ) -> None:
+    def __init__(self, snapshot: MeshSnapshot, hosts: Hosts) -> None:
+        """Then `take_over` or `take_over_config` from the previous snapshot's, if any."""
         self.snapshot = snapshot
         self._hosts = hosts
         self._scopes: dict[ScopeKey, Scope] = {}
@@ -75,8 +79,9 @@ class Scoping:
         # what changed since the previous snapshot, when the scopes and everything else a
         # scoped resource reads are the same (None: compare inputs instead)
         self._changed: Deps | None = None
-        if previous is not None:
-            self._take_over(previous)
+        # each scoped proxy's scope and table key (carried from snapshot to snapshot)
+        self._uses: dict[str, tuple[ScopeKey, Any]] = {}
+        self._dependents: Dependents | None = None  # made when needed (`dependents`)
 
     @cached_property
     def _context(self) -> tuple[Any, ...] | None:
@@ -86,9 +91,11 @@ class Scoping:
     def _table_context(self) -> tuple[Any, ...]:
         return reuse.scoped_table_context(self.snapshot)
 
-    def _take_over(self, previous: Scoping) -> None:
-        """(The contexts are computed once per snapshot: as `previous`, they are reused.)"""
+    def take_over(self, previous: Scoping) -> None:
+        """Keep what is valid for this snapshot too (see the module docstring). (The
+        contexts are computed once per snapshot: as `previous`, they are reused.)"""
         old, new = previous.snapshot, self.snapshot
+        self._uses = dict(previous._uses)
         if new.scope_inputs is None:
             return  # nothing is scoped: nothing to keep
         self._earlier_assembled = previous._assembled
@@ -105,6 +112,33 @@ class Scoping:
                 reuse.changed_virtual_services(old, new),
             )
 
+    def take_over_config(self, previous: Scoping, change: reuse.ConfigChange) -> set[str]:
+        """Take everything over from `previous` but what reads the hosts and
+        VirtualServices of `change` (which must keep every scope: `reuse.scopes_kept`), and
+        return the scoped proxies whose configs must be made again."""
+        for name in ("_context", "_table_context"):  # equal: see `reuse.config_change`
+            if name in previous.__dict__:
+                self.__dict__[name] = previous.__dict__[name]
+        self._scopes = dict(previous._scopes)
+        self._earlier_shared = previous._shared
+        self._earlier_tables = previous._tables
+        self._earlier_assembled = previous._assembled
+        self._changed = (change.hosts, change.virtual_services)
+        self._dependents = deps = previous.dependents()
+        scopes, tables, proxies = deps.affected(change.hosts, change.virtual_services)
+        self._shared = _without(previous._shared, scopes)
+        self._tables = _without(previous._tables, tables)
+        self._assembled = _without(previous._assembled, proxies)
+        self._uses = dict(previous._uses)
+        return proxies
+
+    def dependents(self) -> Dependents:
+        """Which proxies read which hosts and VirtualServices (made once, then kept up)."""
+        if self._dependents is None:
+            tables = {key: found[2] for key, found in self._tables.items()}
+            self._dependents = Dependents.of(self._uses, self._scopes, tables)
+        return self._dependents
+
     def scope_of(self, proxy: Proxy) -> Scope | None:
         """The proxy's scope (`scope_for`), one per (namespace, Sidecar)."""
         found = _sidecar_of(self.snapshot, proxy)
@@ -116,6 +150,8 @@ class Scoping:
             inputs = self.snapshot.scope_inputs
             assert inputs is not None  # _sidecar_of says so
             scope = self._scopes[key] = build_scope(inputs, proxy.namespace, sidecar)
+            if self._dependents is not None:
+                self._dependents.add_scope(key, scope)
         return scope
 
     def rules_for(self, hostname: str, namespace: str) -> tuple[HostRules | None, bool]:
@@ -173,10 +209,36 @@ class Scoping:
         self._shared[key] = (builds, config)
         return config
 
+    def config(
+        self,
+        proxy: Proxy,
+        scope: Scope,
+        own: list[Resource],
+        routed: bool,
+        pods: list[Resource],
+        assemble: Callable[[list[Resource]], ProxyConfig],
+    ) -> ProxyConfig:
+        """A scoped proxy's config: its `own` resources, its route table if `routed`, the
+        resources of the headless pods it reaches (`pods`, made per snapshot), and its
+        scope's shared resources (`assemble(own + table + pods)` lays them over those)."""
+        table_key = self._table_key(proxy, scope) if routed else None
+        table = self.routes(proxy, scope) if routed else None
+        resources = [*own, *([] if table is None else [table]), *pods]
+        parts = (own, table, self.shared(scope), *pods)
+        scope_key: ScopeKey = (scope.namespace, scope.sidecar)
+        if self._uses.get(proxy.id) != (scope_key, table_key):
+            self._uses[proxy.id] = (scope_key, table_key)
+            if self._dependents is not None:
+                self._dependents.add_use(proxy.id, scope_key, table_key)
+        return self.assembled(proxy, parts, lambda: assemble(resources))
+
+    def _table_key(self, proxy: Proxy, scope: Scope) -> Any:
+        return (scope.sidecar, vhosts.table_key(proxy, self._hosts.source_selectors()))
+
     def routes(self, proxy: Proxy, scope: Scope) -> Resource:
         """The outbound table of a scoped proxy, shared by the proxies with the same scope
         and `vhosts.table_key`."""
-        key = (scope.sidecar, vhosts.table_key(proxy, self._hosts.source_selectors()))
+        key = self._table_key(proxy, scope)
         found = self._tables.get(key)
         if found is not None:
             return found[1]
@@ -196,7 +258,10 @@ class Scoping:
             return found[1]
         table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy, scope)
         resource = Resource.pack(names.OUTBOUND_ROUTE, table)
-        self._tables[key] = (inputs, resource, reuse.table_dependencies(self.snapshot, scope))
+        deps = reuse.table_dependencies(self.snapshot, scope)
+        self._tables[key] = (inputs, resource, deps)
+        if self._dependents is not None:
+            self._dependents.add_table(key, deps)
         return resource
 
     def assembled(
@@ -238,6 +303,14 @@ def _sidecar_of(
         return (proxy.namespace, None), None
     meta = sidecar.resource.metadata
     return (proxy.namespace, (meta.namespace, meta.name)), sidecar
+
+
+def _without(items: dict[Any, T], keys: set[Any]) -> dict[Any, T]:
+    """A copy of `items` without `keys` (a copy and a few deletions: `items` is large)."""
+    out = dict(items)
+    for key in keys:
+        out.pop(key, None)
+    return out
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

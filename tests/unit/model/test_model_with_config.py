@@ -253,3 +253,32 @@ def test_input_messages_are_the_new_ones() -> None:
 )
 def test_other_changes_are_left_to_a_full_build(after: dict[str, str]) -> None:
     assert with_config(build(BASE), config(BASE), config(after), 2) is None
+
+
+def test_a_chain_of_changes_to_one_file_equals_full_builds() -> None:
+    """A file is re-loaded whole: its unchanged resources come back as new, equal objects,
+    which the snapshot does not take for changes (it keeps the old ones)."""
+
+    def both(dest: str, hosts: str = "[reviews]", rule: str = "") -> str:
+        return vs("reviews", hosts, dest) + "---\n" + dr("reviews", "reviews", rule)
+
+    base = without("dr-reviews")
+    steps = [
+        base | {"vs-reviews": both("ratings")},
+        base | {"vs-reviews": both("ratings", "[reviews, ratings]", TIMEOUT)},  # the rule too
+        base | {"vs-reviews": both("details", "[reviews, ratings]", TIMEOUT)},
+        base | {"vs-reviews": both("details", "[reviews]", TIMEOUT)},
+        {k: v for k, v in base.items() if k != "vs-reviews"},
+    ]
+    files = base | {"vs-reviews": both("reviews")}
+    snap = build(files)
+    for version, after in enumerate(steps, start=2):
+        got = with_config(snap, config(files), config(after), version)
+        assert got is not None, version
+        want = build(after, version)
+        for f in fields(MeshSnapshot):
+            assert getattr(got, f.name) == getattr(want, f.name), (version, f.name)
+        if version in (2, 4, 5):  # the rule came back equal: it is not a change
+            assert got.rules_by_host is snap.rules_by_host
+            assert got.destination_rules is snap.destination_rules
+        snap, files = got, after
