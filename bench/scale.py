@@ -52,7 +52,8 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   the snapshot build times (`KIND_build_s`) and translation times (`KIND_translate_s`,
   `MeshState.publish`) per change, what the translation built for the last change of each
   kind (`KIND_built`: hosts, own resources, route tables, configs assembled, configs
-  whose endpoint sets were swapped in), and the peak RSS after each phase
+  whose endpoint sets were swapped in, proxies translated again on the config fast path
+  or -1), and the peak RSS after each phase
   (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows); `real`: the real
   Envoys' figures per phase (`PHASE_synced_s` per Envoy: from its stream's start, or
   from the server's start after a restart, and then `PHASE_connected_s`, when each

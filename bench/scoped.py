@@ -15,13 +15,17 @@ pushes and convergences, and measures per edit:
   number, over the repetitions, of non-dependents that received nothing (the goal: all of
   them, `proxies - 10`); `scoped_non_dependent_pushes` the largest number of
   non-dependents that received something (the goal: 0); `scoped_pushes_per_edit` the
-  responses the server wrote per edit, all proxies together.
+  responses the server wrote per edit, all proxies together;
+* in `detail`: `scoped_build_s` and `scoped_translate_s` per edit (the snapshot build,
+  `MeshState.publish`), and `scoped_built`, what the last edit's translation built
+  (`config_affected`: the proxies it translated again on the config fast path).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.meshgen import NAMESPACE, SnapshotBuilder, SyntheticMesh
@@ -154,7 +158,9 @@ async def run(
         observer.pushes = 0
         t0, t0_wall = time.monotonic(), time.time()
         edited = host.builder.update(f"{SCOPED_DIR}/vs-{k:04d}.yaml", vs_yaml(k, i + 1))
+        built = time.monotonic()
         gen = await state.publish(edited)
+        translated = time.monotonic()
         await host._synced(server, gen, f"scoped edit {i}")
         after = _sent(server)
         if real is not None:
@@ -167,6 +173,11 @@ async def run(
         untouched.append(len(others - changed))
         touched_others.append(len(changed & others))
         pushes.append(observer.pushes)
+        host.detail.setdefault("scoped_build_s", []).append(built - t0)
+        host.detail.setdefault("scoped_translate_s", []).append(translated - built)
+        host.detail["scoped_built"] = asdict(state.built) | {
+            "endpoint_hosts": sorted(state.built.endpoint_hosts)
+        }
         host.detail.setdefault("scoped_dependents_reached", []).append(len(changed & needed))
     host.detail["scoped_edit"] = {
         "p50": sorted(latencies)[len(latencies) // 2] if latencies else None,

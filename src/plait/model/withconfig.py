@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from itertools import compress
 from typing import Any
 
 from typing_extensions import TypeVar
@@ -69,10 +70,7 @@ def with_config(
 
     Resources are compared by identity, as the sources keep an unchanged resource's
     `Loaded` object from one view to the next (see the module docstring)."""
-    kept = {id(item) for item in before}
-    added = [item for item in after if id(item) not in kept]
-    now = {id(item) for item in after}
-    removed = [item for item in before if id(item) not in now]
+    added, removed = _differing(before, after)
     if any(not isinstance(i.resource, INCREMENTAL) for i in (*added, *removed)):
         return None
     added, removed = _unequal(added, removed)
@@ -101,6 +99,18 @@ def with_config(
         inputs = scope_inputs_of(new.services, new.virtual_services, vs_hosts, new.mesh)
     messages = (*messages, *derived_messages(new.rule_warnings, new.orphan_messages))
     return replace(new, scope_inputs=inputs, messages=messages)
+
+
+def _differing(
+    before: Sequence[Loaded], after: Sequence[Loaded]
+) -> tuple[list[Loaded], list[Loaded]]:
+    """(added, removed) by identity (in C: this looks at every resource of the mesh)."""
+    kept, now = set(map(id, before)), set(map(id, after))
+    new, gone = now - kept, kept - now
+    return (
+        list(compress(after, map(new.__contains__, map(id, after)))),
+        list(compress(before, map(gone.__contains__, map(id, before)))),
+    )
 
 
 def _unequal(added: list[Loaded], removed: list[Loaded]) -> tuple[list[Loaded], list[Loaded]]:

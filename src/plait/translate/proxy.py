@@ -341,7 +341,9 @@ class Translator:
         found = self._sidecar_tables.get(key)
         if found is None:
             self.built.tables += 1
-            table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy)
+            table = vhosts.sidecar_routes(
+                self.snapshot, proxy.namespace, proxy, memo=self.scoping.route_memo
+            )
             found = self._sidecar_tables[key] = Resource.pack(names.OUTBOUND_ROUTE, table)
         return found
 

@@ -74,6 +74,7 @@ class Scoping:
         # proxies' configs with the parts they were assembled from
         self._assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
         self._earlier_assembled: dict[str, tuple[Proxy, tuple[Any, ...], ProxyConfig]] = {}
+        self.route_memo: vhosts.RouteMemo = {}  # for this snapshot only (ids of its items)
         self._rule_variants: dict[tuple[str, str], HostRules | None] = {}
         self._variant_hosts: dict[tuple[str, tuple[str, ...]], HostBuild] = {}
         # what changed since the previous snapshot, when the scopes and everything else a
@@ -256,7 +257,7 @@ class Scoping:
         if found is not None and found[0] == inputs:
             self._tables[key] = found
             return found[1]
-        table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy, scope)
+        table = vhosts.sidecar_routes(self.snapshot, proxy.namespace, proxy, scope, self.route_memo)
         resource = Resource.pack(names.OUTBOUND_ROUTE, table)
         deps = reuse.table_dependencies(self.snapshot, scope)
         self._tables[key] = (inputs, resource, deps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from envoy.config.route.v3 import route_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
 from google.protobuf import wrappers_pb2
 
 from plait.api import Loaded, VirtualService
@@ -67,6 +67,21 @@ def _primary_domains(service: Service, port: int) -> set[str]:
     return {f"{service.hostname}:{port}", *([service.hostname] if port == 80 else [])}
 
 
+RouteMemo = dict[tuple[int, int], list[route_components_pb2.Route]]
+"""Routes of a VirtualService (by `id` of its `Loaded`) for a port, made once per
+snapshot for every table that has it (`sidecar_routes`)."""
+
+
+def _source_free(vs: VirtualService) -> bool:
+    """Whether the routes of `vs` do not depend on the calling proxy (no `sourceLabels`
+    or `sourceNamespace` match, no delegate that might have one)."""
+    return all(
+        rule.delegate is None
+        and not any(m.source_labels or m.source_namespace is not None for m in rule.match)
+        for rule in vs.spec.http
+    )
+
+
 def _visible_virtual_services(
     snapshot: MeshSnapshot, scope: Scope | None
 ) -> Mapping[str, Loaded[VirtualService]]:
@@ -83,12 +98,21 @@ def _port_routes(
     service: Service,
     port: int,
     source: Proxy | None,
+    memo: RouteMemo | None = None,
 ) -> list[route_pb2.Route]:
-    """The routes of one host port: its VirtualService's rules, else its default route."""
+    """The routes of one host port: its VirtualService's rules (kept in `memo` when they
+    do not depend on the caller), else its default route."""
     loaded = by_host.get(service.hostname)
     if loaded is not None:
         vs = loaded.resource
-        return vs_routes(RouteContext(snapshot, vs.metadata.namespace, port, source=source), vs)
+        key = (id(loaded), port)
+        found = memo.get(key) if memo is not None else None
+        if found is None:
+            ctx = RouteContext(snapshot, vs.metadata.namespace, port, source=source)
+            found = vs_routes(ctx, vs)
+            if memo is not None and _source_free(vs):
+                memo[key] = found
+        return found
     rules = snapshot.host_rules(service.hostname)
     policy = rules.policy_for(port) if rules is not None else None
     return [default_route(service, port, policy)]
@@ -130,11 +154,16 @@ def sidecar_routes(
     proxy_namespace: str,
     source: Proxy | None = None,
     scope: Scope | None = None,
+    memo: RouteMemo | None = None,
 ) -> route_pb2.RouteConfiguration:
     """One virtual host per HTTP service port, for callers in `proxy_namespace` (`source`
     is the calling proxy, for `sourceLabels` / `sourceNamespace` matches); with a `scope`
     (`model.scope`), only the host ports it routes, with the VirtualServices it sees, and
     its outbound traffic policy for everything else.
+
+    `memo` (the caller's, for one snapshot) keeps the routes of the VirtualServices
+    whose routes do not depend on the caller, so that the tables of many scopes that
+    route to one host make its routes once.
 
     Envoy rejects a table in which two virtual hosts share a domain, so a host's own name
     always wins over another service's short alias (a ServiceEntry host `reviews` beside
@@ -156,7 +185,7 @@ def sidecar_routes(
                 continue
             if scope is not None and not scope.routes_port(hostname, port.port):
                 continue
-            routes = _port_routes(snapshot, by_host, service, port.port, source)
+            routes = _port_routes(snapshot, by_host, service, port.port, source, memo)
             primary = _primary_domains(service, port.port)
             domains = [
                 d

@@ -15,6 +15,7 @@ from plait.translate import typeurls
 from plait.translate.proxy import Translator
 from plait.translate.resource import Resource
 from plait.translate.vhosts import (
+    RouteMemo,
     mesh_virtual_services,
     service_domains,
     sidecar_routes,
@@ -262,3 +263,32 @@ def test_translator_shares_one_table_per_key() -> None:
 def test_direct_responses_may_carry_istios_body_size() -> None:
     config = sidecar_routes(snapshot(SERVICES), "default")
     assert config.max_direct_response_body_size_bytes.value == 1024 * 1024
+
+
+SOURCE_ROUTED = (
+    REVIEWS_SERVICE
+    + """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{sourceLabels: {app: web}}]
+    route: [{destination: {host: reviews}}]
+    timeout: 3s
+  - route: [{destination: {host: reviews}}]
+"""
+)
+
+
+def test_a_route_memo_keeps_only_routes_that_do_not_depend_on_the_caller() -> None:
+    snap = snapshot(SOURCE_ROUTED)
+    memo: RouteMemo = {}
+    web, other = sidecar("web-0"), sidecar("other-0")
+    with_memo = [sidecar_routes(snap, "default", p, memo=memo) for p in (web, other)]
+    assert with_memo == [sidecar_routes(snap, "default", p) for p in (web, other)]
+    assert with_memo[0] != with_memo[1]  # the web proxy has one route more
+    assert memo == {}
+    plain = snapshot(REVIEWS_SERVICE + virtual_service("v1", "[mesh]"))
+    tables = [sidecar_routes(plain, "default", p, memo=memo) for p in (web, other)]
+    assert len(memo) == 1 and tables[0] == tables[1]
