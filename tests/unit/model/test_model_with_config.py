@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import pytest
 
-from plait.api import Loaded, load_text
+from configfiles import config
 from plait.model.labels import Labels
 from plait.model.registry import PortMap, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot
@@ -97,22 +97,6 @@ BASE: dict[str, str] = {
     "dr-ratings": dr("ratings", "ratings"),
     "dr-ratings-team": dr("ratings", "ratings.default.svc.cluster.local", ns="team"),
 }
-
-_parsed: dict[tuple[str, str], list[Loaded]] = {}
-
-
-def config(files: dict[str, str]) -> list[Loaded]:
-    """The files' resources; an unchanged file gives the very same objects (as a source)."""
-    out: list[Loaded] = []
-    for name in sorted(files):
-        key = (name, files[name])
-        if key not in _parsed:
-            result = load_text(files[name], f"{name}.yaml")
-            assert not result.errors, [str(m) for m in result.errors]
-            _parsed[key] = list(result.resources)
-        out += _parsed[key]
-    return out
-
 
 INSTANCES = [
     WorkloadInstance(

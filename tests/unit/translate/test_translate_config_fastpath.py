@@ -13,7 +13,8 @@ from dataclasses import fields, replace
 import pytest
 from translate_kit import gateway, instance, sidecar
 
-from plait.api import Loaded, load_text
+from configfiles import config
+from plait.api import Loaded
 from plait.model.proxy import Proxy, Traffic
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.model.withconfig import with_config
@@ -92,21 +93,6 @@ PROXIES = (
     gateway((80, 8080)),
 )
 GW = PROXIES[-1].id
-
-_parsed: dict[tuple[str, str], list[Loaded]] = {}
-
-
-def config(files: dict[str, str]) -> list[Loaded]:
-    """An unchanged file's resources are the very same objects (as the sources keep them)."""
-    out: list[Loaded] = []
-    for name in sorted(files):
-        key = (name, files[name])
-        if key not in _parsed:
-            result = load_text(files[name], f"{name}.yaml")
-            assert not result.errors, [str(m) for m in result.errors]
-            _parsed[key] = list(result.resources)
-        out += _parsed[key]
-    return out
 
 
 def bodies(config: ProxyConfig) -> dict[tuple[str, str], bytes]:
