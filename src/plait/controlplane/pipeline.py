@@ -10,7 +10,8 @@ the burst (`Debounce`: until no event came for `step_s`, at most `max_s` after t
 and, if an input changed, builds the snapshot in a worker thread (parsing is done by the
 sources; indexing and analysis of a large mesh still take a while) and publishes it. An
 endpoint-only burst is built and translated on the fast path (`builder.py`: the endpoint
-sets of the affected hosts, nothing else). A build that raises keeps the last snapshot in
+sets of the affected hosts, nothing else), and so is a burst that edits VirtualServices
+and DestinationRules only (what reads them, for the proxies that read them). A build that raises keeps the last snapshot in
 force and is shown in `/status` (`internal_error`) until a later build succeeds.
 
 The pipeline knows neither files nor Kubernetes: a Kubernetes source plugs in as one more
