@@ -196,6 +196,7 @@ class SnapshotBuilder:
         self._parsed = {name: load({name: text}) for name, text in files.items()}
         self._registry = list(registry)
         self._last: MeshSnapshot | None = None
+        self._listed: list[Loaded] | None = None
         self.version = 0
 
     def update(self, name: str, text: str) -> MeshSnapshot:
@@ -206,6 +207,7 @@ class SnapshotBuilder:
         before = self._resources()
         for name, text in files.items():
             self._parsed[name] = load({name: text})
+        self._listed = None
         if self._last is not None:
             found = with_config(self._last, before, self._resources(), self.version + 1)
             if found is not None:
@@ -231,4 +233,7 @@ class SnapshotBuilder:
         return self._last
 
     def _resources(self) -> list[Loaded]:
-        return [r for name in sorted(self._parsed) for r in self._parsed[name]]
+        """Every file's resources, in file order (made again only after a change)."""
+        if self._listed is None:
+            self._listed = [r for name in sorted(self._parsed) for r in self._parsed[name]]
+        return self._listed
