@@ -18,6 +18,7 @@ from plait.api import Loaded
 from plait.model.proxy import Proxy, Traffic
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.model.withconfig import with_config
+from plait.translate import typeurls
 from plait.translate.proxy import Translator
 from plait.translate.resource import ProxyConfig
 
@@ -224,3 +225,43 @@ def test_the_derived_snapshots_equal_full_builds() -> None:
         for f in fields(MeshSnapshot):
             assert getattr(got, f.name) == getattr(want, f.name), f.name
         snap, files = got, after
+
+
+HEADLESS = {
+    "svc-hl": service("a").replace("name: a,", "name: hl,").replace(
+        "clusterIP: 10.0.0.1", "clusterIP: None"
+    ).replace("app: a", "app: hl"),
+    "svc-cap": service("cap"),
+    "vs-hl": vs("hl"),
+    "dr-hl": dr("hl"),
+    "sidecar-cap": sidecar_for("cap", "hl"),  # scoped: no outbound table reads the route
+}  # fmt: skip
+HEADLESS_PODS = (
+    replace(instance("hl-0", 20050, app="hl"), address="10.1.0.5"),
+    replace(instance("cap-0", 20051, app="cap"), address="10.1.0.9"),
+)
+CAPTURED = replace(
+    sidecar("cap-0", outbound_port=None), traffic=Traffic.CAPTURED, address="10.1.0.9"
+)
+
+
+def test_captured_sidecars_reaching_headless_pods_are_translated_again() -> None:
+    """Their pods' route tables and clusters read routing and rules (made per snapshot)."""
+    files = HEADLESS
+    previous = Translator(build_snapshot(config(files), HEADLESS_PODS, 1))
+    for proxy in (CAPTURED, PROXIES[0]):
+        previous.config_for(proxy)
+    assert any("hl" in name for name in previous.config_for(CAPTURED).resources(typeurls.ROUTE))
+    for version, change in enumerate([{"vs-hl": vs("hl", "1")}, {"dr-hl": dr("hl", 7)}], start=2):
+        after_files = files | change
+        snap = with_config(previous.snapshot, config(files), config(after_files), version)
+        assert snap is not None
+        after = Translator(snap, previous=previous)
+        after.warm()
+        assert after.built.config_affected == 2, change  # the captured one and web-0
+        fresh = Translator(build_snapshot(config(after_files), HEADLESS_PODS, version))
+        for proxy in (CAPTURED, PROXIES[0]):
+            got, want = after.config_for(proxy), fresh.config_for(proxy)
+            assert bodies(got) == bodies(want), (change, proxy.id)
+        assert CAPTURED.id in (after.changed or ()), change
+        previous, files = after, after_files
