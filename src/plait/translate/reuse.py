@@ -40,6 +40,12 @@ listeners for headless Services), so a snapshot that differs from the previous o
 its endpoints alone (`endpoint_change`) takes the fast path: only the affected hosts are
 rebuilt and everything else is taken over as it is; unless a headless host's endpoints
 changed while captured sidecars are served (their listeners name its pods).
+
+A snapshot that differs in VirtualService routing and DestinationRules alone, by
+identity (`config_change`, as `model.withconfig.with_config` makes it), takes the config
+fast path: the proxies that read an edited host or VirtualService are translated again
+(scoped ones found through `translate.dependents`; every unscoped sidecar and gateway;
+captured sidecars too when headless Services exist) and every other config is kept.
 """
 
 from __future__ import annotations
