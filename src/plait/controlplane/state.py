@@ -3,12 +3,15 @@
 Single event loop, no locks: `publish` makes the new Translator from the previous one
 (it takes over what did not change), has it translate for every known proxy in a worker
 thread (nothing else sees it until then, and the event loop keeps serving the streams),
-then swaps it in and bumps the generation. Waiters (every stream's watcher) wait on an
-`asyncio.Event` replaced at each generation, so all wake in the same loop iteration; with
-a Condition they woke one after another, each re-taking its lock in turn, and the
-thousandth stream started its push about a thousand loop iterations after the first. A
-translation failure for one proxy is recorded and that proxy keeps the last config it
-was given, so one bad resource never takes the rest of the mesh down.
+then swaps it in and bumps the generation. In the same worker thread it compares, for
+every proxy a stream waits on, the new config with the one that proxy's stream was last
+given (`config_for`): only the streams of proxies whose config versions differ are woken
+(`plait.xds.wakeups`), so a Sidecar-scoped edit or an endpoint change few proxies reach
+costs nothing on the other streams. Waiters wait on `asyncio.Event`s replaced at each
+generation, so all wake in the same loop iteration (with a Condition they woke one after
+another, each re-taking its lock in turn). A translation failure for one proxy is
+recorded and that proxy keeps the last config it was given, so one bad resource never
+takes the rest of the mesh down.
 """
 
 from __future__ import annotations
@@ -20,22 +23,23 @@ from plait.model.proxy import Proxy
 from plait.model.snapshot import MeshSnapshot
 from plait.translate.proxy import Built, Translator
 from plait.translate.resource import ProxyConfig
+from plait.xds.wakeups import Wakeups, unchanged_ids
 
 log = logging.getLogger(__name__)
 
 
 class MeshState:
     def __init__(self, snapshot: MeshSnapshot) -> None:
-        self._generation = 1
+        self._wakeups = Wakeups()
         self._translator = Translator(snapshot)
-        self._changed = asyncio.Event()  # set (and replaced) when the generation bumps
         self._publishing = asyncio.Lock()  # one at a time: a newer snapshot is never undone
-        self._last_config: dict[str, ProxyConfig] = {}
+        # by node id: the config `config_for` gave last, and the Proxy it was made for
+        self._last_config: dict[str, tuple[Proxy, ProxyConfig]] = {}
         self.translation_errors: dict[str, str] = {}
 
     @property
     def generation(self) -> int:
-        return self._generation
+        return self._wakeups.generation
 
     @property
     def snapshot(self) -> MeshSnapshot:
@@ -49,12 +53,23 @@ class MeshState:
     async def publish(self, snapshot: MeshSnapshot) -> int:
         async with self._publishing:
             translator = Translator(snapshot, previous=self._translator)
-            await asyncio.to_thread(translator.warm)
+            watched = self._wakeups.watched()
+            before = {}
+            for node_id, proxy in watched.items():
+                last = self._last_config.get(node_id)
+                if last is not None and (last[0] is proxy or last[0] == proxy):
+                    before[node_id] = last[1]
+            unchanged = await asyncio.to_thread(self._translate, translator, watched, before)
             self._translator = translator
-            self._generation += 1
-            self._changed.set()
-            self._changed = asyncio.Event()
-        return self._generation
+            return self._wakeups.advance(unchanged)
+
+    @staticmethod
+    def _translate(
+        translator: Translator, watched: dict[str, Proxy], before: dict[str, ProxyConfig]
+    ) -> set[str]:
+        """Warm `translator`; the node ids of `watched` whose config is as `before`."""
+        translator.warm()
+        return unchanged_ids(watched, before, translator.config_for)
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         try:
@@ -65,12 +80,16 @@ class MeshState:
             previous = self._last_config.get(proxy.id)
             if previous is None:
                 raise
-            return previous
+            return previous[1]
         self.translation_errors.pop(proxy.id, None)
-        self._last_config[proxy.id] = config
+        self._last_config[proxy.id] = (proxy, config)
         return config
 
     async def wait_for_generation(self, after: int) -> int:
-        while self._generation <= after:
-            await self._changed.wait()
-        return self._generation
+        return await self._wakeups.wait_for_generation(after)
+
+    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
+        return await self._wakeups.wait_for_change(proxy, after)
+
+    def unchanged_through(self, proxy: Proxy, generation: int) -> int:
+        return self._wakeups.unchanged_through(proxy, generation)

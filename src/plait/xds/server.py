@@ -188,10 +188,17 @@ class AdsServer:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
+            # a stream's ACK, or a new generation (one that changes no proxy's config
+            # wakes no stream, yet every proxy synced before counts as synced at it)
+            waits = {
+                asyncio.ensure_future(self._sync_changed.wait()),
+                asyncio.ensure_future(self.source.wait_for_generation(self.source.generation)),
+            }
             try:
-                await asyncio.wait_for(self._sync_changed.wait(), remaining)
-            except TimeoutError:
-                return self._synced(generation, min_proxies)
+                await asyncio.wait(waits, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
         return True
 
     def _synced(self, generation: int, min_proxies: int) -> bool:

@@ -4,7 +4,9 @@ Concurrency model (one event loop, no locks):
 
 * the reader feeds each DiscoveryRequest to the `StreamState` (ACK, NACK, stale nonce,
   subscription) and wakes the pusher;
-* the watcher awaits `ConfigSource.wait_for_generation` and wakes the pusher;
+* the watcher awaits `ConfigSource.wait_for_change` (a generation that changed this
+  proxy's configuration: the others do not wake the stream at all, `wakeups.py`) and
+  wakes the pusher;
 * the pusher, on each wake, fetches the proxy's config for the *current* generation only
   (generations that arrived while it was writing are coalesced into one push), writes the
   planned responses in push order, and records the newest generation the proxy has fully
@@ -194,7 +196,7 @@ class Session:
         self.state: StreamState | DeltaStreamState = DeltaStreamState() if delta else StreamState()
         self.connected_since = utcnow()
         self.disconnected_at: datetime | None = None
-        self.synced_generation: int | None = None
+        self._synced_at: int | None = None  # the generation whose config was ACKed in full
         self.config: ProxyConfig | None = None
         self.config_generation: int | None = None
         self._deps = deps
@@ -206,6 +208,14 @@ class Session:
     @property
     def connected(self) -> bool:
         return self.disconnected_at is None
+
+    @property
+    def synced_generation(self) -> int | None:
+        """The newest generation the proxy has fully ACKed: a generation that did not
+        change its configuration (and so did not wake the stream) counts."""
+        if self._synced_at is None:
+            return None
+        return self._deps.source.unchanged_through(self.proxy, self._synced_at)
 
     def close(self) -> None:
         """End the stream with ServerStoppingError."""
@@ -265,7 +275,7 @@ class Session:
     async def _watch(self) -> None:
         generation = self._deps.source.generation
         while True:
-            generation = await self._deps.source.wait_for_generation(generation)
+            generation = await self._deps.source.wait_for_change(self.proxy, generation)
             self._deps.generations.seen(generation)
             self._wake.set()
 
@@ -289,8 +299,8 @@ class Session:
                 deps.counters.count_resources(planned.type_url, len(planned.resources), removed)
                 seconds = None if since is None else time.monotonic() - since
                 deps.observer.pushed(SHORT_NAMES[planned.type_url], size, seconds)
-            if self.state.settled(self.config) and self.synced_generation != generation:
-                self.synced_generation = generation
+            if self.state.settled(self.config) and self._synced_at != generation:
+                self._synced_at = generation
                 self._settled()
                 deps.on_sync_change()
 

@@ -9,17 +9,18 @@ only coalesces generations that arrive while a push is in flight.
 
 `StaticConfigSource` is the in-memory implementation used by tests and benchmarks.
 Concurrency: it lives on one event loop; `set` is synchronous and wakes every
-`wait_for_generation` waiter.
+`wait_for_generation` waiter, and the `wait_for_change` waiters of the proxies whose
+configuration it changed (`wakeups.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeAlias
 
 from plait.model.proxy import Proxy
 from plait.translate.resource import ProxyConfig
+from plait.xds.wakeups import Wakeups, unchanged_ids
 
 EMPTY_CONFIG = ProxyConfig.of(())
 
@@ -40,6 +41,15 @@ class ConfigSource(Protocol):
         """Return the current generation as soon as it is greater than `after`."""
         ...
 
+    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
+        """Return the current generation as soon as a generation greater than `after`
+        may have changed `proxy`'s configuration (see `wakeups.Wakeups`)."""
+        ...
+
+    def unchanged_through(self, proxy: Proxy, generation: int) -> int:
+        """The newest generation known to give `proxy` the configuration of `generation`."""
+        ...
+
 
 Configs: TypeAlias = Mapping[str, ProxyConfig] | Callable[[Proxy], ProxyConfig]
 
@@ -52,20 +62,23 @@ class StaticConfigSource:
 
     def __init__(self, configs: Configs | None = None) -> None:
         self._configs: Configs = configs if configs is not None else {}
-        self._generation = 1
-        self._changed = asyncio.Event()
+        self._wakeups = Wakeups()
 
     @property
     def generation(self) -> int:
-        return self._generation
+        return self._wakeups.generation
 
     def set(self, configs: Configs) -> int:
         """Replace every proxy's configuration; returns the new generation."""
+        watched = self._wakeups.watched()
+        before = {}
+        for node_id, proxy in watched.items():
+            try:
+                before[node_id] = self.config_for(proxy)
+            except Exception:  # noqa: BLE001, S112 - counts as changed
+                continue
         self._configs = configs
-        self._generation += 1
-        self._changed.set()
-        self._changed = asyncio.Event()
-        return self._generation
+        return self._wakeups.advance(unchanged_ids(watched, before, self.config_for))
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         if callable(self._configs):
@@ -73,6 +86,10 @@ class StaticConfigSource:
         return self._configs.get(proxy.id, EMPTY_CONFIG)
 
     async def wait_for_generation(self, after: int) -> int:
-        while self._generation <= after:
-            await self._changed.wait()
-        return self._generation
+        return await self._wakeups.wait_for_generation(after)
+
+    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
+        return await self._wakeups.wait_for_change(proxy, after)
+
+    def unchanged_through(self, proxy: Proxy, generation: int) -> int:
+        return self._wakeups.unchanged_through(proxy, generation)

@@ -112,3 +112,28 @@ def test_a_translation_failure_without_a_previous_config_raises(
         state.config_for(A)
     assert state.translation_errors == {A.id: "ValueError: boom"}
     assert state.config_for(B).resources(typeurls.CLUSTER)
+
+
+async def test_publish_wakes_only_the_streams_whose_proxy_config_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = MeshState(snapshot("a"))
+    state.config_for(A), state.config_for(B)
+    waiting_a = asyncio.create_task(state.wait_for_change(A, 1))
+    waiting_b = asyncio.create_task(state.wait_for_change(B, 1))
+    await asyncio.sleep(0)
+
+    assert await state.publish(snapshot("a", version=2)) == 2  # the same mesh again
+    await asyncio.sleep(0)
+    assert not waiting_a.done() and not waiting_b.done()
+    assert state.unchanged_through(A, 1) == 2  # synced at 1 counts as synced at 2
+
+    failing_for(A.id, monkeypatch)  # a failing translation counts as a change
+    assert await state.publish(snapshot("a", version=3)) == 3
+    assert await asyncio.wait_for(waiting_a, 1) == 3
+    assert not waiting_b.done()
+
+    monkeypatch.undo()
+    assert await state.publish(snapshot("a", "b", version=4)) == 4  # a new cluster for B
+    assert await asyncio.wait_for(waiting_b, 1) == 4
+    assert state.unchanged_through(B, 1) == 1

@@ -1,0 +1,127 @@
+"""Per-proxy wake-ups: a new generation wakes only the streams whose proxy it changed.
+
+A `ConfigSource` bumps its generation for every new mesh snapshot, but most snapshots
+change the configuration of a few proxies only (a Sidecar-scoped edit, an endpoint of a
+service few proxies reach). Waking every stream for every generation cost ~1,000 task
+wake-ups, config look-ups and plans per change at 1,000 proxies (`docs/benchmarks.md`,
+"Per-stream work"). `Wakeups` keeps, per watched node id, the generation at which its
+configuration last changed; the source tells it which watched proxies a new generation
+left unchanged (`unchanged_ids`: their configuration versions are all equal) and only the
+others' waiters wake.
+
+A stream that is not woken still counts as synced at the new generation
+(`unchanged_through`): its proxy runs that generation's configuration already.
+
+Rules that keep it correct:
+
+* A proxy the source did not compare (a stream that started waiting while the new
+  translation was running, a translation that failed) counts as changed.
+* A watch starts as changed at the current generation, so a waiter that asks about an
+  older generation returns at once.
+* Two streams of one node id with different `Proxy` objects (a reconnect with new
+  metadata, the old stream not gone yet) share one watch that always wakes.
+
+Single event loop, no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from plait.model.proxy import Proxy
+from plait.translate.resource import ProxyConfig
+
+ConfigFor: TypeAlias = Callable[[Proxy], ProxyConfig]
+
+
+def same_config(old: ProxyConfig | None, new: ProxyConfig) -> bool:
+    """`new` gives a proxy holding `old` nothing to do: the same versions of every type."""
+    return old is new or (old is not None and old.versions == new.versions)
+
+
+@dataclass
+class _Watch:
+    proxy: Proxy | None  # None: several different Proxy objects share the node id
+    changed_at: int
+    streams: int = 0
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Wakeups:
+    """The generation counter of a source, and who waits for which proxy's changes."""
+
+    def __init__(self) -> None:
+        self.generation = 1
+        self._all = asyncio.Event()  # set (and replaced) at every generation
+        self._watches: dict[str, _Watch] = {}
+
+    def watched(self) -> dict[str, Proxy]:
+        """The proxies whose streams wait, by node id (those a source should compare)."""
+        return {i: w.proxy for i, w in self._watches.items() if w.proxy is not None}
+
+    def advance(self, unchanged_ids: Collection[str] = ()) -> int:
+        """Bump the generation; wake the waiters of every proxy not in `unchanged_ids`."""
+        self.generation += 1
+        for node_id, watch in self._watches.items():
+            if node_id in unchanged_ids and watch.proxy is not None:
+                continue
+            watch.changed_at = self.generation
+            watch.event.set()
+            watch.event = asyncio.Event()
+        self._all.set()
+        self._all = asyncio.Event()
+        return self.generation
+
+    async def wait_for_generation(self, after: int) -> int:
+        while self.generation <= after:
+            await self._all.wait()
+        return self.generation
+
+    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
+        """The current generation, once one newer than `after` changed `proxy`'s config."""
+        watch = self._watches.get(proxy.id)
+        if watch is None:
+            watch = self._watches[proxy.id] = _Watch(proxy, self.generation)
+        elif watch.proxy is not proxy and watch.proxy != proxy:
+            watch.proxy = None
+        watch.streams += 1
+        try:
+            while watch.changed_at <= after:
+                await watch.event.wait()
+            return self.generation
+        finally:
+            watch.streams -= 1
+            if watch.streams == 0:
+                del self._watches[proxy.id]
+
+    def unchanged_through(self, proxy: Proxy, generation: int) -> int:
+        """The newest generation whose config for `proxy` is the one of `generation`, as
+        far as known (`generation` itself unless a stream of the proxy waits)."""
+        watch = self._watches.get(proxy.id)
+        if watch is None or watch.changed_at > generation:
+            return generation
+        return self.generation
+
+
+def unchanged_ids(
+    watched: Mapping[str, Proxy],
+    before: Mapping[str, ProxyConfig],
+    config_for: ConfigFor,
+) -> set[str]:
+    """The node ids of `watched` whose config `config_for` gives the same as `before`
+    (a proxy whose translation fails counts as changed: its stream reports it)."""
+    out = set()
+    for node_id, proxy in watched.items():
+        old = before.get(node_id)
+        if old is None:
+            continue
+        try:
+            new = config_for(proxy)
+        except Exception:  # noqa: BLE001, S112 - the stream's own config_for reports it
+            continue
+        if same_config(old, new):
+            out.add(node_id)
+    return out

@@ -1,0 +1,87 @@
+"""Wakeups: a new generation wakes only the waiters of proxies whose config it changed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from plait.model.proxy import Proxy, ProxyKind
+from plait.translate.resource import ProxyConfig, Resource
+from plait.translate.typeurls import CLUSTER
+from plait.xds.wakeups import Wakeups, same_config, unchanged_ids
+
+A = Proxy(id="sidecar~a-0.default", kind=ProxyKind.SIDECAR, workload="a", outbound_port=1)
+B = Proxy(id="sidecar~b-0.default", kind=ProxyKind.SIDECAR, workload="b", outbound_port=2)
+
+
+def config(*names: str) -> ProxyConfig:
+    return ProxyConfig.of(Resource(CLUSTER, n, n.encode(), n) for n in names)
+
+
+async def started(wakeups: Wakeups, proxy: Proxy, after: int) -> asyncio.Task[int]:
+    task = asyncio.create_task(wakeups.wait_for_change(proxy, after))
+    await asyncio.sleep(0)
+    assert not task.done()
+    return task
+
+
+async def test_a_generation_wakes_only_the_changed_proxies() -> None:
+    wakeups = Wakeups()
+    a, b = await started(wakeups, A, 1), await started(wakeups, B, 1)
+    assert wakeups.advance({B.id}) == 2
+    assert await asyncio.wait_for(a, 1) == 2
+    await asyncio.sleep(0)
+    assert not b.done()
+    assert wakeups.advance() == 3  # nothing said unchanged: everyone wakes
+    assert await asyncio.wait_for(b, 1) == 3
+
+
+async def test_an_unchanged_proxy_counts_as_synced_at_the_new_generation() -> None:
+    wakeups = Wakeups()
+    b = await started(wakeups, B, 1)
+    wakeups.advance({B.id})
+    wakeups.advance({B.id})
+    assert wakeups.unchanged_through(B, 1) == 3
+    assert wakeups.unchanged_through(A, 1) == 1  # nobody waits for A: nothing known
+    wakeups.advance()
+    assert wakeups.unchanged_through(B, 1) == 1  # changed at 4: synced at 1 stays 1
+    assert await asyncio.wait_for(b, 1) == 4
+
+
+async def test_a_waiter_for_an_older_generation_returns_at_once() -> None:
+    wakeups = Wakeups()
+    wakeups.advance()
+    assert await asyncio.wait_for(wakeups.wait_for_change(A, 1), 1) == 2
+
+
+async def test_two_different_proxies_of_one_node_id_always_wake() -> None:
+    wakeups = Wakeups()
+    relabelled = Proxy(id=A.id, kind=ProxyKind.SIDECAR, workload="a2", outbound_port=1)
+    first, second = await started(wakeups, A, 1), await started(wakeups, relabelled, 1)
+    assert wakeups.watched() == {}  # neither can be compared for the other
+    wakeups.advance({A.id})
+    assert await asyncio.wait_for(asyncio.gather(first, second), 1) == [2, 2]
+
+
+async def test_the_watch_ends_with_its_last_waiter() -> None:
+    wakeups = Wakeups()
+    waiter = await started(wakeups, A, 1)
+    assert wakeups.watched() == {A.id: A}
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    assert wakeups.watched() == {}
+
+
+def test_unchanged_ids_compares_versions_and_counts_failures_as_changed() -> None:
+    c = Proxy(id="sidecar~c-0.default", kind=ProxyKind.SIDECAR, workload="c", outbound_port=3)
+    new = {A.id: config("x"), B.id: config("x", "y")}
+
+    def config_for(proxy: Proxy) -> ProxyConfig:
+        if proxy.id == c.id:
+            raise RuntimeError("translation failed")
+        return new[proxy.id]
+
+    before = {A.id: config("x"), B.id: config("x"), c.id: config("x")}
+    watched = {p.id: p for p in (A, B, c)}
+    assert unchanged_ids(watched, before, config_for) == {A.id}
+    assert unchanged_ids(watched, {}, config_for) == set()  # nothing to compare with
+    assert same_config(config("x"), config("x")) and not same_config(None, config("x"))
