@@ -36,6 +36,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from plait.translate.resource import Resource
+from plait.xds.requests import read_request
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 SOTW_METHOD = "StreamAggregatedResources"
@@ -145,11 +146,12 @@ StreamBehaviour = Callable[[Any, Any], Any]
 
 
 def ads_handler(sotw: StreamBehaviour, delta: StreamBehaviour) -> grpc.GenericRpcHandler:
-    """The generic handler for ADS: requests parsed by protobuf, responses sent as bytes."""
+    """The generic handler for ADS: requests parsed by protobuf (SotW ones by
+    `requests.read_request`, as `ReceivedRequest`s), responses sent as bytes."""
     methods = {
         SOTW_METHOD: grpc.stream_stream_rpc_method_handler(
             sotw,
-            request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            request_deserializer=read_request,
             response_serializer=_identity,
         ),
         DELTA_METHOD: grpc.stream_stream_rpc_method_handler(

@@ -230,9 +230,10 @@ class AdsServer:
         first = await anext(requests, None)
         if first is None:
             return
+        first_msg = first if delta else first.msg  # (SotW: a `ReceivedRequest`)
         proxy: Proxy | None = None
         try:
-            proxy = proxy_from_request(first)
+            proxy = proxy_from_request(first_msg)
             self._authorize(proxy, context)
             session = Session(proxy, self._deps, delta=delta)
             self._connect(session)
@@ -244,7 +245,7 @@ class AdsServer:
             code = _status_for(exc)
             message = str(exc)
             if isinstance(exc, BadNodeError | PermissionDeniedError):
-                self._reject(context.peer(), first.node.id, proxy, exc, code)
+                self._reject(context.peer(), first_msg.node.id, proxy, exc, code)
             elif not isinstance(exc, StreamError):
                 log.exception("ADS stream from %s failed", context.peer())
                 message = f"control plane error: {type(exc).__name__}: {exc}"

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +44,7 @@ from plait.model.proxy import Proxy
 from plait.translate.resource import ProxyConfig
 from plait.translate.typeurls import ENDPOINT, PUSH_ORDER, SHORT_NAMES
 from plait.xds.delta import DeltaStreamState, PlannedDelta
+from plait.xds.requests import ReceivedRequest, shared_names
 from plait.xds.source import ConfigSource
 from plait.xds.status import (
     NoObserver,
@@ -135,40 +135,19 @@ class SessionDeps:
     large_writes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(16))
 
 
-_NAME_LISTS: dict[tuple[str, ...], tuple[str, ...]] = {}
-_NAME_LISTS_MAX = 4096
-_RECENT: dict[str, tuple[str, ...]] = {}  # by type URL: the list found last
-
-
-def shared_names(type_url: str, names: Iterable[str]) -> tuple[str, ...]:
-    """`names` as the tuple every stream that lists the same names holds (its names
-    interned): a SotW stream keeps the names its latest request listed, and 1,000 streams
-    subscribed to the same 1,000 endpoint sets held ~100 MiB of copies of them
-    (`docs/benchmarks.md`). The list found last for the type is tried first: comparing
-    with it costs less than hashing 1,000 new strings, and streams mostly list the same
-    names. Bounded: when full, the table starts over."""
-    listed = tuple(names)
-    recent = _RECENT.get(type_url)
-    if recent is not None and listed == recent:
-        return recent
-    found = _NAME_LISTS.get(listed)
-    if found is None:
-        if len(_NAME_LISTS) >= _NAME_LISTS_MAX:
-            _NAME_LISTS.clear()
-        found = tuple(map(sys.intern, listed))
-        _NAME_LISTS[found] = found
-    _RECENT[type_url] = found
-    return found
-
-
-def to_request(msg: Any) -> Request:
-    """A DiscoveryRequest protobuf as the plain `Request` the state machine reads."""
+def to_request(received: ReceivedRequest | Any) -> Request:
+    """A DiscoveryRequest (as `read_request` received it, or a protobuf) as the plain
+    `Request` the state machine reads."""
+    if isinstance(received, ReceivedRequest):
+        msg, names = received.msg, received.names
+    else:
+        msg, names = received, shared_names(received.type_url, received.resource_names)
     error = msg.error_detail.message if msg.HasField("error_detail") else None
     return Request(
         type_url=msg.type_url,
         version_info=msg.version_info,
         response_nonce=msg.response_nonce,
-        resource_names=shared_names(msg.type_url, msg.resource_names),
+        resource_names=names,
         error=error,
     )
 
