@@ -176,7 +176,8 @@ class DeltaStreamState:
         for r in upserts:
             eds.forget(r.name)  # cluster warming waits for its endpoints
         upserts, removed = self._diff(ENDPOINT, config)
-        kept = {n for n in removed if n in cds.client and n not in diffs[CLUSTER][1]}
+        clusters_removed = set(diffs[CLUSTER][1])
+        kept = {n for n in removed if n not in clusters_removed and n in cds.client}
         eds.touched.update(kept)  # a cluster still held keeps its endpoints
         diffs[ENDPOINT] = upserts, [n for n in removed if n not in kept]
         out = []

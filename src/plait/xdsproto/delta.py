@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from plait.xdsproto.subscription import Nack, RequestKind, Subscription
+from plait.xdsproto.subscription import Nack, RequestKind, Subscription, shared_set
 
 WILDCARD = "*"
 MAX_IN_FLIGHT = 64  # responses awaiting an answer; the oldest is then taken as stale
@@ -58,16 +58,42 @@ class Digested(Protocol):
     def digest(self) -> str: ...
 
 
+_SAID: list[Mapping[str, str]] = []  # the latest announcements, the newest first
+_SAID_MAX = 8
+
+
+def shared_versions(versions: Mapping[str, str]) -> Mapping[str, str]:
+    """`initial_resource_versions` as the mapping every stream announcing the same holds:
+    after a control-plane restart 1,000 proxies announce the same ~2,000 names and
+    versions, and a copy per stream held ~90 MiB until its first push. The latest few
+    are compared with (equal dicts), then the names and versions are interned."""
+    if not versions:
+        return {}
+    said = dict(versions)
+    for i, known in enumerate(_SAID):
+        if known == said:
+            if i:
+                _SAID.insert(0, _SAID.pop(i))
+            return known
+    interned = {sys.intern(n): sys.intern(v) for n, v in said.items()}
+    _SAID.insert(0, interned)
+    del _SAID[_SAID_MAX:]
+    return interned
+
+
 class Held(MutableMapping[str, str]):
     """Name -> version a client holds: the digests of a mapping many streams share
-    (`base`, for the names `wants` accepts), under this stream's own differences (`own`;
+    (`base`, for the names `wants` accepts), or, until the first push of a stream, the
+    versions the client announced (`said`, shared by the streams that announce the same,
+    also for the names `wants` accepts), under this stream's own differences (`own`;
     None: not held). A stream in step with the config costs a reference, not a copy of
     every name (`rebase`)."""
 
-    __slots__ = ("_base", "_own", "_wants")
+    __slots__ = ("_base", "_own", "_said", "_wants")
 
     def __init__(self, wants: Callable[[str], bool]) -> None:
         self._base: Mapping[str, Digested] = {}
+        self._said: Mapping[str, str] = {}
         self._own: dict[str, str | None] = {}
         self._wants = wants
 
@@ -79,8 +105,14 @@ class Held(MutableMapping[str, str]):
         if name in self._own:
             found = self._own[name]
             return default if found is None else found
+        said = self._said.get(name)
+        if said is not None:
+            return said if self._wants(name) else default
         r = self._base.get(name)
         return default if r is None or not self._wants(name) else r.digest
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
 
     def __getitem__(self, name: str) -> str:
         found = self.get(name)
@@ -97,14 +129,16 @@ class Held(MutableMapping[str, str]):
         self.discard(name)
 
     def discard(self, name: str) -> None:
-        if name in self._base:
+        if name in self._base or name in self._said:
             self._own[name] = None
         else:
             self._own.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
-        yield from (n for n, v in self._own.items() if v is not None)
-        yield from (n for n in self._base if n not in self._own and self._wants(n))
+        own, said = self._own, self._said
+        yield from (n for n, v in own.items() if v is not None)
+        yield from (n for n in said if n not in own and self._wants(n))
+        yield from (n for n in self._base if n not in own and n not in said and self._wants(n))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -115,11 +149,19 @@ class Held(MutableMapping[str, str]):
     def own_names(self) -> list[str]:
         return list(self._own)
 
+    def said(self, name: str) -> str | None:
+        """The version the client announced for `name` (None: it did not)."""
+        return self._said.get(name)
+
+    def announce(self, said: Mapping[str, str]) -> None:
+        """The client says it holds `said` (read-only, shared: see `shared_versions`)."""
+        self._said = said
+
     def rebase(self, base: Mapping[str, Digested], keep: Iterable[str] = ()) -> None:
         """The client holds `base` (the names `wants` accepts), except the `keep` names,
         which hold what they hold now."""
         own = {n: self.get(n) for n in keep}
-        self._base, self._own = base, own
+        self._base, self._said, self._own = base, {}, own
 
 
 @dataclass(frozen=True)
@@ -148,7 +190,6 @@ class _InFlight:
     version: str  # the response's system_version_info
     upserts: Mapping[str, str]  # name -> version sent
     before: Mapping[str, str | None]  # name -> version the client held before it
-    removed: frozenset[str]
 
 
 @dataclass(kw_only=True)
@@ -178,10 +219,9 @@ class DeltaSubscription(Subscription):
         if WILDCARD in subscribe:
             subscribe.discard(WILDCARD)
             self.wildcard = True
-        if first and self.wildcard:
-            self.owes_reply = True
-            for name, version in req.initial_versions.items():
-                self._holds(name, version)
+        if first:
+            self.client.announce(shared_versions(req.initial_versions))
+            self.owes_reply = self.wildcard
         if not self.wildcard or first:
             self._change_names(subscribe, set(req.unsubscribe) - {WILDCARD}, req)
         if first:  # nothing is in step on a new stream: every name gets a look anyway
@@ -202,7 +242,7 @@ class DeltaSubscription(Subscription):
         return RequestKind.ACK
 
     def record_delta(
-        self, version: str, nonce: str, upserts: Mapping[str, str], removed: frozenset[str]
+        self, version: str, nonce: str, upserts: Mapping[str, str], removed: Iterable[str]
     ) -> None:
         """A response is being written: the client is taken to hold what it carries."""
         before = {name: self.client.get(name) for name in upserts}
@@ -211,7 +251,7 @@ class DeltaSubscription(Subscription):
         for name in removed:
             self.client.discard(name)
             self.forget_rejection(name)
-        self._in_flight[nonce] = _InFlight(version, upserts, before, removed)
+        self._in_flight[nonce] = _InFlight(version, upserts, before)
         if len(self._in_flight) > MAX_IN_FLIGHT:  # a client that does not answer
             del self._in_flight[next(iter(self._in_flight))]
         self.record_sent(version, nonce)
@@ -240,7 +280,8 @@ class DeltaSubscription(Subscription):
         for name in subscribe:
             version = req.initial_versions.get(name)
             if version is not None:
-                self._holds(name, version)
+                if self.client.said(name) != version:  # (else: announced, shared)
+                    self._holds(name, version)
             else:
                 self.forget(name)  # "must still provide": the client may have forgotten it
         for name in unsubscribe & self.subscribed:
@@ -248,7 +289,7 @@ class DeltaSubscription(Subscription):
             self.resend.discard(name)
             self.forget_rejection(name)
         if not self.wildcard and (subscribe or unsubscribe):  # (an ACK changes no names)
-            self.set_names((self.subscribed | subscribe) - unsubscribe)
+            self.set_names(shared_set((self.subscribed | subscribe) - unsubscribe))
 
     def _nacked(self, sent: _InFlight, nonce: str, error: str, now: datetime) -> None:
         suspects = [n for n in sent.upserts if _names(n, error)] or list(sent.upserts)

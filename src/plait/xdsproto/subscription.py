@@ -67,6 +67,24 @@ def name_set(names: tuple[str, ...]) -> frozenset[str]:
     return found
 
 
+_SETS: dict[frozenset[str], frozenset[str]] = {}
+_SHARED_FROM = 32  # names: smaller sets are cheap enough as they are
+
+
+def shared_set(names: frozenset[str]) -> frozenset[str]:
+    """`names` as the one frozenset every subscription to the same names holds (delta
+    streams change their names by difference: 1,000 streams subscribed to the same 1,000
+    endpoint sets held 31 MiB of equal sets). Bounded as `name_set`."""
+    if len(names) < _SHARED_FROM:
+        return names
+    found = _SETS.get(names)
+    if found is None:
+        if len(_SETS) >= _NAME_SETS_MAX:
+            _SETS.clear()
+        found = _SETS[names] = names
+    return found
+
+
 @dataclass(frozen=True)
 class Nack:
     """A rejected response: the version Envoy refused and why."""

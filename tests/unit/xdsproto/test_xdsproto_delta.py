@@ -198,3 +198,47 @@ def test_a_stream_in_step_keeps_no_copy_of_the_names() -> None:
     sub.client.rebase(shared)
 
     assert sub.client.own_names() == [] and sub.client == {"a": "a1", "b": "b1"}
+
+
+def test_streams_announcing_the_same_versions_share_one_mapping() -> None:
+    said = {f"c{i}": f"v{i}" for i in range(100)}
+    first, second = (DeltaSubscription(wildcard=True) for _ in range(2))
+    for sub in (first, second):
+        sub.on_delta(DeltaRequest(T, initial_versions=dict(said)), NOW)
+    assert first.client == said and second.client == said
+    assert first.client._said is second.client._said  # one copy for both streams
+    assert first.client._own == {} and not first.touched
+
+    first.client.discard("c1")  # one stream's change stays its own
+    first.client["c2"] = "v2-new"
+    assert "c1" not in first.client and first.client["c2"] == "v2-new"
+    assert second.client == said
+
+
+def test_announced_versions_of_unsubscribed_names_are_not_held() -> None:
+    sub = DeltaSubscription()
+    sub.on_delta(DeltaRequest(T, subscribe=("a",), initial_versions={"a": "ha", "b": "hb"}), NOW)
+    assert sub.client == {"a": "ha"}
+    assert "b" not in sub.client and sub.client.get("b") is None
+    sub.on_delta(DeltaRequest(T, subscribe=("b",)), NOW)  # no version now: send it
+    assert "b" not in sub.client and "b" in sub.resend
+
+
+def test_a_push_replaces_the_announcement_by_the_config() -> None:
+    sub = DeltaSubscription(wildcard=True)
+    sub.on_delta(DeltaRequest(T, initial_versions={"a": "ha", "gone": "hg"}), NOW)
+
+    class R:
+        def __init__(self, digest: str) -> None:
+            self.digest = digest
+
+    sub.client.rebase({"a": R("ha")})
+    assert sub.client == {"a": "ha"} and sub.client.said("gone") is None
+
+
+def test_delta_subscriptions_to_the_same_many_names_share_one_set() -> None:
+    names = tuple(f"c{i}" for i in range(100))
+    first, second = sub_to(*names), sub_to(*reversed(names))
+    assert first.subscribed is second.subscribed
+    first.on_delta(DeltaRequest(T, unsubscribe=("c1",)), NOW)
+    assert "c1" not in first.subscribed and "c1" in second.subscribed
