@@ -17,7 +17,9 @@ Rules that keep it correct:
 * A proxy the source did not compare (a stream that started waiting while the new
   translation was running, a translation that failed) counts as changed.
 * A watch starts as changed at the current generation, so a waiter that asks about an
-  older generation returns at once.
+  older generation returns at once. It lives while a stream of the proxy waits, and
+  remembers the last generations that changed the proxy's config, so that
+  `unchanged_through` never goes back.
 * Two streams of one node id with different `Proxy` objects (a reconnect with new
   metadata, the old stream not gone yet) share one watch that always wakes.
 
@@ -42,12 +44,19 @@ def same_config(old: ProxyConfig | None, new: ProxyConfig) -> bool:
     return old is new or (old is not None and old.versions == new.versions)
 
 
+_HISTORY = 16  # generations that changed a watched proxy, remembered per watch
+
+
 @dataclass
 class _Watch:
     proxy: Proxy | None  # None: several different Proxy objects share the node id
-    changed_at: int
+    changes: list[int]  # generations that changed the config, ascending (the first: since)
     streams: int = 0
     event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def changed_at(self) -> int:
+        return self.changes[-1]
 
 
 class Wakeups:
@@ -68,7 +77,8 @@ class Wakeups:
         for node_id, watch in self._watches.items():
             if node_id in unchanged_ids and watch.proxy is not None:
                 continue
-            watch.changed_at = self.generation
+            watch.changes.append(self.generation)
+            del watch.changes[:-_HISTORY]
             watch.event.set()
             watch.event = asyncio.Event()
         self._all.set()
@@ -84,7 +94,7 @@ class Wakeups:
         """The current generation, once one newer than `after` changed `proxy`'s config."""
         watch = self._watches.get(proxy.id)
         if watch is None:
-            watch = self._watches[proxy.id] = _Watch(proxy, self.generation)
+            watch = self._watches[proxy.id] = _Watch(proxy, [self.generation])
         elif watch.proxy is not proxy and watch.proxy != proxy:
             watch.proxy = None
         watch.streams += 1
@@ -94,15 +104,23 @@ class Wakeups:
             return self.generation
         finally:
             watch.streams -= 1
-            if watch.streams == 0:
-                del self._watches[proxy.id]
+            if watch.streams == 0:  # (a stream's watcher waits again at once: keep its
+                asyncio.get_running_loop().call_soon(self._drop, proxy.id, watch)  # history)
+
+    def _drop(self, node_id: str, watch: _Watch) -> None:
+        if watch.streams == 0 and self._watches.get(node_id) is watch:
+            del self._watches[node_id]
 
     def unchanged_through(self, proxy: Proxy, generation: int) -> int:
         """The newest generation whose config for `proxy` is the one of `generation`, as
-        far as known (`generation` itself unless a stream of the proxy waits)."""
+        far as known (`generation` itself unless a stream of the proxy waits). It does
+        not go back when a later generation changes the config."""
         watch = self._watches.get(proxy.id)
-        if watch is None or watch.changed_at > generation:
+        if watch is None or generation < watch.changes[0]:
             return generation
+        for changed in watch.changes:
+            if changed > generation:
+                return changed - 1
         return self.generation
 
 

@@ -37,14 +37,29 @@ async def test_a_generation_wakes_only_the_changed_proxies() -> None:
 
 async def test_an_unchanged_proxy_counts_as_synced_at_the_new_generation() -> None:
     wakeups = Wakeups()
-    b = await started(wakeups, B, 1)
+    woken: list[int] = []
+
+    async def watcher() -> None:  # as a stream's: waits again as soon as it is woken
+        generation = 1
+        while True:
+            generation = await wakeups.wait_for_change(B, generation)
+            woken.append(generation)
+
+    task = asyncio.create_task(watcher())
+    await asyncio.sleep(0)
     wakeups.advance({B.id})
     wakeups.advance({B.id})
     assert wakeups.unchanged_through(B, 1) == 3
     assert wakeups.unchanged_through(A, 1) == 1  # nobody waits for A: nothing known
     wakeups.advance()
-    assert wakeups.unchanged_through(B, 1) == 1  # changed at 4: synced at 1 stays 1
-    assert await asyncio.wait_for(b, 1) == 4
+    assert wakeups.unchanged_through(B, 1) == 3  # changed at 4: synced at 1 ran 1-3
+    assert wakeups.unchanged_through(B, 4) == 4
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert woken == [4]
+    wakeups.advance({B.id})  # the same watch, its history kept
+    assert wakeups.unchanged_through(B, 1) == 3 and wakeups.unchanged_through(B, 4) == 5
+    task.cancel()
 
 
 async def test_a_waiter_for_an_older_generation_returns_at_once() -> None:
@@ -68,6 +83,7 @@ async def test_the_watch_ends_with_its_last_waiter() -> None:
     assert wakeups.watched() == {A.id: A}
     waiter.cancel()
     await asyncio.gather(waiter, return_exceptions=True)
+    await asyncio.sleep(0)
     assert wakeups.watched() == {}
 
 
