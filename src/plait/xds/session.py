@@ -200,9 +200,12 @@ class Session:
         """End the stream with ServerStoppingError."""
         self._closed.set()
 
-    async def run(self, first: Any, requests: AsyncIterator[Any], write: Write) -> None:
-        """Serve the stream until the client half-closes; `first` is its first request."""
+    def receive(self, first: Any) -> None:
+        """Take the stream's first request (before `run`)."""
         self._on_request(first)
+
+    async def run(self, requests: AsyncIterator[Any], write: Write) -> None:
+        """Serve the stream (its first request `receive`d) until the client half-closes."""
         name = self.proxy.id
         try:
             async with asyncio.TaskGroup() as tg:
