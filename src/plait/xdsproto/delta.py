@@ -59,26 +59,37 @@ class Digested(Protocol):
 
 
 _SAID: list[Mapping[str, str]] = []  # the latest announcements, the newest first
-_SAID_MAX = 8
+_SAID_MAX = 4
+_NEAR = 8  # an announcement within 1/_NEAR of a known one is kept as its differences
 
 
-def shared_versions(versions: Mapping[str, str]) -> Mapping[str, str]:
-    """`initial_resource_versions` as the mapping every stream announcing the same holds:
-    after a control-plane restart 1,000 proxies announce the same ~2,000 names and
-    versions, and a copy per stream held ~90 MiB until its first push. The latest few
-    are compared with (equal dicts), then the names and versions are interned."""
+def shared_versions(
+    versions: Mapping[str, str],
+) -> tuple[Mapping[str, str], dict[str, str | None]]:
+    """`initial_resource_versions` as a mapping many streams share and this stream's
+    differences from it (None: a name of the shared mapping it does not hold). After a
+    control-plane restart 1,000 proxies announce nearly the same ~2,000 names and
+    versions (every proxy's own inbound cluster and listeners differ), and a copy per
+    stream held ~90 MiB until its first push. The latest few announcements are tried;
+    an announcement near none of them becomes one (its names and versions interned)."""
     if not versions:
-        return {}
+        return {}, {}
     said = dict(versions)
     for i, known in enumerate(_SAID):
-        if known == said:
-            if i:
-                _SAID.insert(0, _SAID.pop(i))
-            return known
+        if abs(len(known) - len(said)) * _NEAR > len(said):
+            continue
+        own: dict[str, str | None] = {n: v for n, v in said.items() if known.get(n) != v}
+        if len(own) * _NEAR > len(said):
+            continue
+        if len(said) - len(own) != len(known):  # names of `known` this one lacks
+            own.update((n, None) for n in known if n not in said)
+        if i:
+            _SAID.insert(0, _SAID.pop(i))
+        return known, own
     interned = {sys.intern(n): sys.intern(v) for n, v in said.items()}
     _SAID.insert(0, interned)
     del _SAID[_SAID_MAX:]
-    return interned
+    return interned, {}
 
 
 class Held(MutableMapping[str, str]):
@@ -150,12 +161,16 @@ class Held(MutableMapping[str, str]):
         return list(self._own)
 
     def said(self, name: str) -> str | None:
-        """The version the client announced for `name` (None: it did not)."""
+        """The version the client announced for `name` (None: it did not), or holds since."""
+        if name in self._own:
+            return self._own[name]
         return self._said.get(name)
 
-    def announce(self, said: Mapping[str, str]) -> None:
-        """The client says it holds `said` (read-only, shared: see `shared_versions`)."""
+    def announce(self, said: Mapping[str, str], own: Mapping[str, str | None]) -> None:
+        """The client says it holds `said` (read-only, shared: see `shared_versions`),
+        but for the `own` differences (None: not held)."""
         self._said = said
+        self._own.update(own)
 
     def rebase(self, base: Mapping[str, Digested], keep: Iterable[str] = ()) -> None:
         """The client holds `base` (the names `wants` accepts), except the `keep` names,
@@ -220,7 +235,7 @@ class DeltaSubscription(Subscription):
             subscribe.discard(WILDCARD)
             self.wildcard = True
         if first:
-            self.client.announce(shared_versions(req.initial_versions))
+            self.client.announce(*shared_versions(req.initial_versions))
             self.owes_reply = self.wildcard
         if not self.wildcard or first:
             self._change_names(subscribe, set(req.unsubscribe) - {WILDCARD}, req)

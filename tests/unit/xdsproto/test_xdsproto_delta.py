@@ -242,3 +242,20 @@ def test_delta_subscriptions_to_the_same_many_names_share_one_set() -> None:
     assert first.subscribed is second.subscribed
     first.on_delta(DeltaRequest(T, unsubscribe=("c1",)), NOW)
     assert "c1" not in first.subscribed and "c1" in second.subscribed
+
+
+def test_nearly_equal_announcements_share_a_mapping_and_keep_their_differences() -> None:
+    common = {f"c{i}": f"v{i}" for i in range(100)}
+    a = {**common, "inbound-a": "va"}  # every proxy's own inbound cluster differs
+    b = {**{k: v for k, v in common.items() if k != "c5"}, "c6": "v6-new", "inbound-b": "vb"}
+    first, second = (DeltaSubscription(wildcard=True) for _ in range(2))
+    first.on_delta(DeltaRequest(T, initial_versions=a), NOW)
+    second.on_delta(DeltaRequest(T, initial_versions=b), NOW)
+    assert first.client == a and second.client == b
+    assert first.client._said is second.client._said
+    assert len(second.client._own) <= 4  # its differences only (c5, c6, the inbounds)
+    assert "c5" not in second.client and second.client.said("c5") is None
+    assert second.client.said("inbound-a") is None and second.client.said("c6") == "v6-new"
+    far = DeltaSubscription(wildcard=True)
+    far.on_delta(DeltaRequest(T, initial_versions={f"x{i}": "v" for i in range(100)}), NOW)
+    assert far.client._said is not first.client._said and far.client._own == {}
