@@ -61,7 +61,8 @@ class MeshState:
                     before[node_id] = last[1]
             unchanged = await asyncio.to_thread(self._translate, translator, watched, before)
             self._translator = translator
-            return self._wakeups.advance(unchanged)
+            # a proxy whose translation failed is woken: its stream clears the error
+            return self._wakeups.advance(unchanged - self.translation_errors.keys())
 
     @staticmethod
     def _translate(

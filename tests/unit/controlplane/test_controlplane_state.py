@@ -137,3 +137,25 @@ async def test_publish_wakes_only_the_streams_whose_proxy_config_changed(
     assert await state.publish(snapshot("a", "b", version=4)) == 4  # a new cluster for B
     assert await asyncio.wait_for(waiting_b, 1) == 4
     assert state.unchanged_through(B, 1) == 1
+
+
+async def test_a_proxy_whose_translation_failed_is_woken_when_it_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = MeshState(snapshot("a"))
+    state.config_for(A)
+    failing_for(A.id, monkeypatch)
+    waiting = asyncio.create_task(state.wait_for_change(A, 1))
+    await asyncio.sleep(0)
+    assert await state.publish(snapshot("a", version=2)) == 2
+    assert await asyncio.wait_for(waiting, 1) == 2
+    state.config_for(A)  # its stream asks: the last good config, and the error
+    assert A.id in state.translation_errors
+
+    monkeypatch.undo()  # the same config as its last good one, but the error must go
+    waiting = asyncio.create_task(state.wait_for_change(A, 2))
+    await asyncio.sleep(0)
+    assert await state.publish(snapshot("a", version=3)) == 3
+    assert await asyncio.wait_for(waiting, 1) == 3
+    state.config_for(A)
+    assert state.translation_errors == {}
