@@ -33,8 +33,9 @@ class MeshState:
         self._wakeups = Wakeups()
         self._translator = Translator(snapshot)
         self._publishing = asyncio.Lock()  # one at a time: a newer snapshot is never undone
-        # by node id: the config `config_for` gave last, and the Proxy it was made for
-        self._last_config: dict[str, tuple[Proxy, ProxyConfig]] = {}
+        # by node id: the config `config_for` gave last (or `publish` compared), the Proxy
+        # it was made for, and the generation it is of
+        self._last_config: dict[str, tuple[Proxy, ProxyConfig, int]] = {}
         self.translation_errors: dict[str, str] = {}
 
     @property
@@ -54,23 +55,38 @@ class MeshState:
         async with self._publishing:
             translator = Translator(snapshot, previous=self._translator)
             watched = self._wakeups.watched()
+            # only the current generation's config of a proxy tells what its streams hold
+            # (an older one, of a stream gone, may not), so each publish records the next
+            generation = self.generation
             before = {}
             for node_id, proxy in watched.items():
                 last = self._last_config.get(node_id)
-                if last is not None and (last[0] is proxy or last[0] == proxy):
+                if (
+                    last is not None
+                    and last[2] == generation
+                    and (last[0] is proxy or last[0] == proxy)
+                ):
                     before[node_id] = last[1]
-            unchanged = await asyncio.to_thread(self._translate, translator, watched, before)
+            fresh: dict[str, ProxyConfig] = {}
+            unchanged = await asyncio.to_thread(self._translate, translator, watched, before, fresh)
             self._translator = translator
             # a proxy whose translation failed is woken: its stream clears the error
-            return self._wakeups.advance(unchanged - self.translation_errors.keys())
+            generation = self._wakeups.advance(unchanged - self.translation_errors.keys())
+            for node_id, config in fresh.items():
+                self._last_config[node_id] = (watched[node_id], config, generation)
+            return generation
 
     @staticmethod
     def _translate(
-        translator: Translator, watched: dict[str, Proxy], before: dict[str, ProxyConfig]
+        translator: Translator,
+        watched: dict[str, Proxy],
+        before: dict[str, ProxyConfig],
+        fresh: dict[str, ProxyConfig],
     ) -> set[str]:
-        """Warm `translator`; the node ids of `watched` whose config is as `before`."""
+        """Warm `translator`; the node ids of `watched` whose config is as `before` (and
+        every watched proxy's new config in `fresh`)."""
         translator.warm()
-        return unchanged_ids(watched, before, translator.config_for)
+        return unchanged_ids(watched, before, translator.config_for, fresh)
 
     def config_for(self, proxy: Proxy) -> ProxyConfig:
         try:
@@ -83,7 +99,7 @@ class MeshState:
                 raise
             return previous[1]
         self.translation_errors.pop(proxy.id, None)
-        self._last_config[proxy.id] = (proxy, config)
+        self._last_config[proxy.id] = (proxy, config, self.generation)
         return config
 
     async def wait_for_generation(self, after: int) -> int:

@@ -128,18 +128,20 @@ def unchanged_ids(
     watched: Mapping[str, Proxy],
     before: Mapping[str, ProxyConfig],
     config_for: ConfigFor,
+    fresh: dict[str, ProxyConfig] | None = None,
 ) -> set[str]:
     """The node ids of `watched` whose config `config_for` gives the same as `before`
-    (a proxy whose translation fails counts as changed: its stream reports it)."""
+    (a proxy whose translation fails counts as changed: its stream reports it); every
+    watched proxy's new config is put in `fresh`, when given."""
     out = set()
     for node_id, proxy in watched.items():
-        old = before.get(node_id)
-        if old is None:
-            continue
         try:
             new = config_for(proxy)
         except Exception:  # noqa: BLE001, S112 - the stream's own config_for reports it
             continue
-        if same_config(old, new):
+        if fresh is not None:
+            fresh[node_id] = new
+        old = before.get(node_id)
+        if old is not None and same_config(old, new):
             out.add(node_id)
     return out

@@ -159,3 +159,14 @@ async def test_a_proxy_whose_translation_failed_is_woken_when_it_recovers(
     assert await asyncio.wait_for(waiting, 1) == 3
     state.config_for(A)
     assert state.translation_errors == {}
+
+
+async def test_a_config_of_an_older_generation_is_not_taken_for_what_a_stream_holds() -> None:
+    state = MeshState(snapshot("a"))
+    state.config_for(A)  # an earlier stream of A was given generation 1's config, and left
+    await state.publish(snapshot("a", "b", version=2))  # nobody waits for A: not compared
+    waiting = asyncio.create_task(state.wait_for_change(A, 2))  # A's new stream, at 2
+    await asyncio.sleep(0)
+    # generation 3 equals generation 1 for A, not generation 2, which its stream may hold
+    assert await state.publish(snapshot("a", version=3)) == 3
+    assert await asyncio.wait_for(waiting, 1) == 3
