@@ -170,8 +170,17 @@ class AdsServer:
 
     def _current_config(self, session: Session) -> ProxyConfig:
         """What the proxy should have now (status must work even if the source fails)."""
+        generation = self.source.generation
+        held = session.config_generation
         if session.config is not None and (
-            not session.connected or session.config_generation == self.source.generation
+            not session.connected
+            or held == generation
+            # a generation that did not change its config did not wake it (`wakeups.py`):
+            # its config is the current one (and the very mappings its state compares)
+            or (
+                held is not None
+                and self.source.unchanged_through(session.proxy, held) >= generation
+            )
         ):
             return session.config
         try:

@@ -162,3 +162,20 @@ async def test_a_nack_over_the_wire_shows_in_the_status(
 async def _until(check: Callable[[], bool]) -> None:
     while not check():
         await asyncio.sleep(0.01)
+
+
+async def test_a_delta_stream_not_woken_by_an_equal_config_shows_synced(
+    server: AdsServer, source: StaticConfigSource, delta: type[DeltaClient]
+) -> None:
+    config = mesh({"a": [8001]}, route_to="a")
+    source.set(lambda proxy: config)
+    assert server.port is not None
+    await delta(server.port).sync(config)
+    assert await server.wait_synced(source.generation, 5, min_proxies=1)
+
+    again = mesh({"a": [8001]}, route_to="a")  # equal content, other mapping objects
+    gen = source.set(lambda proxy: again)
+    assert await server.wait_synced(gen, 5, min_proxies=1)
+    [status] = server.statuses()
+    assert status.synced_generation == gen
+    assert status.sync == dict.fromkeys(("cds", "eds", "lds", "rds"), "SYNCED")
