@@ -29,6 +29,7 @@ Single event loop, no locks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -47,12 +48,39 @@ def same_config(old: ProxyConfig | None, new: ProxyConfig) -> bool:
 _HISTORY = 16  # generations that changed a watched proxy, remembered per watch
 
 
+class _Pulse:
+    """Wakes every task waiting at the time of `fire` (an `asyncio.Event` replaced per
+    generation, without making 1,000 new Events per generation or asking
+    `get_running_loop`, a system call, on every wait)."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def fire(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):  # (gone if `fire` came first)
+                self._waiters.remove(waiter)
+            raise
+
+
 @dataclass
 class _Watch:
     proxy: Proxy | None  # None: several different Proxy objects share the node id
     changes: list[int]  # generations that changed the config, ascending (the first: since)
     streams: int = 0
-    event: asyncio.Event = field(default_factory=asyncio.Event)
+    pulse: _Pulse = field(default_factory=_Pulse)
 
     @property
     def changed_at(self) -> int:
@@ -66,6 +94,7 @@ class Wakeups:
         self.generation = 1
         self._all = asyncio.Event()  # set (and replaced) at every generation
         self._watches: dict[str, _Watch] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # of the first waiter
 
     def watched(self) -> dict[str, Proxy]:
         """The proxies whose streams wait, by node id (those a source should compare)."""
@@ -79,8 +108,7 @@ class Wakeups:
                 continue
             watch.changes.append(self.generation)
             del watch.changes[:-_HISTORY]
-            watch.event.set()
-            watch.event = asyncio.Event()
+            watch.pulse.fire()
         self._all.set()
         self._all = asyncio.Event()
         return self.generation
@@ -98,14 +126,17 @@ class Wakeups:
         elif watch.proxy is not proxy and watch.proxy != proxy:
             watch.proxy = None
         watch.streams += 1
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
         try:
             while watch.changed_at <= after:
-                await watch.event.wait()
+                await watch.pulse.wait(loop)
             return self.generation
         finally:
             watch.streams -= 1
             if watch.streams == 0:  # (a stream's watcher waits again at once: keep its
-                asyncio.get_running_loop().call_soon(self._drop, proxy.id, watch)  # history)
+                loop.call_soon(self._drop, proxy.id, watch)  # history)
 
     def _drop(self, node_id: str, watch: _Watch) -> None:
         if watch.streams == 0 and self._watches.get(node_id) is watch:
