@@ -3,7 +3,9 @@
 Concurrency model (one event loop, no locks):
 
 * the reader feeds each DiscoveryRequest to the `StreamState` (ACK, NACK, stale nonce,
-  subscription) and wakes the pusher;
+  subscription) and wakes the pusher; while the pusher is idle with the current config,
+  the reader plans itself (`_step`): nothing to send (an ACK, usually) needs no wake-up,
+  and what the plan gives is queued for the pusher to write before it plans again;
 * the watcher awaits `ConfigSource.wait_for_change` (a generation that changed this
   proxy's configuration: the others do not wake the stream at all, `wakeups.py`) and
   wakes the pusher;
