@@ -21,7 +21,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format, struct_pb2
 
 from plait.model.labels import Labels
-from plait.model.proxy import Proxy, ProxyKind, to_node_metadata
+from plait.model.proxy import Proxy, ProxyKind, node_id, to_node_metadata
 from plait.translate.resource import ProxyConfig, Resource
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
 
@@ -289,3 +289,17 @@ async def eventually(predicate: Callable[[], bool], timeout: float = TIMEOUT) ->
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+def proxy(name: str, port: int) -> Proxy:
+    """A sidecar of the default namespace named like a replica (`frontend-0`), with its
+    inbound, app and outbound ports at `port`, `port + 1` and `port + 2`."""
+    return Proxy(
+        id=node_id(ProxyKind.SIDECAR, name, "default"),
+        kind=ProxyKind.SIDECAR,
+        workload=name.rsplit("-", 1)[0],
+        labels=Labels.of({"app": name.split("-")[0]}),
+        inbound_port=port,
+        app_port=port + 1,
+        outbound_port=port + 2,
+    )

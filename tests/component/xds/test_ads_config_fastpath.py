@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from ads_testkit import AdsClient, node_for
+from ads_testkit import AdsClient, node_for, proxy
 
 from configfiles import config
 from plait.controlplane.state import MeshState
-from plait.model.labels import Labels
-from plait.model.proxy import Proxy, ProxyKind, node_id
+from plait.model.proxy import Proxy
 from plait.model.snapshot import build_snapshot
 from plait.model.withconfig import with_config
 from plait.translate import names
@@ -58,18 +57,6 @@ FILES = {
     "sidecar-checkout": sidecar("checkout", "ratings"),
 }
 EDITED = FILES | {"vs-reviews": vs("reviews", "2s")}
-
-
-def proxy(name: str, port: int) -> Proxy:
-    return Proxy(
-        id=node_id(ProxyKind.SIDECAR, name, "default"),
-        kind=ProxyKind.SIDECAR,
-        workload=name.rsplit("-", 1)[0],
-        labels=Labels.of({"app": name.split("-")[0]}),
-        inbound_port=port,
-        app_port=port + 1,
-        outbound_port=port + 2,
-    )
 
 
 FRONTEND, CHECKOUT = proxy("frontend-0", 21001), proxy("checkout-0", 21011)

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from ads_testkit import AdsClient, node_for
+from ads_testkit import AdsClient, node_for, proxy
 
 from plait.api import load_text
 from plait.controlplane.state import MeshState
 from plait.model.labels import Labels
-from plait.model.proxy import Proxy, ProxyKind, node_id
+from plait.model.proxy import Proxy
 from plait.model.registry import PortMap, WorkloadInstance
 from plait.model.snapshot import MeshSnapshot, build_snapshot, with_instances
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
@@ -40,18 +40,6 @@ def pod(name: str, port: int, app: str) -> WorkloadInstance:
         name, name.rsplit("-", 1)[0], "default", Labels.of({"app": app}), app,
         "127.0.0.1", PortMap.all_to(port),
     )  # fmt: skip
-
-
-def proxy(name: str, port: int) -> Proxy:
-    return Proxy(
-        id=node_id(ProxyKind.SIDECAR, name, "default"),
-        kind=ProxyKind.SIDECAR,
-        workload=name.rsplit("-", 1)[0],
-        labels=Labels.of({"app": name.split("-")[0]}),
-        inbound_port=port,
-        app_port=port + 1,
-        outbound_port=port + 2,
-    )
 
 
 BEFORE = (pod("reviews-v1-0", 20001, "reviews"), pod("ratings-v1-0", 20011, "ratings"))
