@@ -24,8 +24,10 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.resources.core_v1 import Pod, Service
@@ -60,7 +62,8 @@ class NodeAgent:
         server = urllib.parse.urlsplit(single.cluster.server if single else "")
         self.service_cidr = service_cidr
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # the heartbeat's
+        self._handling: list[threading.Lock] = []  # one per watch (`kubewatch`)
         self.runner = PodRunner(self.client, self.network, workdir, name, self._stop)
         api_server = (server.hostname or "127.0.0.1", server.port or 443)
         self.services = PodServices(self.client, self.runner, api_server, service_cidr)
@@ -104,23 +107,36 @@ class NodeAgent:
             self.services.service_event(event, svc)
             self.node_ports.service_event(event, svc)
 
-        loops = {
-            "heartbeat": lambda: self.heartbeat.run(self._stop),
-            "pods": lambda: watch_forever(self.client, Pod, self.runner.sync, self._stop,
-                                          fields={"spec.nodeName": self.name}),
-            "services": lambda: watch_forever(self.client, Service, services, self._stop),
-            "endpointslices": lambda: watch_forever(
-                self.client, EndpointSlice, self.node_ports.slice_event, self._stop),
-        }  # fmt: skip
-        for what, target in loops.items():
-            thread = threading.Thread(target=target, name=f"{self.name}-{what}", daemon=True)
+        heartbeat = threading.Thread(
+            target=lambda: self.heartbeat.run(self._stop), name=f"{self.name}-heartbeat",
+            daemon=True,
+        )  # fmt: skip
+        heartbeat.start()
+        self._threads.append(heartbeat)
+        watches: dict[str, tuple[Any, Callable[[str, Any], None], dict[str, Any]]] = {
+            "pods": (Pod, self.runner.sync, {"fields": {"spec.nodeName": self.name}}),
+            "services": (Service, services, {}),
+            "endpointslices": (EndpointSlice, self.node_ports.slice_event, {}),
+        }
+        for what, (kind, handle, selectors) in watches.items():
+            lock = threading.Lock()
+            self._handling.append(lock)
+            thread = threading.Thread(
+                target=watch_forever,
+                args=(self.client, kind, handle, self._stop, lock),
+                kwargs=selectors,
+                name=f"{self.name}-{what}",
+                daemon=True,
+            )
             thread.start()
-            self._threads.append(thread)
 
     def stop(self) -> None:
         """Stop the threads and every pod, remove the NodePort rules, the network and the
         Node."""
         self._stop.set()
+        for lock in self._handling:  # no watch handler runs or will run (`kubewatch`)
+            with lock:
+                pass
         for thread in self._threads:
             thread.join(timeout=10)
         try:

@@ -23,17 +23,24 @@ def watch_forever(
     kind: Any,
     handle: Callable[[str, Any], None],
     stop: threading.Event,
+    handling: threading.Lock,
     **selectors: Any,
 ) -> None:
     """Feed every event of `kind` (all namespaces; `selectors` as lightkube's `watch`
-    takes them) to `handle(event, obj)` until `stop` is set."""
+    takes them) to `handle(event, obj)` until `stop` is set.
+
+    Each event is handled holding `handling`, and only while `stop` is not set: a stopper
+    sets `stop`, then takes `handling` once to know no handler runs or will run. It need
+    not wait for the thread itself, which may sit in a quiet watch (lightkube re-makes a
+    watch the server ended, so the loop sees `stop` only at the next event)."""
     name = getattr(kind, "__name__", str(kind))
     while not stop.is_set():
         try:
             for event, obj in client.watch(kind, namespace="*", server_timeout=3, **selectors):
-                if stop.is_set():
-                    return
-                handle(event, obj)
+                with handling:
+                    if stop.is_set():
+                        return
+                    handle(event, obj)
         except Exception as exc:  # noqa: BLE001 - a broken watch (any transport error) is re-made
             if stop.wait(RETRY_S):
                 return
