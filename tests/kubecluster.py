@@ -247,6 +247,31 @@ class Cluster:
             raise RuntimeError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout if check else done.stdout + done.stderr
 
+    def apply_crds(self, timeout: float = 30.0) -> None:
+        """plait's CRDs (`python -m plait.kube.crds`) applied server-side and Established.
+
+        `--force-conflicts`: another module of the session may have installed them with
+        helm or kubectl (other field managers); this module's version wins, as it would for
+        an operator upgrading them. Retried, bounded: kubectl's client side can fail for a
+        moment while the API server republishes its OpenAPI after another CRD change. On
+        timeout the last output is in the error."""
+        crds = subprocess.run(
+            [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
+        ).stdout
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.kubectl(
+                "apply", "--server-side", "--force-conflicts", "-f", "-", input=crds, check=False
+            )
+            if "serverside-applied" in out and "error" not in out.lower():
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"plait's CRDs not applied in {timeout:g} s; kubectl said:\n{out}"
+                )
+            time.sleep(0.5)
+        self.kubectl("wait", "--for=condition=established", "crd", "--all")
+
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = (self.directory / f"{name}.log").open("wb")
         proc = subprocess.Popen(

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -145,15 +143,11 @@ def node(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 def mesh(
     kube: Cluster, node: NodeAgent, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Discovery, Envoy]]:
-    crds = subprocess.run(
-        [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
-    ).stdout
-    kube.kubectl("apply", "--server-side", "-f", "-", input=crds)
+    kube.apply_crds()
     kube.kubectl("create", "namespace", NS)
     wait_for("the ServiceAccount", lambda: kube.kubectl("get", "sa", "-n", NS, "-o", "name"))
     kube.kubectl("apply", "-f", "-", input=SERVICE)
     kube.kubectl("apply", "-f", "-", input=deployment(2))
-    kube.kubectl("wait", "--for=condition=established", "crd", "--all")
     kube.kubectl("apply", "-f", "-", input=virtual_service("one"))
     workdir = tmp_path_factory.mktemp("discovery")
     discovery = Discovery(kube, workdir)

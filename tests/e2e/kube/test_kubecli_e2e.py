@@ -128,18 +128,7 @@ def mesh(
 ) -> Iterator[Envoy]:
     """The chart's control plane in namespace CP (helm, run by the node agent) and an Envoy
     on the host as the sidecar of the `web` pod, connected to it over mTLS."""
-    crds = subprocess.run(
-        [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
-    ).stdout
-
-    # kubectl's client-side validation can fail for a moment while the API server
-    # republishes its OpenAPI after another test's CRD changes: retried, bounded
-    def crds_applied() -> bool:
-        out = kube.kubectl("apply", "--server-side", "-f", "-", input=crds, check=False)
-        return "serverside-applied" in out and "error" not in out.lower()
-
-    wait_for("the CRDs applied", crds_applied, 30)
-    kube.kubectl("wait", "--for=condition=established", "crd", "--all")
+    kube.apply_crds()
     for ns in (CP, NS):
         kube.kubectl("create", "namespace", ns)
     envoy: Envoy | None = None

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -276,18 +275,7 @@ def test_two_injected_deployments_talk_over_mtls_through_their_sidecars(
     host = str(node.network.gateway)
     ca_dir = tmp_path / "ca"
     ca = CertificateAuthority.load(ca_dir, TD, create=True)  # discovery loads the same CA
-    crds = subprocess.run(
-        [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
-    ).stdout
-
-    # kubectl's client-side validation can fail for a moment while the API server
-    # republishes its OpenAPI after another test's CRD changes: retried, bounded
-    def crds_applied() -> bool:
-        out = kube.kubectl("apply", "--server-side", "-f", "-", input=crds, check=False)
-        return "serverside-applied" in out and "error" not in out.lower()
-
-    wait_for("the CRDs applied", crds_applied, 30)
-    kube.kubectl("wait", "--for=condition=established", "crd", "--all")
+    kube.apply_crds()
     ca_port = free_port()
     extra = ("--ca-dir", str(ca_dir), "--ca-port", str(ca_port), "--cert-ttl", f"{CERT_TTL_S}s")
     discovery = Discovery(kube, tmp_path, extra=extra, host=host)

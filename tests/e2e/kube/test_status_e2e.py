@@ -53,11 +53,7 @@ def virtual_service(ns: str, regex: str) -> str:
 
 @pytest.fixture
 def replicas(kube: Cluster, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    crds = subprocess.run(
-        [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
-    ).stdout
-    kube.kubectl("apply", "--server-side", "-f", "-", input=crds)
-    kube.kubectl("wait", "--for=condition=established", "crd", "--all")
+    kube.apply_crds()
     lease = f"plait-{uuid.uuid4().hex[:6]}"
     plait = str(Path(sys.executable).with_name("plait"))
     procs = []
@@ -164,11 +160,7 @@ def test_only_the_leader_writes_an_invalid_resources_message(
 def test_analyze_checks_the_clusters_resources_and_files_in_their_place(
     kube: Cluster, tmp_path: Path
 ) -> None:
-    crds = subprocess.run(
-        [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
-    ).stdout
-    kube.kubectl("apply", "--server-side", "-f", "-", input=crds)
-    kube.kubectl("wait", "--for=condition=established", "crd", "--all")
+    kube.apply_crds()
     ns = f"an-{uuid.uuid4().hex[:6]}"
     kube.kubectl("create", "namespace", ns)
     kube.kubectl("apply", "-f", "-", input=virtual_service(ns, "/(?=x)"))
