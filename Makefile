@@ -30,7 +30,8 @@ test: $(STAMP) browser iptables k8s-bins
 	$(BIN)/ruff check src tests examples $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadscope
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadscope -m 'not slow and not solo'
+	$(BIN)/pytest -q -p no:cacheprovider -m 'solo and not slow'
 
 # lint-imports: the layers of docs/architecture.md ([tool.importlinter] in pyproject.toml)
 lint: $(STAMP)
