@@ -252,22 +252,28 @@ class Cluster:
 
         `--force-conflicts`: another module of the session may have installed them with
         helm or kubectl (other field managers); this module's version wins, as it would for
-        an operator upgrading them. Retried, bounded: kubectl's client side can fail for a
-        moment while the API server republishes its OpenAPI after another CRD change. On
-        timeout the last output is in the error."""
-        crds = subprocess.run(
-            [sys.executable, "-m", "plait.kube.crds"], check=True, capture_output=True, text=True
-        ).stdout
+        an operator upgrading them. Retried, bounded, the YAML made again each time and sent
+        as a file: kubectl's client side can fail for a moment while the API server
+        republishes its OpenAPI after another CRD change, and once (twice in CI, never
+        reproduced) kubectl refused the YAML as unparsable for 30 s. On timeout the error
+        has kubectl's output and the file it was given, which is kept."""
+        sent = self.directory / "crds.yaml"
         deadline = time.monotonic() + timeout
         while True:
+            crds = subprocess.run(
+                [sys.executable, "-m", "plait.kube.crds"],
+                check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            sent.write_text(crds)
             out = self.kubectl(
-                "apply", "--server-side", "--force-conflicts", "-f", "-", input=crds, check=False
+                "apply", "--server-side", "--force-conflicts", "-f", str(sent), check=False
             )
             if "serverside-applied" in out and "error" not in out.lower():
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"plait's CRDs not applied in {timeout:g} s; kubectl said:\n{out}"
+                    f"plait's CRDs not applied in {timeout:g} s; kubectl said:\n{out}\n"
+                    f"(the YAML it was given: {sent}, {len(crds)} characters)"
                 )
             time.sleep(0.5)
         self.kubectl("wait", "--for=condition=established", "crd", "--all")
