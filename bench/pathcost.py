@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import copy
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -29,15 +30,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench import dataplane as dp
 from bench import handwritten as hw
-from bench import meshid, observed
+from bench import meshid, observed, staticcopy
 from bench.loadgen import Load, Request, probe, run_wrk
 from bench.meshgen import NAMESPACE
 from bench.procs import ensure_tool, ensure_wrk
 from plait.agent import SupervisorOptions
 from plait.local.ports import free_port
 from plait.model.identity import SpiffeId
+from plait.model.proxy import Proxy
 
 Config = dict[str, Any]
 Mutation = Callable[[Config, Config], None]  # (server config, client config)
@@ -254,6 +258,52 @@ async def _pairs(
     return out
 
 
+async def _live_dump(admin_url: str, timeout: float) -> Config:
+    """`/config_dump?include_eds` of a running Envoy (slow under valgrind: `timeout`)."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        session.get(f"{admin_url}/config_dump", params={"include_eds": ""}) as response,
+    ):
+        response.raise_for_status()
+        dump: Config = await response.json(content_type=None)
+        return dump
+
+
+async def _static_pair(
+    rig: dp.Rig, proxies: dict[str, Proxy], wrapper: tuple[str, ...], timeout: float
+) -> tuple[str, str, int]:
+    """plait's mTLS pair, copied once synced into two static Envoys (`staticcopy`): the
+    same bootstrap, listeners, routes, clusters and endpoints, with no xDS, SDS or agent;
+    certificates for the same SPIFFE identities from the same CA, in files. The copy's
+    listeners move to free ports (the client's endpoint for the server with them), its
+    access logs to files of its own; the upstream and the trace collector stay the same.
+    (client Envoy, server Envoy, client port)."""
+    assert rig.security is not None
+    workloads = (dp.CLIENT, dp.SERVICE)
+    dumps = [await _live_dump(rig.admin_url(f"{w} sidecar"), timeout) for w in workloads]
+    ports = {p: free_port() for dump in dumps for p in staticcopy.listener_ports(dump)}
+    configs = {}
+    for workload, dump in zip(workloads, dumps, strict=True):
+        proxy = proxies[workload]
+        identity = SpiffeId(meshid.TRUST_DOMAIN, NAMESPACE, proxy.service_account)
+        cert = meshid.static_cert(rig.security.ca, identity, rig.run_dir / "static-certs")
+        logs = {}
+        if proxy.access_log is not None:
+            logs[proxy.access_log] = str(rig.run_dir / f"static-{workload}.access.log")
+        configs[workload] = staticcopy.static_bootstrap(
+            dump, staticcopy.file_secrets(cert), ports=ports, paths=logs
+        )
+    server, client = proxies[dp.SERVICE].inbound_port, proxies[dp.CLIENT].outbound_port
+    assert server is not None and client is not None
+    await asyncio.gather(
+        dp._start_static(
+            rig, "static server", configs[dp.SERVICE], ports[server], wrapper, timeout
+        ),
+        dp._start_static(rig, "static client", configs[dp.CLIENT], ports[client], wrapper, timeout),
+    )
+    return "static client", "static server", ports[client]
+
+
 class Callgrind:
     """Envoys run under `valgrind --tool=callgrind`: user-space instructions counted per
     process between two points in time (`callgrind_control`), independent of what else
@@ -267,7 +317,12 @@ class Callgrind:
     @property
     def wrapper(self) -> tuple[str, ...]:
         out = self.out_dir / "cg.%p.out"
-        return ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
+        return (
+            "valgrind",
+            "--tool=callgrind",
+            "--separate-threads=yes",  # a file per thread: the main thread's work apart
+            f"--callgrind-out-file={out}",
+        )
 
     async def _control(self, flag: str, pid: int) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -279,21 +334,37 @@ class Callgrind:
     async def zero(self, pid: int) -> None:
         await self._control("-z", pid)
 
-    async def dump(self, pid: int, label: str = "") -> int:
-        """Instructions since the last zero or dump (a dump also zeroes)."""
+    async def dump(self, pid: int, label: str = "") -> dict[int, int]:
+        """Instructions since the last zero or dump (a dump also zeroes), by thread
+        (`MAIN_THREAD` is Envoy's main thread; the others its worker, file flush, …)."""
         seen = set(self.out_dir.glob(f"cg.{pid}.out.*"))
         await self._control("-d", pid)
+        done: dict[Path, int] = {}
         for _ in range(600):
             new = set(self.out_dir.glob(f"cg.{pid}.out.*")) - seen
-            for path in new:
-                for line in path.read_text().splitlines():
-                    if line.startswith("summary:"):
-                        if self.keep is not None:
-                            self.keep.mkdir(parents=True, exist_ok=True)
-                            shutil.copy(path, self.keep / f"{label}{path.name}")
-                        return int(line.split()[1])
+            for path in new - set(done):
+                text = path.read_text()
+                if "\ntotals:" in text:  # the file's last line: written whole
+                    done[path] = int(text.split("\nsummary:", 1)[1].split()[0])
+            if done and set(done) == new:
+                await asyncio.sleep(0.2)  # one file per thread: all of this dump's?
+                if set(self.out_dir.glob(f"cg.{pid}.out.*")) - seen == new:
+                    break
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"no callgrind dump from {pid}")
+        else:
+            raise RuntimeError(f"no callgrind dump from {pid}")
+        if self.keep is not None:
+            self.keep.mkdir(parents=True, exist_ok=True)
+            for path in done:
+                shutil.copy(path, self.keep / f"{label}{path.name}")
+        return {int(path.name.rsplit("-", 1)[1]): n for path, n in done.items()}
+
+
+MAIN_THREAD = 1  # callgrind numbers threads from 1, in order of creation
+
+
+def _workers(threads: dict[int, int]) -> int:
+    return sum(n for thread, n in threads.items() if thread != MAIN_THREAD)
 
 
 async def measure(
@@ -319,8 +390,14 @@ async def measure(
             )
             client_port = plait[dp.CLIENT].outbound_port
             assert client_port is not None
+            copied = (
+                {"static": await _static_pair(rig, plait, wrapper, timeout)}
+                if not names or "static" in names
+                else {}
+            )
             pairs = {
                 "plait": ("bench-client sidecar", "bench-server sidecar", client_port),
+                **copied,
                 **pairs,
             }
             absolute = f"http://{dp.AUTHORITY}/"
@@ -331,16 +408,26 @@ async def measure(
                         break
                 else:
                     raise RuntimeError(f"{name}: HTTP {status} {body[:200]!r}")
+            if "static" in pairs:  # the copy's mTLS is real: its server accepted TLS 1.3
+                seen = (await dp.tls_counters(rig))["static server"]
+                if not seen.get("server handshake") or not seen.get("server versions.TLSv1.3"):
+                    raise RuntimeError(f"the static server saw no TLS 1.3 handshake: {seen}")
             per_req: dict[str, dict[str, list[float]]] = {
                 n: {"client": [], "server": [], "rps": [], "other": []} for n in pairs
             }
-            idle: dict[str, float] = {}  # instructions per second with no traffic
+            if cg is not None:  # instructions of the threads but Envoy's main one
+                for sides in per_req.values():
+                    sides.update(client_workers=[], server_workers=[])
+            idle: dict[str, tuple[float, float]] = {}  # instructions/s idle: all, workers
             if cg is not None:
                 pids = {e: rig.envoys[e].pid for c, s, _ in pairs.values() for e in (c, s)}
                 await asyncio.gather(*(cg.zero(p) for p in pids.values() if p is not None))
                 await asyncio.sleep(seconds)
                 counts = await asyncio.gather(*(cg.dump(p) for p in pids.values() if p))
-                idle = {e: n / seconds for e, n in zip(pids, counts, strict=True)}
+                idle = {
+                    e: (sum(n.values()) / seconds, _workers(n) / seconds)
+                    for e, n in zip(pids, counts, strict=True)
+                }
             order = list(pairs)
             for rep in range(reps):
                 for name in order[rep % len(order) :] + order[: rep % len(order)]:
@@ -361,11 +448,12 @@ async def measure(
                         if cg is not None:
                             pid = rig.envoys[envoy].pid
                             assert pid is not None
-                            ins = (
-                                await cg.dump(pid, f"{name}.{side}.{rep}.")
-                                - idle[envoy] * result["duration_us"] / 1e6
-                            )
-                            per_req[name][side].append(ins / n)
+                            threads = await cg.dump(pid, f"{name}.{side}.{rep}.")
+                            took = result["duration_us"] / 1e6
+                            total = sum(threads.values()) - idle[envoy][0] * took
+                            workers = _workers(threads) - idle[envoy][1] * took
+                            per_req[name][side].append(total / n)
+                            per_req[name][f"{side}_workers"].append(workers / n)
                         else:
                             per_req[name][side].append(1e6 * usage["envoys_s"][envoy] / n)
                     per_req[name]["other"].append(usage["other_cores"])
@@ -395,20 +483,56 @@ def main() -> None:
     parser.add_argument("--only", default="", help="variants, comma-separated")
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
+    load = os.getloadavg()
     result = asyncio.run(measure(args.reps, args.seconds, names, args.connections, args.callgrind))
     print(json.dumps(result, indent=1))
-    base = result["observed"]
-    print("| pair | client µs/req | server µs/req | both, over observed | req/s | other load |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, r in result.items():
-        both = r["client"]["median"] + r["server"]["median"]
-        ref = base["client"]["median"] + base["server"]["median"]
-        print(
-            f"| {name} | {r['client']['median']:.1f} ({r['client']['min']:.1f}–"
-            f"{r['client']['max']:.1f}) | {r['server']['median']:.1f} ({r['server']['min']:.1f}–"
-            f"{r['server']['max']:.1f}) | {both / ref:.3f} | {r['rps']['median']:.0f} "
-            f"| {r['other']['median']:.2f} ({r['other']['max']:.2f}) |"
+    print(report(result))
+    print(f"load average (1, 5, 15 min) before: {load}, after: {os.getloadavg()}")
+
+
+def _both(sides: dict[str, Any], suffix: str = "") -> list[float]:
+    """Client + server per rep."""
+    return [
+        c + s
+        for c, s in zip(
+            sides[f"client{suffix}"]["all"], sides[f"server{suffix}"]["all"], strict=True
         )
+    ]
+
+
+def _ratio(sides: dict[str, Any], base: dict[str, Any], suffix: str = "") -> str:
+    """Both sides over the observed pair's, paired by rep: median (min–max)."""
+    r = [a / b for a, b in zip(_both(sides, suffix), _both(base, suffix), strict=True)]
+    return f"{statistics.median(r):.3f} ({min(r):.3f}–{max(r):.3f})"
+
+
+def report(result: dict[str, Any]) -> str:
+    """A Markdown table: per pair, each side's median (range), both over the observed
+    pair's (paired by rep), req/s, other load; with callgrind, worker threads as well."""
+    base = result["observed"]
+    workers = "client_workers" in base
+    head = "| pair | client /req | server /req | both, over observed |"
+    rule = "| --- | ---: | ---: | ---: |"
+    if workers:
+        head += " workers: client / server | workers, over observed |"
+        rule += " ---: | ---: |"
+    lines = [head + " req/s | other load |", rule + " ---: | ---: |"]
+
+    def cell(r: dict[str, Any]) -> str:
+        return f"{r['median']:.1f} ({r['min']:.1f}–{r['max']:.1f})"
+
+    for name, r in result.items():
+        row = f"| {name} | {cell(r['client'])} | {cell(r['server'])} | {_ratio(r, base)} |"
+        if workers:
+            row += (
+                f" {r['client_workers']['median']:.1f} / {r['server_workers']['median']:.1f}"
+                f" | {_ratio(r, base, '_workers')} |"
+            )
+        lines.append(
+            row
+            + f" {r['rps']['median']:.0f} | {r['other']['median']:.2f} ({r['other']['max']:.2f}) |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
