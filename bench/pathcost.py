@@ -501,7 +501,7 @@ def _both(sides: dict[str, Any], suffix: str = "") -> list[float]:
 
 
 def _ratio(sides: dict[str, Any], base: dict[str, Any], suffix: str = "") -> str:
-    """Both sides over the observed pair's, paired by rep: median (min–max)."""
+    """Both sides over `base`'s, paired by rep: median (min–max)."""
     r = [a / b for a, b in zip(_both(sides, suffix), _both(base, suffix), strict=True)]
     return f"{statistics.median(r):.3f} ({min(r):.3f}–{max(r):.3f})"
 
@@ -511,8 +511,9 @@ def report(result: dict[str, Any]) -> str:
     pair's (paired by rep), req/s, other load; with callgrind, worker threads as well."""
     base = result["observed"]
     workers = "client_workers" in base
-    head = "| pair | client /req | server /req | both, over observed |"
-    rule = "| --- | ---: | ---: | ---: |"
+    plait = result["plait"]
+    head = "| pair | client /req | server /req | both, over observed | over plait |"
+    rule = "| --- | ---: | ---: | ---: | ---: |"
     if workers:
         head += " workers: client / server | workers, over observed |"
         rule += " ---: | ---: |"
@@ -522,7 +523,10 @@ def report(result: dict[str, Any]) -> str:
         return f"{r['median']:.1f} ({r['min']:.1f}–{r['max']:.1f})"
 
     for name, r in result.items():
-        row = f"| {name} | {cell(r['client'])} | {cell(r['server'])} | {_ratio(r, base)} |"
+        row = (
+            f"| {name} | {cell(r['client'])} | {cell(r['server'])} | {_ratio(r, base)} "
+            f"| {_ratio(r, plait)} |"
+        )
         if workers:
             row += (
                 f" {r['client_workers']['median']:.1f} / {r['server_workers']['median']:.1f}"
