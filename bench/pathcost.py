@@ -42,6 +42,7 @@ from plait.agent import SupervisorOptions
 from plait.local.ports import free_port
 from plait.model.identity import SpiffeId
 from plait.model.proxy import Proxy
+from plait.translate import tracing
 
 Config = dict[str, Any]
 Mutation = Callable[[Config, Config], None]  # (server config, client config)
@@ -269,39 +270,148 @@ async def _live_dump(admin_url: str, timeout: float) -> Config:
         return dump
 
 
-async def _static_pair(
-    rig: dp.Rig, proxies: dict[str, Proxy], wrapper: tuple[str, ...], timeout: float
-) -> tuple[str, str, int]:
+def _static_listeners(config: Config) -> list[Config]:
+    listeners: list[Config] = config["static_resources"]["listeners"]
+    return listeners
+
+
+def _static_clusters(config: Config) -> list[Config]:
+    clusters: list[Config] = config["static_resources"]["clusters"]
+    return clusters
+
+
+def trim_boot(server: Config, client: Config) -> None:
+    """The observed pair's bootstrap: no node, overload manager, admin access log, admin
+    runtime layer or RE2 limit (the runtime keeps the span batching)."""
+    for config in (server, client):
+        for key in ("node", "overload_manager"):
+            config.pop(key, None)
+        config["admin"].pop("access_log", None)
+        config["layered_runtime"] = {
+            "layers": [{"name": "static", "static_layer": dict(tracing.ZIPKIN_RUNTIME)}]
+        }
+
+
+def trim_tls(_server: Config, client: Config) -> None:
+    """The client's cluster with one transport socket (plait's mTLS one) instead of
+    `transport_socket_matches` on the endpoint's tlsMode (and no tlsMode metadata)."""
+    for cluster in _static_clusters(client):
+        matches = cluster.pop("transport_socket_matches", None)
+        if matches is None:
+            continue
+        cluster["transport_socket"] = next(m["transport_socket"] for m in matches if m.get("match"))
+        for locality in cluster.get("load_assignment", {}).get("endpoints", []):
+            for lb in locality.get("lb_endpoints", []):
+                lb.get("metadata", {}).get("filter_metadata", {}).pop(
+                    "envoy.transport_socket_match", None
+                )
+
+
+def trim_size(server: Config, client: Config) -> None:
+    """Only what the measured path uses: the client's outbound listener with its one
+    virtual host to bench-server, the server's inbound listener with its mTLS chain, the
+    clusters those name and the trace collector."""
+    to_server = f"outbound|8080||{dp.SERVICE}.{NAMESPACE}.svc.cluster.local"
+    for config, keep in ((client, "virtualOutbound"), (server, "virtualInbound")):
+        listeners = [x for x in _static_listeners(config) if x["name"] == keep]
+        config["static_resources"]["listeners"] = listeners
+        for listener in listeners:
+            listener["filter_chains"] = [
+                c for c in listener["filter_chains"] if c.get("name") != "inbound-plaintext"
+            ]
+            for chain in listener["filter_chains"]:
+                hcm = chain["filters"][0]["typed_config"]
+                hosts = hcm["route_config"]["virtual_hosts"]
+                hcm["route_config"]["virtual_hosts"] = [
+                    h
+                    for h in hosts
+                    if config is server
+                    or any(r.get("route", {}).get("cluster") == to_server for r in h["routes"])
+                ]
+        used = json.dumps(listeners)
+        config["static_resources"]["clusters"] = [
+            c
+            for c in _static_clusters(config)
+            if f'"{c["name"]}"' in used or c["name"] == "plait-tracing-collector"
+        ]
+
+
+def trim_direction(server: Config, client: Config) -> None:
+    """No `traffic_direction` on the listeners (the observed pair's have none)."""
+    for config in (server, client):
+        for listener in _static_listeners(config):
+            listener.pop("traffic_direction", None)
+
+
+TRIMS: dict[str, Mutation] = {
+    "static-boot": trim_boot,
+    "static-tls": trim_tls,
+    "static-size": trim_size,
+    "static-direction": trim_direction,
+}
+
+
+def _trim_all(server: Config, client: Config) -> None:
+    for trim in TRIMS.values():
+        trim(server, client)
+
+
+async def _static_pairs(
+    rig: dp.Rig,
+    proxies: dict[str, Proxy],
+    names: list[str],
+    wrapper: tuple[str, ...],
+    timeout: float,
+) -> dict[str, tuple[str, str, int]]:
     """plait's mTLS pair, copied once synced into two static Envoys (`staticcopy`): the
     same bootstrap, listeners, routes, clusters and endpoints, with no xDS, SDS or agent;
     certificates for the same SPIFFE identities from the same CA, in files. The copy's
     listeners move to free ports (the client's endpoint for the server with them), its
     access logs to files of its own; the upstream and the trace collector stay the same.
+    `names` picks the copy (`static`) and copies with one group of plait's configuration
+    trimmed to the observed pair's (`TRIMS`, or all of them: `static-trim`). By variant:
     (client Envoy, server Envoy, client port)."""
     assert rig.security is not None
+    variants: dict[str, Mutation | None] = {"static": None, **TRIMS, "static-trim": _trim_all}
+    wanted = [n for n in variants if not names or n in names]
+    if not wanted:
+        return {}
     workloads = (dp.CLIENT, dp.SERVICE)
     dumps = [await _live_dump(rig.admin_url(f"{w} sidecar"), timeout) for w in workloads]
-    ports = {p: free_port() for dump in dumps for p in staticcopy.listener_ports(dump)}
-    configs = {}
-    for workload, dump in zip(workloads, dumps, strict=True):
-        proxy = proxies[workload]
-        identity = SpiffeId(meshid.TRUST_DOMAIN, NAMESPACE, proxy.service_account)
-        cert = meshid.static_cert(rig.security.ca, identity, rig.run_dir / "static-certs")
-        logs = {}
-        if proxy.access_log is not None:
-            logs[proxy.access_log] = str(rig.run_dir / f"static-{workload}.access.log")
-        configs[workload] = staticcopy.static_bootstrap(
-            dump, staticcopy.file_secrets(cert), ports=ports, paths=logs
+    certs = {
+        w: meshid.static_cert(
+            rig.security.ca,
+            SpiffeId(meshid.TRUST_DOMAIN, NAMESPACE, proxies[w].service_account),
+            rig.run_dir / "static-certs",
         )
-    server, client = proxies[dp.SERVICE].inbound_port, proxies[dp.CLIENT].outbound_port
-    assert server is not None and client is not None
-    await asyncio.gather(
-        dp._start_static(
-            rig, "static server", configs[dp.SERVICE], ports[server], wrapper, timeout
-        ),
-        dp._start_static(rig, "static client", configs[dp.CLIENT], ports[client], wrapper, timeout),
-    )
-    return "static client", "static server", ports[client]
+        for w in workloads
+    }
+    out, starts = {}, []
+    for name in wanted:
+        ports = {p: free_port() for dump in dumps for p in staticcopy.listener_ports(dump)}
+        configs = {}
+        for workload, dump in zip(workloads, dumps, strict=True):
+            proxy = proxies[workload]
+            logs = {}
+            if proxy.access_log is not None:
+                logs[proxy.access_log] = str(rig.run_dir / f"{name}-{workload}.access.log")
+            configs[workload] = staticcopy.static_bootstrap(
+                dump, staticcopy.file_secrets(certs[workload]), ports=ports, paths=logs
+            )
+        mutate = variants[name]
+        if mutate is not None:
+            mutate(configs[dp.SERVICE], configs[dp.CLIENT])
+        server, client = proxies[dp.SERVICE].inbound_port, proxies[dp.CLIENT].outbound_port
+        assert server is not None and client is not None
+        for side, workload, port in (("server", dp.SERVICE, server), ("client", dp.CLIENT, client)):
+            starts.append(
+                dp._start_static(
+                    rig, f"{name} {side}", configs[workload], ports[port], wrapper, timeout
+                )
+            )
+        out[name] = (f"{name} client", f"{name} server", ports[client])
+    await asyncio.gather(*starts)
+    return out
 
 
 class Callgrind:
@@ -390,11 +500,7 @@ async def measure(
             )
             client_port = plait[dp.CLIENT].outbound_port
             assert client_port is not None
-            copied = (
-                {"static": await _static_pair(rig, plait, wrapper, timeout)}
-                if not names or "static" in names
-                else {}
-            )
+            copied = await _static_pairs(rig, plait, names, wrapper, timeout)
             pairs = {
                 "plait": ("bench-client sidecar", "bench-server sidecar", client_port),
                 **copied,
@@ -408,10 +514,11 @@ async def measure(
                         break
                 else:
                     raise RuntimeError(f"{name}: HTTP {status} {body[:200]!r}")
-            if "static" in pairs:  # the copy's mTLS is real: its server accepted TLS 1.3
-                seen = (await dp.tls_counters(rig))["static server"]
+            counters = await dp.tls_counters(rig) if copied else {}
+            for _client, server_envoy, _port in copied.values():  # the copies' mTLS is real
+                seen = counters[server_envoy]
                 if not seen.get("server handshake") or not seen.get("server versions.TLSv1.3"):
-                    raise RuntimeError(f"the static server saw no TLS 1.3 handshake: {seen}")
+                    raise RuntimeError(f"{server_envoy} saw no TLS 1.3 handshake: {seen}")
             per_req: dict[str, dict[str, list[float]]] = {
                 n: {"client": [], "server": [], "rps": [], "other": []} for n in pairs
             }
