@@ -343,11 +343,43 @@ def trim_direction(server: Config, client: Config) -> None:
             listener.pop("traffic_direction", None)
 
 
+def _renamed(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, list):
+        return [_renamed(item, names) for item in node]
+    if isinstance(node, dict):
+        return {k: _renamed(v, names) for k, v in node.items()}
+    return names.get(node, node) if isinstance(node, str) else node
+
+
+def trim_names(server: Config, client: Config) -> None:
+    """The observed pair's names for what each request names: the forwarder's cluster
+    (`target`, where plait has Istio's `outbound|8080||HOST` / `inbound|PORT||`, which
+    the access log and the spans carry) and the HCM's stat prefix (`forward`)."""
+    to_server = f"outbound|8080||{dp.SERVICE}.{NAMESPACE}.svc.cluster.local"
+    for config in (server, client):
+        names = {"outbound_http_proxy": "forward"}
+        for cluster in _static_clusters(config):
+            if (
+                cluster["name"].startswith("inbound|")
+                if config is server
+                else cluster["name"] == to_server
+            ):
+                names[cluster["name"]] = "target"
+        for listener in _static_listeners(config):
+            for chain in listener["filter_chains"]:
+                prefix = chain["filters"][0]["typed_config"].get("stat_prefix", "")
+                if prefix.startswith("inbound_"):
+                    names[prefix] = "forward"
+        renamed = _renamed(config["static_resources"], names)
+        config["static_resources"] = renamed
+
+
 TRIMS: dict[str, Mutation] = {
     "static-boot": trim_boot,
     "static-tls": trim_tls,
     "static-size": trim_size,
     "static-direction": trim_direction,
+    "static-names": trim_names,
 }
 
 
