@@ -13,7 +13,17 @@ interleaved and their order rotated per rep; the CPU each Envoy of the pair used
 /proc), per request, is reported per side (client, server) as the median over reps with
 its range. With `--callgrind`, every Envoy but the upstream runs under valgrind and the
 figure is user-space instructions per request instead (`Callgrind`): slow (tens of
-requests per second, minutes to start), but a loaded machine does not change it.
+requests per second, minutes to start), but a loaded machine does not change it much.
+Some of an Envoy's work is per second, not per request (the tracer's span batches flush
+every second at these rates): at 20 req/s it weighs three times what it does at 60, and
+a loaded machine changes the rate. The table therefore also gives `rate_corrected`:
+per pair, instructions = a × requests + b × seconds fitted over all reps with one b for
+all pairs, and a over the observed pair's.
+
+`static` is plait's pair itself, copied once synced from its Envoys' config dumps into
+two static Envoys (`staticcopy`): the same configuration without its delivery (xDS, SDS,
+agent). `static-*` are that copy with one group of plait's configuration trimmed to the
+observed pair's (`TRIMS`), `static-trim` with all of them.
 """
 
 from __future__ import annotations
@@ -645,6 +655,23 @@ def _ratio(sides: dict[str, Any], base: dict[str, Any], suffix: str = "") -> str
     return f"{statistics.median(r):.3f} ({min(r):.3f}–{max(r):.3f})"
 
 
+def rate_corrected(result: dict[str, Any], suffix: str = "") -> dict[str, float]:
+    """Per pair, the per-request term a of `both sides = a + b / rps` fitted by least
+    squares over every rep, b (the per-second work) shared by all pairs."""
+    points = {
+        name: [(1 / rps, both) for rps, both in zip(r["rps"]["all"], _both(r, suffix), strict=True)]
+        for name, r in result.items()
+    }
+    num = den = 0.0
+    for pts in points.values():
+        mx = statistics.fmean(x for x, _ in pts)
+        my = statistics.fmean(y for _, y in pts)
+        num += sum((x - mx) * (y - my) for x, y in pts)
+        den += sum((x - mx) ** 2 for x, _ in pts)
+    b = num / den if den else 0.0
+    return {name: statistics.fmean(y - b * x for x, y in pts) for name, pts in points.items()}
+
+
 def report(result: dict[str, Any]) -> str:
     """A Markdown table: per pair, each side's median (range), both over the observed
     pair's (paired by rep), req/s, other load; with callgrind, worker threads as well."""
@@ -654,8 +681,9 @@ def report(result: dict[str, Any]) -> str:
     head = "| pair | client /req | server /req | both, over observed | over plait |"
     rule = "| --- | ---: | ---: | ---: | ---: |"
     if workers:
-        head += " workers: client / server | workers, over observed |"
-        rule += " ---: | ---: |"
+        head += " workers: client / server | workers, over observed | rate-corrected |"
+        rule += " ---: | ---: | ---: |"
+        fitted = rate_corrected(result, "_workers")
     lines = [head + " req/s | other load |", rule + " ---: | ---: |"]
 
     def cell(r: dict[str, Any]) -> str:
@@ -669,7 +697,7 @@ def report(result: dict[str, Any]) -> str:
         if workers:
             row += (
                 f" {r['client_workers']['median']:.1f} / {r['server_workers']['median']:.1f}"
-                f" | {_ratio(r, base, '_workers')} |"
+                f" | {_ratio(r, base, '_workers')} | {fitted[name] / fitted['observed']:.3f} |"
             )
         lines.append(
             row
