@@ -215,12 +215,43 @@ def xfcc_no_subject(server: Config, client: Config) -> None:
     _hcm(server)["set_current_client_cert_details"].pop("subject")
 
 
+def _renamed(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, list):
+        return [_renamed(item, names) for item in node]
+    if isinstance(node, dict):
+        return {k: _renamed(v, names) for k, v in node.items()}
+    return names.get(node, node) if isinstance(node, str) else node
+
+
+def names(server: Config, client: Config) -> None:
+    """plait's (Istio's) names for what each request names, where the access log
+    (`upstream_cluster`, `route_name`) and the spans (`upstream_cluster`) carry them: the
+    client's cluster `outbound|8080||HOST`, the server's `inbound|PORT||`, the routes'
+    `default`, the HCMs' stat prefixes."""
+    host = f"{dp.SERVICE}.{NAMESPACE}.svc.cluster.local"
+    for config, side in ((server, "server"), (client, "client")):
+        target = _target(config)
+        port = target["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        port = port["address"]["socket_address"]["port_value"]
+        istio = f"inbound|{port}||" if side == "server" else f"outbound|8080||{host}"
+        listener = config["static_resources"]["listeners"][0]
+        own = listener["address"]["socket_address"]["port_value"]
+        _hcm(config)["stat_prefix"] = (
+            f"inbound_{own}" if side == "server" else "outbound_http_proxy"
+        )
+        for host_config in _hcm(config)["route_config"]["virtual_hosts"]:
+            for route in host_config["routes"]:
+                route["name"] = "default"
+        config["static_resources"] = _renamed(config["static_resources"], {"target": istio})
+
+
 MUTATIONS: dict[str, Mutation] = {
     "xfcc": xfcc,
     "filters": filters,
     "retries": retries,
     "options": options,
     "tls": tls,
+    "names": names,
 }
 EXTRA: dict[str, Mutation] = {"xfcc-istio": xfcc_istio, "xfcc-no-subject": xfcc_no_subject}
 
@@ -351,14 +382,6 @@ def trim_direction(server: Config, client: Config) -> None:
     for config in (server, client):
         for listener in _static_listeners(config):
             listener.pop("traffic_direction", None)
-
-
-def _renamed(node: Any, names: dict[str, str]) -> Any:
-    if isinstance(node, list):
-        return [_renamed(item, names) for item in node]
-    if isinstance(node, dict):
-        return {k: _renamed(v, names) for k, v in node.items()}
-    return names.get(node, node) if isinstance(node, str) else node
 
 
 def trim_names(server: Config, client: Config) -> None:
