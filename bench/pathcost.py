@@ -6,9 +6,8 @@ In one run: plait's two sidecars with mTLS (as `bench.dataplane` runs them: cont
 plane, CA, agents, telemetry), the observed hand-written mTLS pair (`observed.instrument`),
 and copies of that pair with one of plait's differences added at a time (XFCC, the idle
 filters, the retry policy and circuit breakers, the route and HCM options, plait's TLS
-parameters, plait's (Istio's) cluster, route and stat prefix names), then with all
-of them; and XFCC as istiod sets it (with DNS SANs) or
-without the Subject.
+parameters, plait's (Istio's) cluster, route and stat prefix names), then with all of
+them; and XFCC as istiod sets it (with DNS SANs) or without the Subject.
 Each pair gets wrk -t1 -c32 (`--connections`) for `--seconds` after a 1 s warm-up, pairs
 interleaved and their order rotated per rep; the CPU each Envoy of the pair used (from
 /proc), per request, is reported per side (client, server) as the median over reps with
@@ -16,8 +15,8 @@ its range. With `--callgrind`, every Envoy but the upstream runs under valgrind 
 figure is user-space instructions per request instead (`Callgrind`): slow (tens of
 requests per second, minutes to start), but a loaded machine does not change it much.
 Some of an Envoy's work is per second, not per request (span batches and access logs
-are flushed every second at these rates): at 20 req/s it weighs three times what it does at 60, and
-a loaded machine changes the rate. The table therefore also gives `rate_corrected`:
+are flushed every second at these rates): at 20 req/s it weighs three times what it
+does at 60, and a loaded machine changes the rate. The table therefore also gives `rate_corrected`:
 per pair, instructions = a × requests + b × seconds fitted over all reps with one b for
 all pairs, and a over the observed pair's.
 
