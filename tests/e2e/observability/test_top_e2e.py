@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import struct
 import subprocess
 import sys
@@ -93,6 +94,15 @@ async def traffic(lab: Lab) -> AsyncIterator[Steady]:
                 await task
 
 
+def _interactive() -> None:
+    """In the child, before exec: the terminal becomes its controlling TTY, and SIGINT
+    gets its default action back, as in a login shell's terminal. pytest may run with
+    SIGINT ignored (started in the background by a non-interactive shell, as CI may do),
+    and an ignored signal stays ignored across exec: Ctrl-C would then do nothing."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """`plait ARGS` on a pseudo-terminal of 160×50; the screen's bytes collected."""
 
@@ -108,7 +118,7 @@ class Terminal:
             stderr=slave,
             env={**env, "PYTHONIOENCODING": "utf-8"},
             start_new_session=True,  # its own session, with this terminal as controlling TTY
-            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # noqa: PLW1509
+            preexec_fn=_interactive,  # noqa: PLW1509
         )
         os.close(slave)
         self.master = master
