@@ -243,26 +243,20 @@ async def _start_hand_observed(rig: Rig, upstream: int) -> tuple[int, int, int]:
     client_cert = meshid.static_cert(ca, client_id, certs)
     one, ts, tc = (free_port() for _ in range(3))
     fwd = handwritten.forwarder
-    await _start_static(
-        rig, "obs one-hop",
-        fwd(one, "*", upstream, absolute_url=False,
-            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-one", inbound=True, mtls=False)),
-        one,
-    )  # fmt: skip
-    await _start_static(
-        rig, "obs mTLS server",
-        fwd(ts, "*", upstream, absolute_url=False,
-            listener_tls=handwritten.downstream_tls(server_cert),
-            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-server", inbound=True, mtls=True)),
-        ts,
-    )  # fmt: skip
-    await _start_static(
-        rig, "obs mTLS client",
-        fwd(tc, AUTHORITY, ts, absolute_url=True,
-            cluster_tls=handwritten.upstream_tls(client_cert, server_id.uri, SERVICE),
-            instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-client", inbound=False, mtls=True)),
-        tc,
-    )  # fmt: skip
+    host = f"{SERVICE}.{NAMESPACE}.svc.cluster.local"
+    one_hop = fwd(one, "*", upstream, absolute_url=False,
+                  instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-one", inbound=True, mtls=False))  # fmt: skip
+    server = fwd(ts, "*", upstream, absolute_url=False,
+                 listener_tls=handwritten.downstream_tls(server_cert),
+                 instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-server", inbound=True, mtls=True))  # fmt: skip
+    client = fwd(tc, AUTHORITY, ts, absolute_url=True,
+                 cluster_tls=handwritten.upstream_tls(client_cert, server_id.uri, SERVICE),
+                 instrument=observed.instrument(rig.run_dir, rig.collector_port, "obs-client", inbound=False, mtls=True))  # fmt: skip
+    for config, side in ((one_hop, "server"), (server, "server"), (client, "client")):
+        observed.istio_names(config, side, host)  # what plait's logs and spans carry
+    await _start_static(rig, "obs one-hop", one_hop, one)
+    await _start_static(rig, "obs mTLS server", server, ts)
+    await _start_static(rig, "obs mTLS client", client, tc)
     return one, ts, tc
 
 

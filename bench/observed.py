@@ -105,3 +105,34 @@ def instrument(
             },
         },
     )
+
+
+def renamed(node: Any, names: dict[str, str]) -> Any:
+    """`node` with every string that is a key of `names` replaced by its value."""
+    if isinstance(node, list):
+        return [renamed(item, names) for item in node]
+    if isinstance(node, dict):
+        return {k: renamed(v, names) for k, v in node.items()}
+    return names.get(node, node) if isinstance(node, str) else node
+
+
+def istio_names(config: dict[str, Any], side: str, host: str) -> None:
+    """A `handwritten.forwarder` config given plait's (Istio's) names for what each request
+    names, where the access log (`upstream_cluster`, `route_name`) and the spans
+    (`upstream_cluster`) carry them: the client's cluster `outbound|8080||HOST` (`side`
+    "client"), a server's `inbound|PORT||` ("server"), the routes' `default`, the HCM's
+    stat prefix. With the forwarder's own short names (`target`) the same access log and
+    spans would carry shorter strings: cheaper, and not the same telemetry."""
+    resources = config["static_resources"]
+    listener = resources["listeners"][0]
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    target = resources["clusters"][0]
+    endpoint = target["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    port = endpoint["address"]["socket_address"]["port_value"]
+    own = listener["address"]["socket_address"]["port_value"]
+    istio = f"inbound|{port}||" if side == "server" else f"outbound|8080||{host}"
+    hcm["stat_prefix"] = f"inbound_{own}" if side == "server" else "outbound_http_proxy"
+    for virtual_host in hcm["route_config"]["virtual_hosts"]:
+        for route in virtual_host["routes"]:
+            route["name"] = "default"
+    config["static_resources"] = renamed(resources, {target["name"]: istio})

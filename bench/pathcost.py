@@ -215,34 +215,12 @@ def xfcc_no_subject(server: Config, client: Config) -> None:
     _hcm(server)["set_current_client_cert_details"].pop("subject")
 
 
-def _renamed(node: Any, names: dict[str, str]) -> Any:
-    if isinstance(node, list):
-        return [_renamed(item, names) for item in node]
-    if isinstance(node, dict):
-        return {k: _renamed(v, names) for k, v in node.items()}
-    return names.get(node, node) if isinstance(node, str) else node
-
-
 def names(server: Config, client: Config) -> None:
-    """plait's (Istio's) names for what each request names, where the access log
-    (`upstream_cluster`, `route_name`) and the spans (`upstream_cluster`) carry them: the
-    client's cluster `outbound|8080||HOST`, the server's `inbound|PORT||`, the routes'
-    `default`, the HCMs' stat prefixes."""
+    """plait's (Istio's) names for what each request names (`observed.istio_names`); the
+    observed pair of `bench.dataplane` has them too since the static copy's analysis."""
     host = f"{dp.SERVICE}.{NAMESPACE}.svc.cluster.local"
-    for config, side in ((server, "server"), (client, "client")):
-        target = _target(config)
-        port = target["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-        port = port["address"]["socket_address"]["port_value"]
-        istio = f"inbound|{port}||" if side == "server" else f"outbound|8080||{host}"
-        listener = config["static_resources"]["listeners"][0]
-        own = listener["address"]["socket_address"]["port_value"]
-        _hcm(config)["stat_prefix"] = (
-            f"inbound_{own}" if side == "server" else "outbound_http_proxy"
-        )
-        for host_config in _hcm(config)["route_config"]["virtual_hosts"]:
-            for route in host_config["routes"]:
-                route["name"] = "default"
-        config["static_resources"] = _renamed(config["static_resources"], {"target": istio})
+    observed.istio_names(server, "server", host)
+    observed.istio_names(client, "client", host)
 
 
 MUTATIONS: dict[str, Mutation] = {
@@ -403,7 +381,7 @@ def trim_names(server: Config, client: Config) -> None:
                 prefix = chain["filters"][0]["typed_config"].get("stat_prefix", "")
                 if prefix.startswith("inbound_"):
                     names[prefix] = "forward"
-        renamed = _renamed(config["static_resources"], names)
+        renamed = observed.renamed(config["static_resources"], names)
         config["static_resources"] = renamed
 
 
