@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from plait.model.proxy import Proxy
 from plait.model.snapshot import MeshSnapshot
@@ -107,6 +109,11 @@ class MeshState:
 
     async def wait_for_change(self, proxy: Proxy, after: int) -> int:
         return await self._wakeups.wait_for_change(proxy, after)
+
+    def on_change(
+        self, proxy: Proxy, after: int, wake: Callable[[int], None]
+    ) -> AbstractContextManager[None]:
+        return self._wakeups.on_change(proxy, after, wake)
 
     def unchanged_through(self, proxy: Proxy, generation: int) -> int:
         return self._wakeups.unchanged_through(proxy, generation)

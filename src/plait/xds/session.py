@@ -1,4 +1,4 @@
-"""One ADS stream: its reader, generation watcher and pusher tasks.
+"""One ADS stream: its reader and pusher tasks, and its change wake-up.
 
 Concurrency model (one event loop, no locks):
 
@@ -6,9 +6,9 @@ Concurrency model (one event loop, no locks):
   subscription) and wakes the pusher; while the pusher is idle with the current config,
   the reader plans itself (`_step`): nothing to send (an ACK, usually) needs no wake-up,
   and what the plan gives is queued for the pusher to write before it plans again;
-* the watcher awaits `ConfigSource.wait_for_change` (a generation that changed this
-  proxy's configuration: the others do not wake the stream at all, `wakeups.py`) and
-  wakes the pusher;
+* a generation that changed this proxy's configuration wakes the pusher, through the
+  callback the stream registers with `ConfigSource.on_change` for its lifetime (the
+  others do not wake the stream at all, `wakeups.py`); no task of its own;
 * the pusher, on each wake, fetches the proxy's config for the *current* generation only
   (generations that arrived while it was writing are coalesced into one push), writes the
   planned responses in push order, and records the newest generation the proxy has fully
@@ -251,17 +251,18 @@ class Session:
     async def run(self, requests: AsyncIterator[Any], write: Write) -> None:
         """Serve the stream (its first request `receive`d) until the client half-closes."""
         name = self.proxy.id
+        source = self._deps.source
         try:
-            async with asyncio.TaskGroup() as tg:
-                tasks = [
-                    tg.create_task(self._read(requests), name=f"ads-read {name}"),
-                    tg.create_task(self._closed.wait(), name=f"ads-close {name}"),
-                    tg.create_task(self._watch(), name=f"ads-watch {name}"),
-                    tg.create_task(self._push(write), name=f"ads-push {name}"),
-                ]
-                await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
-                for task in tasks:  # the client half-closed, or `close()`: end the rest
-                    task.cancel()
+            with source.on_change(self.proxy, source.generation, self._changed):
+                async with asyncio.TaskGroup() as tg:
+                    tasks = [
+                        tg.create_task(self._read(requests), name=f"ads-read {name}"),
+                        tg.create_task(self._closed.wait(), name=f"ads-close {name}"),
+                        tg.create_task(self._push(write), name=f"ads-push {name}"),
+                    ]
+                    await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_COMPLETED)
+                    for task in tasks:  # the client half-closed, or `close()`: end the rest
+                        task.cancel()
         except ExceptionGroup as group:  # the reader, watcher or pusher failed: its error
             raise group.exceptions[0]  # noqa: B904 (the group is the context)
         if self._closed.is_set():
@@ -324,12 +325,10 @@ class Session:
             self._settled()
             self._deps.on_sync_change()
 
-    async def _watch(self) -> None:
-        generation = self._deps.source.generation
-        while True:
-            generation = await self._deps.source.wait_for_change(self.proxy, generation)
-            self._deps.generations.seen(generation)
-            self._wake.set()
+    def _changed(self, generation: int) -> None:
+        """`generation` changed this proxy's config (`ConfigSource.on_change`)."""
+        self._deps.generations.seen(generation)
+        self._wake.set()
 
     async def _push(self, write: Write) -> None:
         deps = self._deps

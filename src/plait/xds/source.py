@@ -16,6 +16,7 @@ configuration it changed (`wakeups.py`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Protocol, TypeAlias
 
 from plait.model.proxy import Proxy
@@ -44,6 +45,13 @@ class ConfigSource(Protocol):
     async def wait_for_change(self, proxy: Proxy, after: int) -> int:
         """Return the current generation as soon as a generation greater than `after`
         may have changed `proxy`'s configuration (see `wakeups.Wakeups`)."""
+        ...
+
+    def on_change(
+        self, proxy: Proxy, after: int, wake: Callable[[int], None]
+    ) -> AbstractContextManager[None]:
+        """Within the block, `wake(generation)` (quick, in the publisher's call) for each
+        generation greater than `after` that may have changed `proxy`'s configuration."""
         ...
 
     def unchanged_through(self, proxy: Proxy, generation: int) -> int:
@@ -90,6 +98,11 @@ class StaticConfigSource:
 
     async def wait_for_change(self, proxy: Proxy, after: int) -> int:
         return await self._wakeups.wait_for_change(proxy, after)
+
+    def on_change(
+        self, proxy: Proxy, after: int, wake: Callable[[int], None]
+    ) -> AbstractContextManager[None]:
+        return self._wakeups.on_change(proxy, after, wake)
 
     def unchanged_through(self, proxy: Proxy, generation: int) -> int:
         return self._wakeups.unchanged_through(proxy, generation)

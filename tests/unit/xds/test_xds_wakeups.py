@@ -87,6 +87,47 @@ async def test_the_watch_ends_with_its_last_waiter() -> None:
     assert wakeups.watched() == {}
 
 
+def test_on_change_calls_back_inside_advance_for_the_changed_proxies_only() -> None:
+    wakeups = Wakeups()
+    woken: dict[str, list[int]] = {A.id: [], B.id: []}
+    with (
+        wakeups.on_change(A, 1, woken[A.id].append),
+        wakeups.on_change(B, 1, woken[B.id].append),
+    ):
+        assert wakeups.watched() == {A.id: A, B.id: B}
+        wakeups.advance({B.id})
+        assert woken == {A.id: [2], B.id: []}  # no task, no loop turn: called in advance
+        wakeups.advance({B.id})
+        assert wakeups.unchanged_through(B, 1) == 3  # B's history while its block lasts
+        wakeups.advance()
+        assert woken == {A.id: [2, 3, 4], B.id: [4]}
+    assert wakeups.watched() == {}  # the watches end with their blocks
+    wakeups.advance()
+    assert woken == {A.id: [2, 3, 4], B.id: [4]}
+
+
+def test_on_change_after_an_older_generation_calls_back_at_once() -> None:
+    wakeups = Wakeups()
+    woken: list[int] = []
+    with wakeups.on_change(A, 1, woken.append):
+        assert woken == []  # nothing newer than 1 yet
+    wakeups.advance()
+    with wakeups.on_change(A, 1, woken.append):
+        assert woken == [2]  # generation 2 may have changed A: the caller knows only 1
+
+
+def test_a_failing_callback_does_not_stop_the_others() -> None:
+    wakeups = Wakeups()
+    woken: list[int] = []
+
+    def broken(_generation: int) -> None:
+        raise RuntimeError("a stream's bug")
+
+    with wakeups.on_change(A, 1, broken), wakeups.on_change(B, 1, woken.append):
+        assert wakeups.advance() == 2
+    assert woken == [2]
+
+
 def test_unchanged_ids_compares_versions_and_counts_failures_as_changed() -> None:
     c = Proxy(id="sidecar~c-0.default", kind=ProxyKind.SIDECAR, workload="c", outbound_port=3)
     new = {A.id: config("x"), B.id: config("x", "y")}
