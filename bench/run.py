@@ -17,6 +17,7 @@ import json
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     if args.only in (None, "dataplane"):
         quick = dataplane.DataplaneOptions(reps=2, duration_s=3)
         opts = quick if args.quick else dataplane.DataplaneOptions()
+        if args.reps is not None:
+            opts = replace(opts, reps=args.reps)
+        if args.connections is not None:
+            opts = replace(opts, connections=args.connections)
         results["dataplane"] = await dataplane.run(opts, out_dir, progress)
     if args.only in (None, "controlplane"):
         results["controlplane"] = await convergence.run(args.quick, progress)
@@ -83,6 +88,15 @@ def main() -> None:
         choices=["sotw", "delta", "mixed"],
         default="sotw",
         help="with --only scale: the simulated proxies' ADS flavour",
+    )
+    parser.add_argument(
+        "--reps", type=int, metavar="N", help="with --only dataplane: repetitions (default 7)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=lambda text: tuple(int(c) for c in text.split(",")),
+        metavar="C,...",
+        help="with --only dataplane: wrk connection counts (default 1,32)",
     )
     parser.add_argument(
         "--real-envoys",
