@@ -107,9 +107,6 @@ class MeshState:
     async def wait_for_generation(self, after: int) -> int:
         return await self._wakeups.wait_for_generation(after)
 
-    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
-        return await self._wakeups.wait_for_change(proxy, after)
-
     def on_change(
         self, proxy: Proxy, after: int, wake: Callable[[int], None]
     ) -> AbstractContextManager[None]:

@@ -9,7 +9,7 @@ only coalesces generations that arrive while a push is in flight.
 
 `StaticConfigSource` is the in-memory implementation used by tests and benchmarks.
 Concurrency: it lives on one event loop; `set` is synchronous and wakes every
-`wait_for_generation` waiter, and the `wait_for_change` waiters of the proxies whose
+`wait_for_generation` waiter, and calls the `on_change` callbacks of the proxies whose
 configuration it changed (`wakeups.py`).
 """
 
@@ -40,11 +40,6 @@ class ConfigSource(Protocol):
 
     async def wait_for_generation(self, after: int) -> int:
         """Return the current generation as soon as it is greater than `after`."""
-        ...
-
-    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
-        """Return the current generation as soon as a generation greater than `after`
-        may have changed `proxy`'s configuration (see `wakeups.Wakeups`)."""
         ...
 
     def on_change(
@@ -95,9 +90,6 @@ class StaticConfigSource:
 
     async def wait_for_generation(self, after: int) -> int:
         return await self._wakeups.wait_for_generation(after)
-
-    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
-        return await self._wakeups.wait_for_change(proxy, after)
 
     def on_change(
         self, proxy: Proxy, after: int, wake: Callable[[int], None]

@@ -7,7 +7,7 @@ wake-ups, config look-ups and plans per change at 1,000 proxies (`docs/benchmark
 "Per-stream work"). `Wakeups` keeps, per watched node id, the generation at which its
 configuration last changed; the source tells it which watched proxies a new generation
 left unchanged (`unchanged_ids`: their configuration versions are all equal) and only the
-others' waiters wake.
+others' streams are woken.
 
 A stream that is not woken still counts as synced at the new generation
 (`unchanged_through`): its proxy runs that generation's configuration already.
@@ -16,8 +16,8 @@ Rules that keep it correct:
 
 * A proxy the source did not compare (a stream that started waiting while the new
   translation was running, a translation that failed) counts as changed.
-* A watch starts as changed at the current generation, so a waiter that asks about an
-  older generation returns at once. It lives while a stream of the proxy waits, and
+* A watch starts as changed at the current generation, so a stream that knows only an
+  older generation is woken at once. It lives while a stream of the proxy is open, and
   remembers the last generations that changed the proxy's config, so that
   `unchanged_through` never goes back.
 * Two streams of one node id with different `Proxy` objects (a reconnect with new
@@ -55,40 +55,11 @@ def same_config(old: ProxyConfig | None, new: ProxyConfig) -> bool:
 _HISTORY = 16  # generations that changed a watched proxy, remembered per watch
 
 
-class _Pulse:
-    """Wakes every task waiting at the time of `fire` (an `asyncio.Event` replaced per
-    generation, without making 1,000 new Events per generation or asking
-    `get_running_loop`, a system call, on every wait)."""
-
-    __slots__ = ("_waiters",)
-
-    def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def fire(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiter = loop.create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            with contextlib.suppress(ValueError):  # (gone if `fire` came first)
-                self._waiters.remove(waiter)
-            raise
-
-
 @dataclass
 class _Watch:
     proxy: Proxy | None  # None: several different Proxy objects share the node id
     changes: list[int]  # generations that changed the config, ascending (the first: since)
-    streams: int = 0
-    pulse: _Pulse = field(default_factory=_Pulse)
-    wakes: list[Wake] = field(default_factory=list)  # `Wakeups.on_change` callbacks
+    wakes: list[Wake] = field(default_factory=list)  # one per stream (`Wakeups.on_change`)
 
     @property
     def changed_at(self) -> int:
@@ -102,7 +73,6 @@ class Wakeups:
         self.generation = 1
         self._all = asyncio.Event()  # set (and replaced) at every generation
         self._watches: dict[str, _Watch] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None  # of the first waiter
 
     def watched(self) -> dict[str, Proxy]:
         """The proxies whose streams wait, by node id (those a source should compare)."""
@@ -116,7 +86,6 @@ class Wakeups:
                 continue
             watch.changes.append(self.generation)
             del watch.changes[:-_HISTORY]
-            watch.pulse.fire()
             for wake in tuple(watch.wakes):
                 try:
                     wake(self.generation)
@@ -131,37 +100,16 @@ class Wakeups:
             await self._all.wait()
         return self.generation
 
-    def _watch(self, proxy: Proxy) -> _Watch:
-        """The watch of `proxy`'s node id, made if none; one more stream counted on it."""
-        watch = self._watches.get(proxy.id)
-        if watch is None:
-            watch = self._watches[proxy.id] = _Watch(proxy, [self.generation])
-        elif watch.proxy is not proxy and watch.proxy != proxy:
-            watch.proxy = None
-        watch.streams += 1
-        return watch
-
-    async def wait_for_change(self, proxy: Proxy, after: int) -> int:
-        """The current generation, once one newer than `after` changed `proxy`'s config."""
-        watch = self._watch(proxy)
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            loop = self._loop = asyncio.get_running_loop()
-        try:
-            while watch.changed_at <= after:
-                await watch.pulse.wait(loop)
-            return self.generation
-        finally:
-            watch.streams -= 1
-            if watch.streams == 0:  # (a stream's watcher waits again at once: keep its
-                loop.call_soon(self._drop, proxy.id, watch)  # history)
-
     @contextlib.contextmanager
     def on_change(self, proxy: Proxy, after: int, wake: Wake) -> Iterator[None]:
         """Within the block, `wake(generation)` for every generation newer than `after`
         that changes `proxy`'s config (at once if one did already). It is called inside
         `advance`, so it must be quick: a stream sets its pusher's flag."""
-        watch = self._watch(proxy)
+        watch = self._watches.get(proxy.id)
+        if watch is None:
+            watch = self._watches[proxy.id] = _Watch(proxy, [self.generation])
+        elif watch.proxy is not proxy and watch.proxy != proxy:
+            watch.proxy = None
         watch.wakes.append(wake)
         try:
             if watch.changed_at > after:
@@ -169,12 +117,8 @@ class Wakeups:
             yield
         finally:
             watch.wakes.remove(wake)
-            watch.streams -= 1
-            self._drop(proxy.id, watch)
-
-    def _drop(self, node_id: str, watch: _Watch) -> None:
-        if watch.streams == 0 and self._watches.get(node_id) is watch:
-            del self._watches[node_id]
+            if not watch.wakes and self._watches.get(proxy.id) is watch:
+                del self._watches[proxy.id]
 
     def unchanged_through(self, proxy: Proxy, generation: int) -> int:
         """The newest generation whose config for `proxy` is the one of `generation`, as

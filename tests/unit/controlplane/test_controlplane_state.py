@@ -119,24 +119,21 @@ async def test_publish_wakes_only_the_streams_whose_proxy_config_changed(
 ) -> None:
     state = MeshState(snapshot("a"))
     state.config_for(A), state.config_for(B)
-    waiting_a = asyncio.create_task(state.wait_for_change(A, 1))
-    waiting_b = asyncio.create_task(state.wait_for_change(B, 1))
-    await asyncio.sleep(0)
+    woken_a: list[int] = []
+    woken_b: list[int] = []
+    with state.on_change(A, 1, woken_a.append), state.on_change(B, 1, woken_b.append):
+        assert await state.publish(snapshot("a", version=2)) == 2  # the same mesh again
+        assert woken_a == [] and woken_b == []
+        assert state.unchanged_through(A, 1) == 2  # synced at 1 counts as synced at 2
 
-    assert await state.publish(snapshot("a", version=2)) == 2  # the same mesh again
-    await asyncio.sleep(0)
-    assert not waiting_a.done() and not waiting_b.done()
-    assert state.unchanged_through(A, 1) == 2  # synced at 1 counts as synced at 2
+        failing_for(A.id, monkeypatch)  # a failing translation counts as a change
+        assert await state.publish(snapshot("a", version=3)) == 3
+        assert woken_a == [3] and woken_b == []
 
-    failing_for(A.id, monkeypatch)  # a failing translation counts as a change
-    assert await state.publish(snapshot("a", version=3)) == 3
-    assert await asyncio.wait_for(waiting_a, 1) == 3
-    assert not waiting_b.done()
-
-    monkeypatch.undo()
-    assert await state.publish(snapshot("a", "b", version=4)) == 4  # a new cluster for B
-    assert await asyncio.wait_for(waiting_b, 1) == 4
-    assert state.unchanged_through(B, 1) == 1
+        monkeypatch.undo()
+        assert await state.publish(snapshot("a", "b", version=4)) == 4  # a new cluster for B
+        assert woken_b == [4]
+    assert state.unchanged_through(B, 1) == 1  # the streams gone: nothing known
 
 
 async def test_a_proxy_whose_translation_failed_is_woken_when_it_recovers(
@@ -145,28 +142,26 @@ async def test_a_proxy_whose_translation_failed_is_woken_when_it_recovers(
     state = MeshState(snapshot("a"))
     state.config_for(A)
     failing_for(A.id, monkeypatch)
-    waiting = asyncio.create_task(state.wait_for_change(A, 1))
-    await asyncio.sleep(0)
-    assert await state.publish(snapshot("a", version=2)) == 2
-    assert await asyncio.wait_for(waiting, 1) == 2
-    state.config_for(A)  # its stream asks: the last good config, and the error
-    assert A.id in state.translation_errors
+    woken: list[int] = []
+    with state.on_change(A, 1, woken.append):
+        assert await state.publish(snapshot("a", version=2)) == 2
+        assert woken == [2]
+        state.config_for(A)  # its stream asks: the last good config, and the error
+        assert A.id in state.translation_errors
 
-    monkeypatch.undo()  # the same config as its last good one, but the error must go
-    waiting = asyncio.create_task(state.wait_for_change(A, 2))
-    await asyncio.sleep(0)
-    assert await state.publish(snapshot("a", version=3)) == 3
-    assert await asyncio.wait_for(waiting, 1) == 3
-    state.config_for(A)
-    assert state.translation_errors == {}
+        monkeypatch.undo()  # the same config as its last good one, but the error must go
+        assert await state.publish(snapshot("a", version=3)) == 3
+        assert woken == [2, 3]
+        state.config_for(A)
+        assert state.translation_errors == {}
 
 
 async def test_a_config_of_an_older_generation_is_not_taken_for_what_a_stream_holds() -> None:
     state = MeshState(snapshot("a"))
     state.config_for(A)  # an earlier stream of A was given generation 1's config, and left
     await state.publish(snapshot("a", "b", version=2))  # nobody waits for A: not compared
-    waiting = asyncio.create_task(state.wait_for_change(A, 2))  # A's new stream, at 2
-    await asyncio.sleep(0)
-    # generation 3 equals generation 1 for A, not generation 2, which its stream may hold
-    assert await state.publish(snapshot("a", version=3)) == 3
-    assert await asyncio.wait_for(waiting, 1) == 3
+    woken: list[int] = []
+    with state.on_change(A, 2, woken.append):  # A's new stream, at 2
+        # generation 3 equals generation 1 for A, not generation 2, which its stream may hold
+        assert await state.publish(snapshot("a", version=3)) == 3
+        assert woken == [3]

@@ -1,8 +1,6 @@
-"""Wakeups: a new generation wakes only the waiters of proxies whose config it changed."""
+"""Wakeups: a new generation wakes only the streams of proxies whose config it changed."""
 
 from __future__ import annotations
-
-import asyncio
 
 from plait.model.proxy import Proxy, ProxyKind
 from plait.translate.resource import ProxyConfig, Resource
@@ -17,73 +15,50 @@ def config(*names: str) -> ProxyConfig:
     return ProxyConfig.of(Resource(CLUSTER, n, n.encode(), n) for n in names)
 
 
-async def started(wakeups: Wakeups, proxy: Proxy, after: int) -> asyncio.Task[int]:
-    task = asyncio.create_task(wakeups.wait_for_change(proxy, after))
-    await asyncio.sleep(0)
-    assert not task.done()
-    return task
-
-
-async def test_a_generation_wakes_only_the_changed_proxies() -> None:
+def test_a_generation_wakes_only_the_changed_proxies() -> None:
     wakeups = Wakeups()
-    a, b = await started(wakeups, A, 1), await started(wakeups, B, 1)
-    assert wakeups.advance({B.id}) == 2
-    assert await asyncio.wait_for(a, 1) == 2
-    await asyncio.sleep(0)
-    assert not b.done()
-    assert wakeups.advance() == 3  # nothing said unchanged: everyone wakes
-    assert await asyncio.wait_for(b, 1) == 3
+    a: list[int] = []
+    b: list[int] = []
+    with wakeups.on_change(A, 1, a.append), wakeups.on_change(B, 1, b.append):
+        assert wakeups.advance({B.id}) == 2
+        assert a == [2] and b == []
+        assert wakeups.advance() == 3  # nothing said unchanged: everyone wakes
+        assert b == [3]
 
 
-async def test_an_unchanged_proxy_counts_as_synced_at_the_new_generation() -> None:
+def test_an_unchanged_proxy_counts_as_synced_at_the_new_generation() -> None:
     wakeups = Wakeups()
     woken: list[int] = []
-
-    async def watcher() -> None:  # as a stream's: waits again as soon as it is woken
-        generation = 1
-        while True:
-            generation = await wakeups.wait_for_change(B, generation)
-            woken.append(generation)
-
-    task = asyncio.create_task(watcher())
-    await asyncio.sleep(0)
-    wakeups.advance({B.id})
-    wakeups.advance({B.id})
-    assert wakeups.unchanged_through(B, 1) == 3
-    assert wakeups.unchanged_through(A, 1) == 1  # nobody waits for A: nothing known
-    wakeups.advance()
-    assert wakeups.unchanged_through(B, 1) == 3  # changed at 4: synced at 1 ran 1-3
-    assert wakeups.unchanged_through(B, 4) == 4
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert woken == [4]
-    wakeups.advance({B.id})  # the same watch, its history kept
-    assert wakeups.unchanged_through(B, 1) == 3 and wakeups.unchanged_through(B, 4) == 5
-    task.cancel()
+    with wakeups.on_change(B, 1, woken.append):  # as a stream's, for the stream's life
+        wakeups.advance({B.id})
+        wakeups.advance({B.id})
+        assert wakeups.unchanged_through(B, 1) == 3
+        assert wakeups.unchanged_through(A, 1) == 1  # nobody waits for A: nothing known
+        wakeups.advance()
+        assert wakeups.unchanged_through(B, 1) == 3  # changed at 4: synced at 1 ran 1-3
+        assert wakeups.unchanged_through(B, 4) == 4
+        assert woken == [4]
+        wakeups.advance({B.id})  # the same watch, its history kept
+        assert wakeups.unchanged_through(B, 1) == 3 and wakeups.unchanged_through(B, 4) == 5
 
 
-async def test_a_waiter_for_an_older_generation_returns_at_once() -> None:
-    wakeups = Wakeups()
-    wakeups.advance()
-    assert await asyncio.wait_for(wakeups.wait_for_change(A, 1), 1) == 2
-
-
-async def test_two_different_proxies_of_one_node_id_always_wake() -> None:
+def test_two_different_proxies_of_one_node_id_always_wake() -> None:
     wakeups = Wakeups()
     relabelled = Proxy(id=A.id, kind=ProxyKind.SIDECAR, workload="a2", outbound_port=1)
-    first, second = await started(wakeups, A, 1), await started(wakeups, relabelled, 1)
-    assert wakeups.watched() == {}  # neither can be compared for the other
-    wakeups.advance({A.id})
-    assert await asyncio.wait_for(asyncio.gather(first, second), 1) == [2, 2]
+    first: list[int] = []
+    second: list[int] = []
+    with wakeups.on_change(A, 1, first.append), wakeups.on_change(relabelled, 1, second.append):
+        assert wakeups.watched() == {}  # neither can be compared for the other
+        wakeups.advance({A.id})
+        assert (first, second) == ([2], [2])
 
 
-async def test_the_watch_ends_with_its_last_waiter() -> None:
+def test_the_watch_ends_with_its_last_stream() -> None:
     wakeups = Wakeups()
-    waiter = await started(wakeups, A, 1)
-    assert wakeups.watched() == {A.id: A}
-    waiter.cancel()
-    await asyncio.gather(waiter, return_exceptions=True)
-    await asyncio.sleep(0)
+    with wakeups.on_change(A, 1, lambda _generation: None):
+        with wakeups.on_change(A, 1, lambda _generation: None):
+            assert wakeups.watched() == {A.id: A}
+        assert wakeups.watched() == {A.id: A}  # one stream of A is still open
     assert wakeups.watched() == {}
 
 
