@@ -12,11 +12,12 @@ Each pair gets wrk -t1 -c32 (`--connections`) for `--seconds` after a 1 s warm-u
 interleaved and their order rotated per rep; the CPU each Envoy of the pair used (from
 /proc), per request, is reported per side (client, server) as the median over reps with
 its range. With `--callgrind`, every Envoy but the upstream runs under valgrind and the
-figure is user-space instructions per request instead (`Callgrind`): slow (tens of
+figure is user-space instructions per request instead (`bench.callgrind`): slow (tens of
 requests per second, minutes to start), but a loaded machine does not change it much.
 Some of an Envoy's work is per second, not per request (span batches and access logs
 are flushed every second at these rates): at 20 req/s it weighs three times what it
-does at 60, and a loaded machine changes the rate. The table therefore also gives `rate_corrected`:
+does at 60, and a loaded machine changes the rate. The table therefore also gives
+`pathreport.rate_corrected`:
 per pair, instructions = a × requests + b × seconds fitted over all reps with one b for
 all pairs, and a over the observed pair's.
 
@@ -33,7 +34,6 @@ import asyncio
 import copy
 import json
 import os
-import shutil
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -45,9 +45,11 @@ import aiohttp
 from bench import dataplane as dp
 from bench import handwritten as hw
 from bench import meshid, observed, staticcopy
+from bench.callgrind import Callgrind, worker_instructions
 from bench.loadgen import Load, Request, probe, run_wrk
 from bench.meshgen import NAMESPACE
-from bench.procs import ensure_tool, ensure_wrk
+from bench.pathreport import report
+from bench.procs import ensure_wrk
 from plait.agent import SupervisorOptions
 from plait.local.ports import free_port
 from plait.model.identity import SpiffeId
@@ -457,69 +459,6 @@ async def _static_pairs(
     return out
 
 
-class Callgrind:
-    """Envoys run under `valgrind --tool=callgrind`: user-space instructions counted per
-    process between two points in time (`callgrind_control`), independent of what else
-    runs on the machine — unlike CPU time, which a loaded machine inflates."""
-
-    def __init__(self, out_dir: Path, keep: Path | None = None) -> None:
-        ensure_tool("valgrind")  # and callgrind_control, from the same Debian package
-        self.out_dir = out_dir
-        self.keep = keep  # where to copy every dump, for callgrind_annotate
-
-    @property
-    def wrapper(self) -> tuple[str, ...]:
-        out = self.out_dir / "cg.%p.out"
-        return (
-            "valgrind",
-            "--tool=callgrind",
-            "--separate-threads=yes",  # a file per thread: the main thread's work apart
-            f"--callgrind-out-file={out}",
-        )
-
-    async def _control(self, flag: str, pid: int) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            "callgrind_control", flag, str(pid), stdout=asyncio.subprocess.DEVNULL
-        )
-        if await proc.wait() != 0:
-            raise RuntimeError(f"callgrind_control {flag} {pid} failed")
-
-    async def zero(self, pid: int) -> None:
-        await self._control("-z", pid)
-
-    async def dump(self, pid: int, label: str = "") -> dict[int, int]:
-        """Instructions since the last zero or dump (a dump also zeroes), by thread
-        (`MAIN_THREAD` is Envoy's main thread; the others its worker, file flush, …)."""
-        seen = set(self.out_dir.glob(f"cg.{pid}.out.*"))
-        await self._control("-d", pid)
-        done: dict[Path, int] = {}
-        for _ in range(600):
-            new = set(self.out_dir.glob(f"cg.{pid}.out.*")) - seen
-            for path in new - set(done):
-                text = path.read_text()
-                if "\ntotals:" in text:  # the file's last line: written whole
-                    done[path] = int(text.split("\nsummary:", 1)[1].split()[0])
-            if done and set(done) == new:
-                await asyncio.sleep(0.2)  # one file per thread: all of this dump's?
-                if set(self.out_dir.glob(f"cg.{pid}.out.*")) - seen == new:
-                    break
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError(f"no callgrind dump from {pid}")
-        if self.keep is not None:
-            self.keep.mkdir(parents=True, exist_ok=True)
-            for path in done:
-                shutil.copy(path, self.keep / f"{label}{path.name}")
-        return {int(path.name.rsplit("-", 1)[1]): n for path, n in done.items()}
-
-
-MAIN_THREAD = 1  # callgrind numbers threads from 1, in order of creation
-
-
-def _workers(threads: dict[int, int]) -> int:
-    return sum(n for thread, n in threads.items() if thread != MAIN_THREAD)
-
-
 async def measure(
     reps: int, seconds: float, names: list[str], conns: int, callgrind: Path | None
 ) -> dict[str, Any]:
@@ -575,7 +514,7 @@ async def measure(
                 await asyncio.sleep(seconds)
                 counts = await asyncio.gather(*(cg.dump(p) for p in pids.values() if p))
                 idle = {
-                    e: (sum(n.values()) / seconds, _workers(n) / seconds)
+                    e: (sum(n.values()) / seconds, worker_instructions(n) / seconds)
                     for e, n in zip(pids, counts, strict=True)
                 }
             order = list(pairs)
@@ -601,7 +540,7 @@ async def measure(
                             threads = await cg.dump(pid, f"{name}.{side}.{rep}.")
                             took = result["duration_us"] / 1e6
                             total = sum(threads.values()) - idle[envoy][0] * took
-                            workers = _workers(threads) - idle[envoy][1] * took
+                            workers = worker_instructions(threads) - idle[envoy][1] * took
                             per_req[name][side].append(total / n)
                             per_req[name][f"{side}_workers"].append(workers / n)
                         else:
@@ -638,73 +577,6 @@ def main() -> None:
     print(json.dumps(result, indent=1))
     print(report(result))
     print(f"load average (1, 5, 15 min) before: {load}, after: {os.getloadavg()}")
-
-
-def _both(sides: dict[str, Any], suffix: str = "") -> list[float]:
-    """Client + server per rep."""
-    return [
-        c + s
-        for c, s in zip(
-            sides[f"client{suffix}"]["all"], sides[f"server{suffix}"]["all"], strict=True
-        )
-    ]
-
-
-def _ratio(sides: dict[str, Any], base: dict[str, Any], suffix: str = "") -> str:
-    """Both sides over `base`'s, paired by rep: median (min–max)."""
-    r = [a / b for a, b in zip(_both(sides, suffix), _both(base, suffix), strict=True)]
-    return f"{statistics.median(r):.3f} ({min(r):.3f}–{max(r):.3f})"
-
-
-def rate_corrected(result: dict[str, Any], suffix: str = "") -> dict[str, float]:
-    """Per pair, the per-request term a of `both sides = a + b / rps` fitted by least
-    squares over every rep, b (the per-second work) shared by all pairs."""
-    points = {
-        name: [(1 / rps, both) for rps, both in zip(r["rps"]["all"], _both(r, suffix), strict=True)]
-        for name, r in result.items()
-    }
-    num = den = 0.0
-    for pts in points.values():
-        mx = statistics.fmean(x for x, _ in pts)
-        my = statistics.fmean(y for _, y in pts)
-        num += sum((x - mx) * (y - my) for x, y in pts)
-        den += sum((x - mx) ** 2 for x, _ in pts)
-    b = num / den if den else 0.0
-    return {name: statistics.fmean(y - b * x for x, y in pts) for name, pts in points.items()}
-
-
-def report(result: dict[str, Any]) -> str:
-    """A Markdown table: per pair, each side's median (range), both over the observed
-    pair's (paired by rep), req/s, other load; with callgrind, worker threads as well."""
-    base = result["observed"]
-    workers = "client_workers" in base
-    plait = result["plait"]
-    head = "| pair | client /req | server /req | both, over observed | over plait |"
-    rule = "| --- | ---: | ---: | ---: | ---: |"
-    if workers:
-        head += " workers: client / server | workers, over observed | rate-corrected |"
-        rule += " ---: | ---: | ---: |"
-        fitted = rate_corrected(result, "_workers")
-    lines = [head + " req/s | other load |", rule + " ---: | ---: |"]
-
-    def cell(r: dict[str, Any]) -> str:
-        return f"{r['median']:.1f} ({r['min']:.1f}–{r['max']:.1f})"
-
-    for name, r in result.items():
-        row = (
-            f"| {name} | {cell(r['client'])} | {cell(r['server'])} | {_ratio(r, base)} "
-            f"| {_ratio(r, plait)} |"
-        )
-        if workers:
-            row += (
-                f" {r['client_workers']['median']:.1f} / {r['server_workers']['median']:.1f}"
-                f" | {_ratio(r, base, '_workers')} | {fitted[name] / fitted['observed']:.3f} |"
-            )
-        lines.append(
-            row
-            + f" {r['rps']['median']:.0f} | {r['other']['median']:.2f} ({r['other']['max']:.2f}) |"
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

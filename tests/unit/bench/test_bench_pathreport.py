@@ -1,4 +1,4 @@
-"""`bench.pathcost.rate_corrected`: the per-request term of instructions = a × requests +
+"""`bench.pathreport.rate_corrected`: the per-request term of instructions = a × requests +
 b × seconds, with b shared by all pairs, recovered whatever rate each rep ran at."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/ is a top-level package
 
-from bench.pathcost import rate_corrected  # noqa: E402
+from bench.pathreport import rate_corrected  # noqa: E402
 
 
 def _pair(a: float, b: float, rates: list[float]) -> dict[str, Any]:
