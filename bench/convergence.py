@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.cpworker import Cell
 from bench.procs import spawn_python, terminate
+from plait.controlplane import grpctune
 
 Progress = Callable[[str], None]
 CELL_TIMEOUT_S = 300.0
@@ -41,7 +42,9 @@ def cells(quick: bool) -> list[tuple[str, Cell]]:
 
 
 async def run_cell(cell: Cell) -> dict[str, Any]:
-    proc = await spawn_python("bench.cpworker", json.dumps(asdict(cell)))
+    proc = await spawn_python(
+        "bench.cpworker", json.dumps(asdict(cell)), environ=grpctune.environ()
+    )
     try:
         assert proc.stdout is not None
         out = await asyncio.wait_for(proc.stdout.read(), CELL_TIMEOUT_S)

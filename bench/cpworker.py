@@ -36,7 +36,7 @@ from typing import Any
 
 from bench import meshid
 from bench.meshgen import PortSource, SnapshotBuilder, SyntheticMesh, fake_ports, load
-from bench.procs import HOST, memory_kib, spawn_python, terminate, tree_cpu_seconds
+from bench.procs import HOST, PROXY_ENVIRON, memory_kib, spawn_python, terminate, tree_cpu_seconds
 from bench.simclient import proxies_to_json
 from plait.aio import Stopped, until
 from plait.controlplane.builder import SnapshotBuilder as ControlPlaneBuild
@@ -234,7 +234,9 @@ class _Serving:
                 args = ["bench.simclient", *args]
             else:
                 args = ["bench.envoyclients", *args, str(w.run_dir), self.security.server.url]
-            self.clients = await spawn_python(*args, stdout=asyncio.subprocess.DEVNULL)
+            self.clients = await spawn_python(
+                *args, stdout=asyncio.subprocess.DEVNULL, environ=PROXY_ENVIRON
+            )
             w.clients_pid = self.clients.pid
             t0 = time.perf_counter()
             ok = await self.server.wait_synced(

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from plait.agent import process
 from plait.agent.envoy import find_envoy
 from plait.agent.process import spawn, tail
 from plait.agent.procsup import ProcessSpec, ProcessSupervisor
+from plait.controlplane import grpctune
 
 HOST = "127.0.0.1"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -209,13 +211,25 @@ class StaticEnvoy:
             await self._sup.stop(5.0)
 
 
+PROXY_ENVIRON = {k: v for k, v in os.environ.items() if k != grpctune.VARIABLE}
+"""The environment of simulated proxies and real ones' agents: gRPC's defaults. The
+control plane's gRPC settings (`plait.controlplane.grpctune`, which the benchmarks' control
+plane workers run with, as the control plane does) are its own; a load generator made
+cheaper with them would flatter it."""
+
+
 async def spawn_python(
-    module: str, *args: str, stdout: int | None = asyncio.subprocess.PIPE
+    module: str,
+    *args: str,
+    stdout: int | None = asyncio.subprocess.PIPE,
+    environ: Mapping[str, str] | None = None,
 ) -> asyncio.subprocess.Process:
-    """`python -m module args…` with this interpreter, dying with this process."""
+    """`python -m module args…` with this interpreter, dying with this process;
+    `environ`: its environment (default this process's), PYTHONPATH added."""
+    base = os.environ if environ is None else environ
     env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+        **base,
+        "PYTHONPATH": os.pathsep.join(filter(None, [REPO, base.get("PYTHONPATH")])),
     }
     return await spawn([sys.executable, "-m", module, *args], stdout=stdout, env=env)
 

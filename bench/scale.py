@@ -80,10 +80,10 @@ from typing import Any
 
 from bench import scoped
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
-from bench.procs import HOST, memory_kib, spawn_python, terminate
+from bench.procs import HOST, PROXY_ENVIRON, memory_kib, spawn_python, terminate
 from bench.scalereal import Check, RealEnvoys, endpoint, vs_weight
 from bench.simclient import proxies_to_json
-from plait.controlplane import gctune
+from plait.controlplane import gctune, grpctune
 from plait.controlplane.state import MeshState
 from plait.model.labels import Labels
 from plait.model.snapshot import MeshSnapshot
@@ -228,6 +228,7 @@ class Worker:
                 *(["--delta"] if delta else []),
                 *extra,
                 stdout=asyncio.subprocess.DEVNULL,
+                environ=PROXY_ENVIRON,
             )
             self.clients.append(proc)
 
@@ -340,7 +341,7 @@ async def run(
         f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients})"
         f" + {real_envoys} real Envoys"
     )
-    proc = await spawn_python("bench.scale", json.dumps(asdict(scale)))
+    proc = await spawn_python("bench.scale", json.dumps(asdict(scale)), environ=grpctune.environ())
     try:
         assert proc.stdout is not None
         out = await asyncio.wait_for(proc.stdout.read(), WORKER_TIMEOUT_S)

@@ -37,7 +37,7 @@ import aiohttp
 
 from bench import meshid, scoped
 from bench.meshgen import SERVICE_PORT, SyntheticMesh, instance_of, sidecar
-from bench.procs import memory_kib, spawn_python, terminate, tree_cpu_seconds
+from bench.procs import PROXY_ENVIRON, memory_kib, spawn_python, terminate, tree_cpu_seconds
 from bench.simclient import proxies_to_json
 from plait.controlplane.security import MeshSecurity
 from plait.local.identity import LocalIdentity
@@ -213,6 +213,7 @@ class RealEnvoys:
             str(self.run_dir),
             self._security.server.url,
             "--plaintext-xds",
+            environ=PROXY_ENVIRON,
         )
         assert self._proc.stdout is not None
         async with asyncio.timeout(START_TIMEOUT_S):

@@ -508,6 +508,9 @@ def discovery(
     """Run the control plane of a Kubernetes cluster (as the plait chart's pods do)."""
     import datetime as dt
 
+    from plait.controlplane import grpctune
+
+    grpctune.tune()  # before anything loads gRPC
     from plait.api.duration import parse_nanos
     from plait.controlplane.discovery import DiscoveryOptions, main
     from plait.errors import CaError, InjectionError, KubeConfigError, KubeError
@@ -564,6 +567,9 @@ def controlplane(
     """Run the control plane alone (plait up starts it for you)."""
     import datetime as dt
 
+    from plait.controlplane import grpctune
+
+    grpctune.tune()  # before anything loads gRPC
     from plait.api.duration import parse_nanos
     from plait.controlplane.main import ControlPlaneOptions, main
     from plait.controlplane.security import SecurityOptions
