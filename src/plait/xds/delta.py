@@ -72,7 +72,7 @@ class DeltaTypeState(DeltaSubscription):
             return [], []
         before = self._in_step
         if not self.touched and (before is have or version == self._in_step_version):
-            if self.client.base is before:
+            if self.client.base is before and not self.client.holds_only(have):
                 self.client.rebase(have, self.client.own_names())  # the same content
             self._in_step = have
             return [], []
@@ -165,11 +165,8 @@ class DeltaStreamState:
         """The responses to send now, in push order; they are recorded as sent."""
         cds, eds = self.types[CLUSTER], self.types[ENDPOINT]
         diffs = {t: self._diff(t, config) for t in (LISTENER, ROUTE)}
-        routes_settled = not any(u or r for u, r in diffs.values()) and all(
-            self.types[t].settled(config) for t in (LISTENER, ROUTE)
-        )
         upserts, removed = self._diff(CLUSTER, config)
-        if removed and not routes_settled:
+        if removed and not self._routes_settled(config, diffs):
             cds.touched.update(removed)  # make before break: removed once routes settle
             removed = []
         diffs[CLUSTER] = upserts, removed
@@ -188,6 +185,14 @@ class DeltaStreamState:
                 version = config.version(type_url)
                 out.append(state.respond(version, str(next(self._nonces)), upserts, removed))
         return out
+
+    def _routes_settled(
+        self, config: ProxyConfig, diffs: Mapping[str, tuple[list[Resource], list[str]]]
+    ) -> bool:
+        """LDS and RDS send nothing now and the client holds them, ACKed."""
+        return not any(u or r for u, r in diffs.values()) and all(
+            self.types[t].settled(config) for t in (LISTENER, ROUTE)
+        )
 
     def settled(self, config: ProxyConfig) -> bool:
         """The client runs `config` in full and has ACKed it."""

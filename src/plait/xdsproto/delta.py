@@ -157,6 +157,11 @@ class Held(MutableMapping[str, str]):
     def __bool__(self) -> bool:
         return next(iter(self), None) is not None
 
+    def holds_only(self, base: Mapping[str, Digested]) -> bool:
+        """Whether this already is `base` with no announcement under it (a `rebase`
+        onto `base` keeping the own differences would change nothing)."""
+        return self._base is base and not self._said
+
     def own_names(self) -> list[str]:
         return list(self._own)
 
