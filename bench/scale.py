@@ -3,7 +3,8 @@
 1,000 services × 1,000 simulated proxies (`bench.simclient`, State of the World ADS,
 spread over a few client processes), every proxy seeing every service, served by plait's
 `MeshState` and `AdsServer` in one worker process (`python -m bench.scale '<Scale JSON>'`,
-so its memory figures are the control plane's alone). Changes enter as new snapshots
+so its memory figures are the control plane's alone), with the control plane's gRPC
+settings (`plait.controlplane.grpctune`; the proxies run on gRPC's defaults). Changes enter as new snapshots
 built from the synthetic mesh (`bench.meshgen`), as the pipeline would publish them (a
 registry change on the endpoint fast path, `model.snapshot.with_instances`, as the control
 plane's builder makes it); the snapshot build is part of each change's time and CPU.
