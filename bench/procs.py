@@ -262,13 +262,3 @@ def ensure_tool(command: str, package: str | None = None) -> str:
 def ensure_wrk() -> str:
     """The path of `wrk` (installed when missing, `ensure_tool`)."""
     return ensure_tool("wrk")
-    print("wrk not found: installing the Debian package with apt-get", file=sys.stderr, flush=True)
-    install = ["apt-get", "install", "-y", "-qq", "wrk"]
-    done = subprocess.run(install, capture_output=True, text=True, check=False)
-    if done.returncode != 0:  # a stale package index: refresh it once
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, check=False)
-        done = subprocess.run(install, capture_output=True, text=True, check=False)
-    found = shutil.which("wrk")
-    if found is None:
-        raise RuntimeError(f"cannot install wrk (`{' '.join(install)}`):\n{done.stderr[-2000:]}")
-    return found

@@ -101,7 +101,9 @@ def _state(root: Path) -> dict[str, Any]:
 
 def _client_netns(root: Path) -> str:
     made = json.loads((root / ".plait" / "podnet.json").read_text())["made"]
-    return next(e["name"] for e in made if e["kind"] == "netns" and "bench-client" in e["name"])
+    return str(
+        next(e["name"] for e in made if e["kind"] == "netns" and "bench-client" in e["name"])
+    )
 
 
 def _handshakes(root: Path) -> int:
@@ -115,7 +117,7 @@ def _handshakes(root: Path) -> int:
 
 def _row(mode: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     def med(key: str) -> float:
-        return statistics.median(r[key] for r in runs)
+        return float(statistics.median(r[key] for r in runs))
 
     errors = sum(sum(r["errors"].values()) for r in runs)
     return {

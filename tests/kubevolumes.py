@@ -174,13 +174,13 @@ def mount_script(
     staged = 0
     for hidden, inside in expose.items():
         first = staged
-        for path in inside:  # kept aside on /run, then put back on the tmpfs
+        for kept in inside:  # kept aside on /run, then put back on the tmpfs
             lines.append(
-                f"mkdir -p /run/.host/{staged} && mount --bind '{path}' /run/.host/{staged}"
+                f"mkdir -p /run/.host/{staged} && mount --bind '{kept}' /run/.host/{staged}"
             )
             staged += 1
         lines.append(f"mount -t tmpfs -o mode=755 tmpfs '{hidden}'")
-        for n, path in enumerate(inside, first):
-            lines.append(f"mkdir -p '{path}' && mount --bind /run/.host/{n} '{path}'")
+        for n, kept in enumerate(inside, first):
+            lines.append(f"mkdir -p '{kept}' && mount --bind /run/.host/{n} '{kept}'")
     lines.append('exec "$@"')
     return "; ".join(lines)
