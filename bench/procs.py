@@ -215,7 +215,19 @@ PROXY_ENVIRON = {k: v for k, v in os.environ.items() if k != grpctune.VARIABLE}
 """The environment of simulated proxies and real ones' agents: gRPC's defaults. The
 control plane's gRPC settings (`plait.controlplane.grpctune`, which the benchmarks' control
 plane workers run with, as the control plane does) are its own; a load generator made
-cheaper with them would flatter it."""
+cheaper with them would flatter it (unless asked: `proxy_environ`)."""
+
+
+def proxy_environ(proxy_grpc: str) -> dict[str, str]:
+    """The simulated proxies' environment: `"default"`, gRPC's defaults (`PROXY_ENVIRON`);
+    `"io-manager"`, the control plane's gRPC settings, which halve the simulated proxies'
+    CPU on this machine's two cores (a load generator that leaves the control plane more
+    of the machine, as proxies on other machines would)."""
+    if proxy_grpc == "default":
+        return dict(PROXY_ENVIRON)
+    if proxy_grpc == "io-manager":
+        return PROXY_ENVIRON | {grpctune.VARIABLE: grpctune.EXPERIMENTS}
+    raise ValueError(f"proxy_grpc: {proxy_grpc!r} is neither 'default' nor 'io-manager'")
 
 
 async def spawn_python(

@@ -1,5 +1,5 @@
 """Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane|scale]
-[--json PATH] [--clients sotw|delta|mixed] [--real-envoys N]`.
+[--json PATH] [--clients sotw|delta|mixed] [--real-envoys N] [--proxy-grpc default|io-manager]`.
 
 Prints progress while it runs, then markdown tables; writes the raw results (every run,
 every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
@@ -56,7 +56,9 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         results["controlplane"] = await convergence.run(args.quick, progress)
         results["shop"] = await shopedit.run(5 if args.quick else 20, progress)
     if args.only == "scale":
-        results["scale"] = await scale.run(args.quick, progress, args.clients, args.real_envoys)
+        results["scale"] = await scale.run(
+            args.quick, progress, args.clients, args.real_envoys, args.proxy_grpc
+        )
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
         results["machine"]["plait_commit"] += f" → {end_commit} (changed during the run)"
@@ -104,6 +106,13 @@ def main() -> None:
         default=3,
         metavar="N",
         help="with --only scale: real plait sidecars next to the simulated proxies (0: none)",
+    )
+    parser.add_argument(
+        "--proxy-grpc",
+        choices=["default", "io-manager"],
+        default="default",
+        help="with --only scale: the simulated proxies' gRPC I/O (io-manager: the control "
+        "plane's settings, a cheaper load generator)",
     )
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")

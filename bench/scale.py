@@ -18,7 +18,10 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
 
 * `services`, `proxies`: the mesh; `clients`: the xDS flavour of the simulated proxies
   (`"sotw"`, `"delta"` (`bench.simdelta`), or `"mixed"`: half the client processes each;
-  `python -m bench.run --only scale --clients delta`);
+  `python -m bench.run --only scale --clients delta`); `proxy_grpc`: the simulated
+  proxies' gRPC, `"default"` (gRPC's defaults: `--proxy-grpc default`, the default) or
+  `"io-manager"` (the control plane's `grpctune` settings, `--proxy-grpc io-manager`: on
+  two cores it leaves the control plane more of the machine, as proxies elsewhere would);
 * `vs_edit_ack_p99_ms`: a VirtualService weight edit (the outbound route table of every
   proxy changes): p99 over every proxy of every repetition;
 * `endpoint_ack_p99_ms`: a replica of one service joins or leaves the registry (its
@@ -81,7 +84,7 @@ from typing import Any
 
 from bench import scoped
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
-from bench.procs import HOST, PROXY_ENVIRON, memory_kib, spawn_python, terminate
+from bench.procs import HOST, memory_kib, proxy_environ, spawn_python, terminate
 from bench.scalereal import Check, RealEnvoys, endpoint, vs_weight
 from bench.simclient import proxies_to_json
 from plait.controlplane import gctune, grpctune
@@ -103,6 +106,7 @@ class Scale:
     timeout_s: float = 120.0
     clients: str = "sotw"  # the simulated proxies' ADS: "sotw", "delta", or "mixed" (half each)
     real_envoys: int = 3  # real plait sidecars next to the simulated proxies (`bench.scalereal`)
+    proxy_grpc: str = "default"  # the simulated proxies' gRPC: "default" or "io-manager"
 
     @property
     def connected(self) -> int:
@@ -196,6 +200,7 @@ class Worker:
             "services": s.services,
             "proxies": s.proxies,
             "clients": s.clients,
+            "proxy_grpc": s.proxy_grpc,
             "vs_edit_ack_p99_ms": 1e3 * vs["p99"],
             "endpoint_ack_p99_ms": 1e3 * ep["p99"],
             "cp_cpu_s_per_change": sum(self.cpu) / len(self.cpu),
@@ -229,7 +234,7 @@ class Worker:
                 *(["--delta"] if delta else []),
                 *extra,
                 stdout=asyncio.subprocess.DEVNULL,
-                environ=PROXY_ENVIRON,
+                environ=proxy_environ(self.scale.proxy_grpc),
             )
             self.clients.append(proc)
 
@@ -332,10 +337,14 @@ async def _worker(scale: Scale) -> dict[str, Any]:
 
 
 async def run(
-    quick: bool, progress: Progress, clients: str = "sotw", real_envoys: int = 3
+    quick: bool,
+    progress: Progress,
+    clients: str = "sotw",
+    real_envoys: int = 3,
+    proxy_grpc: str = "default",
 ) -> dict[str, Any]:
     """The scale scenario in its own process (`quick`: 100 × 100)."""
-    scale = Scale(clients=clients, real_envoys=real_envoys)
+    scale = Scale(clients=clients, real_envoys=real_envoys, proxy_grpc=proxy_grpc)
     if quick:
         scale = replace(scale, services=100, proxies=100, reps=3)
     progress(
