@@ -56,7 +56,8 @@ class NodeAgent:
     ) -> None:
         self.name = name
         self.workdir = workdir
-        self.client = Client(KubeConfig.from_file(str(kubeconfig)), field_manager="plait-node")
+        self.kubeconfig = kubeconfig
+        self.client = self._client()
         self.network = PodNetwork.create(workdir / "podnet.json")
         single = KubeConfig.from_file(str(kubeconfig)).get()
         server = urllib.parse.urlsplit(single.cluster.server if single else "")
@@ -70,6 +71,9 @@ class NodeAgent:
         self.runner.join, self.runner.env = self.services.join, self.services.api_env
         self.heartbeat = NodeHeartbeat(self.client, name, self.network.pod_cidr, self.address)
         self.node_ports = NodePortProxy(self.network.run, self.address)
+
+    def _client(self) -> Client:
+        return Client(KubeConfig.from_file(str(self.kubeconfig)), field_manager="plait-node")
 
     @property
     def address(self) -> IPv4Address:
@@ -123,7 +127,10 @@ class NodeAgent:
             self._handling.append(lock)
             thread = threading.Thread(
                 target=watch_forever,
-                args=(self.client, kind, handle, self._stop, lock),
+                # a client of its own: a watch's long-lived TLS stream shares no connection
+                # pool with the other threads' requests (a shared one logged SSL record
+                # errors, "WRONG_VERSION_NUMBER", now and then)
+                args=(self._client(), kind, handle, self._stop, lock),
                 kwargs=selectors,
                 name=f"{self.name}-{what}",
                 daemon=True,
