@@ -40,6 +40,7 @@ from google.protobuf import any_pb2
 
 from plait.model.peerauth import PeerAuthentications
 from plait.model.registry import Endpoint, Protocol, Service
+from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
 from plait.translate import mtls, names
 from plait.translate.hostbuild import HostBuild
@@ -91,6 +92,41 @@ def pod_addresses(
                     PodAddress(svc.hostname, ep.address, ep.port, port.port, port.protocol),
                 )
     return [out[key] for key in sorted(out)]
+
+
+def is_headless(snapshot: MeshSnapshot, hostname: str) -> bool:
+    service = snapshot.services.get(hostname)
+    return service is not None and service.headless
+
+
+def headless_services(snapshot: MeshSnapshot) -> tuple[Service, ...]:
+    return tuple(s for s in snapshot.services.values() if s.headless)
+
+
+def headless_endpoints(
+    snapshot: MeshSnapshot, services: tuple[Service, ...]
+) -> tuple[tuple[tuple[str, int], tuple[Endpoint, ...]], ...]:
+    """The endpoints of headless services (`services`, those of `headless_services`):
+    captured sidecars' listeners name them."""
+    if not services:
+        return ()
+    return tuple(
+        (key, eps) for key, eps in snapshot.endpoints.items() if is_headless(snapshot, key[0])
+    )
+
+
+def reached_pods(
+    snapshot: MeshSnapshot, services: tuple[Service, ...], own_address: str, scope: Scope | None
+) -> list[PodAddress]:
+    """The headless services' pods a captured sidecar at `own_address` reaches."""
+    if not services:
+        return []
+    return pod_addresses(
+        services,
+        snapshot.endpoints_for,
+        own_address,
+        None if scope is None else (lambda svc: scope.clusters.get(svc.hostname, ())),
+    )
 
 
 def original_dst(cluster: cluster_pb2.Cluster, mtls: bool) -> cluster_pb2.Cluster:

@@ -47,55 +47,33 @@ leaves that scope's resources, their bytes and their versions as they were.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
-
 from plait.model.labels import Labels
-from plait.model.peerauth import PeerAuthentications, inbound_mode
+from plait.model.peerauth import PeerAuthentications
 from plait.model.policy import HostRules
 from plait.model.proxy import Proxy, ProxyKind, Traffic
-from plait.model.registry import Protocol, Service
+from plait.model.registry import Service
 from plait.model.scope import Scope
 from plait.model.snapshot import MeshSnapshot
-from plait.model.telemetry import ProxyTelemetry, Side, telemetry_for
 from plait.translate import (
-    accesslog,
-    captured,
-    capturedin,
-    capturedout,
-    clusters,
+    capturedsidecar,
     consistency,
     egress,
     gateway,
-    gatewaylisteners,
     headless,
     hostbuild,
-    inbound,
-    listeners,
-    metrics,
     names,
-    peer,
+    proxyown,
     reuse,
-    tcpmetrics,
-    tcproutes,
-    telemetryapi,
     tracing,
     vhosts,
 )
 from plait.translate.appprotocol import AppProtocols
-from plait.translate.authfilters import (
-    security_clusters,
-    security_filters,
-    tcp_security_filters,
-)
+from plait.translate.headlesstables import HeadlessTables
 from plait.translate.hostbuild import HostBuild
-from plait.translate.listeners import SecurityFilters
-from plait.translate.ratelimit import limits_for
 from plait.translate.resource import ProxyConfig, Resource
 from plait.translate.scoped import Scoping, check
 from plait.translate.typeurls import ENDPOINT, ROUTE
@@ -124,8 +102,6 @@ class Translator:
         self.snapshot = snapshot
         self.built = Built()
         self._sidecar_tables: dict[tuple[str, tuple[bool, ...]], Resource] = {}
-        self._headless_tables: dict[tuple[Any, ...], Resource] = {}  # (key, scope, host, port)
-        self._headless_clusters: dict[tuple[Any, ...], list[Resource]] = {}  # (scope, reached)
         # by node id, with the Proxy they were made for (hashing a Proxy is slow)
         # sidecars' own resources, with the scope they were made for (captured ones')
         self._own: dict[str, tuple[Proxy, Any, list[Resource]]] = {}
@@ -141,6 +117,7 @@ class Translator:
         self._captured_ids: set[str] = set()
         self._gateways: set[str] = set()
         self.scoping: Scoping = Scoping(snapshot, self)
+        self._headless_tables = HeadlessTables(snapshot, self._host_for, self.built)
         # proxies whose configs are not the previous Translator's objects after `warm`
         # (a config made again with the same versions is replaced by the previous one)
         # (None: no previous one, or not warmed yet)
@@ -248,7 +225,7 @@ class Translator:
             ):
                 self.__dict__[name] = value  # none of these reads endpoints
         if any(p.traffic is Traffic.CAPTURED for p in self._known) and any(
-            self._is_headless(host) for host in hosts
+            headless.is_headless(self.snapshot, host) for host in hosts
         ):
             return False  # captured sidecars' listeners name its pods (`headless`)
         rebuilt = {host: self.host(host) for host in hosts}
@@ -433,147 +410,52 @@ class Translator:
     def _gateway_config(self, proxy: Proxy) -> ProxyConfig:
         self._gateways.add(proxy.id)
         self.built.own += 1
-        own: list[Resource] = [
-            Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
-        ]
-        guards = security_filters(self.snapshot, proxy)  # authn/authz for what it serves
-        mesh, tel = self.snapshot.mesh, telemetry_for(self.snapshot, proxy)
-        own += [Resource.pack(c.name, c) for c in telemetryapi.collector_clusters(mesh, tel)]
-        traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
-        client_skip = telemetryapi.skipped_metrics(tel, Side.CLIENT)
-        gateway_log = telemetryapi.access_log_for(
-            mesh, tel, proxy, Side.CLIENT, accesslog.Direction.GATEWAY
+        return self._assemble(
+            proxy, proxyown.gateway_own(self.snapshot, proxy, self._gateway_routes)
         )
-        for number, (port, tables) in self._gateway_routes.items():
-            host_port = proxy.host_port_for_gateway_port(number)
-            if host_port is None:
-                continue  # no host port was given for this server port (see plait status)
-            lis = gatewaylisteners.port_listener(
-                port, proxy.address, host_port, guards, gateway_log
-            )
-            tracing.apply(lis, traced)
-            metrics.count_outbound(lis, proxy, client_skip)
-            own += [Resource.pack(lis.name, lis), *tables]
-        return self._assemble(proxy, own)
 
     def _sidecar_own(self, proxy: Proxy) -> list[Resource]:
         """A sidecar's resources other than its outbound route table."""
         self.built.own += 1
-        own: list[Resource] = [
-            Resource.pack(c.name, c) for c in security_clusters(self.snapshot, proxy)
-        ]
-        guards = security_filters(self.snapshot, proxy)  # authn/authz for what it serves
-        mesh, tel = self.snapshot.mesh, telemetry_for(self.snapshot, proxy)
-        own += [Resource.pack(c.name, c) for c in telemetryapi.collector_clusters(mesh, tel)]
-        traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
-        client_skip = telemetryapi.skipped_metrics(tel, Side.CLIENT)
-        if proxy.traffic is Traffic.CAPTURED:
-            return own + self._captured(proxy, guards, tel)
-        if proxy.outbound_port is not None:
-            lis = listeners.outbound_listener(
-                proxy.address,
-                proxy.outbound_port,
-                telemetryapi.access_log_for(
-                    mesh, tel, proxy, Side.CLIENT, accesslog.Direction.OUTBOUND
-                ),
-                peer.source_workload(proxy),
+        if proxy.traffic is not Traffic.CAPTURED:
+            return proxyown.sidecar_own(self.snapshot, proxy, self._peer_auth, self._app_protocols)
+        scope = self.scope_of(proxy)
+        return capturedsidecar.captured_own(
+            capturedsidecar.CapturedInputs(
+                self.snapshot,
+                proxy,
+                scope,
+                self._cluster_ips,
+                headless.reached_pods(self.snapshot, self._headless_services, proxy.address, scope),
+                self._peer_auth,
+                self._app_protocols,
             )
-            tracing.apply(lis, traced)
-            metrics.count_outbound(lis, proxy, client_skip)
-            own.append(Resource.pack(lis.name, lis))
-        if proxy.inbound_port is not None and proxy.app_port is not None:
-            protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
-            app = clusters.inbound_cluster(proxy.address, proxy.app_port, protocol)
-            limits = limits_for(self.snapshot, proxy)
-            table = inbound.inbound_routes(proxy.app_port, proxy.id, limits)
-            mode = inbound_mode(self._peer_auth, self.snapshot, proxy.namespace, proxy.labels)
-            lis = listeners.inbound_listener(
-                proxy.address,
-                proxy.inbound_port,
-                table.name,
-                mode,
-                guards,
-                telemetryapi.access_log_for(
-                    mesh, tel, proxy, Side.SERVER, accesslog.Direction.INBOUND
-                ),
-            )
-            tracing.apply(lis, telemetryapi.tracing_for(mesh, tel, proxy, Side.SERVER))
-            service = metrics.serving_service(self.snapshot, proxy)
-            server_skip = telemetryapi.skipped_metrics(tel, Side.SERVER)
-            metrics.count_inbound(lis, proxy, service, names.INBOUND_MTLS_CHAIN, server_skip)
-            own += [
-                Resource.pack(app.name, app),
-                Resource.pack(lis.name, lis),
-                Resource.pack(table.name, table),
-            ]
-        return own
-
-    def _is_headless(self, hostname: str) -> bool:
-        service = self.snapshot.services.get(hostname)
-        return service is not None and service.headless
+        )
 
     @cached_property
     def _headless_services(self) -> tuple[Service, ...]:
-        return tuple(s for s in self.snapshot.services.values() if s.headless)
+        return headless.headless_services(self.snapshot)
 
     @cached_property
     def _headless_endpoints(self) -> tuple[Any, ...]:
         """The endpoints of headless services: captured sidecars' listeners name them."""
-        if not self._headless_services:
-            return ()
-        return tuple(
-            (key, eps) for key, eps in self.snapshot.endpoints.items() if self._is_headless(key[0])
-        )
-
-    def _pods(self, proxy: Proxy, scope: Scope | None) -> list[headless.PodAddress]:
-        """The headless services' pods a captured sidecar reaches (`headless`)."""
-        if not self._headless_services:
-            return []
-        return headless.pod_addresses(
-            self._headless_services,
-            self.snapshot.endpoints_for,
-            proxy.address,
-            None if scope is None else (lambda svc: scope.clusters.get(svc.hostname, ())),
-        )
+        return headless.headless_endpoints(self.snapshot, self._headless_services)
 
     def _headless_resources(self, proxy: Proxy, scope: Scope | None) -> list[Resource]:
         """The route tables and ORIGINAL_DST clusters of the headless host ports whose
-        pods a captured sidecar reaches (`headless`). Made per snapshot, not with the
-        sidecar's own resources: they read routing, DestinationRules and endpoints. Shared
-        by the proxies with the same scope (and, for tables, the same table key)."""
-        pods = self._pods(proxy, scope)
+        pods a captured sidecar reaches (`headlesstables`)."""
+        pods = headless.reached_pods(self.snapshot, self._headless_services, proxy.address, scope)
         if not pods:
             return []
-        scope_key = None if scope is None else (scope.namespace, scope.sidecar)
-        selectors = vhosts.table_key(proxy, self._source_selectors)
-        out = []
-        for host, port in headless.http_ports(pods):
-            key = (selectors, scope_key, host, port)
-            found = self._headless_tables.get(key)
-            if found is None:
-                self.built.tables += 1
-                table = vhosts.headless_routes(self.snapshot, host, port, proxy, scope)
-                found = self._headless_tables[key] = Resource.pack(table.name, table)
-            out.append(found)
-        reached = tuple(sorted({(p.host, p.service_port) for p in pods}))
-        cds = self._headless_clusters.get((scope_key, reached))
-        if cds is None:
-            cds = self._headless_clusters[(scope_key, reached)] = self._pod_clusters(reached, scope)
-        return [*out, *cds]
+        return self._headless_tables.resources(
+            proxy, scope, pods, self._source_selectors, self._peer_auth
+        )
 
-    def _pod_clusters(
-        self, reached: tuple[tuple[str, int], ...], scope: Scope | None
-    ) -> list[Resource]:
-        """The ORIGINAL_DST twins of these host ports' clusters, from the host builds the
-        proxy's scope sees."""
-        out: list[Resource] = []
-        for host in sorted({h for h, _ in reached}):
-            built = (
-                self.host(host) if scope is None else self.scoping.host_for(host, scope.namespace)
-            )
-            ports = frozenset(p for h, p in reached if h == host)
-            out += headless.twin_clusters(self.snapshot, built, ports, self._peer_auth)
-        return out
+    def _host_for(self, hostname: str, scope: Scope | None) -> HostBuild:
+        """The host's build as a proxy with this scope sees it."""
+        if scope is None:
+            return self.host(hostname)
+        return self.scoping.host_for(hostname, scope.namespace)
 
     @cached_property
     def _cluster_ips(self) -> dict[str, str]:
@@ -582,119 +464,3 @@ class Translator:
             for host, svc in self.snapshot.services.items()
             if svc.cluster_ip is not None
         }
-
-    def _captured(
-        self, proxy: Proxy, guards: SecurityFilters, tel: ProxyTelemetry
-    ) -> list[Resource]:
-        """A captured sidecar (Istio's REDIRECT mode): virtualOutbound with its per-service
-        listeners, virtualInbound for the app's port, and their original-destination
-        clusters; the HTTP chains are the explicit sidecar's (`capturedout`, `capturedin`),
-        with the same Telemetry API choices (access logs, tracing, metrics per side)."""
-        mesh = self.snapshot.mesh
-        traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.CLIENT)
-        explicit = listeners.outbound_listener(  # its HCM is the captured HTTP chains'
-            "0.0.0.0",
-            capturedout.CAPTURE_PORT,
-            telemetryapi.access_log_for(
-                mesh, tel, proxy, Side.CLIENT, accesslog.Direction.OUTBOUND
-            ),
-            peer.source_workload(proxy),
-        )
-        metrics.count_outbound(explicit, proxy, telemetryapi.skipped_metrics(tel, Side.CLIENT))
-        hcm = hcm_pb2.HttpConnectionManager()
-        explicit.filter_chains[0].filters[0].typed_config.Unpack(hcm)
-        scope = self.scope_of(proxy)
-        services = [
-            s for h, s in self.snapshot.services.items() if scope is None or h in scope.clusters
-        ]
-        addresses = [
-            a if a.is_http else self._l4_routes(a, proxy)
-            for a in capturedout.service_addresses(services, self._cluster_ips)
-            if scope is None or a.port in scope.clusters.get(a.host, ())
-        ]
-        pods = self._pods(proxy, scope)
-        addresses += [
-            capturedout.ServiceAddress(
-                p.host,
-                p.address,
-                p.port,
-                p.protocol,
-                own_cluster=names.original_dst_cluster(p.host, p.service_port),
-                route=names.headless_route(p.host, p.service_port) if p.protocol.is_http else "",
-            )
-            for p in pods
-        ]
-        policy = scope.outbound_mode if scope is not None else self.snapshot.mesh.outbound_mode
-        out = capturedout.OutboundOptions(addresses, capturedout.captured_hcm(hcm), policy)
-        lds = [tracing.apply(lis, traced) for lis in capturedout.outbound_listeners(out)]
-        source = metrics.source_tags(proxy)
-        for lis in lds[1:]:  # not virtualOutbound: its only chain is the passthrough
-            for chain in lis.filter_chains:
-                tcpmetrics.count_tcp_chain(chain, source)
-        own: list[Resource] = []  # the outbound table is added by `_config_for`
-        cds = [
-            captured.passthrough_cluster(),
-            captured.inbound_passthrough_cluster(),
-            captured.blackhole_cluster(),
-        ]
-        if proxy.app_port is not None:
-            protocol = self._app_protocols.app_protocol(proxy.namespace, proxy.labels)
-            cds.append(clusters.inbound_cluster("127.0.0.1", proxy.app_port, protocol))
-            limits = limits_for(self.snapshot, proxy)
-            table = inbound.inbound_routes(proxy.app_port, proxy.id, limits)
-            mode = inbound_mode(self._peer_auth, self.snapshot, proxy.namespace, proxy.labels)
-            http = listeners.inbound_listener(
-                "0.0.0.0",
-                capturedin.CAPTURE_PORT,
-                table.name,
-                mode,
-                guards,
-                telemetryapi.access_log_for(
-                    mesh, tel, proxy, Side.SERVER, accesslog.Direction.INBOUND
-                ),
-            )
-            service = metrics.serving_service(self.snapshot, proxy)
-            server_skip = telemetryapi.skipped_metrics(tel, Side.SERVER)
-            metrics.count_inbound(http, proxy, service, names.INBOUND_MTLS_CHAIN, server_skip)
-            port = capturedin.AppPort(proxy.app_port, self._inbound_protocol(proxy, protocol))
-            tcp_guards = tcp_security_filters(self.snapshot, proxy)
-            inbound_lis = capturedin.virtual_inbound(
-                capturedin.InboundOptions([port], http, mode, tcp_filters=tcp_guards)
-            )
-            for chain in inbound_lis.filter_chains:  # the app port's TCP chains
-                if chain.name.startswith(f"{proxy.app_port}_"):
-                    mtls = chain.filter_chain_match.transport_protocol == "tls"
-                    tcpmetrics.count_tcp_chain(
-                        chain, metrics.destination_tags(proxy, service, mtls)
-                    )
-            server_traced = telemetryapi.tracing_for(mesh, tel, proxy, Side.SERVER)
-            lds.append(tracing.apply(inbound_lis, server_traced))
-            if port.is_http:
-                own.append(Resource.pack(table.name, table))
-        return [
-            *own,
-            *(Resource.pack(c.name, c) for c in cds),
-            *(Resource.pack(lis.name, lis) for lis in lds),
-        ]
-
-    def _l4_routes(
-        self, address: capturedout.ServiceAddress, proxy: Proxy
-    ) -> capturedout.ServiceAddress:
-        """A TCP/TLS service address with its VirtualService `tcp` (and, for TLS and
-        HTTPS ports, `tls`) routes."""
-        args = (self.snapshot, address.host, address.port, proxy)
-        sni: tcproutes.SniRoutes = ()
-        if address.protocol in (Protocol.TLS, Protocol.HTTPS):
-            sni = tcproutes.tls_routes(*args)
-        return replace(address, routes=tcproutes.tcp_route(*args), sni_routes=sni)
-
-    def _inbound_protocol(self, proxy: Proxy, http: Protocol) -> Protocol:
-        """The app port's protocol: TCP when every port of its Services is opaque TCP."""
-        ports = [
-            port.protocol
-            for svc in self.snapshot.service_selectors.selecting(proxy.namespace, proxy.labels)
-            for port in svc.ports
-        ]
-        if ports and not any(p.is_http or p is Protocol.UNKNOWN for p in ports):
-            return Protocol.TCP
-        return http
