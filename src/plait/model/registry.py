@@ -7,6 +7,7 @@ ServiceEntries add external hosts). Hostnames are fully qualified as in Kubernet
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -17,6 +18,20 @@ CLUSTER_DOMAIN = "cluster.local"
 
 def service_hostname(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def resolve_host(services: Mapping[str, Service], host: str, namespace: str) -> str:
+    """`MeshSnapshot.resolve_host` over a service map (usable while a snapshot is built)."""
+    if host.startswith("*") or host in services:
+        return host
+    if "." not in host:
+        return service_hostname(host, namespace)
+    parts = host.split(".")
+    if len(parts) in (2, 3) and (len(parts) == 2 or parts[2] == "svc"):
+        candidate = service_hostname(parts[0], parts[1])
+        if candidate in services:
+            return candidate
+    return host
 
 
 class Protocol(StrEnum):

@@ -13,7 +13,6 @@ select a workload; endpoints by (hostname, port).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -47,24 +46,23 @@ from plait.model.indexes import (
 from plait.model.labels import Labels
 from plait.model.meshsettings import MeshSettings, mesh_settings
 from plait.model.orphans import orphan_hosts
-from plait.model.policy import HostRules, choose, merge
+from plait.model.policy import HostRules
 from plait.model.registry import (
     Endpoint,
     Protocol,
-    Resolution,
     Service,
-    ServicePort,
     WorkloadInstance,
-    protocol_of,
-    service_hostname,
+    resolve_host,
 )
-from plait.model.scope import (
-    EXPORT_TO_ANNOTATION,
-    ScopeInputs,
-    destinations,
-    parse_annotation,
-    restricted,
+from plait.model.registrybuild import (
+    InstanceIndex,
+    build_registry,
+    entry_endpoints,
+    entry_services,
+    port_endpoints,
 )
+from plait.model.ruleindexes import rules_by_host
+from plait.model.scope import ScopeInputs, destinations, restricted
 
 K = TypeVar("K", bound=Resource)
 
@@ -140,119 +138,6 @@ class MeshSnapshot:
         return self.rules_by_host.get(hostname)
 
 
-def resolve_host(services: Mapping[str, Service], host: str, namespace: str) -> str:
-    """`MeshSnapshot.resolve_host` over a service map (usable while a snapshot is built)."""
-    if host.startswith("*") or host in services:
-        return host
-    if "." not in host:
-        return service_hostname(host, namespace)
-    parts = host.split(".")
-    if len(parts) in (2, 3) and (len(parts) == 2 or parts[2] == "svc"):
-        candidate = service_hostname(parts[0], parts[1])
-        if candidate in services:
-            return candidate
-    return host
-
-
-def _kube_service(svc: KubeService) -> Service:
-    ns = svc.metadata.namespace
-    ports = tuple(
-        ServicePort(
-            name=p.name or "",
-            port=p.port,
-            protocol=protocol_of(p.name, p.app_protocol),
-            target_port=p.target_port,
-        )
-        for p in svc.spec.ports
-    )
-    return Service(
-        hostname=service_hostname(svc.metadata.name, ns),
-        name=svc.metadata.name,
-        namespace=ns,
-        ports=ports,
-        selector=Labels.of(svc.spec.selector or {}),
-        cluster_ip=_cluster_ip(svc.spec.cluster_ip),
-        headless=svc.spec.cluster_ip == "None",
-        export_to=parse_annotation(svc.metadata.annotations.get(EXPORT_TO_ANNOTATION, "")),
-    )
-
-
-def _cluster_ip(value: str | None) -> str | None:
-    """`spec.clusterIP` when it is an address (not "None": a headless Service)."""
-    try:
-        return str(ipaddress.ip_address(value)) if value else None
-    except ValueError:
-        return None
-
-
-def _entry_services(entry: ServiceEntry) -> list[tuple[Service, list[Endpoint]]]:
-    spec = entry.spec
-    ns = entry.metadata.namespace
-    ports = tuple(
-        ServicePort(
-            name=p.name or "",
-            port=p.number,
-            protocol=protocol_of(p.name, p.protocol),
-            target_port=p.target_port,
-        )
-        for p in spec.ports
-    )
-    resolution = Resolution(spec.resolution or "NONE")
-    out: list[tuple[Service, list[Endpoint]]] = []
-    for host in spec.hosts:
-        service = Service(
-            hostname=host,
-            name=host,
-            namespace=ns,
-            ports=ports,
-            resolution=resolution,
-            external=(spec.location or "MESH_EXTERNAL") == "MESH_EXTERNAL",
-            export_to=spec.export_to,
-        )
-        endpoints = [
-            Endpoint(
-                address=e.address or host,
-                port=0,
-                labels=Labels.of(e.labels),
-                namespace=ns,
-                weight=e.weight or 1,
-            )
-            for e in spec.endpoints
-            # a STATIC endpoint without an address is reached through its network's
-            # gateway (multi-network), which plait has not: it has no address to dial
-            if e.address or resolution is not Resolution.STATIC
-        ]
-        out.append((service, endpoints))
-    return out
-
-
-def _entry_endpoints(
-    entry: ServiceEntry, eps: Sequence[Endpoint], port: ServicePort, index: _InstanceIndex
-) -> tuple[Endpoint, ...]:
-    """One port's endpoints: listed ones with their port numbers, or, for a
-    `workloadSelector`, the selected replicas in the entry's namespace (as for a Service)."""
-    selector = entry.spec.workload_selector
-    if selector is not None:
-        labels = Labels.of(selector.labels)
-        return _port_endpoints(index.select(entry.metadata.namespace, labels), port)
-    return tuple(
-        replace(e, port=_entry_endpoint_port(entry, idx, port)) for idx, e in enumerate(eps)
-    )
-
-
-def _entry_endpoint_port(entry: ServiceEntry, endpoint_index: int, port: ServicePort) -> int:
-    endpoints = entry.spec.endpoints
-    ports: Mapping[str, int] = {}
-    if endpoint_index < len(endpoints):
-        ports = endpoints[endpoint_index].ports
-    target = ports.get(port.name)
-    if target:
-        return target
-    if isinstance(port.target_port, int) and port.target_port:
-        return port.target_port
-    return port.port
-
-
 def order_key(item: Loaded) -> tuple[str, str]:
     """A snapshot collection's order: namespace, then name (Istio orders by creation time)."""
     return item.resource.metadata.namespace, item.resource.metadata.name
@@ -261,33 +146,6 @@ def order_key(item: Loaded) -> tuple[str, str]:
 def _by_name(items: Iterable[Loaded[K]]) -> tuple[Loaded[K], ...]:
     """Deterministic order (`order_key`)."""
     return tuple(sorted(items, key=order_key))
-
-
-class _InstanceIndex:
-    """Instances by (namespace, label, value), so selecting is not services × instances."""
-
-    def __init__(self, instances: Sequence[WorkloadInstance]) -> None:
-        self._by_pair: dict[tuple[str, str, str], list[WorkloadInstance]] = {}
-        for i in instances:
-            for key, value in i.labels.items():
-                self._by_pair.setdefault((i.namespace, key, value), []).append(i)
-
-    def select(self, namespace: str, selector: Labels) -> list[WorkloadInstance]:
-        """Instances in namespace matching every selector pair; none for an empty selector."""
-        if not selector:
-            return []  # a Service without a selector has no registry endpoints (Kubernetes)
-        candidates = min(
-            (self._by_pair.get((namespace, k, v), []) for k, v in selector.items()), key=len
-        )
-        return [i for i in candidates if i.labels.matches(selector)]
-
-
-def _port_endpoints(
-    instances: Iterable[WorkloadInstance], port: ServicePort
-) -> tuple[Endpoint, ...]:
-    """The endpoints of one service port: each instance at the port it serves it on."""
-    found = (i.endpoint(port) for i in instances)
-    return tuple(e for e in found if e is not None)
 
 
 class _ByKind:
@@ -300,100 +158,6 @@ class _ByKind:
 
     def of(self, model: type[K]) -> list[Loaded[K]]:
         return of_kind(self._groups.get(model, ()), model)
-
-
-def _registry(
-    kinds: _ByKind, index: _InstanceIndex
-) -> tuple[dict[str, Service], dict[tuple[str, int], tuple[Endpoint, ...]]]:
-    """Services (Kubernetes Services, then ServiceEntry hosts) and their endpoints."""
-    services: dict[str, Service] = {}
-    endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
-    for item in kinds.of(KubeService):
-        svc = _kube_service(item.resource)
-        services[svc.hostname] = svc
-        selected = index.select(svc.namespace, svc.selector)
-        for port in svc.ports:
-            endpoints[(svc.hostname, port.port)] = _port_endpoints(selected, port)
-    for entry_item in kinds.of(ServiceEntry):
-        entry = entry_item.resource
-        for svc, eps in _entry_services(entry):
-            if svc.hostname in services:
-                continue  # a Kubernetes Service of the same name wins, as in Istio
-            services[svc.hostname] = svc
-            for port in svc.ports:
-                endpoints[(svc.hostname, port.port)] = _entry_endpoints(entry, eps, port, index)
-    return services, endpoints
-
-
-def group_rules(
-    services: Mapping[str, Service], drs: Sequence[Loaded[DestinationRule]]
-) -> dict[str, list[Loaded[DestinationRule]]]:
-    """The DestinationRules by the hostname they resolve to, in snapshot order."""
-    by_host: dict[str, list[Loaded[DestinationRule]]] = {}
-    for item in drs:
-        dr = item.resource
-        host = resolve_host(services, dr.spec.host, dr.metadata.namespace)
-        by_host.setdefault(host, []).append(item)
-    return by_host
-
-
-@dataclass(frozen=True)
-class HostRuleSet:
-    """One host's rules: those everyone sees, merged (None: none applies), every rule of
-    the host if one is exported to some namespaces only (else None), merge warnings."""
-
-    rules: HostRules | None
-    restricted: tuple[Loaded[DestinationRule], ...] | None
-    warnings: tuple[ConfigMessage, ...]
-
-
-def host_rule_set(
-    services: Mapping[str, Service], host: str, items: Sequence[Loaded[DestinationRule]]
-) -> HostRuleSet:
-    """The rules of one host from its DestinationRules (`group_rules`)."""
-    restricted_items = None
-    if any(restricted(i.resource.spec.export_to) for i in items):
-        restricted_items = tuple(items)
-        items = [i for i in items if not restricted(i.resource.spec.export_to)]
-    service = services.get(host)
-    chosen = choose(items, service.namespace if service is not None else None)
-    if not chosen:
-        return HostRuleSet(None, restricted_items, ())
-    rules, warnings = merge(host, chosen)
-    return HostRuleSet(rules, restricted_items, tuple(warnings))
-
-
-@dataclass(frozen=True)
-class RuleIndexes:
-    """`MeshSnapshot.rules_by_host`, `restricted_rules` and `rule_warnings`, together."""
-
-    rules_by_host: dict[str, HostRules]
-    restricted_rules: dict[str, tuple[Loaded[DestinationRule], ...]]
-    rule_warnings: dict[str, tuple[ConfigMessage, ...]]
-
-    @staticmethod
-    def of(sets: Iterable[tuple[str, HostRuleSet]]) -> RuleIndexes:
-        """From each host's rule set, in host order."""
-        out = RuleIndexes({}, {}, {})
-        for host, found in sets:
-            if found.restricted is not None:
-                out.restricted_rules[host] = found.restricted
-            if found.rules is not None:
-                out.rules_by_host[host] = found.rules
-            if found.warnings:
-                out.rule_warnings[host] = found.warnings
-        return out
-
-
-def _rules_by_host(
-    services: Mapping[str, Service], drs: Sequence[Loaded[DestinationRule]]
-) -> RuleIndexes:
-    """The rules for each host that everyone sees, merged; and every rule of the hosts
-    that have one exported to some namespaces only (`MeshSnapshot.restricted_rules`)."""
-    return RuleIndexes.of(
-        (host, host_rule_set(services, host, items))
-        for host, items in group_rules(services, drs).items()
-    )
 
 
 def derived_messages(
@@ -478,7 +242,9 @@ def build_snapshot(
     `cluster_ips` (hostname → IP) are the virtual IPs a platform gave services (local
     transparent mode's pod network); they win over a Service's own `spec.clusterIP`."""
     kinds = _ByKind(config)
-    services, endpoints = _registry(kinds, _InstanceIndex(instances))
+    services, endpoints = build_registry(
+        kinds.of(KubeService), kinds.of(ServiceEntry), InstanceIndex(instances)
+    )
     for host, ip in (cluster_ips or {}).items():
         if host in services:
             services[host] = replace(services[host], cluster_ip=ip)
@@ -488,7 +254,7 @@ def build_snapshot(
     authn = _by_name(kinds.of(RequestAuthentication))
     peer = _by_name(kinds.of(PeerAuthentication))
     rate_limits = _by_name(kinds.of(RateLimit))
-    rule_indexes = _rules_by_host(services, drs)
+    rule_indexes = rules_by_host(services, drs)
     orphans, orphan_messages = orphan_hosts(virtual_services)
     vs_hosts = hosts_of(services, orphans)
     sidecars = _by_name(kinds.of(Sidecar))
@@ -553,13 +319,13 @@ def with_instances(
         for i in changed
         for svc in snapshot.service_selectors.selecting(i.namespace, i.labels)
     }
-    index = _InstanceIndex(after)
+    index = InstanceIndex(after)
     endpoints = dict(snapshot.endpoints)
     for host in hosts:
         svc = snapshot.services[host]
         selected = index.select(svc.namespace, svc.selector)
         for port in svc.ports:
-            endpoints[(host, port.port)] = _port_endpoints(selected, port)
+            endpoints[(host, port.port)] = port_endpoints(selected, port)
     owners: set[str] = set()  # hosts whose first ServiceEntry has been seen
     for item in _ByKind(config).of(ServiceEntry):
         entry = item.resource
@@ -568,15 +334,15 @@ def with_instances(
             i.namespace == entry.metadata.namespace and i.labels.matches(Labels.of(selector.labels))
             for i in changed
         )
-        for svc, eps in _entry_services(entry):
+        for svc, eps in entry_services(entry):
             served = snapshot.services.get(svc.hostname)
             if svc.hostname in owners or served is None or served.name != svc.hostname:
-                continue  # an earlier entry or a Kubernetes Service won (see `_registry`)
+                continue  # an earlier entry or a Kubernetes Service won (see `build_registry`)
             owners.add(svc.hostname)
             if selects:
                 for port in svc.ports:
                     key = (svc.hostname, port.port)
-                    endpoints[key] = _entry_endpoints(entry, eps, port, index)
+                    endpoints[key] = entry_endpoints(entry, eps, port, index)
                 hosts.add(svc.hostname)
     moved = set()
     for host in hosts:
@@ -597,6 +363,5 @@ __all__ = [
     "PolicyIndexes",
     "Protocol",
     "build_snapshot",
-    "resolve_host",
     "with_instances",
 ]

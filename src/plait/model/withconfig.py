@@ -37,18 +37,15 @@ from plait.api.kinds import Resource
 from plait.errors import ConfigMessage
 from plait.model.indexes import MESH_GATEWAY, VirtualServiceIndex, gateways_of
 from plait.model.orphans import orphan_hosts
-from plait.model.registry import Service
+from plait.model.registry import Service, resolve_host
+from plait.model.ruleindexes import RuleIndexes, group_rules, host_rule_set
 from plait.model.scope import ScopeInputs, destinations
 from plait.model.snapshot import (
     MeshSnapshot,
-    RuleIndexes,
     derived_messages,
-    group_rules,
-    host_rule_set,
     hosts_of,
     is_scoped,
     order_key,
-    resolve_host,
     scope_inputs_of,
 )
 
