@@ -24,6 +24,7 @@ class Discovery:
         ports: tuple[int, int] | None = None,
         extra: tuple[str, ...] = (),
         host: str = "127.0.0.1",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.host = host
         self.xds_port, self.status_port = ports or (free_port(), free_port())
@@ -34,7 +35,7 @@ class Discovery:
                 [plait, "discovery", "--kubeconfig", str(kube.kubeconfig), "--host",
                  host, "--xds-port", str(self.xds_port),
                  "--status-port", str(self.status_port), *extra],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env,
             )  # fmt: skip
 
     def status(self) -> dict[str, Any]:

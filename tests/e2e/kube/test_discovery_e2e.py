@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -503,3 +504,28 @@ def test_a_terminating_endpoint_leaves_the_eds_set(
             "patch", "pod", name, "-n", NS, "--type=json",
             "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]', check=False,
         )  # fmt: skip
+
+
+def test_discovery_serves_xds_on_grpcs_io_manager(
+    kube: Cluster, mesh: tuple[Discovery, Envoy], tmp_path: Path
+) -> None:
+    """`plait discovery` applies the control plane's gRPC settings before gRPC loads
+    (`controlplane/grpctune.py`): gRPC's `tcp` trace shows its xDS port's connections
+    accepted by the I/O manager's `tcp_server_posix.cc`, not by EventEngine."""
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
+    env |= {"GRPC_VERBOSITY": "debug", "GRPC_TRACE": "tcp"}
+    discovery = Discovery(kube, tmp_path, env=env)
+    try:
+        wait_for("plait discovery's status", discovery.try_status)
+        with socket.create_connection((discovery.host, discovery.xds_port), timeout=5) as conn:
+            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")  # the HTTP/2 preface
+            wait_for(
+                "gRPC's trace of the accepted connection",
+                lambda: "tcp_server_posix.cc" in discovery.log.read_text(errors="replace"),
+                timeout=20,
+            )
+    except BaseException:
+        print(discovery.log.read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        discovery.stop()
