@@ -109,6 +109,16 @@ class DeltaTypeState(DeltaSubscription):
         removed.sort()
         return upserts, removed
 
+    def quiet(self, have: Mapping[str, Resource]) -> bool:
+        """Whether `diff(have, …)` would send nothing and change nothing, and no reply is
+        owed: unrequested, or in step with `have` itself with nothing touched and no
+        announcement left under the client's books (`diff`'s first two returns)."""
+        if self.owes_reply:
+            return False
+        if not self.requested:
+            return True
+        return not self.touched and self._in_step is have and self.client.holds_only(have)
+
     def respond(
         self, version: str, nonce: str, upserts: list[Resource], removed: list[str]
     ) -> PlannedDelta:
@@ -185,6 +195,13 @@ class DeltaStreamState:
                 version = config.version(type_url)
                 out.append(state.respond(version, str(next(self._nonces)), upserts, removed))
         return out
+
+    def quiet(self, config: ProxyConfig) -> bool:
+        """`plan(config)` would return nothing and change nothing; cheaper to ask than to
+        plan. An ACK usually leaves a stream here: at 1,000 x 1,000 an endpoint change's
+        ACK took 16.6-16.8 µs of the event loop's CPU instead of 20.0-21.0 µs
+        (`docs/benchmarks.md`)."""
+        return all(s.quiet(config.resources(t)) for t, s in self.types.items())
 
     def _routes_settled(
         self, config: ProxyConfig, diffs: Mapping[str, tuple[list[Resource], list[str]]]

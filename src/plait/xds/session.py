@@ -311,7 +311,9 @@ class Session:
         if config is None or generation != self._deps.source.generation:
             self._wake.set()
             return
-        planned = self.state.plan(config)
+        state = self.state
+        quiet = isinstance(state, DeltaStreamState) and state.quiet(config)
+        planned = [] if quiet else state.plan(config)
         if planned:
             self._queued = planned
             self._idle = False

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from ads_testkit import cluster, mesh
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plait.translate.resource import ProxyConfig
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
@@ -200,3 +203,85 @@ def test_a_reconnected_stream_in_step_drops_what_it_announced() -> None:
     for type_url in PUSH_ORDER:
         assert state.types[type_url].client.own_names() == []
         assert state.types[type_url].client.base is config.resources(type_url)
+
+
+def test_quiet_says_when_a_plan_would_send_nothing() -> None:
+    state = DeltaStreamState()
+    config = mesh({"a": [1], "b": [2]}, route_to="a")
+    assert state.quiet(config)  # nothing requested: nothing to send
+    state.on_request(DeltaRequest(CLUSTER), NOW)
+    assert not state.quiet(config)  # the first CDS request is owed a reply
+    state = DeltaStreamState()
+    connect(state, config)
+    assert state.quiet(config) and state.plan(config) == []
+
+    changed = mesh({"a": [1], "b": [3]}, route_to="a")
+    assert not state.quiet(changed)
+    ack(state, *state.plan(changed))
+    assert state.quiet(changed)
+
+    state.on_request(DeltaRequest(ENDPOINT, subscribe=("a",)), NOW)  # "send it again"
+    assert not state.quiet(changed)
+    assert [names(p) for p in state.plan(changed)] == [["a"]]
+
+
+def test_a_reconnected_stream_is_not_quiet_while_its_announcement_stands() -> None:
+    config = mesh({"a": [1], "b": [2]}, route_to="a")
+    old = DeltaStreamState()
+    connect(old, config)
+    state = DeltaStreamState()
+    for type_url in PUSH_ORDER:
+        held = dict(old.types[type_url].client)
+        subscribe = ("*",) if type_url in (CLUSTER, LISTENER) else tuple(held)
+        state.on_request(DeltaRequest(type_url, subscribe=subscribe, initial_versions=held), NOW)
+    assert not state.quiet(config)
+    ack(state, *state.plan(config))
+    assert state.quiet(config)
+
+
+CONFIGS = [
+    mesh({"a": [1], "b": [2]}, route_to="a"),
+    mesh({"a": [1], "b": [3]}, route_to="a"),
+    mesh({"a": [1], "c": [3]}, route_to="c"),
+    mesh({"a": [1]}, route_to="a", timeouts={"a": 250}),
+]
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("config"), st.integers(0, len(CONFIGS) - 1)),
+        st.tuples(st.just("ack"), st.integers(0, 3)),
+        st.tuples(st.just("nack"), st.integers(0, 3)),
+        st.tuples(st.just("subscribe"), st.sampled_from(["a", "b", "c"])),
+        st.tuples(st.just("unsubscribe"), st.sampled_from(["a", "b", "c"])),
+        st.tuples(st.just("plan"), st.just(0)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=_OPS)
+def test_quiet_never_hides_a_response(ops: list[tuple[str, Any]]) -> None:
+    """Whatever the requests, responses and configs, a quiet stream's plan is empty (so
+    `Session` may skip planning for it)."""
+    state = DeltaStreamState()
+    config = CONFIGS[0]
+    for t in PUSH_ORDER:
+        wanted = () if t in (CLUSTER, LISTENER) else tuple(config.resources(t))
+        state.on_request(DeltaRequest(t, subscribe=wanted), NOW)
+    in_flight: list[PlannedDelta] = []
+    for op, arg in ops:
+        if op == "config":
+            config = CONFIGS[arg]
+        elif op in ("ack", "nack") and in_flight:
+            p = in_flight.pop(arg % len(in_flight))
+            error = f"Error adding/updating cluster(s) {names(p)[:1]}: x" if op == "nack" else None
+            state.on_request(DeltaRequest(p.type_url, p.nonce, error=error), NOW)
+        elif op == "subscribe":
+            state.on_request(DeltaRequest(ENDPOINT, subscribe=(arg,)), NOW)
+        elif op == "unsubscribe":
+            state.on_request(DeltaRequest(ENDPOINT, unsubscribe=(arg,)), NOW)
+        if state.quiet(config):
+            assert state.plan(config) == []
+            assert state.quiet(config)
+        elif op == "plan":
+            in_flight += state.plan(config)
