@@ -349,8 +349,11 @@ class Session:
             if self.config is None or generation != self.config_generation:
                 self.config = self._load(generation)
                 self.config_generation = generation
-            await self._write_all(self.state.plan(self.config), write, generation)
-            self._check_synced(self.config, generation)
+            planned = self.state.plan(self.config)
+            await self._write_all(planned, write, generation)
+            # a delta response leaves its type unanswered: settled only at its ACK (`_step`)
+            if not (planned and self.delta):
+                self._check_synced(self.config, generation)
 
     async def _write_all(
         self,
