@@ -4,8 +4,10 @@ Importable from every test directory."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -25,3 +27,16 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """End `proc`: SIGTERM, then SIGKILL if it is still running after `grace` seconds;
+    reaped either way (a no-op for a process that already exited)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

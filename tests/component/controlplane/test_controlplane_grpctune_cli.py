@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from plait.controlplane import grpctune
+from prockit import stop_process
 
 START_TIMEOUT_S = 30.0
 
@@ -48,12 +49,7 @@ def _serve_once(env: dict[str, str]) -> str:
                         break
                     time.sleep(0.05)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         return errors.read_text()
 
 

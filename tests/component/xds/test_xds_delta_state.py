@@ -39,6 +39,19 @@ def connect(state: DeltaStreamState, config: ProxyConfig) -> list[PlannedDelta]:
     return sent
 
 
+def reconnected(config: ProxyConfig) -> DeltaStreamState:
+    """A new stream of a client that ran `config` in full: it subscribes again, announcing
+    every version it holds (`initial_resource_versions`), as Envoy does after a reconnect."""
+    old = DeltaStreamState()
+    connect(old, config)
+    state = DeltaStreamState()
+    for type_url in PUSH_ORDER:
+        held = dict(old.types[type_url].client)
+        subscribe = ("*",) if type_url in (CLUSTER, LISTENER) else tuple(held)
+        state.on_request(DeltaRequest(type_url, subscribe=subscribe, initial_versions=held), NOW)
+    return state
+
+
 def test_only_changed_and_removed_resources_are_sent() -> None:
     state = DeltaStreamState()
     first = mesh({"a": [1], "b": [2]}, route_to="a")
@@ -186,13 +199,7 @@ def test_streams_in_step_share_the_config_instead_of_copying_names() -> None:
 
 def test_a_reconnected_stream_in_step_drops_what_it_announced() -> None:
     config = mesh({"a": [1], "b": [2]}, route_to="a")
-    old = DeltaStreamState()
-    connect(old, config)
-    state = DeltaStreamState()
-    for type_url in PUSH_ORDER:
-        held = dict(old.types[type_url].client)
-        subscribe = ("*",) if type_url in (CLUSTER, LISTENER) else tuple(held)
-        state.on_request(DeltaRequest(type_url, subscribe=subscribe, initial_versions=held), NOW)
+    state = reconnected(config)
 
     planned = state.plan(config)
 
@@ -227,13 +234,7 @@ def test_quiet_says_when_a_plan_would_send_nothing() -> None:
 
 def test_a_reconnected_stream_is_not_quiet_while_its_announcement_stands() -> None:
     config = mesh({"a": [1], "b": [2]}, route_to="a")
-    old = DeltaStreamState()
-    connect(old, config)
-    state = DeltaStreamState()
-    for type_url in PUSH_ORDER:
-        held = dict(old.types[type_url].client)
-        subscribe = ("*",) if type_url in (CLUSTER, LISTENER) else tuple(held)
-        state.on_request(DeltaRequest(type_url, subscribe=subscribe, initial_versions=held), NOW)
+    state = reconnected(config)
     assert not state.quiet(config)
     ack(state, *state.plan(config))
     assert state.quiet(config)

@@ -33,6 +33,7 @@ from plait.model.proxy import Proxy, ProxyKind
 from plait.model.snapshot import MeshSnapshot, build_snapshot
 from plait.translate.authfilters import security_clusters, security_filters
 from plait.translate.rbac import ACCESS_DENIED_BODY
+from prockit import stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -246,12 +247,7 @@ def envoy(tmp_path_factory: pytest.TempPathFactory, jwks_server: int) -> Iterato
         started = True
         yield Envoy(ports)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         if not started:
             print(f"===== Envoy log {log}\n" + log.read_text()[-20000:])
 

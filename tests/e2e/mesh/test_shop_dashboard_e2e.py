@@ -28,6 +28,7 @@ import pytest
 from meshkit import Mesh
 
 from plait.dashboard.page import NODE_FILL
+from prockit import stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -75,12 +76,7 @@ def dashboard(shop: Mesh) -> Iterator[str]:
         assert "http://127.0.0.1:" in line, f"no URL from plait dashboard: {line!r}"
         yield line.split()[-1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def chromium(url: str, *args: str) -> subprocess.CompletedProcess[str]:

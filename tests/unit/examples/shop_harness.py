@@ -23,6 +23,8 @@ import pytest
 import yaml
 from aiohttp import web
 
+from prockit import stop_process
+
 SHOP = Path(__file__).resolve().parents[3] / "examples" / "shop"
 READY = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 START_TIMEOUT_S = 20.0
@@ -89,13 +91,7 @@ class App:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, grace=5)
 
 
 @dataclass
