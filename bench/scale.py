@@ -4,10 +4,11 @@
 spread over a few client processes), every proxy seeing every service, served by plait's
 `MeshState` and `AdsServer` in one worker process (`python -m bench.scale '<Scale JSON>'`,
 so its memory figures are the control plane's alone), with the control plane's gRPC
-settings (`plait.controlplane.grpctune`; the proxies run on gRPC's defaults). Changes enter as new snapshots
-built from the synthetic mesh (`bench.meshgen`), as the pipeline would publish them (a
-registry change on the endpoint fast path, `model.snapshot.with_instances`, as the control
-plane's builder makes it); the snapshot build is part of each change's time and CPU.
+settings (`plait.controlplane.grpctune`; the proxies run on gRPC's defaults). Changes
+enter as new snapshots built from the synthetic mesh (`bench.meshgen`), as the pipeline
+would publish them (a registry change on the endpoint fast path,
+`model.snapshot.with_instances`, as the control plane's builder makes it); the snapshot
+build is part of each change's time and CPU.
 A few real plait sidecars (`--real-envoys N`, default 3; `bench.scalereal`: each under
 its agent, delta ADS as plait's bootstrap asks) connect to the same server, so it serves
 `proxies + N` streams; every phase waits for all of them, and each real Envoy's config

@@ -6,10 +6,10 @@ crosses threads (futex wake-ups, context switches) on its way to or from the asy
 loop. An xDS server writes one small response to each of many streams at once and reads
 as many ACKs back, which is that path's worst case. With those experiments off, the
 control plane's connections run on gRPC's epoll1 I/O manager, as before 1.80. Measured
-at 1,000 services x 1,000 proxies, an endpoint change, alternating runs
-(`docs/benchmarks.md`): the event loop's own CPU did not change, the process's system
-CPU fell by about a third and the change's p99 fell (by 15-45 % in one-phase runs, by
-less and within the noise in the full `bench.run --only scale`).
+at 1,000 services x 1,000 proxies, an endpoint change, runs alternating with gRPC's
+defaults (`docs/benchmarks.md`): the event loop's own CPU did not change, the process's
+system CPU fell by about a third, and the change's p99 was lower in every pair (median
+186 against 208 ms with delta clients in `bench.run --only scale`).
 
 gRPC reads `GRPC_EXPERIMENTS` once, when its module is imported: `tune()` must run
 before anything imports `grpc` (the `controlplane` and `discovery` commands call it
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ EXPERIMENTS = "-event_engine_listener,-event_engine_for_all_other_endpoints,-eve
 """Accepted and dialled connections on gRPC's I/O manager, not on EventEngine threads."""
 
 
-def environ(base: MutableMapping[str, str] | None = None) -> dict[str, str]:
+def environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """A copy of `base` (default: this process's environment) with the control plane's
     `GRPC_EXPERIMENTS`, unless `base` sets its own: for a control plane started as a
     child process."""
