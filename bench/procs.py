@@ -214,8 +214,8 @@ class StaticEnvoy:
 PROXY_ENVIRON = {k: v for k, v in os.environ.items() if k != grpctune.VARIABLE}
 """The environment of simulated proxies and real ones' agents: gRPC's defaults. The
 control plane's gRPC settings (`plait.controlplane.grpctune`, which the benchmarks' control
-plane workers run with, as the control plane does) are its own; a load generator made
-cheaper with them would flatter it (unless asked: `proxy_environ`)."""
+plane workers run with, as the control plane does) are its own, neither an agent's nor
+the Python simulated proxies' (unless asked: `proxy_environ`)."""
 
 
 def proxy_environ(proxy_grpc: str) -> dict[str, str]:

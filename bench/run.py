@@ -1,5 +1,6 @@
 """Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane|scale]
-[--json PATH] [--clients sotw|delta|mixed] [--real-envoys N] [--proxy-grpc default|io-manager]`.
+[--json PATH] [--clients sotw|delta|mixed] [--sim go|python] [--real-envoys N]
+[--proxy-grpc default|io-manager]`.
 
 Prints progress while it runs, then markdown tables; writes the raw results (every run,
 every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
@@ -57,7 +58,7 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         results["shop"] = await shopedit.run(5 if args.quick else 20, progress)
     if args.only == "scale":
         results["scale"] = await scale.run(
-            args.quick, progress, args.clients, args.real_envoys, args.proxy_grpc
+            args.quick, progress, args.clients, args.real_envoys, args.proxy_grpc, args.sim
         )
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
@@ -111,8 +112,15 @@ def main() -> None:
         "--proxy-grpc",
         choices=["default", "io-manager"],
         default="default",
-        help="with --only scale: the simulated proxies' gRPC I/O (io-manager: the control "
-        "plane's settings, a cheaper load generator)",
+        help="with --only scale and --sim python: the simulated proxies' gRPC I/O "
+        "(io-manager: the control plane's settings, a cheaper load generator)",
+    )
+    parser.add_argument(
+        "--sim",
+        choices=["go", "python"],
+        default="go",
+        help="with --only scale: the simulated proxies' implementation (go: bench/simgo, "
+        "built once with Go; python: bench.simclient, ~5x the CPU on the same cores)",
     )
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -1,10 +1,15 @@
 """The control plane at scale: `python -m bench.run --only scale --json PATH`.
 
-1,000 services × 1,000 simulated proxies (`bench.simclient`, State of the World ADS,
-spread over a few client processes), every proxy seeing every service, served by plait's
-`MeshState` and `AdsServer` in one worker process (`python -m bench.scale '<Scale JSON>'`,
-so its memory figures are the control plane's alone), with the control plane's gRPC
-settings (`plait.controlplane.grpctune`; the proxies run on gRPC's defaults). Changes
+1,000 services × 1,000 simulated proxies (State of the World or delta ADS, spread over
+two client processes: `bench/simgo`, in Go, by default, or `bench.simclient` in Python
+with `--sim python`; the same requests and ACKs), every proxy seeing every service,
+served by plait's `MeshState` and `AdsServer` in one worker process
+(`python -m bench.scale '<Scale JSON>'`, so its memory figures are the control plane's
+alone), with the control plane's gRPC settings (`plait.controlplane.grpctune`; the
+Python proxies run on gRPC's defaults). The proxies stand in for Envoys that would run
+on machines of their own; here they share the control plane's two cores, so their CPU
+(`clients_cpu_s_per_change`) weighs on every figure, and the Go ones use about half the
+Python ones' per endpoint change (`docs/benchmarks.md`). Changes
 enter as new snapshots built from the synthetic mesh (`bench.meshgen`), as the pipeline
 would publish them (a registry change on the endpoint fast path,
 `model.snapshot.with_instances`, as the control plane's builder makes it); the snapshot
@@ -19,8 +24,9 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
 
 * `services`, `proxies`: the mesh; `clients`: the xDS flavour of the simulated proxies
   (`"sotw"`, `"delta"` (`bench.simdelta`), or `"mixed"`: half the client processes each;
-  `python -m bench.run --only scale --clients delta`); `proxy_grpc`: the simulated
-  proxies' gRPC, `"default"` (gRPC's defaults: `--proxy-grpc default`, the default) or
+  `python -m bench.run --only scale --clients delta`); `sim`: their implementation,
+  `"go"` or `"python"` (`--sim`); `proxy_grpc`: the Python proxies' gRPC (null with
+  `"go"`), `"default"` (gRPC's defaults: `--proxy-grpc default`, the default) or
   `"io-manager"` (the control plane's `grpctune` settings, `--proxy-grpc io-manager`: on
   two cores it leaves the control plane more of the machine, as proxies elsewhere would);
 * `vs_edit_ack_p99_ms`: a VirtualService weight edit (the outbound route table of every
@@ -29,6 +35,9 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   endpoints change for every proxy, all of which can reach it): p99 as above;
 * `cp_cpu_s_per_change`: the control-plane process's CPU seconds per change (snapshot
   build, translation, pushes, ACKs), mean over both kinds of change;
+* `clients_cpu_s_per_change`: the simulated proxies' processes' CPU seconds per change,
+  from its start to 0.2 s after the last ACK, mean over both kinds (per change:
+  `detail.KIND_clients_cpu_s`);
 * `cp_rss_mib`: the control plane's peak resident memory (VmHWM) over the whole run,
   the initial sync and the reconnect storm included (with real Envoys, the mesh CA that
   signs their certificates runs in this process too, as in the control plane);
@@ -85,9 +94,19 @@ from typing import Any
 
 from bench import scoped
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
-from bench.procs import HOST, memory_kib, proxy_environ, spawn_python, terminate
+from bench.procs import (
+    HOST,
+    PROXY_ENVIRON,
+    cpu_seconds,
+    memory_kib,
+    proxy_environ,
+    spawn_python,
+    terminate,
+)
 from bench.scalereal import Check, RealEnvoys, endpoint, vs_weight
+from bench.simbuild import simgo
 from bench.simclient import proxies_to_json
+from plait.agent.process import spawn
 from plait.controlplane import gctune, grpctune
 from plait.controlplane.state import MeshState
 from plait.model.labels import Labels
@@ -107,7 +126,8 @@ class Scale:
     timeout_s: float = 120.0
     clients: str = "sotw"  # the simulated proxies' ADS: "sotw", "delta", or "mixed" (half each)
     real_envoys: int = 3  # real plait sidecars next to the simulated proxies (`bench.scalereal`)
-    proxy_grpc: str = "default"  # the simulated proxies' gRPC: "default" or "io-manager"
+    proxy_grpc: str = "default"  # the Python simulated proxies' gRPC: "default" or "io-manager"
+    sim: str = "go"  # the simulated proxies: "go" (`bench/simgo`) or "python" (`bench.simclient`)
 
     @property
     def connected(self) -> int:
@@ -159,6 +179,7 @@ class Worker:
         self.acks = AckTimes()
         self.detail: dict[str, Any] = {}
         self.cpu: list[float] = []
+        self.clients_cpu: list[float] = []  # the simulated proxies' CPU per change
         self.clients: list[asyncio.subprocess.Process] = []
 
     async def run(self) -> dict[str, Any]:
@@ -201,10 +222,12 @@ class Worker:
             "services": s.services,
             "proxies": s.proxies,
             "clients": s.clients,
-            "proxy_grpc": s.proxy_grpc,
+            "sim": s.sim,
+            "proxy_grpc": s.proxy_grpc if s.sim == "python" else None,
             "vs_edit_ack_p99_ms": 1e3 * vs["p99"],
             "endpoint_ack_p99_ms": 1e3 * ep["p99"],
             "cp_cpu_s_per_change": sum(self.cpu) / len(self.cpu),
+            "clients_cpu_s_per_change": sum(self.clients_cpu) / len(self.clients_cpu),
             "cp_rss_mib": mem["VmHWM"] / 1024,
             "reconnect_all_synced_s": reconnect_s,
             **scoped_result,
@@ -227,17 +250,22 @@ class Worker:
             path = self.run_dir / f"proxies-{i}.json"
             path.write_text(proxies_to_json(self.mesh.proxies[i::n]))
             delta = clients == "delta" or (clients == "mixed" and i % 2 == 1)
-            proc = await spawn_python(
-                "bench.simclient",
-                str(port),
-                str(path),
-                "--reconnect",
-                *(["--delta"] if delta else []),
-                *extra,
-                stdout=asyncio.subprocess.DEVNULL,
-                environ=proxy_environ(self.scale.proxy_grpc),
-            )
+            args = [str(port), str(path), "--reconnect", *(["--delta"] if delta else []), *extra]
+            if self.scale.sim == "go":
+                proc = await spawn(
+                    [simgo(), *args], stdout=asyncio.subprocess.DEVNULL, env=dict(PROXY_ENVIRON)
+                )
+            else:
+                proc = await spawn_python(
+                    "bench.simclient",
+                    *args,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    environ=proxy_environ(self.scale.proxy_grpc),
+                )
             self.clients.append(proc)
+
+    def _clients_cpu(self) -> float:
+        return sum(cpu_seconds(proc.pid) for proc in self.clients)
 
     async def _synced(self, server: AdsServer, generation: int, what: str) -> None:
         s = self.scale
@@ -289,6 +317,7 @@ class Worker:
             self.acks.at.clear()
             real_before, real_cpu0 = self.real.mark(server), self.real.cpu()
             cpu0, t0, t0_wall = _cpu(), time.monotonic(), time.time()
+            clients_cpu0 = self._clients_cpu()
             snapshot = make(i)
             built = time.monotonic()
             gen = await state.publish(snapshot)
@@ -306,8 +335,10 @@ class Worker:
             }
             latencies += [at - t0 for at in self.acks.at]
             await asyncio.sleep(0.2)  # the proxies' last ACK-side work
+            self.clients_cpu.append(self._clients_cpu() - clients_cpu0)
         stats = self.detail[kind] = _stats(latencies)
         self.detail[f"{kind}_cpu_s"] = self.cpu[-self.scale.reps :]
+        self.detail[f"{kind}_clients_cpu_s"] = self.clients_cpu[-self.scale.reps :]
         return stats
 
     async def _restart(self, port: int, snapshot: MeshSnapshot) -> float:
@@ -343,14 +374,18 @@ async def run(
     clients: str = "sotw",
     real_envoys: int = 3,
     proxy_grpc: str = "default",
+    sim: str = "go",
 ) -> dict[str, Any]:
     """The scale scenario in its own process (`quick`: 100 × 100)."""
-    scale = Scale(clients=clients, real_envoys=real_envoys, proxy_grpc=proxy_grpc)
+    scale = Scale(clients=clients, real_envoys=real_envoys, proxy_grpc=proxy_grpc, sim=sim)
     if quick:
         scale = replace(scale, services=100, proxies=100, reps=3)
+    if sim == "go":
+        progress("scale: the Go simulated proxies (bench/simgo), built once")
+        await asyncio.to_thread(simgo)
     progress(
-        f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients})"
-        f" + {real_envoys} real Envoys"
+        f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients},"
+        f" {sim}) + {real_envoys} real Envoys"
     )
     proc = await spawn_python("bench.scale", json.dumps(asdict(scale)), environ=grpctune.environ())
     try:
@@ -366,7 +401,8 @@ async def run(
                 f"  VS edit p99 {result['vs_edit_ack_p99_ms']:.0f} ms, endpoint p99 "
                 f"{result['endpoint_ack_p99_ms']:.0f} ms, CPU/change "
                 f"{result['cp_cpu_s_per_change']:.2f} s, RSS {result['cp_rss_mib']:.0f} MiB, "
-                f"reconnect {result['reconnect_all_synced_s']:.1f} s"
+                f"reconnect {result['reconnect_all_synced_s']:.1f} s, simulated proxies' "
+                f"CPU/change {result['clients_cpu_s_per_change']:.2f} s"
             )
             if result["real_envoys"]:
                 progress(

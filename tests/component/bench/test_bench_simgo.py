@@ -1,0 +1,120 @@
+"""The Go simulated proxies (`bench/simgo`) against plait's ADS server: SotW and delta
+clients sync every type, follow an endpoint change, and after a control-plane restart
+sync again (delta ones resuming from what they hold); their requests are the bytes
+proto.Marshal writes (the module's own `go test`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/ is a top-level package
+
+from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar  # noqa: E402
+from bench.procs import PROXY_ENVIRON, terminate  # noqa: E402
+from bench.simbuild import SOURCE, simgo  # noqa: E402
+from bench.simclient import proxies_to_json  # noqa: E402
+
+from plait.agent.process import spawn  # noqa: E402
+from plait.controlplane.state import MeshState  # noqa: E402
+from plait.model.labels import Labels  # noqa: E402
+from plait.xds.server import AdsServer  # noqa: E402
+
+SERVICES, PROXIES = 6, 4
+TYPES = {"cds", "eds", "lds", "rds"}
+
+
+class Pushed:
+    """An XdsObserver adding up the bytes written."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def pushed(self, type_name: str, size: int, seconds: float | None) -> None:
+        self.bytes += size
+
+    def converged(self, seconds: float) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def binary() -> str:
+    return simgo()  # built once per source (cached outside the repo)
+
+
+def test_requests_are_the_marshalled_requests(binary: str) -> None:
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly -modcacherw"}
+    done = subprocess.run(
+        ["go", "test", "./..."], cwd=SOURCE, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@contextlib.asynccontextmanager
+async def _sims(binary: str, port: int, path: Path, *flags: str) -> AsyncIterator[None]:
+    proc = await spawn(
+        [binary, str(port), str(path), "--reconnect", *flags],
+        stdout=asyncio.subprocess.DEVNULL,
+        env=dict(PROXY_ENVIRON),
+    )
+    try:
+        yield
+    finally:
+        await terminate(proc)
+        assert proc.returncode == 0, f"simgo exited with {proc.returncode} on SIGTERM"
+
+
+def _all_synced(server: AdsServer, generation: int) -> None:
+    statuses = server.statuses()
+    assert len(statuses) == PROXIES
+    for s in statuses:
+        assert s.connected and s.nack is None, s
+        assert (s.synced_generation or 0) >= generation, s
+        assert set(s.types) == TYPES and set(s.sync.values()) == {"SYNCED"}, s.sync
+
+
+@pytest.mark.parametrize("flavour", ["sotw", "delta"])
+async def test_proxies_sync_follow_a_change_and_resync_after_a_restart(
+    binary: str, flavour: str, tmp_path: Path
+) -> None:
+    mesh = SyntheticMesh.make(SERVICES, PROXIES, fake_ports())
+    registry = list(mesh.registry)
+    builder = SnapshotBuilder(mesh.files, registry)
+    path = tmp_path / "proxies.json"
+    path.write_text(proxies_to_json(mesh.proxies))
+    pushed = Pushed()
+    state = MeshState(builder.snapshot())
+    server = AdsServer(state, observer=pushed)
+    port = await server.start("127.0.0.1", 0)
+    try:
+        async with _sims(binary, port, path, *(["--delta"] if flavour == "delta" else [])):
+            assert await server.wait_synced(state.generation, 60, min_proxies=PROXIES)
+            _all_synced(server, state.generation)
+            initial = pushed.bytes
+
+            svc = SyntheticMesh.name(1)
+            extra = sidecar(f"{svc}-extra", svc, Labels.of({"app": svc}), (61000, 61001, 61002))
+            gen = await state.publish(builder.set_registry([*registry, instance_of(extra)]))
+            assert await server.wait_synced(gen, 30, min_proxies=PROXIES)
+            _all_synced(server, gen)
+
+            await server.stop(0.5)  # a control-plane restart: a fresh server, same port
+            fresh = MeshState(state.snapshot)
+            server = AdsServer(fresh, observer=pushed)
+            pushed.bytes = 0
+            await server.start("127.0.0.1", port)
+            assert await server.wait_synced(fresh.generation, 60, min_proxies=PROXIES)
+            _all_synced(server, fresh.generation)
+            if flavour == "delta":  # announced what they hold: nothing is sent again
+                assert pushed.bytes < initial / 10, (pushed.bytes, initial)
+            else:  # a SotW stream starts from nothing
+                assert pushed.bytes >= initial * 0.9, (pushed.bytes, initial)
+    finally:
+        await server.stop(0.5)
