@@ -20,7 +20,7 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parent / "simgo"
 
 
-def _go() -> str:
+def go_command() -> str:
     found = shutil.which("go") or "/usr/local/go/bin/go"
     if not Path(found).exists():
         raise RuntimeError("the Go simulated proxies need Go (`go` on PATH): use --sim python")
@@ -38,7 +38,7 @@ def _digest(go: str) -> str:
 
 def simgo() -> str:
     """The built binary's path, building it when missing (progress on stderr)."""
-    go = _go()
+    go = go_command()
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plait" / "bench"
     out = cache / f"simgo-{_digest(go)}"
     if out.exists():

@@ -1,7 +1,7 @@
 """The Go simulated proxies (`bench/simgo`) against plait's ADS server: SotW and delta
 clients sync every type, follow an endpoint change, and after a control-plane restart
-sync again (delta ones resuming from what they hold); their requests are the bytes
-proto.Marshal writes (the module's own `go test`)."""
+sync again (delta ones resuming from what they hold); and the module's own `go test`
+passes (requests and responses against protobuf's own encoding)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/ is a top-
 
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar  # noqa: E402
 from bench.procs import PROXY_ENVIRON, terminate  # noqa: E402
-from bench.simbuild import SOURCE, simgo  # noqa: E402
+from bench.simbuild import SOURCE, go_command, simgo  # noqa: E402
 from bench.simclient import proxies_to_json  # noqa: E402
 
 from plait.agent.process import spawn  # noqa: E402
@@ -49,10 +49,22 @@ def binary() -> str:
     return simgo()  # built once per source (cached outside the repo)
 
 
-def test_requests_are_the_marshalled_requests(binary: str) -> None:
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly -modcacherw"}
+def test_requests_and_responses_match_protobufs_own_encoding(binary: str) -> None:
+    """The module's `go test`: SotW requests are the bytes proto.Marshal writes, and what
+    the proxies read of a response is what protobuf decodes."""
+    env = {
+        **os.environ,
+        "CGO_ENABLED": "0",
+        "GOTOOLCHAIN": "local",
+        "GOFLAGS": "-mod=readonly -modcacherw",
+    }
     done = subprocess.run(
-        ["go", "test", "./..."], cwd=SOURCE, env=env, capture_output=True, text=True, timeout=600
+        [go_command(), "test", "./..."],
+        cwd=SOURCE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
