@@ -23,7 +23,7 @@ the sidecars' — same CA, same key type (EC P-256), same chain.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,31 @@ def security(identity: LocalIdentity) -> MeshSecurity:
         ca_dir=identity.ca_dir, token_public_key=identity.public_key, workload_ttl=CERT_TTL
     )
     return MeshSecurity(opts, TRUST_DOMAIN, HOST)
+
+
+class AdmitAll:
+    """The scale bench's admission: `authorize` has already checked that the node claims
+    the namespace and service account its certificate names; the synthetic mesh has no
+    Deployments for local mode's admission (`DeploymentAdmission`) to check the rest
+    against, so the rest is believed."""
+
+    def admit(self, identity: SpiffeId, proxy: Proxy) -> str | None:
+        return None
+
+
+def proxy_certs(
+    ca: CertificateAuthority, proxies: Iterable[Proxy], directory: Path
+) -> dict[str, CertFiles]:
+    """A workload certificate per proxy (`static_cert`), for simulated proxies that speak
+    mTLS to the ADS port: by node id; proxies with the same identity share one."""
+    made: dict[SpiffeId, CertFiles] = {}
+    out = {}
+    for p in proxies:
+        identity = SpiffeId(TRUST_DOMAIN, p.namespace, p.service_account)
+        if identity not in made:
+            made[identity] = static_cert(ca, identity, directory / p.namespace)
+        out[p.id] = made[identity]
+    return out
 
 
 def xds_tls(sec: MeshSecurity, config: Callable[[], Sequence[Loaded]]) -> ServerTls:

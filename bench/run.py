@@ -1,6 +1,6 @@
 """Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane|scale]
-[--json PATH] [--clients sotw|delta|mixed] [--sim go|python] [--real-envoys N]
-[--proxy-grpc default|io-manager]`.
+[--json PATH] [--clients sotw|delta|mixed] [--sim go|python] [--plaintext-xds]
+[--real-envoys N] [--proxy-grpc default|io-manager]`.
 
 Prints progress while it runs, then markdown tables; writes the raw results (every run,
 every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
@@ -58,7 +58,13 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         results["shop"] = await shopedit.run(5 if args.quick else 20, progress)
     if args.only == "scale":
         results["scale"] = await scale.run(
-            args.quick, progress, args.clients, args.real_envoys, args.proxy_grpc, args.sim
+            args.quick,
+            progress,
+            args.clients,
+            args.real_envoys,
+            args.proxy_grpc,
+            args.sim,
+            not args.plaintext_xds,
         )
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
@@ -114,6 +120,12 @@ def main() -> None:
         default="default",
         help="with --only scale and --sim python: the simulated proxies' gRPC I/O "
         "(io-manager: the control plane's settings, a cheaper load generator)",
+    )
+    parser.add_argument(
+        "--plaintext-xds",
+        action="store_true",
+        help="with --only scale: the ADS port in plain text (default: mutual TLS, as plait's "
+        "proxies connect)",
     )
     parser.add_argument(
         "--sim",

@@ -6,7 +6,9 @@ with `--sim python`; the same requests and ACKs), every proxy seeing every servi
 served by plait's `MeshState` and `AdsServer` in one worker process
 (`python -m bench.scale '<Scale JSON>'`, so its memory figures are the control plane's
 alone), with the control plane's gRPC settings (`plait.controlplane.grpctune`; the
-Python proxies run on gRPC's defaults). The proxies stand in for Envoys that would run
+Python proxies run on gRPC's defaults). The ADS port speaks mutual TLS, as plait's
+proxies connect: each simulated proxy presents a workload certificate from the mesh CA,
+which runs in the worker as in the control plane (`--plaintext-xds`: plain text). The proxies stand in for Envoys that would run
 on machines of their own; here they share the control plane's two cores, so their CPU
 (`clients_cpu_s_per_change`) weighs on every figure, and the Go ones use about half the
 Python ones' per endpoint change (`docs/benchmarks.md`). Changes
@@ -25,7 +27,9 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
 * `services`, `proxies`: the mesh; `clients`: the xDS flavour of the simulated proxies
   (`"sotw"`, `"delta"` (`bench.simdelta`), or `"mixed"`: half the client processes each;
   `python -m bench.run --only scale --clients delta`); `sim`: their implementation,
-  `"go"` or `"python"` (`--sim`); `proxy_grpc`: the Python proxies' gRPC (null with
+  `"go"` or `"python"` (`--sim`); `xds_tls`: whether the ADS port spoke mutual TLS
+  (`detail.client_certs_s`: the time to issue the simulated proxies' certificates);
+  `proxy_grpc`: the Python proxies' gRPC (null with
   `"go"`), `"default"` (gRPC's defaults: `--proxy-grpc default`, the default) or
   `"io-manager"` (the control plane's `grpctune` settings, `--proxy-grpc io-manager`: on
   two cores it leaves the control plane more of the machine, as proxies elsewhere would);
@@ -92,7 +96,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench import scoped
+from bench import meshid, scoped
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar
 from bench.procs import (
     HOST,
@@ -128,6 +132,7 @@ class Scale:
     real_envoys: int = 3  # real plait sidecars next to the simulated proxies (`bench.scalereal`)
     proxy_grpc: str = "default"  # the Python simulated proxies' gRPC: "default" or "io-manager"
     sim: str = "go"  # the simulated proxies: "go" (`bench/simgo`) or "python" (`bench.simclient`)
+    xds_tls: bool = True  # mutual TLS on the ADS port, as plait's proxies connect (False: plain)
 
     @property
     def connected(self) -> int:
@@ -181,6 +186,12 @@ class Worker:
         self.cpu: list[float] = []
         self.clients_cpu: list[float] = []  # the simulated proxies' CPU per change
         self.clients: list[asyncio.subprocess.Process] = []
+        # the mesh CA, in this process as in the control plane's: the real Envoys'
+        # certificates, and with `xds_tls` the ADS port's and the simulated proxies'
+        self.identity = meshid.issuer(run_dir / "state")
+        self.security = meshid.security(self.identity)
+        self.tls = self.security.xds_tls(meshid.AdmitAll()) if scale.xds_tls else None
+        self.certs: dict[str, meshid.CertFiles] | None = None
 
     async def run(self) -> dict[str, Any]:
         s = self.scale
@@ -188,12 +199,18 @@ class Worker:
         state = MeshState(self.builder.snapshot())
         self.detail["initial_build_s"] = time.perf_counter() - t
         gctune.tune()  # as the control-plane process does
+        await self.security.start()
+        if self.tls is not None:
+            t = time.perf_counter()
+            certs_dir = self.run_dir / "certs"
+            self.certs = meshid.proxy_certs(self.security.ca, self.mesh.proxies, certs_dir)
+            self.detail["client_certs_s"] = time.perf_counter() - t
         server = self.server = AdsServer(state, observer=self.acks)
-        port = await server.start(HOST, 0)
+        port = await server.start(HOST, 0, tls=self.tls)
         try:
             await self._start_clients(port)
             t = time.perf_counter()
-            await self.real.start(port)
+            await self.real.start(port, self.security.server.url, self.tls is not None)
             await self._synced(server, state.generation, "initial sync")
             self.detail["initial_sync_s"] = time.perf_counter() - t
             await self.real.synced(server, "initial")
@@ -217,12 +234,15 @@ class Worker:
                 await terminate(proc, grace=15)
             await self.real.stop()
             await self.server.stop(0.5)
+            await self.security.stop()
+            self.identity.cleanup()
         mem = memory_kib()
         return {
             "services": s.services,
             "proxies": s.proxies,
             "clients": s.clients,
             "sim": s.sim,
+            "xds_tls": s.xds_tls,
             "proxy_grpc": s.proxy_grpc if s.sim == "python" else None,
             "vs_edit_ack_p99_ms": 1e3 * vs["p99"],
             "endpoint_ack_p99_ms": 1e3 * ep["p99"],
@@ -248,7 +268,7 @@ class Worker:
         n, clients = self.scale.client_procs, self.scale.clients
         for i in range(n):
             path = self.run_dir / f"proxies-{i}.json"
-            path.write_text(proxies_to_json(self.mesh.proxies[i::n]))
+            path.write_text(proxies_to_json(self.mesh.proxies[i::n], self.certs))
             delta = clients == "delta" or (clients == "mixed" and i % 2 == 1)
             args = [str(port), str(path), "--reconnect", *(["--delta"] if delta else []), *extra]
             if self.scale.sim == "go":
@@ -350,7 +370,7 @@ class Worker:
         gc.collect()
         self.detail["rss_before_reconnect_mib"] = memory_kib()["VmRSS"] / 1024
         t0, t0_wall = time.perf_counter(), time.time()
-        await server.start(HOST, port)
+        await server.start(HOST, port, tls=self.tls)
         await self._synced(server, fresh.generation, "reconnect")
         seconds = time.perf_counter() - t0
         await self.real.synced(server, "reconnect", since=t0_wall)
@@ -375,9 +395,12 @@ async def run(
     real_envoys: int = 3,
     proxy_grpc: str = "default",
     sim: str = "go",
+    xds_tls: bool = True,
 ) -> dict[str, Any]:
     """The scale scenario in its own process (`quick`: 100 × 100)."""
-    scale = Scale(clients=clients, real_envoys=real_envoys, proxy_grpc=proxy_grpc, sim=sim)
+    scale = Scale(
+        clients=clients, real_envoys=real_envoys, proxy_grpc=proxy_grpc, sim=sim, xds_tls=xds_tls
+    )
     if quick:
         scale = replace(scale, services=100, proxies=100, reps=3)
     if sim == "go":
@@ -385,7 +408,7 @@ async def run(
         await asyncio.to_thread(simgo)
     progress(
         f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients},"
-        f" {sim}) + {real_envoys} real Envoys"
+        f" {sim}) + {real_envoys} real Envoys, xDS over {'mTLS' if xds_tls else 'plain text'}"
     )
     proc = await spawn_python("bench.scale", json.dumps(asdict(scale)), environ=grpctune.environ())
     try:

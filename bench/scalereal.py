@@ -3,9 +3,9 @@
 N plait sidecars (default 3), each under its agent as `plait up` runs them
 (`bench.envoyclients`: token, key, certificate from the mesh CA, SDS on a Unix socket,
 Envoy with plait's bootstrap, so delta ADS), join the 1,000 simulated proxies on the same
-`AdsServer`. The scale worker's ADS port is plain text (its simulated proxies speak no
-TLS), so these Envoys' ADS is too (`--plaintext-xds`); the CA they get their workload
-certificates from runs in the worker, as in the control plane. Real Envoy r is a second
+`AdsServer`, over mutual TLS as the simulated proxies are (plain text with the worker's
+`--plaintext-xds`); the CA they get their workload certificates from runs in the
+worker, as in the control plane (the worker owns it and hands its URL to `start`). Real Envoy r is a second
 replica of `svc-(k-1)`, where `svc-k` is the service the scoped phase edits in its
 repetition r+1 (`scoped.edited_service`): each of the first N scoped edits has one real Envoy
 among its dependents and the others outside.
@@ -35,12 +35,10 @@ from typing import Any
 
 import aiohttp
 
-from bench import meshid, scoped
+from bench import scoped
 from bench.meshgen import SERVICE_PORT, SyntheticMesh, instance_of, sidecar
 from bench.procs import PROXY_ENVIRON, memory_kib, spawn_python, terminate, tree_cpu_seconds
 from bench.simclient import proxies_to_json
-from plait.controlplane.security import MeshSecurity
-from plait.local.identity import LocalIdentity
 from plait.local.ports import free_port
 from plait.model.labels import Labels
 from plait.model.proxy import Proxy
@@ -185,8 +183,6 @@ class RealEnvoys:
         self.times: dict[str, list[float]] = {}  # kind → ACK seconds, every Envoy, every rep
         self.detail: dict[str, Any] = {"checks": 0}
         self._proc: asyncio.subprocess.Process | None = None
-        self._identity: LocalIdentity | None = None
-        self._security: MeshSecurity | None = None
         self._http: aiohttp.ClientSession | None = None
         self._cpu: list[float] = []
 
@@ -197,13 +193,11 @@ class RealEnvoys:
 
     # -- processes -------------------------------------------------------------------------
 
-    async def start(self, port: int) -> None:
-        """The mesh CA here, the agents and Envoys in a child process (`envoyclients`)."""
+    async def start(self, port: int, ca_url: str, xds_tls: bool) -> None:
+        """The agents and Envoys in a child process (`envoyclients`), their tokens from the
+        issuer in `run_dir/state` and their certificates from the CA at `ca_url`."""
         if not self.proxies:
             return
-        self._identity = meshid.issuer(self.run_dir / "state")
-        self._security = meshid.security(self._identity)
-        await self._security.start()
         path = self.run_dir / "real-proxies.json"
         path.write_text(proxies_to_json(self.proxies))
         self._proc = await spawn_python(
@@ -211,8 +205,8 @@ class RealEnvoys:
             str(port),
             str(path),
             str(self.run_dir),
-            self._security.server.url,
-            "--plaintext-xds",
+            ca_url,
+            *([] if xds_tls else ["--plaintext-xds"]),
             environ=PROXY_ENVIRON,
         )
         assert self._proc.stdout is not None
@@ -234,10 +228,6 @@ class RealEnvoys:
             await self._http.close()
         if self._proc is not None:
             await terminate(self._proc, grace=15)
-        if self._security is not None:
-            await self._security.stop()
-        if self._identity is not None:
-            self._identity.cleanup()
 
     def cpu(self) -> float:
         """CPU seconds of the Envoys, their agents and their process so far."""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.meshgen import NAMESPACE, SnapshotBuilder, SyntheticMesh
 from plait.controlplane.state import MeshState
+from plait.xds.auth import ServerTls
 from plait.xds.server import AdsServer
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class Host(Protocol):
 
     builder: SnapshotBuilder
     server: AdsServer
+    tls: ServerTls | None
     detail: dict[str, Any]
 
     async def _synced(self, server: AdsServer, generation: int, what: str) -> None: ...
@@ -139,7 +141,7 @@ async def run(
     host.detail["scoped_initial_build_s"] = time.perf_counter() - t
     observer = Counting()
     server = host.server = AdsServer(state, observer=observer)
-    await server.start("127.0.0.1", port)
+    await server.start("127.0.0.1", port, tls=host.tls)
     t = time.perf_counter()
     await host._synced(server, state.generation, "scoped initial sync")
     host.detail["scoped_initial_sync_s"] = time.perf_counter() - t

@@ -24,6 +24,7 @@ re-encoding per ACK; the bytes sent are those of `SerializeToString`), so the cl
 CPU stays small next to the control plane's on a small machine. It never NACKs. It exits on SIGTERM or when its
 parent dies; with `--reconnect` a stream that ends is re-opened after a jittered backoff
 (0-0.5 s, doubling to 2 s), from an empty state as Envoy's is after a control-plane restart.
+A proxy whose entry in PROXIES.json has `tls` speaks mutual TLS with that certificate.
 With `--delta` the proxies speak delta ADS instead (`bench.simdelta`).
 """
 
@@ -35,7 +36,8 @@ import json
 import random
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -94,12 +96,45 @@ def names_wire(names: tuple[str, ...]) -> bytes:
     return found
 
 
-def proxies_to_json(proxies: Iterable[Proxy]) -> str:
-    return json.dumps([{"id": p.id, "metadata": to_node_metadata(p)} for p in proxies])
+def proxies_to_json(proxies: Iterable[Proxy], tls: Mapping[str, Any] | None = None) -> str:
+    """The proxies' file: id and node metadata each, and with `tls` (node id → the
+    `chain`, `key` and `roots` PEM files' paths, `bench.meshid.CertFiles`) the files of
+    the client certificate it presents to the ADS port."""
+    out = []
+    for p in proxies:
+        entry: dict[str, Any] = {"id": p.id, "metadata": to_node_metadata(p)}
+        if tls is not None:
+            files = tls[p.id]
+            entry["tls"] = {
+                "chain": str(files.chain),
+                "key": str(files.key),
+                "roots": str(files.roots),
+            }
+        out.append(entry)
+    return json.dumps(out)
 
 
 def proxies_from_json(text: str) -> list[Proxy]:
     return [from_node_metadata(d["id"], d["metadata"]) for d in json.loads(text)]
+
+
+def credentials_from_json(text: str) -> dict[str, grpc.ChannelCredentials]:
+    """Each proxy's mTLS channel credentials (by node id) when its entry has `tls`."""
+    out = {}
+    for d in json.loads(text):
+        if "tls" in d:
+            read = {k: Path(v).read_bytes() for k, v in d["tls"].items()}
+            out[d["id"]] = grpc.ssl_channel_credentials(read["roots"], read["key"], read["chain"])
+    return out
+
+
+def open_channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    """One proxy's channel: its own TCP connection, mTLS when it has credentials (the
+    control plane's serving certificate names `localhost`)."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", "localhost")]
+    return grpc.aio.secure_channel(target, credentials, options=options)
 
 
 def node_of(proxy: Proxy) -> base_pb2.Node:
@@ -132,9 +167,12 @@ def rds_names(listeners: Iterable[Any]) -> tuple[str, ...]:
 class SimProxy:
     """One simulated Envoy on one ADS stream."""
 
-    def __init__(self, proxy: Proxy, target: str) -> None:
+    def __init__(
+        self, proxy: Proxy, target: str, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
         self.proxy = proxy
         self.target = target
+        self.credentials = credentials
         self.reset()
 
     def reset(self) -> None:
@@ -162,7 +200,7 @@ class SimProxy:
         return wire
 
     async def run(self) -> None:
-        async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
+        async with open_channel(self.target, self.credentials) as channel:
             call = channel.stream_stream(
                 METHOD,
                 request_serializer=None,  # `_request` gives bytes
@@ -209,7 +247,11 @@ async def _run_forever(sim: Any) -> None:
 
 
 async def run_all(
-    port: int, proxies: list[Proxy], reconnect: bool = False, delta: bool = False
+    port: int,
+    proxies: list[Proxy],
+    reconnect: bool = False,
+    delta: bool = False,
+    credentials: Mapping[str, grpc.ChannelCredentials] | None = None,
 ) -> None:
     from bench.simdelta import DeltaSimProxy  # (it builds on this module)
 
@@ -218,7 +260,8 @@ async def run_all(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     kind = DeltaSimProxy if delta else SimProxy
-    sims = [kind(p, f"127.0.0.1:{port}") for p in proxies]
+    creds = credentials or {}
+    sims = [kind(p, f"127.0.0.1:{port}", creds.get(p.id)) for p in proxies]
     try:
         async with asyncio.TaskGroup() as tg:
             streams = [tg.create_task(_run_forever(s) if reconnect else s.run()) for s in sims]
@@ -235,9 +278,17 @@ async def run_all(
 def main() -> None:
     port, path = int(sys.argv[1]), sys.argv[2]
     with open(path) as f:
-        proxies = proxies_from_json(f.read())
+        text = f.read()
     flags = sys.argv[3:]
-    asyncio.run(run_all(port, proxies, reconnect="--reconnect" in flags, delta="--delta" in flags))
+    asyncio.run(
+        run_all(
+            port,
+            proxies_from_json(text),
+            reconnect="--reconnect" in flags,
+            delta="--delta" in flags,
+            credentials=credentials_from_json(text),
+        )
+    )
 
 
 if __name__ == "__main__":

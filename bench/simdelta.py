@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from bench.simclient import CHANNEL_OPTIONS, _decode, eds_names, node_of, rds_names
+from bench.simclient import _decode, eds_names, node_of, open_channel, rds_names
 from plait.model.proxy import Proxy
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, ROUTE
 
@@ -36,9 +36,12 @@ _FOLLOW = {CLUSTER: (ENDPOINT, eds_names), LISTENER: (ROUTE, rds_names)}
 class DeltaSimProxy:
     """One simulated Envoy on one delta ADS stream."""
 
-    def __init__(self, proxy: Proxy, target: str) -> None:
+    def __init__(
+        self, proxy: Proxy, target: str, credentials: grpc.ChannelCredentials | None = None
+    ) -> None:
         self.proxy = proxy
         self.target = target
+        self.credentials = credentials
         self.held: dict[str, dict[str, tuple[str, Any]]] = {
             t: {} for t in (CLUSTER, ENDPOINT, LISTENER, ROUTE)
         }  # type -> name -> (version, decoded message)
@@ -70,7 +73,7 @@ class DeltaSimProxy:
         return req
 
     async def run(self) -> None:
-        async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
+        async with open_channel(self.target, self.credentials) as channel:
             call = channel.stream_stream(
                 METHOD,
                 request_serializer=discovery_pb2.DeltaDiscoveryRequest.SerializeToString,

@@ -8,7 +8,8 @@
 // Usage: simgo PORT PROXIES.json [--reconnect] [--delta]
 //
 // PROXIES.json is bench.simclient.proxies_to_json's list of {"id", "metadata"}. Each
-// proxy gets a gRPC connection of its own (one TCP connection, as each Envoy has). It
+// proxy gets a gRPC connection of its own (one TCP connection, as each Envoy has), over
+// mutual TLS when its entry names a certificate (as plait's Envoys connect). It
 // runs on one OS thread at a time (GOMAXPROCS 1 unless the environment sets it: the bench
 // starts two processes; with more, the 1,000 streams' goroutines woke threads through
 // futexes, 0.12 against 0.09 core-s per endpoint change at 1,000 × 1,000). It reads
@@ -20,6 +21,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,14 +36,44 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// proxyJSON is one entry of PROXIES.json.
+// proxyJSON is one entry of PROXIES.json; with TLS the proxy speaks mutual TLS with
+// that client certificate (PEM files' paths).
 type proxyJSON struct {
 	ID       string         `json:"id"`
 	Metadata map[string]any `json:"metadata"`
+	TLS      *struct {
+		Chain string `json:"chain"`
+		Key   string `json:"key"`
+		Roots string `json:"roots"`
+	} `json:"tls"`
+}
+
+// transport is a proxy's channel credentials: plaintext, or mTLS with its certificate,
+// verifying the control plane's serving certificate, which names localhost.
+func transport(p proxyJSON) (credentials.TransportCredentials, error) {
+	if p.TLS == nil {
+		return insecure.NewCredentials(), nil
+	}
+	cert, err := tls.LoadX509KeyPair(p.TLS.Chain, p.TLS.Key)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", p.ID, err)
+	}
+	roots, err := os.ReadFile(p.TLS.Roots)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", p.ID, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(roots) {
+		return nil, fmt.Errorf("proxy %s: no certificate in %s", p.ID, p.TLS.Roots)
+	}
+	return credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "localhost",
+	}), nil
 }
 
 // stream is one simulated proxy's ADS stream, SotW or delta.
@@ -91,9 +124,11 @@ func node(p proxyJSON) (*core.Node, error) {
 }
 
 // serve runs one proxy's stream; with reconnect it opens it again whenever it ends.
-func serve(ctx context.Context, target string, s stream, reconnect bool) error {
+func serve(
+	ctx context.Context, target string, creds credentials.TransportCredentials, s stream, reconnect bool,
+) error {
 	conn, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 	if err != nil {
 		return err
@@ -164,6 +199,11 @@ func main() {
 			fmt.Fprintf(os.Stderr, "simgo: %v\n", err)
 			os.Exit(2)
 		}
+		creds, err := transport(p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "simgo: %v\n", err)
+			os.Exit(2)
+		}
 		var s stream
 		if delta {
 			s = newDeltaProxy(n)
@@ -173,7 +213,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := serve(ctx, target, s, reconnect); err != nil {
+			if err := serve(ctx, target, creds, s, reconnect); err != nil {
 				cancel(err) // one stream ended: end them all, as the Python clients do
 			}
 		}()

@@ -1,5 +1,6 @@
-"""The Go simulated proxies (`bench/simgo`) against plait's ADS server: SotW and delta
-clients sync every type, follow an endpoint change, and after a control-plane restart
+"""The Go simulated proxies (`bench/simgo`) against plait's ADS server, in plain text
+and over mutual TLS with their own workload certificates: SotW and delta clients sync
+every type, follow an endpoint change, and after a control-plane restart
 sync again (delta ones resuming from what they hold); and the module's own `go test`
 passes (requests and responses against protobuf's own encoding)."""
 
@@ -17,14 +18,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # bench/ is a top-level package
 
+from bench import meshid  # noqa: E402
 from bench.meshgen import SnapshotBuilder, SyntheticMesh, fake_ports, instance_of, sidecar  # noqa: E402
 from bench.procs import PROXY_ENVIRON, terminate  # noqa: E402
 from bench.simbuild import SOURCE, go_command, simgo  # noqa: E402
 from bench.simclient import proxies_to_json  # noqa: E402
 
 from plait.agent.process import spawn  # noqa: E402
+from plait.controlplane.security import MeshSecurity  # noqa: E402
 from plait.controlplane.state import MeshState  # noqa: E402
 from plait.model.labels import Labels  # noqa: E402
+from plait.model.registry import WorkloadInstance  # noqa: E402
+from plait.xds.auth import ServerTls  # noqa: E402
 from plait.xds.server import AdsServer  # noqa: E402
 
 SERVICES, PROXIES = 6, 4
@@ -92,19 +97,48 @@ def _all_synced(server: AdsServer, generation: int) -> None:
         assert set(s.types) == TYPES and set(s.sync.values()) == {"SYNCED"}, s.sync
 
 
+@contextlib.asynccontextmanager
+async def _mesh_ca(tmp_path: Path) -> AsyncIterator[MeshSecurity]:
+    identity = meshid.issuer(tmp_path / "state")
+    security = meshid.security(identity)
+    await security.start()
+    try:
+        yield security
+    finally:
+        await security.stop()
+        identity.cleanup()
+
+
+@pytest.mark.parametrize("xds", ["plaintext", "mtls"])
 @pytest.mark.parametrize("flavour", ["sotw", "delta"])
 async def test_proxies_sync_follow_a_change_and_resync_after_a_restart(
-    binary: str, flavour: str, tmp_path: Path
+    binary: str, flavour: str, xds: str, tmp_path: Path
 ) -> None:
     mesh = SyntheticMesh.make(SERVICES, PROXIES, fake_ports())
     registry = list(mesh.registry)
     builder = SnapshotBuilder(mesh.files, registry)
-    path = tmp_path / "proxies.json"
-    path.write_text(proxies_to_json(mesh.proxies))
+    async with _mesh_ca(tmp_path) as security:
+        tls, certs = None, None
+        if xds == "mtls":  # the ADS port admits a proxy only as its certificate's workload
+            tls = security.xds_tls(meshid.AdmitAll())
+            certs = meshid.proxy_certs(security.ca, mesh.proxies, tmp_path / "certs")
+        path = tmp_path / "proxies.json"
+        path.write_text(proxies_to_json(mesh.proxies, certs))
+        await _run(binary, flavour, builder, registry, path, tls)
+
+
+async def _run(
+    binary: str,
+    flavour: str,
+    builder: SnapshotBuilder,
+    registry: list[WorkloadInstance],
+    path: Path,
+    tls: ServerTls | None,
+) -> None:
     pushed = Pushed()
     state = MeshState(builder.snapshot())
     server = AdsServer(state, observer=pushed)
-    port = await server.start("127.0.0.1", 0)
+    port = await server.start("127.0.0.1", 0, tls=tls)
     try:
         async with _sims(binary, port, path, *(["--delta"] if flavour == "delta" else [])):
             assert await server.wait_synced(state.generation, 60, min_proxies=PROXIES)
@@ -121,7 +155,7 @@ async def test_proxies_sync_follow_a_change_and_resync_after_a_restart(
             fresh = MeshState(state.snapshot)
             server = AdsServer(fresh, observer=pushed)
             pushed.bytes = 0
-            await server.start("127.0.0.1", port)
+            await server.start("127.0.0.1", port, tls=tls)
             assert await server.wait_synced(fresh.generation, 60, min_proxies=PROXIES)
             _all_synced(server, fresh.generation)
             if flavour == "delta":  # announced what they hold: nothing is sent again
