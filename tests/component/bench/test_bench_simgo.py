@@ -54,24 +54,33 @@ def binary() -> str:
     return simgo()  # built once per source (cached outside the repo)
 
 
-def test_requests_and_responses_match_protobufs_own_encoding(binary: str) -> None:
-    """The module's `go test`: SotW requests are the bytes proto.Marshal writes, and what
-    the proxies read of a response is what protobuf decodes."""
+def _go(*args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "CGO_ENABLED": "0",
         "GOTOOLCHAIN": "local",
         "GOFLAGS": "-mod=readonly -modcacherw",
     }
-    done = subprocess.run(
-        [go_command(), "test", "./..."],
-        cwd=SOURCE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return subprocess.run(
+        [go_command(), *args], cwd=SOURCE, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def test_requests_and_responses_match_protobufs_own_encoding(binary: str) -> None:
+    """The module's `go test`: SotW requests are the bytes proto.Marshal writes, and what
+    the proxies read of a response is what protobuf decodes."""
+    done = _go("test", "./...")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_go_module_is_vetted_and_formatted(binary: str) -> None:
+    vet = _go("vet", "./...")
+    assert vet.returncode == 0, vet.stdout + vet.stderr
+    gofmt = Path(go_command()).resolve().parent / "gofmt"  # (Go's own, beside go)
+    unformatted = subprocess.run(
+        [str(gofmt), "-l", "."], cwd=SOURCE, capture_output=True, text=True, check=True
+    ).stdout
+    assert unformatted == "", f"gofmt would change: {unformatted}"
 
 
 @contextlib.asynccontextmanager
