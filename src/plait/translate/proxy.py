@@ -22,7 +22,9 @@ An endpoint-only snapshot (`reuse.endpoint_change`: nothing but endpoints differ
 identity) takes a fast path: the affected hosts are rebuilt, and if their clusters came
 out byte for byte the same, the new endpoint sets replace the old ones in the shared EDS
 mapping and in each known proxy's config, whose other types stay the very same objects
-(so the streams find only EDS changed); nothing else is compared or assembled again. A
+(so the streams find only EDS changed); a scoped proxy whose endpoint sets include none
+of the hosts' keeps its config as it was, one that includes some has it assembled again;
+nothing else is compared or assembled again. A
 host whose clusters changed too (a new service account changes the SANs) falls back to
 the take-over above, and so does a change of a headless Service's pods while captured
 sidecars are served: their listeners name the pods (`headless`), so they change too.
@@ -47,6 +49,7 @@ leaves that scope's resources, their bytes and their versions as they were.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -91,6 +94,7 @@ class Built:
     tables: int = 0  # route tables built (sidecars' outbound tables, gateway tables)
     configs: int = 0  # proxy configs assembled from their parts
     eds_swaps: int = 0  # proxy configs taken over with only their endpoint sets replaced
+    eds_untouched: int = 0  # scoped proxies' configs taken over as they were (no host in scope)
     endpoint_hosts: frozenset[str] = field(default_factory=frozenset)  # fast path: rebuilt
     # config fast path: the proxies whose configs were made again (the others taken over
     # without a look); -1 when it was not taken
@@ -216,9 +220,9 @@ class Translator:
         """The fast path (see the module docstring); False when it does not apply (then
         only what holds for the new snapshot as well has been taken: the cached properties
         endpoints do not decide)."""
-        shared = previous.__dict__.get("_shared")
-        if shared is None:
+        if not previous._configs:
             return False  # the previous one served no proxy: nothing to take over
+        shared = previous.__dict__.get("_shared")  # (None: every proxy it served is scoped)
         for name, value in previous.__dict__.items():
             if name not in _ENDPOINT_DERIVED and isinstance(
                 getattr(Translator, name, None), cached_property
@@ -237,19 +241,27 @@ class Translator:
                 return False  # (the hosts just built are built again: rare, and correct)
             if [r.name for r in old.endpoints] != [r.name for r in new.endpoints]:
                 return False
-        old_eds = shared.resources(ENDPOINT)
-        eds = dict(old_eds)
-        eds.update((r.name, r) for new in rebuilt.values() for r in new.endpoints)
         self._hosts = {**previous._hosts, **rebuilt}
         self._earlier_hosts = {**previous._earlier_hosts, **self._hosts}
         self._own = dict(previous._own)
         self._sidecar_tables = dict(previous._sidecar_tables)
-        new_shared = self.__dict__["_shared"] = shared.replacing(ENDPOINT, eds)
-        version = new_shared.version(ENDPOINT)
+        old_eds: Mapping[str, Resource] | None = None
+        if shared is not None:
+            old_eds = shared.resources(ENDPOINT)
+            eds = dict(old_eds)
+            eds.update((r.name, r) for new in rebuilt.values() for r in new.endpoints)
+            new_shared = self.__dict__["_shared"] = shared.replacing(ENDPOINT, eds)
+            version = new_shared.version(ENDPOINT)
+        names = [r.name for new in rebuilt.values() for r in new.endpoints]
         for node_id, (proxy, config) in previous._configs.items():
-            if config.by_type.get(ENDPOINT) is old_eds:  # (else: assembled when asked)
+            own_eds = config.by_type.get(ENDPOINT)
+            if own_eds is not None and own_eds is old_eds:
                 self._configs[node_id] = (proxy, config.replacing(ENDPOINT, eds, version))
                 self.built.eds_swaps += 1
+            elif own_eds is not None and not any(name in own_eds for name in names):
+                self._configs[node_id] = (proxy, config)  # scoped away from every host
+                self.built.eds_untouched += 1
+            # (else: a scoped proxy that reaches one of them: assembled when asked)
         self.built.endpoint_hosts = hosts
         return True
 

@@ -130,3 +130,65 @@ def test_a_replica_with_a_new_identity_changes_the_clusters_too() -> None:
     assert new.version(typeurls.CLUSTER) != before.config_for(proxy).version(typeurls.CLUSTER)
     assert after.built.endpoint_hosts == frozenset()
     assert after.built.own == 0  # still taken over: only the host's resources changed
+
+
+SCOPED = """---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: frontend, namespace: default}
+spec:
+  workloadSelector: {labels: {app: frontend}}
+  egress: [{hosts: ["./reviews.default.svc.cluster.local"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: reviews, namespace: default}
+spec:
+  workloadSelector: {labels: {app: reviews}}
+  egress: [{hosts: ["./ratings.default.svc.cluster.local"]}]
+"""
+
+
+def test_a_proxy_scoped_away_from_the_hosts_keeps_its_config() -> None:
+    """frontend reaches reviews only: a ratings replica leaves its config the very same
+    object, not even assembled again; reviews reaches ratings: its endpoints change."""
+    text = TEXT + SCOPED
+    first = snapshot(text, (V1, R1))
+    before = served(first)
+    resources = load_text(text, "mesh.yaml").resources
+    changed = with_instances(first, resources, (V1, R1), (V1, R1, R2), first.version + 1)[0]
+    after = Translator(changed, previous=before)
+    after.warm()
+    fresh = Translator(changed)
+    frontend, reviews = PROXIES[0], PROXIES[1]
+    assert after.config_for(frontend) is before.config_for(frontend)
+    assert bodies(after.config_for(reviews)) == bodies(fresh.config_for(reviews))
+    assert after.config_for(reviews).version(typeurls.ENDPOINT) != before.config_for(
+        reviews
+    ).version(typeurls.ENDPOINT)
+    for proxy in PROXIES:
+        assert bodies(after.config_for(proxy)) == bodies(fresh.config_for(proxy)), proxy.id
+    assert after.built.eds_untouched == 1  # frontend
+    assert after.built.configs == 1  # reviews, assembled again
+    assert after.changed == {reviews.id, PROXIES[2].id}  # the gateway sees every host
+
+
+def test_the_fast_path_holds_when_every_proxy_is_scoped() -> None:
+    """No proxy reads the all-hosts mapping (the bench's scoped mesh): the endpoint
+    change still rebuilds one host and assembles only the proxy that reaches it."""
+    text = TEXT + SCOPED
+    first = snapshot(text, (V1, R1))
+    before = Translator(first)
+    frontend, reviews = PROXIES[0], PROXIES[1]
+    for proxy in (frontend, reviews):
+        before.config_for(proxy)
+    resources = load_text(text, "mesh.yaml").resources
+    changed = with_instances(first, resources, (V1, R1), (V1, R1, R2), first.version + 1)[0]
+    after = Translator(changed, previous=before)
+    after.warm()
+    fresh = Translator(changed)
+    for proxy in (frontend, reviews):
+        assert bodies(after.config_for(proxy)) == bodies(fresh.config_for(proxy)), proxy.id
+    assert after.built.endpoint_hosts == {RATINGS_HOST}
+    assert (after.built.hosts, after.built.configs, after.built.eds_untouched) == (1, 1, 1)
+    assert after.changed == {reviews.id}
