@@ -303,3 +303,12 @@ def proxy(name: str, port: int) -> Proxy:
         app_port=port + 1,
         outbound_port=port + 2,
     )
+
+
+async def counted(server: Any, responses: int, timeout: float = 5.0) -> None:
+    """Wait until the server has counted `responses` pushes: it counts one once its write
+    completed, which can be after the client read it."""
+    async with asyncio.timeout(timeout):
+        while sum(server.counters.pushes.values()) < responses:
+            await asyncio.sleep(0.01)
+    assert sum(server.counters.pushes.values()) == responses, server.counters.pushes

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from ads_testkit import AdsClient, node_for, proxy
+from ads_testkit import AdsClient, counted, node_for, proxy
 
 from configfiles import config
 from plait.controlplane.state import MeshState
@@ -90,6 +90,7 @@ async def test_only_the_dependent_gets_the_edit(served: tuple[MeshState, AdsServ
     frontend = await synced(server, state, FRONTEND)
     checkout = await synced(server, state, CHECKOUT)
     try:
+        await counted(server, 8)  # the 4 responses each client read
         pushes = dict(server.counters.pushes)
         edited = with_config(state.snapshot, config(FILES), config(EDITED), 2)
         assert edited is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from ads_testkit import AdsClient, node_for, proxy
+from ads_testkit import AdsClient, counted, node_for, proxy
 
 from plait.api import load_text
 from plait.controlplane.state import MeshState
@@ -86,6 +86,7 @@ async def test_only_subscribers_of_the_affected_endpoint_sets_get_a_push(
     reviews_only = await synced(server, state, FRONTEND, "reviews")
     ratings_only = await synced(server, state, CHECKOUT, "ratings")
     try:
+        await counted(server, 8)  # the 4 responses each client read
         pushes = dict(server.counters.pushes)
         await state.publish(endpoint_change(state.snapshot))
 

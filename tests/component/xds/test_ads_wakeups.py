@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ads_testkit import AdsClient, ClientFactory, mesh, sidecar
+from ads_testkit import AdsClient, ClientFactory, counted, mesh, sidecar
 
 from plait.model.proxy import Proxy
 from plait.translate.resource import ProxyConfig
@@ -52,6 +52,7 @@ async def test_a_stream_whose_config_is_unchanged_is_not_woken(
     first = {A.id: mesh({"a": [8001]}, route_to="a"), B.id: mesh({"a": [8001]}, route_to="a")}
     configs = Counted(first)
     client_of_a = await synced_pair(server, source, connect, configs)
+    await counted(server, 2 * len(PUSH_ORDER))  # what the two clients read
     pushes = dict(server.counters.pushes)
 
     configs = configs.then({**first, A.id: mesh({"a": [8001, 8003]}, route_to="a")})  # A's EDS
@@ -74,6 +75,7 @@ async def test_a_generation_that_changes_nobody_still_ends_wait_synced(
     first = {A.id: mesh({"a": [8001]}, route_to="a"), B.id: mesh({"b": [8002]}, route_to="b")}
     configs = Counted(first)
     await synced_pair(server, source, connect, configs)
+    await counted(server, 2 * len(PUSH_ORDER))  # what the two clients read
     pushes = dict(server.counters.pushes)
     configs = configs.then({A.id: mesh({"a": [8001]}, route_to="a"), B.id: first[B.id]})
 
