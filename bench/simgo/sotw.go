@@ -17,8 +17,9 @@ import (
 // to the EDS clusters' service names (a new request when the set changed), then the ACK;
 // LDS asked for once CDS and the first EDS response are in; LDS drives RDS the same way;
 // every response ACKed with the full list of names of its type. Its requests are sent as
-// bytes (wireCodec, which also reads the responses): the names, ~48 KB in an EDS ACK at 1,000 services, are encoded once
-// per list (namesWire), as Envoy's C++ costs next to nothing to build them.
+// bytes (wireCodec, which also reads the responses): the names, ~48 KB in an EDS ACK at
+// 1,000 services, are encoded once per list (namesWire), as building them costs Envoy's
+// C++ next to nothing.
 type sotwProxy struct {
 	node         *core.Node
 	names        map[string][]string
