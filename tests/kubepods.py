@@ -2,8 +2,8 @@
 
 Each Pod the scheduler binds to the node gets a network namespace on the bridge
 (plait.podnet) with the pod's IP, then its volumes (tests/kubevolumes.py), its init
-containers in order (a native sidecar, `restartPolicy: Always`, is started and left
-running once ready), then its containers: each `command` + `args` as a process inside
+containers in order (a native sidecar, `restartPolicy: Always`, is started, restarted
+after a back-off if it exits first, and left running once ready), then its containers: each `command` + `args` as a process inside
 the namespace (images are not pulled: the command must exist on the host; a container
 without `command` gets its image's entrypoint from `IMAGES`), with env from literals and
 the usual fieldRefs, its mounts, and its user. The pod is reported Running and Ready
@@ -41,6 +41,7 @@ from plait.podnet import Pod as NetPod
 from plait.podnet import PodNetwork
 
 GRACE_S = 5.0
+RESTART_BACKOFF_S, RESTART_BACKOFF_MAX_S = 10.0, 300.0  # the kubelet's CrashLoopBackOff
 VOLUME_WAIT_S = 60.0
 HOST_RUNTIME = [Path(p) for p in {sys.prefix, sys.base_prefix, *sys.path} if p]
 """What a container of another user needs to see to run this python and its venv
@@ -134,8 +135,8 @@ class PodRunner:
             for init in pod.spec.initContainers or []:
                 proc = self._exec(pod, running, init, volumes)
                 if init.restartPolicy == "Always":
-                    if not self._wait_ready(running, init):
-                        raise OSError(f"sidecar {init.name} exited before it was ready")
+                    if not self._sidecar_ready(pod, running, init, volumes):
+                        return  # stopped meanwhile
                     continue
                 code = proc.wait()
                 running.exited[init.name] = code
@@ -152,6 +153,25 @@ class PodRunner:
             running.failure = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(ApiError):
                 self._report(pod, running)
+
+    def _sidecar_ready(
+        self, pod: Pod, running: RunningPod, init: Any, volumes: dict[str, Path]
+    ) -> bool:
+        """Until a native sidecar is ready (True), restarting it when it exits first, after
+        the kubelet's back-off (10 s, doubling to 5 min: CrashLoopBackOff), as the kubelet
+        does before it starts the next container; False once the node or pod stops."""
+        backoff = RESTART_BACKOFF_S
+        while not self._wait_ready(running, init):
+            if running.stopping or self._stop.wait(backoff):
+                return False
+            with self.lock:
+                if running.stopping:
+                    return False
+                running.restarts[init.name] = running.restarts.get(init.name, 0) + 1
+                self._exec(pod, running, init, volumes)
+            self._report(pod, running)
+            backoff = min(2 * backoff, RESTART_BACKOFF_MAX_S)
+        return True
 
     def _supervise(self, pod: Pod, running: RunningPod, volumes: dict[str, Path]) -> None:
         """Restart a container that exits, as its restartPolicy says (a native sidecar's is
