@@ -8,10 +8,11 @@ served by plait's `MeshState` and `AdsServer` in one worker process
 alone), with the control plane's gRPC settings (`plait.controlplane.grpctune`; the
 Python proxies run on gRPC's defaults). The ADS port speaks mutual TLS, as plait's
 proxies connect: each simulated proxy presents a workload certificate from the mesh CA,
-which runs in the worker as in the control plane (`--plaintext-xds`: plain text). The proxies stand in for Envoys that would run
-on machines of their own; here they share the control plane's two cores, so their CPU
-(`clients_cpu_s_per_change`) weighs on every figure, and the Go ones use about half the
-Python ones' per endpoint change (`docs/benchmarks.md`). Changes
+which runs in the worker as in the control plane (`--plaintext-xds`: plain text). The
+proxies stand in for Envoys that would run on machines of their own; here they share the
+control plane's two cores, so their CPU (`clients_cpu_s_per_change`) weighs on every
+figure, and the Go ones use about half the Python ones' per endpoint change
+(`docs/benchmarks.md`). Changes
 enter as new snapshots built from the synthetic mesh (`bench.meshgen`), as the pipeline
 would publish them (a registry change on the endpoint fast path,
 `model.snapshot.with_instances`, as the control plane's builder makes it); the snapshot
@@ -266,14 +267,15 @@ class Worker:
 
     async def _start_clients(self, port: int, *extra: str) -> None:
         n, clients = self.scale.client_procs, self.scale.clients
+        binary = simgo() if self.scale.sim == "go" else None  # (built by `run` already)
         for i in range(n):
             path = self.run_dir / f"proxies-{i}.json"
             path.write_text(proxies_to_json(self.mesh.proxies[i::n], self.certs))
             delta = clients == "delta" or (clients == "mixed" and i % 2 == 1)
             args = [str(port), str(path), "--reconnect", *(["--delta"] if delta else []), *extra]
-            if self.scale.sim == "go":
+            if binary is not None:
                 proc = await spawn(
-                    [simgo(), *args], stdout=asyncio.subprocess.DEVNULL, env=dict(PROXY_ENVIRON)
+                    [binary, *args], stdout=asyncio.subprocess.DEVNULL, env=dict(PROXY_ENVIRON)
                 )
             else:
                 proc = await spawn_python(
@@ -336,8 +338,8 @@ class Worker:
         for i in range(self.scale.reps + 1):
             self.acks.at.clear()
             real_before, real_cpu0 = self.real.mark(server), self.real.cpu()
-            cpu0, t0, t0_wall = _cpu(), time.monotonic(), time.time()
             clients_cpu0 = self._clients_cpu()
+            cpu0, t0, t0_wall = _cpu(), time.monotonic(), time.time()
             snapshot = make(i)
             built = time.monotonic()
             gen = await state.publish(snapshot)

@@ -24,10 +24,10 @@ out byte for byte the same, the new endpoint sets replace the old ones in the sh
 mapping and in each known proxy's config, whose other types stay the very same objects
 (so the streams find only EDS changed); a scoped proxy whose endpoint sets include none
 of the hosts' keeps its config as it was, one that includes some has it assembled again;
-nothing else is compared or assembled again. A
-host whose clusters changed too (a new service account changes the SANs) falls back to
-the take-over above, and so does a change of a headless Service's pods while captured
-sidecars are served: their listeners name the pods (`headless`), so they change too.
+nothing else is compared or assembled again. A host whose clusters changed too (a new
+service account changes the SANs) falls back to the take-over above, and so does a
+change of a headless Service's pods while captured sidecars are served: their listeners
+name the pods (`headless`), so they change too.
 `built` counts what each Translator made (the tests read it).
 
 A config-only snapshot (`reuse.config_change`: VirtualServices edited in their routing
@@ -245,20 +245,19 @@ class Translator:
         self._earlier_hosts = {**previous._earlier_hosts, **self._hosts}
         self._own = dict(previous._own)
         self._sidecar_tables = dict(previous._sidecar_tables)
+        changed = {r.name: r for new in rebuilt.values() for r in new.endpoints}
         old_eds: Mapping[str, Resource] | None = None
         if shared is not None:
             old_eds = shared.resources(ENDPOINT)
-            eds = dict(old_eds)
-            eds.update((r.name, r) for new in rebuilt.values() for r in new.endpoints)
+            eds = {**old_eds, **changed}
             new_shared = self.__dict__["_shared"] = shared.replacing(ENDPOINT, eds)
             version = new_shared.version(ENDPOINT)
-        names = [r.name for new in rebuilt.values() for r in new.endpoints]
         for node_id, (proxy, config) in previous._configs.items():
             own_eds = config.by_type.get(ENDPOINT)
             if own_eds is not None and own_eds is old_eds:
                 self._configs[node_id] = (proxy, config.replacing(ENDPOINT, eds, version))
                 self.built.eds_swaps += 1
-            elif own_eds is not None and not any(name in own_eds for name in names):
+            elif own_eds is not None and own_eds.keys().isdisjoint(changed):
                 self._configs[node_id] = (proxy, config)  # scoped away from every host
                 self.built.eds_untouched += 1
             # (else: a scoped proxy that reaches one of them: assembled when asked)

@@ -24,6 +24,7 @@ from plait.model.labels import Labels
 from plait.model.proxy import Proxy, ProxyKind, node_id, to_node_metadata
 from plait.translate.resource import ProxyConfig, Resource
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
+from plait.xds import AdsServer
 
 METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 TIMEOUT = 5.0
@@ -305,7 +306,7 @@ def proxy(name: str, port: int) -> Proxy:
     )
 
 
-async def counted(server: Any, responses: int, timeout: float = 5.0) -> None:
+async def counted(server: AdsServer, responses: int, timeout: float = 5.0) -> None:
     """Wait until the server has counted `responses` pushes: it counts one once its write
     completed, which can be after the client read it."""
     async with asyncio.timeout(timeout):

@@ -48,9 +48,12 @@ def served(snap: MeshSnapshot) -> Translator:
 
 
 def endpoint_change(
-    before: MeshSnapshot, old: tuple[WorkloadInstance, ...], new: tuple[WorkloadInstance, ...]
+    before: MeshSnapshot,
+    old: tuple[WorkloadInstance, ...],
+    new: tuple[WorkloadInstance, ...],
+    text: str = TEXT,
 ) -> MeshSnapshot:
-    resources = load_text(TEXT, "mesh.yaml").resources
+    resources = load_text(text, "mesh.yaml").resources
     return with_instances(before, resources, old, new, before.version + 1)[0]
 
 
@@ -155,8 +158,7 @@ def test_a_proxy_scoped_away_from_the_hosts_keeps_its_config() -> None:
     text = TEXT + SCOPED
     first = snapshot(text, (V1, R1))
     before = served(first)
-    resources = load_text(text, "mesh.yaml").resources
-    changed = with_instances(first, resources, (V1, R1), (V1, R1, R2), first.version + 1)[0]
+    changed = endpoint_change(first, (V1, R1), (V1, R1, R2), text)
     after = Translator(changed, previous=before)
     after.warm()
     fresh = Translator(changed)
@@ -182,8 +184,7 @@ def test_the_fast_path_holds_when_every_proxy_is_scoped() -> None:
     frontend, reviews = PROXIES[0], PROXIES[1]
     for proxy in (frontend, reviews):
         before.config_for(proxy)
-    resources = load_text(text, "mesh.yaml").resources
-    changed = with_instances(first, resources, (V1, R1), (V1, R1, R2), first.version + 1)[0]
+    changed = endpoint_change(first, (V1, R1), (V1, R1, R2), text)
     after = Translator(changed, previous=before)
     after.warm()
     fresh = Translator(changed)
