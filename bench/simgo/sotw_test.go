@@ -17,14 +17,14 @@ func TestRequestIsTheMarshalledRequest(t *testing.T) {
 		names[i] = fmt.Sprintf("outbound|80||svc-%d.default.svc.cluster.local", i)
 	}
 	p := newSotwProxy(&core.Node{Id: "sidecar~a-0.default", Cluster: "a"})
-	first := p.request(typeCluster, "")
+	first := p.request(typeCluster, "").Materialize()
 	want, _ := proto.Marshal(&discovery.DiscoveryRequest{TypeUrl: typeCluster, Node: p.node})
 	if !bytes.Equal(first, want) {
 		t.Fatalf("first request: %x, want %x", first, want)
 	}
 	p.names[typeEndpoint], p.wire[typeEndpoint] = names, namesWire(names)
 	p.version[typeEndpoint] = "v-41"
-	ack := p.request(typeEndpoint, "17")
+	ack := p.request(typeEndpoint, "17").Materialize()
 	want, _ = proto.Marshal(&discovery.DiscoveryRequest{
 		VersionInfo: "v-41", ResourceNames: names, TypeUrl: typeEndpoint, ResponseNonce: "17",
 	})

@@ -126,20 +126,20 @@ func (r *response) parse(b []byte) error {
 	return nil
 }
 
-// wireCodec sends []byte messages as they are (SotW requests encoded by hand) and other
-// messages with proto; it reads responses into a *response. Its name keeps gRPC's
+// wireCodec sends mem.BufferSlice messages as they are (SotW requests encoded by hand,
+// in pieces) and other messages with proto; it reads responses into a *response. Its name keeps gRPC's
 // content type, application/grpc+proto.
 type wireCodec struct{}
 
 var _ encoding.CodecV2 = wireCodec{}
 
 func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
-	wire, ok := v.([]byte)
-	if !ok {
-		var err error
-		if wire, err = proto.Marshal(v.(proto.Message)); err != nil {
-			return nil, err
-		}
+	if pieces, ok := v.(mem.BufferSlice); ok {
+		return pieces, nil
+	}
+	wire, err := proto.Marshal(v.(proto.Message))
+	if err != nil {
+		return nil, err
 	}
 	return mem.BufferSlice{mem.SliceBuffer(wire)}, nil
 }
