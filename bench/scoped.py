@@ -23,12 +23,14 @@ pushes and convergences, and measures per edit:
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bench.meshgen import NAMESPACE, SnapshotBuilder, SyntheticMesh
+from bench.procs import memory_kib
 from plait.controlplane.state import MeshState
 from plait.xds.auth import ServerTls
 from plait.xds.server import AdsServer
@@ -140,11 +142,14 @@ async def run(
     state = MeshState(snapshot)
     host.detail["scoped_initial_build_s"] = time.perf_counter() - t
     observer = Counting()
-    server = host.server = AdsServer(state, observer=observer)
+    server = host.server = AdsServer(state, observer=observer)  # the old one is garbage now
+    gc.collect()
+    host.detail["rss_before_scoped_mib"] = memory_kib()["VmRSS"] / 1024
     await server.start("127.0.0.1", port, tls=host.tls)
     t = time.perf_counter()
     await host._synced(server, state.generation, "scoped initial sync")
     host.detail["scoped_initial_sync_s"] = time.perf_counter() - t
+    host.detail["rss_scoped_synced_mib"] = memory_kib()["VmRSS"] / 1024
     if real is not None:
         await real.synced(server, "scoped")
     latencies: list[float] = []
