@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,20 +230,48 @@ def proxy_environ(proxy_grpc: str) -> dict[str, str]:
     raise ValueError(f"proxy_grpc: {proxy_grpc!r} is neither 'default' nor 'io-manager'")
 
 
+PROXY_SCHED = ("batch", "normal")
+_EXEC_AS_BATCH = (
+    "import os, sys; "
+    "os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0)); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def with_sched(argv: Sequence[str], sched: str) -> list[str]:
+    """`argv`, run under the scheduling policy `sched`: "normal" (SCHED_OTHER, as is) or
+    "batch" (SCHED_BATCH, set in the child before it execs, so every thread the program
+    starts has it).
+
+    A SCHED_BATCH process gets the same fair share of the CPU, but its wake-ups do not
+    preempt the thread that is running. The simulated proxies stand in for Envoys on
+    other machines; here each push the control plane writes wakes one of them, and
+    under SCHED_OTHER it then often preempts the control plane's event loop mid-batch
+    (holding the GIL), which proxies elsewhere never do (`docs/benchmarks.md`)."""
+    if sched == "normal":
+        return list(argv)
+    if sched == "batch":
+        return [sys.executable, "-c", _EXEC_AS_BATCH, *argv]
+    raise ValueError(f"sched: {sched!r} is neither 'batch' nor 'normal'")
+
+
 async def spawn_python(
     module: str,
     *args: str,
     stdout: int | None = asyncio.subprocess.PIPE,
     environ: Mapping[str, str] | None = None,
+    sched: str = "normal",
 ) -> asyncio.subprocess.Process:
     """`python -m module args…` with this interpreter, dying with this process;
-    `environ`: its environment (default this process's), PYTHONPATH added."""
+    `environ`: its environment (default this process's), PYTHONPATH added; `sched`: its
+    scheduling policy (`with_sched`)."""
     base = os.environ if environ is None else environ
     env = {
         **base,
         "PYTHONPATH": os.pathsep.join(filter(None, [REPO, base.get("PYTHONPATH")])),
     }
-    return await spawn([sys.executable, "-m", module, *args], stdout=stdout, env=env)
+    argv = with_sched([sys.executable, "-m", module, *args], sched)
+    return await spawn(argv, stdout=stdout, env=env)
 
 
 def ensure_tool(command: str, package: str | None = None) -> str:

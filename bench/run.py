@@ -1,6 +1,6 @@
 """Run plait's benchmarks: `python -m bench.run [--quick] [--only dataplane|controlplane|scale]
 [--json PATH] [--clients sotw|delta|mixed] [--sim go|python] [--plaintext-xds]
-[--real-envoys N] [--proxy-grpc default|io-manager]`.
+[--proxy-sched batch|normal] [--real-envoys N] [--proxy-grpc default|io-manager]`.
 
 Prints progress while it runs, then markdown tables; writes the raw results (every run,
 every repetition, the machine, the sidecars' config dumps) to bench/results/. The full
@@ -65,6 +65,7 @@ async def _run(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
             args.proxy_grpc,
             args.sim,
             not args.plaintext_xds,
+            args.proxy_sched,
         )
     end_commit = machine.describe()["plait_commit"]
     if end_commit != results["machine"]["plait_commit"]:  # src/ changed under the bench
@@ -133,6 +134,13 @@ def main() -> None:
         default="go",
         help="with --only scale: the simulated proxies' implementation (go: bench/simgo, "
         "built once with Go; python: bench.simclient, ~5x the CPU on the same cores)",
+    )
+    parser.add_argument(
+        "--proxy-sched",
+        choices=["batch", "normal"],
+        default="batch",
+        help="with --only scale: the simulated proxies' scheduling policy (batch: SCHED_BATCH, "
+        "their wake-ups do not preempt the control plane, as proxies on other machines)",
     )
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")

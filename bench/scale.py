@@ -34,6 +34,10 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   `"go"`), `"default"` (gRPC's defaults: `--proxy-grpc default`, the default) or
   `"io-manager"` (the control plane's `grpctune` settings, `--proxy-grpc io-manager`: on
   two cores it leaves the control plane more of the machine, as proxies elsewhere would);
+  `proxy_sched`: the simulated proxies' scheduling policy, `"batch"` (SCHED_BATCH, the
+  default: their wake-ups do not preempt the control plane, as proxies on other machines'
+  cannot; `bench.procs.with_sched`) or `"normal"` (`--proxy-sched normal`); the real
+  Envoys always run under the normal policy;
 * `vs_edit_ack_p99_ms`: a VirtualService weight edit (the outbound route table of every
   proxy changes): p99 over every proxy of every repetition;
 * `endpoint_ack_p99_ms`: a replica of one service joins or leaves the registry (its
@@ -107,6 +111,7 @@ from bench.procs import (
     proxy_environ,
     spawn_python,
     terminate,
+    with_sched,
 )
 from bench.scalereal import Check, RealEnvoys, endpoint, vs_weight
 from bench.simbuild import simgo
@@ -134,6 +139,7 @@ class Scale:
     proxy_grpc: str = "default"  # the Python simulated proxies' gRPC: "default" or "io-manager"
     sim: str = "go"  # the simulated proxies: "go" (`bench/simgo`) or "python" (`bench.simclient`)
     xds_tls: bool = True  # mutual TLS on the ADS port, as plait's proxies connect (False: plain)
+    proxy_sched: str = "batch"  # the simulated proxies' scheduling policy (`procs.with_sched`)
 
     @property
     def connected(self) -> int:
@@ -244,6 +250,7 @@ class Worker:
             "clients": s.clients,
             "sim": s.sim,
             "xds_tls": s.xds_tls,
+            "proxy_sched": s.proxy_sched,
             "proxy_grpc": s.proxy_grpc if s.sim == "python" else None,
             "vs_edit_ack_p99_ms": 1e3 * vs["p99"],
             "endpoint_ack_p99_ms": 1e3 * ep["p99"],
@@ -275,7 +282,9 @@ class Worker:
             args = [str(port), str(path), "--reconnect", *(["--delta"] if delta else []), *extra]
             if binary is not None:
                 proc = await spawn(
-                    [binary, *args], stdout=asyncio.subprocess.DEVNULL, env=dict(PROXY_ENVIRON)
+                    with_sched([binary, *args], self.scale.proxy_sched),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    env=dict(PROXY_ENVIRON),
                 )
             else:
                 proc = await spawn_python(
@@ -283,6 +292,7 @@ class Worker:
                     *args,
                     stdout=asyncio.subprocess.DEVNULL,
                     environ=proxy_environ(self.scale.proxy_grpc),
+                    sched=self.scale.proxy_sched,
                 )
             self.clients.append(proc)
 
@@ -398,10 +408,16 @@ async def run(
     proxy_grpc: str = "default",
     sim: str = "go",
     xds_tls: bool = True,
+    proxy_sched: str = "batch",
 ) -> dict[str, Any]:
     """The scale scenario in its own process (`quick`: 100 × 100)."""
     scale = Scale(
-        clients=clients, real_envoys=real_envoys, proxy_grpc=proxy_grpc, sim=sim, xds_tls=xds_tls
+        clients=clients,
+        real_envoys=real_envoys,
+        proxy_grpc=proxy_grpc,
+        sim=sim,
+        xds_tls=xds_tls,
+        proxy_sched=proxy_sched,
     )
     if quick:
         scale = replace(scale, services=100, proxies=100, reps=3)
@@ -410,7 +426,8 @@ async def run(
         await asyncio.to_thread(simgo)
     progress(
         f"scale: {scale.services} services × {scale.proxies} simulated proxies ({clients},"
-        f" {sim}) + {real_envoys} real Envoys, xDS over {'mTLS' if xds_tls else 'plain text'}"
+        f" {sim}, {proxy_sched}) + {real_envoys} real Envoys, xDS over"
+        f" {'mTLS' if xds_tls else 'plain text'}"
     )
     proc = await spawn_python("bench.scale", json.dumps(asdict(scale)), environ=grpctune.environ())
     try:

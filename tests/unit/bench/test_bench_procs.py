@@ -25,3 +25,8 @@ def test_proxies_run_on_grpc_defaults_unless_asked() -> None:
 def test_an_unknown_choice_is_refused() -> None:
     with pytest.raises(ValueError, match="neither 'default' nor 'io-manager'"):
         procs.proxy_environ("fast")
+
+
+def test_an_unknown_scheduling_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="neither 'batch' nor 'normal'"):
+        procs.with_sched(["true"], "fifo")
