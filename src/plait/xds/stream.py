@@ -40,7 +40,14 @@ from datetime import datetime
 
 from plait.translate.resource import ProxyConfig, Resource
 from plait.translate.typeurls import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE, WILDCARD_TYPES
-from plait.xds.typestate import PlannedResponse, Request, RequestKind, TypeState
+from plait.xds.typestate import (
+    PlannedResponse,
+    Request,
+    RequestKind,
+    TypeState,
+    changed_names,
+    removed_names,
+)
 
 
 def _keep_version(base: str, kept: Mapping[str, Resource]) -> str:
@@ -93,20 +100,20 @@ class StreamState:
         version = config.version(CLUSTER)
         if version == state.sent_version:  # that very set was sent: nothing is removed
             return None
-        desired = dict(config.resources(CLUSTER))
-        removed = {n: r for n, r in state.client_set().items() if n not in desired}
-        if removed and not self._routes_settled(config):
-            desired.update(removed)
+        have = config.resources(CLUSTER)
+        before = state.client_set()
+        desired: Mapping[str, Resource] = have  # (shared with every stream: not copied)
+        gone = removed_names(before, have)  # (both mappings shared: computed once for all)
+        if gone and not self._routes_settled(config):
+            removed = {n: before[n] for n in gone}
+            desired = {**have, **removed}
             version = _keep_version(version, removed)
         if version == state.sent_version or version in state.nacked_versions:
             return None
-        before = state.client_set()
         endpoints = self.types[ENDPOINT]
-        for name, r in desired.items():
-            old = before.get(name)
-            if old is None or old.digest != r.digest:
-                endpoints.forget(name)  # re-send EDS so the cluster can warm
-        return state.respond(version, self._nonce(), tuple(desired.values()))
+        for name in changed_names(before, desired):
+            endpoints.forget(name)  # re-send EDS so the cluster can warm
+        return state.respond(version, self._nonce(), tuple(desired.values()), desired)
 
     def _plan_type(self, state: TypeState, config: ProxyConfig) -> PlannedResponse | None:
         if not state.requested:
@@ -115,11 +122,11 @@ class StreamState:
         if state.wildcard:
             if version == state.sent_version or version in state.nacked_versions:
                 return None
-            resources = tuple(config.resources(state.type_url).values())
-        else:
-            resources = tuple(state.owed(config))
-            if not resources:
-                return None
+            held = config.resources(state.type_url)
+            return state.respond(version, self._nonce(), tuple(held.values()), held)
+        resources = tuple(state.owed(config))
+        if not resources:
+            return None
         return state.respond(version, self._nonce(), resources)
 
     def _routes_settled(self, config: ProxyConfig) -> bool:

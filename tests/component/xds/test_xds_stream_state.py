@@ -129,7 +129,7 @@ def test_owed_follows_every_change_from_the_last_clean_point() -> None:
         want = sorted(
             n
             for n, r in cfg.resources(ENDPOINT).items()
-            if n not in eds.sent or eds.sent[n].digest != r.digest
+            if n not in eds.named or eds.named[n].digest != r.digest
         )
         planned = state.plan(cfg)
         got = [r.name for p in planned for r in p.resources]
@@ -163,3 +163,32 @@ def test_requests_listing_the_same_names_share_one_tuple_of_interned_names() -> 
     assert other.resource_names[0] is first.resource_names[0]  # interned: one string
     again = to_request(raw)  # not the list found last for the type: from the table
     assert again.resource_names is first.resource_names
+
+
+def test_a_stream_owed_nothing_holds_the_configs_own_mapping_not_a_copy() -> None:
+    """1,000 SotW streams subscribed to 1,000 endpoint sets each held a dict of 1,000
+    entries (~50 MiB in all at 1,000 x 1,000): once owed nothing, the config's mapping."""
+    names = tuple(f"e{i}" for i in range(100))
+    cfg = ProxyConfig.of([endpoints(n, [1]) for n in names])
+    state = StreamState()
+    state.on_request(Request(ENDPOINT, resource_names=names), NOW)
+    [p] = state.plan(cfg)
+    ack(state, p, names)
+    eds = state.types[ENDPOINT]
+    have = cfg.resources(ENDPOINT)
+    assert eds.named.holds_only(have)
+    assert all(eds.named[n] is have[n] for n in names)
+    newer = ProxyConfig.of([endpoints(n, [2] if n == "e7" else [1]) for n in names])
+    [q] = state.plan(newer)
+    assert [r.name for r in q.resources] == ["e7"]
+    assert eds.named.holds_only(newer.resources(ENDPOINT))
+
+
+def test_a_wildcard_type_holds_the_configs_own_mapping_not_a_copy() -> None:
+    cfg = ProxyConfig.of([cluster(n) for n in ("a", "b", "c")])
+    state = StreamState()
+    state.on_request(Request(CLUSTER), NOW)
+    [p] = state.plan(cfg)
+    ack(state, p)
+    cds = state.types[CLUSTER]
+    assert cds.sent is cfg.resources(CLUSTER) and cds.client_set() is cfg.resources(CLUSTER)
