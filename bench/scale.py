@@ -77,10 +77,12 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   kind (`KIND_built`: hosts, own resources, route tables, configs assembled, configs
   whose endpoint sets were swapped in, proxies translated again on the config fast path
   or -1), and the peak RSS after each phase
-  (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows); `real`: the real
-  Envoys' figures per phase (`PHASE_synced_s` per Envoy: from its stream's start, or
-  from the server's start after a restart, and then `PHASE_connected_s`, when each
-  Envoy's new stream opened; `KIND_ack_s`: p50, p99, max, n;
+  (`hwm_after_PHASE_mib`: the phase that raised `cp_rss_mib` shows), the RSS when a
+  fresh server starts (`rss_before_reconnect_mib`, `rss_before_scoped_mib`: the old one
+  dropped and collected) and once synced (`rss_synced_mib`, `rss_scoped_synced_mib`);
+  `real`: the real Envoys' figures per phase (`PHASE_synced_s` per Envoy: from its
+  stream's start, or from the server's start after a restart, and then
+  `PHASE_connected_s`, when each Envoy's new stream opened; `KIND_ack_s`: p50, p99, max, n;
   `KIND_cpu_s`: the CPU seconds of the Envoys and their agents per change; `checks`:
   config dumps read and checked; `envoy_peak_rss_mib`: each Envoy's VmHWM at the end).
 """
