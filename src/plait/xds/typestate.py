@@ -118,10 +118,11 @@ def _diff(old: Mapping[str, Resource], new: Mapping[str, Resource]) -> frozenset
 class TypeState(Subscription):
     """One type on one stream: its `Subscription` and the resources sent.
 
-    `sent` holds, for wildcard types (CDS, LDS), the full set of the latest response; for
-    named types (EDS, RDS), the latest resource sent per *currently subscribed* name, so a
-    name that is unsubscribed and subscribed again is sent again, as the spec requires
-    (`named`: a `SentNames`, sharing the config's mapping once the client is owed nothing).
+    `sent` holds, for wildcard types (CDS, LDS), the full set of the latest response;
+    `named`, for named types (EDS, RDS), the latest resource sent per *currently
+    subscribed* name, so a name that is unsubscribed and subscribed again is sent again,
+    as the spec requires (a `SentNames`: the config's own mapping once the client is owed
+    nothing, `xds/sent.py`).
     """
 
     type_url: str
