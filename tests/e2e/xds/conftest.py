@@ -1,5 +1,6 @@
-"""Fixtures for delta xDS e2e tests: plait's ADS server in this process, real Envoys
-bootstrapped by the agent's bootstrap (delta ADS), real HTTP backends.
+"""Fixtures for xDS e2e tests: plait's ADS server in this process, real Envoys
+bootstrapped by the agent's bootstrap (delta ADS, or the State of the World where a test
+asks), real HTTP backends.
 
 Every Envoy is stopped at teardown; when the test failed, its log and config dump are
 printed first. The ADS server is stopped at teardown whatever the test did with it.

@@ -1,7 +1,7 @@
-"""The delta xDS e2e harness: plait's `AdsServer` over a `StaticConfigSource` (the test
+"""The xDS e2e harness: plait's `AdsServer` over a `StaticConfigSource` (the test
 publishes resources through it, even ones translation would never make), real Envoys
-from the agent's bootstrap (delta ADS, the default), and HTTP backends named by their
-answer. `restart_server()` stops the ADS server and starts a new one on the same port:
+from the agent's bootstrap (delta ADS, the default, or the State of the World), and HTTP
+backends named by their answer. `restart_server()` stops the ADS server and starts a new one on the same port:
 Envoy reconnects and tells it what it holds (`initial_resource_versions`)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from agent_e2e import eventually, free_port, http_get, make_proxy
 from aiohttp import web
 
 from plait.agent import admin
-from plait.agent.bootstrap import BootstrapOptions
+from plait.agent.bootstrap import BootstrapOptions, XdsProtocol
 from plait.agent.supervisor import EnvoySupervisor, SupervisorOptions
 from plait.translate.resource import ProxyConfig, Resource
 from plait.xds import AdsServer, StaticConfigSource
@@ -70,12 +70,13 @@ class AdsHarness:
         ok = await self.server.wait_synced(generation, timeout, min_proxies=len(self.envoys))
         assert ok, f"generation {generation} not ACKed: {self.server.statuses()}"
 
-    async def envoy(self) -> EnvoySupervisor:
+    async def envoy(self, protocol: XdsProtocol = XdsProtocol.DELTA) -> EnvoySupervisor:
         options = BootstrapOptions(
             proxy=make_proxy(f"web-{len(self.envoys)}"),
             admin_port=0,
             xds_host="127.0.0.1",
             xds_port=self.port,
+            xds_protocol=protocol,
         )
         sup = EnvoySupervisor(
             options, self.workdir, options=SupervisorOptions(log_level="info", drain_time_s=1)
@@ -84,12 +85,18 @@ class AdsHarness:
         await sup.start()
         return sup
 
-    async def start(self, config: ProxyConfig, listen: int, answer: str) -> EnvoySupervisor:
-        """Server, config, one Envoy; returns once its listener on `listen` answers
-        `answer` and it has ACKed everything."""
+    async def start(
+        self,
+        config: ProxyConfig,
+        listen: int,
+        answer: str,
+        protocol: XdsProtocol = XdsProtocol.DELTA,
+    ) -> EnvoySupervisor:
+        """Server, config, one Envoy (speaking `protocol`); returns once its listener on
+        `listen` answers `answer` and it has ACKed everything."""
         await self.start_server()
         self.publish(config)
-        envoy = await self.envoy()
+        envoy = await self.envoy(protocol)
         await self.answers(listen, answer)
         await self.synced(self.source.generation)
         return envoy
