@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import grpc
 import pytest
-from ads_testkit import ClientFactory, cluster, endpoints, mesh, node_for, sidecar
+from ads_testkit import ClientFactory, cluster, endpoints, eventually, mesh, node_for, sidecar
 from envoy.service.discovery.v3 import discovery_pb2
 
 from plait.translate.resource import ProxyConfig
@@ -125,6 +125,7 @@ async def test_a_stale_nonce_subscription_is_answered(
     await client.send(ENDPOINT, subscribe=["a"])
     first = await client.recv()
     await client.ack(first)
+    await eventually(lambda: server.counters.acks == 1)  # (read after the change: stale)
     source.set(lambda proxy: ProxyConfig.of([*config.resources(CLUSTER).values(),
                                             endpoints("a", [3]), endpoints("b", [2])]))  # fmt: skip
     changed = await client.recv()

@@ -99,6 +99,8 @@ async def test_stale_nonce_is_neither_ack_nor_nack(
     source.set({PROXY.id: BASE})
     client = connect(PROXY)
     first_cds, *_ = await client.initial_sync(BASE)
+    # the ACKs read before the change: one read after it would be stale too
+    assert await server.wait_synced(source.generation, 5, min_proxies=1)
     changed = mesh({"a": [8001], "b": [8002]}, route_to="a", timeouts={"b": 300})
     source.set({PROXY.id: changed})
     cds, eds = await client.recv_types(CLUSTER, ENDPOINT)
