@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -179,3 +179,15 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+@contextlib.contextmanager
+def running_node(kubeconfig: Path, workdir: Path) -> Iterator[NodeAgent]:
+    """A started `NodeAgent` (as node-1), stopped when the block ends, however it ends:
+    what the kube e2e modules' `node` fixtures hold, for one test or one module."""
+    agent = NodeAgent(kubeconfig, workdir)
+    agent.start()
+    try:
+        yield agent
+    finally:
+        agent.stop()

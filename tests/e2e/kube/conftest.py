@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kubecluster import Cluster, up
-from kubenode import NodeAgent
+from kubenode import NodeAgent, running_node
 
 
 @pytest.fixture(scope="session")
@@ -42,12 +42,8 @@ def uncached(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def node(kube: Cluster, tmp_path: Path) -> Iterator[NodeAgent]:
     """The test node agent (tests/kubenode.py) for one test; a module may define its own."""
     (tmp_path / "node").mkdir()
-    agent = NodeAgent(kube.kubeconfig, tmp_path / "node")
-    agent.start()
-    try:
+    with running_node(kube.kubeconfig, tmp_path / "node") as agent:
         yield agent
-    finally:
-        agent.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from lightkube.types import PatchType
 import kubeenvoy
 from kubecluster import Cluster, free_port
 from kubediscovery import Discovery
-from kubenode import NodeAgent
+from kubenode import NodeAgent, running_node
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
 
@@ -132,12 +132,8 @@ class Envoy(kubeenvoy.Envoy):
 
 @pytest.fixture(scope="module")
 def node(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeAgent]:
-    agent = NodeAgent(kube.kubeconfig, tmp_path_factory.mktemp("node"))
-    agent.start()
-    try:
+    with running_node(kube.kubeconfig, tmp_path_factory.mktemp("node")) as agent:
         yield agent
-    finally:
-        agent.stop()
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from kubeapi import Relay
 from kubecluster import Cluster
 from kubeenvoy import Envoy
 from kubemanifests import web_app
-from kubenode import NodeAgent
+from kubenode import NodeAgent, running_node
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
 
@@ -109,12 +109,8 @@ def workload() -> str:
 
 @pytest.fixture(scope="module")
 def node(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeAgent]:
-    agent = NodeAgent(kube.kubeconfig, tmp_path_factory.mktemp("node"))
-    agent.start()
-    try:
+    with running_node(kube.kubeconfig, tmp_path_factory.mktemp("node")) as agent:
         yield agent
-    finally:
-        agent.stop()
 
 
 def node_logs(node: NodeAgent) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from kubecluster import Cluster
-from kubenode import NodeAgent
+from kubenode import NodeAgent, running_node
 from loopthread import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods are network namespaces: root only")
@@ -139,14 +139,10 @@ def netns_list() -> set[str]:
 
 @pytest.fixture(scope="module")
 def node(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeAgent]:
-    agent = NodeAgent(kube.kubeconfig, tmp_path_factory.mktemp("node"))
-    agent.start()
-    try:
+    with running_node(kube.kubeconfig, tmp_path_factory.mktemp("node")) as agent:
         yield agent
-    finally:
-        agent.stop()
-        assert not any(n.startswith(f"plait-{agent.network.run}-") for n in netns_list())
-        assert not run_chains(agent.network.run)  # the OUTPUT jump and every chain
+    assert not any(n.startswith(f"plait-{agent.network.run}-") for n in netns_list())
+    assert not run_chains(agent.network.run)  # the OUTPUT jump and every chain
 
 
 def test_deployment_pods_run_and_fill_endpointslices(

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from kubecluster import Cluster
-from kubenode import NodeAgent
+from kubenode import NodeAgent, running_node
 from loopthread import wait_for
 from plait.kube.crds import all_crds
 
@@ -161,12 +161,8 @@ def diagnostics(kube: Cluster, node: NodeAgent) -> str:
 
 @pytest.fixture(scope="module")
 def node(kube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeAgent]:
-    agent = NodeAgent(kube.kubeconfig, tmp_path_factory.mktemp("node"))
-    agent.start()
-    try:
+    with running_node(kube.kubeconfig, tmp_path_factory.mktemp("node")) as agent:
         yield agent
-    finally:
-        agent.stop()
 
 
 @pytest.fixture(scope="module")
