@@ -230,7 +230,6 @@ def proxy_environ(proxy_grpc: str) -> dict[str, str]:
     raise ValueError(f"proxy_grpc: {proxy_grpc!r} is neither 'default' nor 'io-manager'")
 
 
-PROXY_SCHED = ("batch", "normal")
 _EXEC_AS_BATCH = (
     "import os, sys; "
     "os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0)); "

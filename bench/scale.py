@@ -35,7 +35,7 @@ snapshot is built, to a proxy's ACK of everything the change gave it):
   `"io-manager"` (the control plane's `grpctune` settings, `--proxy-grpc io-manager`: on
   two cores it leaves the control plane more of the machine, as proxies elsewhere would);
   `proxy_sched`: the simulated proxies' scheduling policy, `"batch"` (SCHED_BATCH, the
-  default: their wake-ups do not preempt the control plane, as proxies on other machines'
+  default: their wake-ups do not preempt the control plane, as proxies on other machines
   cannot; `bench.procs.with_sched`) or `"normal"` (`--proxy-sched normal`); the real
   Envoys always run under the normal policy;
 * `vs_edit_ack_p99_ms`: a VirtualService weight edit (the outbound route table of every

@@ -3,9 +3,9 @@
 `simgo()` is the binary's path: `~/.cache/plait/bench/simgo-<digest>` (or under
 `$XDG_CACHE_HOME`), where the digest covers the module's sources (`*.go`, `go.mod`,
 `go.sum`) and the Go version, so an edit or a new Go builds it again (and the earlier
-build is removed) and nothing is built inside the repo. The build takes the pinned modules from the Go module proxy
-(`-mod=readonly`: go.sum decides), as `testing/k8s/build.sh` does for Kubernetes; about
-half a minute cold on this machine.
+build is removed) and nothing is built inside the repo. The build takes the pinned
+modules from the Go module proxy (`-mod=readonly`: go.sum decides), as
+`testing/k8s/build.sh` does for Kubernetes; about half a minute cold on this machine.
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ what changed. Kept as a dict, that is one entry per name per stream: at 1,000 se
 holds is exactly the config's own mapping (one object, shared by every proxy of a
 snapshot) for the names it subscribes to. `SentNames` keeps that mapping and those names
 as its base, and only what was sent since (or forgotten since) as the stream's own.
+
+Delta streams do the same with `xdsproto.delta.Held` (versions a client announced or
+holds). That one reads its base through the *current* subscription; a SotW stream must
+not: a name subscribed after the rebase was never sent, so the base here counts only for
+the names subscribed when it was set.
 """
 
 from __future__ import annotations
